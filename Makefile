@@ -1,0 +1,35 @@
+# The two commands a newcomer needs:  `make demo`  and  `make test`.
+# Everything else (virtual environment, packages, database) is set up on the way.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint lock bench
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m tenantlink.demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+# Unit, integration and emulator tests on SQLite, then the portal's tests again plus the
+# end-to-end and browser tests on a PostgreSQL server that the run starts and removes itself.
+test: lint
+	$(PY) -m pytest -m "not e2e"
+	$(PY) -m tests.postgres -- $(PY) -m pytest tenantlink tests
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+lock:
+	$(PYTHON) -m venv /tmp/tenantlink-lock && /tmp/tenantlink-lock/bin/pip install --quiet -r requirements.in
+	{ echo "# Pinned by \`make lock\` from requirements.in. Do not edit by hand."; /tmp/tenantlink-lock/bin/pip freeze; } > requirements.txt
+	rm -rf /tmp/tenantlink-lock

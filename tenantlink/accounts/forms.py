@@ -1,0 +1,207 @@
+from django import forms
+from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from tenantlink.accounts import throttle
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+from tenantlink.audit.models import Action, AuditEvent, Outcome
+
+# One message for every failed sign-in: wrong username, wrong password, deactivated account or a
+# paused account all read the same, so the page never tells an attacker which one it was.
+SIGNIN_FAILED = _(
+    "We could not sign you in with these details. Check them and try again. "
+    "After repeated failures, sign-in is paused for a few minutes."
+)
+CODE_FAILED = _(
+    "That code was not accepted. Enter the current code from your authenticator app, or an unused "
+    "recovery code. After repeated failures, sign-in is paused for a few minutes."
+)
+
+
+class SignInForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(label=_("Password"), max_length=4096, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+    def __init__(self, request, *args, **kwargs):
+        self.request = request
+        self.user = None
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        username = self.cleaned_data.get("username", "")
+        password = self.cleaned_data.get("password", "")
+        if not username or not password:
+            return self.cleaned_data
+        if throttle.is_locked(self.request, username):
+            make_password(password)  # same work as a real check, so timing does not tell either
+            user = None
+        else:
+            user = authenticate(self.request, username=username, password=password)
+        if user is None:
+            known = User.objects.filter(username__iexact=username).first()
+            throttle.register_failure(self.request, username, known)
+            AuditEvent.objects.record(
+                Action.SIGNIN_FAILED, request=self.request, target=known, target_label=username[:150],
+                outcome=Outcome.FAILURE, step="password",
+            )
+            raise ValidationError(SIGNIN_FAILED, code="invalid")
+        self.user = user
+        return self.cleaned_data
+
+
+class SecondFactorForm(forms.Form):
+    code = forms.CharField(
+        label=_("Code"),
+        max_length=32,
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "text"}),
+    )
+
+    def __init__(self, request, user, *args, **kwargs):
+        self.request = request
+        self.user = user
+        self.used_recovery_code = False
+        super().__init__(*args, **kwargs)
+
+    def clean_code(self):
+        code = self.cleaned_data["code"].strip()
+        user = self.user
+        if throttle.is_locked(self.request, user.username):
+            accepted = False
+        elif user.totp.verify(code):
+            accepted = True
+        else:
+            accepted = self.used_recovery_code = RecoveryCode.use(user, code)
+        if not accepted:
+            throttle.register_failure(self.request, user.username, user)
+            AuditEvent.objects.record(
+                Action.SIGNIN_FAILED, request=self.request, target=user, outcome=Outcome.FAILURE, step="second_factor"
+            )
+            raise ValidationError(CODE_FAILED, code="invalid")
+        return code
+
+
+class ConfirmCodeForm(forms.Form):
+    """Confirms a new authenticator: the code must match the seed being enrolled."""
+
+    code = forms.CharField(
+        label=_("Code from the app"),
+        max_length=12,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
+
+    def __init__(self, seed, *args, **kwargs):
+        self.seed = seed
+        self.step = None
+        super().__init__(*args, **kwargs)
+
+    def clean_code(self):
+        code = self.cleaned_data["code"]
+        self.step = TOTPDevice.matching_step(self.seed, code)
+        if self.step is None:
+            raise ValidationError(
+                _("That code does not match. Check that the app shows the account you just added and enter its current code."),
+                code="mismatch",
+            )
+        return code
+
+
+class ConfirmPasswordForm(forms.Form):
+    password = forms.CharField(label=_("Current password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}))
+
+    def __init__(self, request, *args, **kwargs):
+        self.request = request
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        user = self.request.user
+        if throttle.is_locked(self.request, user.username) or not user.check_password(password):
+            throttle.register_failure(self.request, user.username, user)
+            AuditEvent.objects.record(Action.REAUTHENTICATED, request=self.request, target=user, outcome=Outcome.FAILURE)
+            raise ValidationError(_("The password is not correct, or there have been too many attempts."), code="invalid")
+        return password
+
+
+class ChangePasswordForm(PasswordChangeForm):
+    """Django's form (current password required), with wrong guesses counted by the throttle."""
+
+    def __init__(self, request, *args, **kwargs):
+        self.request = request
+        super().__init__(request.user, *args, **kwargs)
+
+    def clean_old_password(self):
+        if throttle.is_locked(self.request, self.user.username):
+            raise ValidationError(_("There have been too many attempts. Wait a few minutes and try again."), code="throttled")
+        try:
+            return super().clean_old_password()
+        except ValidationError:
+            throttle.register_failure(self.request, self.user.username, self.user)
+            raise
+
+
+class CompanyUserForm(forms.ModelForm):
+    """An administrator creates a user of their own company."""
+
+    HOW_PASSWORD = "password"
+    HOW_INVITE = "invite"
+
+    how = forms.ChoiceField(
+        label=_("How will the user get in?"),
+        choices=[
+            (HOW_INVITE, _("Send an invitation link by email")),
+            (HOW_PASSWORD, _("Set an initial password (the user must change it at first sign-in)")),
+        ],
+        widget=forms.RadioSelect,
+        initial=HOW_INVITE,
+    )
+    initial_password = forms.CharField(
+        label=_("Initial password"), required=False, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    class Meta:
+        model = User
+        fields = ["username", "display_name", "email", "role"]
+
+    def __init__(self, company, *args, **kwargs):
+        self.company = company
+        super().__init__(*args, **kwargs)
+        self.fields["display_name"].required = True
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError(_("This username is taken. Choose another one."), code="taken")
+        return username
+
+    def clean(self):
+        data = super().clean()
+        how = data.get("how")
+        if how == self.HOW_INVITE and not data.get("email"):
+            self.add_error("email", _("An invitation needs an email address."))
+        if how == self.HOW_PASSWORD:
+            password = data.get("initial_password")
+            if not password:
+                self.add_error("initial_password", _("Enter an initial password."))
+            else:
+                candidate = User(username=data.get("username", ""), email=data.get("email", ""), display_name=data.get("display_name", ""))
+                try:
+                    password_validation.validate_password(password, candidate)
+                except ValidationError as error:
+                    self.add_error("initial_password", error)
+        return data
+
+    def save(self, commit=True):
+        user = super().save(commit=False)
+        user.company = self.company
+        if self.cleaned_data["how"] == self.HOW_PASSWORD:
+            user.set_password(self.cleaned_data["initial_password"])
+            user.must_change_password = True
+        else:
+            user.set_unusable_password()
+        if commit:
+            user.save()
+        return user

@@ -1,0 +1,223 @@
+import hashlib
+import hmac
+import secrets
+import time
+
+import pyotp
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tenantlink.lib import crypto
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        # Usernames are unique regardless of case, so "Ada" and "ada" are one account.
+        return self.get(username__iexact=username)
+
+    def create_user(self, username, password=None, **fields):
+        user = self.model(username=username, email=self.normalize_email(fields.pop("email", "")), **fields)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, username, password=None, **fields):
+        fields.update(is_staff=True, is_superuser=True)
+        return self.create_user(username, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    class Role(models.TextChoices):
+        ADMINISTRATOR = "administrator", _("Administrator")
+        MEMBER = "member", _("Member")
+
+    username = models.CharField(
+        _("username"),
+        max_length=150,
+        unique=True,  # Django requires it; the constraint in Meta adds "regardless of case"
+        validators=[UnicodeUsernameValidator()],
+        help_text=_("Letters, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
+    )
+    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+    email = models.EmailField(_("email address"), blank=True)
+    # Operator staff have no company; every customer user belongs to exactly one.
+    company = models.ForeignKey(
+        "companies.Company", models.PROTECT, null=True, blank=True, related_name="users", verbose_name=_("company")
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.MEMBER)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_staff = models.BooleanField(_("operator staff"), default=False)
+    must_change_password = models.BooleanField(_("must change password at next sign-in"), default=False)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        ordering = ["username"]
+        constraints = [models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique")]
+
+    def __str__(self):
+        return self.username
+
+    def get_full_name(self):
+        return self.display_name or self.username
+
+    def get_short_name(self):
+        return self.get_full_name()
+
+    @property
+    def is_company_admin(self):
+        return self.is_active and self.company_id is not None and self.role == self.Role.ADMINISTRATOR
+
+    @property
+    def has_second_factor(self):
+        return hasattr(self, "totp")
+
+    def reset_second_factor(self):
+        """Remove the authenticator and recovery codes; the next sign-in walks through enrolment."""
+        TOTPDevice.objects.filter(user=self).delete()
+        self.recovery_codes.all().delete()
+        # Forget the cached reverse relation, which would still say the device exists.
+        self._state.fields_cache.pop("totp", None)
+
+
+class TOTPDevice(models.Model):
+    """A confirmed authenticator app. The seed is encrypted at rest; the last accepted time-step
+    is stored so that a code, once accepted, can never be accepted again (replay protection)."""
+
+    STEP = 30
+    DIGITS = 6
+
+    user = models.OneToOneField(User, models.CASCADE, related_name="totp")
+    encrypted_seed = models.TextField()
+    last_used_step = models.BigIntegerField(default=0)
+    confirmed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Authenticator of {self.user}"
+
+    @staticmethod
+    def new_seed():
+        return pyotp.random_base32()
+
+    @staticmethod
+    def provisioning_uri(seed, user):
+        return pyotp.TOTP(seed).provisioning_uri(name=user.username, issuer_name=settings.TOTP_ISSUER)
+
+    @staticmethod
+    def current_step(at=None):
+        return int((at if at is not None else time.time()) // TOTPDevice.STEP)
+
+    @staticmethod
+    def matching_step(seed, code, after_step=0, at=None):
+        """The time-step (now ± one, for clock drift) whose code equals `code`, or None.
+        Steps at or before `after_step` are never matched."""
+        code = "".join(code.split())
+        if len(code) != TOTPDevice.DIGITS or not code.isdigit():
+            return None
+        totp = pyotp.TOTP(seed)
+        now = TOTPDevice.current_step(at)
+        for step in (now - 1, now, now + 1):
+            if step > after_step and hmac.compare_digest(totp.generate_otp(step), code):
+                return step
+        return None
+
+    @classmethod
+    def enrol(cls, user, seed, step):
+        """Store `seed` as the user's authenticator (replacing any earlier one); `step` is the
+        time-step of the code that confirmed it, which therefore cannot be used to sign in."""
+        cls.objects.filter(user=user).delete()
+        return cls.objects.create(user=user, encrypted_seed=crypto.encrypt(seed), last_used_step=step)
+
+    @property
+    def seed(self):
+        return crypto.decrypt(self.encrypted_seed)
+
+    def verify(self, code, at=None):
+        step = self.matching_step(self.seed, code, after_step=self.last_used_step, at=at)
+        if step is None:
+            return False
+        # Conditional update: of two requests racing with the same code only one wins.
+        won = TOTPDevice.objects.filter(pk=self.pk, last_used_step__lt=step).update(last_used_step=step)
+        if won:
+            self.last_used_step = step
+        return bool(won)
+
+
+class RecoveryCode(models.Model):
+    """Single-use codes for when the authenticator is lost. Stored as SHA-256: each code has
+    about 59 bits of randomness, so a slow password hash would add cost but no safety."""
+
+    COUNT = 10
+    ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
+
+    user = models.ForeignKey(User, models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recoverycode_unique")]
+
+    @staticmethod
+    def _hash(code):
+        normalized = "".join(ch for ch in code.lower() if ch.isalnum())
+        return hashlib.sha256(normalized.encode()).hexdigest()
+
+    @classmethod
+    def replace_for(cls, user):
+        """Replace the user's recovery codes with new ones; return them in plain text, once."""
+        codes = set()
+        while len(codes) < cls.COUNT:
+            raw = "".join(secrets.choice(cls.ALPHABET) for _ in range(12))
+            codes.add(f"{raw[:4]}-{raw[4:8]}-{raw[8:]}")
+        with transaction.atomic():
+            cls.objects.filter(user=user).delete()
+            cls.objects.bulk_create(cls(user=user, code_hash=cls._hash(code)) for code in codes)
+        return sorted(codes)
+
+    @classmethod
+    def use(cls, user, code):
+        """Spend one recovery code; True only the first time a valid code is used."""
+        if not any(ch.isalnum() for ch in code):
+            return False
+        spent = cls.objects.filter(user=user, code_hash=cls._hash(code), used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        return bool(spent)
+
+    @classmethod
+    def remaining(cls, user):
+        return cls.objects.filter(user=user, used_at__isnull=True).count()
+
+
+class Throttle(models.Model):
+    """Failed sign-in attempts counted per key ("account:<username>" or "address:<ip>").
+
+    Kept in the database rather than in process memory so that every portal process behind a
+    load balancer sees the same counts."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return self.key

@@ -1,0 +1,110 @@
+"""Company administrators: their own company's users. Every lookup goes through
+tenantlink.companies.scoping, so another company's users are simply not found."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tenantlink.accounts.flows import send_invitation
+from tenantlink.accounts.forms import CompanyUserForm
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.scoping import company_admin_required, get_company_object
+
+PAGE_SIZE = 25
+
+
+@company_admin_required
+def user_list(request):
+    query = request.GET.get("q", "").strip()[:100]
+    users = User.objects.filter(company=request.user.company).select_related("totp")
+    if query:
+        users = users.filter(Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query))
+    page = Paginator(users.order_by("username"), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "search": query, "query": urlencode({"q": query}) if query else ""}
+    return render(request, "accounts/company_users.html", context)
+
+
+@company_admin_required
+@require_http_methods(["GET", "POST"])
+def user_create(request):
+    form = CompanyUserForm(request.user.company, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        user = form.save()
+        AuditEvent.objects.record(Action.USER_CREATED, request=request, target=user, role=user.role)
+        if form.cleaned_data["how"] == CompanyUserForm.HOW_INVITE:
+            send_invitation(request, user)
+            messages.success(request, _("%(name)s has been created and an invitation sent to %(email)s.") % {"name": user.get_full_name(), "email": user.email})
+        else:
+            messages.success(request, _("%(name)s has been created. Give them the initial password in a safe way.") % {"name": user.get_full_name()})
+        return redirect("company_user", user_id=user.pk)
+    return render(request, "accounts/company_user_create.html", {"form": form})
+
+
+@company_admin_required
+def user_detail(request, user_id):
+    member = get_company_object(request, User.objects.select_related("totp"), pk=user_id)
+    events = AuditEvent.objects.filter(company=request.user.company).filter(Q(target_user=member) | Q(actor=member))[:20]
+    return render(request, "accounts/company_user.html", {"member": member, "events": events})
+
+
+def _refuse_self(request, member):
+    if member == request.user:
+        messages.error(request, _("You cannot do this to your own account. Ask another administrator."))
+        return True
+    return False
+
+
+@company_admin_required
+@require_POST
+def user_deactivate(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    if not _refuse_self(request, member) and member.is_active:
+        member.is_active = False
+        member.save(update_fields=["is_active"])  # their sessions stop working at the next request
+        AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
+        messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
+    return redirect("company_user", user_id=member.pk)
+
+
+@company_admin_required
+@require_POST
+def user_reactivate(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    if not member.is_active:
+        member.is_active = True
+        member.save(update_fields=["is_active"])
+        AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
+        messages.success(request, _("%(name)s can sign in again.") % {"name": member.get_full_name()})
+    return redirect("company_user", user_id=member.pk)
+
+
+@company_admin_required
+@require_POST
+def user_reset_second_factor(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    if not _refuse_self(request, member):
+        member.reset_second_factor()
+        AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
+        messages.success(
+            request,
+            _("The second factor of %(name)s has been reset. They will set up a new authenticator app at their next sign-in.")
+            % {"name": member.get_full_name()},
+        )
+    return redirect("company_user", user_id=member.pk)
+
+
+@company_admin_required
+@require_POST
+def user_resend_invitation(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    if member.has_usable_password() or not member.email or not member.is_active:
+        messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
+    else:
+        send_invitation(request, member)
+        messages.success(request, _("A new invitation has been sent to %(email)s.") % {"email": member.email})
+    return redirect("company_user", user_id=member.pk)

@@ -1,0 +1,88 @@
+"""My Profile: the overview and the Settings tab (password, second factor)."""
+
+import time
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from tenantlink.accounts import flows
+from tenantlink.accounts.decorators import recent_signin_required
+from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice
+from tenantlink.accounts.views.signin import render_enrolment
+from tenantlink.audit.models import Action, AuditEvent
+
+
+@login_required
+def overview(request):
+    return render(request, "accounts/profile_overview.html", {"tab": "overview"})
+
+
+@login_required
+def settings_tab(request):
+    user = request.user
+    return render(
+        request,
+        "accounts/profile_settings.html",
+        {
+            "tab": "settings",
+            "device": getattr(user, "totp", None),
+            "recovery_codes_left": RecoveryCode.remaining(user),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def change_password(request):
+    form = ChangePasswordForm(request, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        user = form.save()
+        user.must_change_password = False
+        user.save(update_fields=["must_change_password"])
+        update_session_auth_hash(request, user)  # other sessions of this user end; this one stays
+        AuditEvent.objects.record(Action.PASSWORD_CHANGED, request=request, target=user)
+        messages.success(request, _("Your password has been changed."))
+        return redirect("profile_settings")
+    return render(request, "accounts/change_password.html", {"form": form, "tab": "settings"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reauthenticate(request):
+    form = ConfirmPasswordForm(request, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        request.session["reauthenticated_at"] = int(time.time())
+        AuditEvent.objects.record(Action.REAUTHENTICATED, request=request, target=request.user)
+        return redirect(flows.safe_next(request, fallback="profile_settings"))
+    return render(request, "accounts/reauthenticate.html", {"form": form, "next": flows.safe_next(request, "profile_settings")})
+
+
+@login_required
+@recent_signin_required
+@require_http_methods(["GET", "POST"])
+def reenrol_totp(request):
+    seed = flows.enrolment_seed(request, key="reenrol_seed")
+    form = ConfirmCodeForm(seed, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        TOTPDevice.enrol(request.user, seed, form.step)
+        del request.session["reenrol_seed"]
+        AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, target=request.user, replaced=True)
+        messages.success(request, _("Your new authenticator app is set up. Codes from the old one no longer work."))
+        return redirect("profile_settings")
+    return render_enrolment(request, request.user, seed, form, "accounts/reenrol.html")
+
+
+@login_required
+@recent_signin_required
+@require_http_methods(["GET", "POST"])
+def regenerate_recovery_codes(request):
+    if request.method == "GET":
+        return render(request, "accounts/regenerate_codes.html", {"tab": "settings"})
+    codes = RecoveryCode.replace_for(request.user)
+    AuditEvent.objects.record(Action.RECOVERY_CODES_GENERATED, request=request, target=request.user)
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first_time": False, "tab": "settings"})

@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from tenantlink.lib.net import client_address, user_agent
+
+
+class Action(models.TextChoices):
+    SIGNIN_SUCCEEDED = "signin.succeeded", _("Signed in")
+    SIGNIN_FAILED = "signin.failed", _("Sign-in failed")
+    SIGNIN_LOCKED = "signin.locked", _("Sign-in paused after repeated failures")
+    SIGNIN_UNLOCKED = "signin.unlocked", _("Sign-in pause ended")
+    SIGNED_OUT = "signout", _("Signed out")
+    REAUTHENTICATED = "reauthenticated", _("Confirmed password")
+    PASSWORD_CHANGED = "password.changed", _("Changed password")
+    INVITATION_ACCEPTED = "invitation.accepted", _("Accepted invitation")
+    SECOND_FACTOR_ENROLLED = "second_factor.enrolled", _("Set up authenticator app")
+    SECOND_FACTOR_RESET = "second_factor.reset", _("Reset second factor")
+    RECOVERY_CODES_GENERATED = "recovery_codes.generated", _("Generated recovery codes")
+    RECOVERY_CODE_USED = "recovery_code.used", _("Used a recovery code")
+    USER_CREATED = "user.created", _("Created user")
+    USER_INVITED = "user.invited", _("Invited user")
+    USER_DEACTIVATED = "user.deactivated", _("Deactivated user")
+    USER_REACTIVATED = "user.reactivated", _("Reactivated user")
+    COMPANY_CREATED = "company.created", _("Created company")
+    LICENCE_GRANTED = "licence.granted", _("Granted licence")
+    LICENCE_EXTENDED = "licence.extended", _("Extended licence")
+    LICENCE_REVOKED = "licence.revoked", _("Revoked licence")
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", _("Success")
+    FAILURE = "failure", _("Failure")
+    DENIED = "denied", _("Denied")
+
+
+class AuditEventManager(models.Manager):
+    def record(self, action, *, request=None, actor=None, actor_label="", company=None, target=None,
+               target_label="", outcome=Outcome.SUCCESS, **details):
+        """Write one audit event. `details` must be small and never hold a secret.
+
+        The actor defaults to the signed-in user of `request`; the company to the target's or
+        actor's company, so that company administrators see the event in their log."""
+        if actor is None and request is not None and request.user.is_authenticated:
+            actor = request.user
+        if company is None:
+            company = getattr(target, "company", None) or getattr(actor, "company", None)
+        return self.create(
+            action=action,
+            actor=actor,
+            actor_label=actor_label or (actor.username if actor else ""),
+            company=company,
+            target_user=target,
+            target_label=target_label or (target.username if target else ""),
+            client_ip=(client_address(request) or None) if request else None,
+            user_agent=user_agent(request) if request else "",
+            outcome=outcome,
+            details=details,
+        )
+
+
+class AuditEvent(models.Model):
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    # Labels are snapshots: the log still reads right after a user is renamed or deleted.
+    actor_label = models.CharField(_("actor"), max_length=150, blank=True)
+    company = models.ForeignKey("companies.Company", models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(_("action"), max_length=64, choices=Action.choices)
+    target_user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    target_label = models.CharField(_("target"), max_length=200, blank=True)
+    client_ip = models.GenericIPAddressField(_("client address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    objects = AuditEventManager()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "-created_at"], name="audit_company_created")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_label} → {self.target_label}"

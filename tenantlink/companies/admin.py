@@ -1,0 +1,28 @@
+from django.contrib import admin
+
+from tenantlink.companies.models import Company, Licence
+
+
+class LicenceInline(admin.TabularInline):
+    model = Licence
+    extra = 0
+    fields = ["product", "valid_from", "valid_until", "revoked", "revoked_at"]
+    readonly_fields = ["revoked_at"]
+
+
+@admin.register(Company)
+class CompanyAdmin(admin.ModelAdmin):
+    list_display = ["name", "has_sso", "created_at"]
+    search_fields = ["name"]
+    inlines = [LicenceInline]
+
+    @admin.display(boolean=True, description="SSO licence valid")
+    def has_sso(self, company):
+        return company.has_sso()
+
+
+@admin.register(Licence)
+class LicenceAdmin(admin.ModelAdmin):
+    list_display = ["company", "product", "valid_from", "valid_until", "revoked", "status"]
+    list_filter = ["product", "revoked"]
+    search_fields = ["company__name"]

@@ -1,0 +1,21 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.models import Company
+
+
+class Command(BaseCommand):
+    help = "Create a customer company."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="The company's name, unique.")
+
+    def handle(self, name, **options):
+        name = name.strip()
+        if not name:
+            raise CommandError("The company name must not be empty.")
+        if Company.objects.filter(name__iexact=name).exists():
+            raise CommandError(f"A company named {name!r} exists already.")
+        company = Company.objects.create(name=name)
+        AuditEvent.objects.record(Action.COMPANY_CREATED, actor_label="command line", company=company, target_label=name)
+        self.stdout.write(f"Created company {company.name!r} (id {company.pk}).")

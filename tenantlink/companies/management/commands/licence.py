@@ -1,0 +1,62 @@
+import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.models import Company, Licence
+
+
+def find_company(name):
+    try:
+        return Company.objects.get(name__iexact=name.strip())
+    except Company.DoesNotExist:
+        raise CommandError(f"There is no company named {name!r}.") from None
+
+
+class Command(BaseCommand):
+    help = "Grant, extend or revoke a company's SSO licence, or show its licences."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["grant", "revoke", "show"])
+        parser.add_argument("company", help="The company's name.")
+        until = parser.add_mutually_exclusive_group()
+        until.add_argument("--until", type=datetime.date.fromisoformat, help="Last day of validity, YYYY-MM-DD.")
+        until.add_argument("--days", type=int, help="Valid for this many days from now.")
+
+    def handle(self, action, company, until=None, days=None, **options):
+        company = find_company(company)
+        if action == "show":
+            return self.show(company)
+        if action == "revoke":
+            count = company.revoke_licences(Licence.Product.SSO)
+            if not count:
+                raise CommandError(f"{company.name} has no SSO licence to revoke.")
+            AuditEvent.objects.record(Action.LICENCE_REVOKED, actor_label="command line", company=company, target_label=company.name, product="sso")
+            self.stdout.write(f"Revoked the SSO licence of {company.name}. Microsoft sign-in is refused until it is renewed.")
+            return
+        if until is None and days is None:
+            raise CommandError("Say how long the licence is valid: --until YYYY-MM-DD or --days N.")
+        if days is not None:
+            if days < 1:
+                raise CommandError("--days must be at least 1.")
+            ends = timezone.now() + datetime.timedelta(days=days)
+        else:
+            ends = datetime.datetime.combine(until + datetime.timedelta(days=1), datetime.time.min, datetime.UTC)
+        if ends <= timezone.now():
+            raise CommandError("The licence must end in the future.")
+        licence, created = company.grant_licence(Licence.Product.SSO, ends)
+        action = Action.LICENCE_GRANTED if created else Action.LICENCE_EXTENDED
+        AuditEvent.objects.record(
+            action, actor_label="command line", company=company, target_label=company.name,
+            product="sso", valid_until=licence.valid_until.isoformat(),
+        )
+        verb = "Granted" if created else "Extended"
+        self.stdout.write(f"{verb} the SSO licence of {company.name}: valid until {licence.valid_until:%Y-%m-%d %H:%M} UTC.")
+
+    def show(self, company):
+        licences = company.licences.all()
+        if not licences:
+            self.stdout.write(f"{company.name} has no licences.")
+        for licence in licences:
+            self.stdout.write(f"{licence.product}  {licence.valid_from:%Y-%m-%d} – {licence.valid_until:%Y-%m-%d}  {licence.status}")

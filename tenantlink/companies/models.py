@@ -1,0 +1,85 @@
+import datetime
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Company(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("company")
+        verbose_name_plural = _("companies")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def current_licence(self, product, at=None):
+        """The licence for `product` that is valid at `at` (now by default), or None."""
+        at = at or timezone.now()
+        for licence in self.licences.filter(product=product, revoked=False).order_by("-valid_until"):
+            if licence.is_valid(at):
+                return licence
+        return None
+
+    def has_sso(self, at=None):
+        return self.current_licence(Licence.Product.SSO, at) is not None
+
+    def grant_licence(self, product, valid_until, valid_from=None):
+        """Grant a licence, or extend the one that is in force (renewal keeps its history)."""
+        valid_from = valid_from or timezone.now()
+        if valid_until <= valid_from:
+            raise ValueError(_("The licence must end after it starts."))
+        licence = self.current_licence(product)
+        if licence is not None:
+            licence.valid_until = max(licence.valid_until, valid_until)
+            licence.save(update_fields=["valid_until"])
+            return licence, False
+        return self.licences.create(product=product, valid_from=valid_from, valid_until=valid_until), True
+
+    def revoke_licences(self, product):
+        """Revoke every unrevoked licence of `product`; return how many were revoked."""
+        return self.licences.filter(product=product, revoked=False).update(revoked=True, revoked_at=timezone.now())
+
+
+class Licence(models.Model):
+    class Product(models.TextChoices):
+        SSO = "sso", _("Single sign-on with Microsoft")
+
+    company = models.ForeignKey(Company, models.CASCADE, related_name="licences")
+    product = models.CharField(_("product"), max_length=20, choices=Product.choices, default=Product.SSO)
+    valid_from = models.DateTimeField(_("valid from"), default=timezone.now)
+    valid_until = models.DateTimeField(_("valid until"))
+    revoked = models.BooleanField(_("revoked"), default=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("licence")
+        verbose_name_plural = _("licences")
+        ordering = ["-valid_until"]
+
+    def __str__(self):
+        return f"{self.company} · {self.get_product_display()} · {self.valid_from:%Y-%m-%d} – {self.valid_until:%Y-%m-%d}"
+
+    def is_valid(self, at=None):
+        at = at or timezone.now()
+        return not self.revoked and self.valid_from <= at < self.valid_until
+
+    @property
+    def status(self):
+        if self.revoked:
+            return _("Revoked")
+        now = timezone.now()
+        if now < self.valid_from:
+            return _("Not yet valid")
+        if now >= self.valid_until:
+            return _("Expired")
+        return _("Valid")
+
+
+def days_from_now(days):
+    return timezone.now() + datetime.timedelta(days=days)

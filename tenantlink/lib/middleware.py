@@ -1,0 +1,74 @@
+import time
+import zoneinfo
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+
+def _content_security_policy():
+    # Forms that start a Microsoft flow post to us and are redirected to the authority; Chrome
+    # applies form-action to that redirect, so the authority's origin must be allowed.
+    authority = urlsplit(settings.ENTRA_AUTHORITY)
+    form_targets = f"'self' {authority.scheme}://{authority.netloc}"
+    return (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"form-action {form_targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    )
+
+
+def security_headers(get_response):
+    policy = _content_security_policy()
+
+    def middleware(request):
+        response = get_response(request)
+        response.setdefault("Content-Security-Policy", policy)
+        response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        # Pages show seeds, recovery codes and personal data: keep them out of shared caches and
+        # the back button. Static files keep the long cache headers WhiteNoise gives them.
+        response.setdefault("Cache-Control", "no-store")
+        return response
+
+    return middleware
+
+
+def session_lifetime(get_response):
+    """End a signed-in session after SESSION_IDLE_LIFETIME without requests, and in any case
+    SESSION_COOKIE_AGE after the sign-in (a stolen cookie stops working by itself)."""
+
+    def middleware(request):
+        if request.user.is_authenticated:
+            now = int(time.time())
+            signed_in_at = request.session.get("signed_in_at", 0)
+            last_seen = request.session.get("last_seen", 0)
+            if now - signed_in_at > settings.SESSION_COOKIE_AGE or now - last_seen > settings.SESSION_IDLE_LIFETIME:
+                logout(request)
+                messages.info(request, _("Your session has ended. Please sign in again."))
+            elif now - last_seen >= 60:
+                # Written at most once a minute, so a busy page does not save the session on every request.
+                request.session["last_seen"] = now
+        return get_response(request)
+
+    return middleware
+
+
+def user_time_zone(get_response):
+    default = zoneinfo.ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
+
+    def middleware(request):
+        zone = default
+        if request.user.is_authenticated and request.user.time_zone:
+            try:
+                zone = zoneinfo.ZoneInfo(request.user.time_zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                pass
+        timezone.activate(zone)
+        try:
+            return get_response(request)
+        finally:
+            timezone.deactivate()
+
+    return middleware

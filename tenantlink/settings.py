@@ -1,0 +1,241 @@
+"""Tenantlink settings, read from environment variables.
+
+Every variable is listed in the README. The helpers below fail loudly at start-up on a value
+they cannot read, so a typo never turns into a silently insecure default.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default=None):
+    value = os.environ.get(name, "")
+    if value == "":
+        if default is None:
+            raise ImproperlyConfigured(f"The environment variable {name} must be set.")
+        return default
+    return value
+
+
+def env_bool(name, default):
+    value = os.environ.get(name, "").strip().lower()
+    if value == "":
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_int(name, default, minimum=0):
+    value = os.environ.get(name, "").strip()
+    if value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
+def env_list(name, default):
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url):
+    """Turn DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/name) into settings."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = Path(unquote(parts.path[1:]) if parts.path.startswith("//") else unquote(parts.path))
+        if not parts.path:
+            raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
+        path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+    if parts.scheme in ("postgres", "postgresql"):
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://host/NAME.")
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}."
+    )
+
+
+DEBUG = env_bool("DEBUG", False)
+
+# Development and tests may run without a SECRET_KEY; production must set one.
+SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use" if DEBUG else None)
+
+# The address people use to reach the portal, without a trailing slash. It decides whether
+# cookies are marked Secure and which origin CSRF accepts.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_NAME = env_str("SITE_NAME", "Tenantlink")
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.hostname:
+    raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {SITE_URL!r}.")
+SERVED_OVER_HTTPS = _site.scheme == "https"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+
+# How many reverse proxies in front of the portal append to X-Forwarded-For. With 0 the client
+# address is the TCP peer; never trust the header without a proxy that sets it.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "tenantlink.companies",
+    "tenantlink.accounts",
+    "tenantlink.audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "tenantlink.lib.middleware.security_headers",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenantlink.lib.middleware.session_lifetime",
+    "tenantlink.lib.middleware.user_time_zone",
+    "tenantlink.accounts.middleware.require_password_change",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tenantlink.urls"
+WSGI_APPLICATION = "tenantlink.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "tenantlink" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tenantlink.lib.context.site",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "signin"
+LOGIN_REDIRECT_URL = "portal"
+
+# Argon2id with the OWASP minimum: m = 19 MiB, t = 2, p = 1 (see tenantlink/lib/hashers.py).
+PASSWORD_HASHERS = ["tenantlink.lib.hashers.Argon2idHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_RESET_TIMEOUT = env_int("INVITATION_LIFETIME", 3 * 24 * 3600, minimum=600)
+
+# Sessions: an absolute lifetime (the cookie and server-side expiry) and an idle lifetime
+# enforced by tenantlink.lib.middleware.session_lifetime.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600, minimum=300)
+SESSION_IDLE_LIFETIME = env_int("SESSION_IDLE_LIFETIME", 30 * 60, minimum=60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
+CSRF_FAILURE_VIEW = "tenantlink.lib.errors.csrf_failure"
+LANGUAGE_COOKIE_SECURE = SERVED_OVER_HTTPS
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+
+# Sign-in: how long the half-finished sign-in (password done, second factor pending) lives,
+# how long a sign-in counts as "recent" for sensitive changes, and the brute-force throttles.
+SIGNIN_PENDING_LIFETIME = env_int("SIGNIN_PENDING_LIFETIME", 5 * 60, minimum=30)
+RECENT_SIGNIN_WINDOW = env_int("RECENT_SIGNIN_WINDOW", 10 * 60, minimum=60)
+THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1)
+THROTTLE_ADDRESS_FAILURES = env_int("THROTTLE_ADDRESS_FAILURES", 30, minimum=1)
+THROTTLE_WINDOW = env_int("THROTTLE_WINDOW", 15 * 60, minimum=1)
+THROTTLE_LOCKOUT = env_int("THROTTLE_LOCKOUT", 15 * 60, minimum=1)
+
+# Keys that encrypt TOTP seeds at rest (Fernet, comma-separated, newest first so older keys can
+# still decrypt during a rotation). Only development may leave it empty: then one key is derived
+# from SECRET_KEY (tenantlink/lib/crypto.py).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+if not FIELD_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set (see README: generating keys).")
+TOTP_ISSUER = env_str("TOTP_ISSUER", SITE_NAME)
+
+# Microsoft identity platform: production uses https://login.microsoftonline.com; development,
+# the demo and the tests point at the Entra emulator. The single multi-tenant app registration.
+ENTRA_AUTHORITY = env_str("ENTRA_AUTHORITY", "https://login.microsoftonline.com").rstrip("/")
+ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID", "")
+ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET", "")
+ENTRA_HTTP_TIMEOUT = env_int("ENTRA_HTTP_TIMEOUT", 10, minimum=1)
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tenantlink <no-reply@tenantlink.invalid>")
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "tenantlink" / "locale"]
+USE_I18N = True
+TIME_ZONE = "UTC"
+USE_TZ = True
+DEFAULT_USER_TIME_ZONE = env_str("DEFAULT_USER_TIME_ZONE", "Europe/Stockholm")
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "tenantlink" / "static"]
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

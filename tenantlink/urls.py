@@ -1,0 +1,45 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from tenantlink import views
+from tenantlink.accounts.views import company, profile, signin
+from tenantlink.audit import views as audit
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("portal/", views.portal, name="portal"),
+    path("health/", views.health, name="health"),
+    # Flow 1: password sign-in
+    path("signin/", signin.signin, name="signin"),
+    path("signin/verify/", signin.signin_verify, name="signin_verify"),
+    path("signin/enrol/", signin.signin_enrol, name="signin_enrol"),
+    path("signout/", signin.signout, name="signout"),
+    path("invitation/<str:uidb64>/<str:token>/", signin.accept_invitation, name="accept_invitation"),
+    # My Profile
+    path("profile/", profile.overview, name="profile"),
+    path("profile/settings/", profile.settings_tab, name="profile_settings"),
+    path("profile/password/", profile.change_password, name="change_password"),
+    path("profile/confirm-password/", profile.reauthenticate, name="reauthenticate"),
+    path("profile/authenticator/", profile.reenrol_totp, name="reenrol_totp"),
+    path("profile/recovery-codes/", profile.regenerate_recovery_codes, name="regenerate_recovery_codes"),
+    # Company administrators
+    path("company/users/", company.user_list, name="company_users"),
+    path("company/users/new/", company.user_create, name="company_user_create"),
+    path("company/users/<int:user_id>/", company.user_detail, name="company_user"),
+    path("company/users/<int:user_id>/deactivate/", company.user_deactivate, name="company_user_deactivate"),
+    path("company/users/<int:user_id>/reactivate/", company.user_reactivate, name="company_user_reactivate"),
+    path("company/users/<int:user_id>/reset-second-factor/", company.user_reset_second_factor, name="company_user_reset_second_factor"),
+    path("company/users/<int:user_id>/invite/", company.user_resend_invitation, name="company_user_invite"),
+    path("company/audit/", audit.audit_log, name="audit_log"),
+    path("company/audit/export.csv", audit.audit_export, name="audit_export"),
+    path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),
+    # Operator staff use the Django admin, but sign in through the portal (password + second factor).
+    path("staff/login/", RedirectView.as_view(pattern_name="signin", query_string=True)),
+    path("staff/", admin.site.urls),
+]
+
+handler400 = "tenantlink.lib.errors.bad_request"
+handler403 = "tenantlink.lib.errors.permission_denied"
+handler404 = "tenantlink.lib.errors.page_not_found"
+handler500 = "tenantlink.lib.errors.server_error"
