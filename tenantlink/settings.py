@@ -5,6 +5,7 @@ they cannot read, so a typo never turns into a silently insecure default.
 """
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -239,3 +240,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# WhiteNoise serves the few static files straight from the app folders, so no collectstatic
+# step is needed to run; `manage.py collectstatic` is still fine for a CDN or a proxy.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+warnings.filterwarnings("ignore", message="No directory at")  # STATIC_ROOT is optional

@@ -1,0 +1,94 @@
+import re
+
+from django.contrib.auth import SESSION_KEY
+
+from tenantlink.accounts.forms import SIGNIN_FAILED
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, code_for, sign_in
+
+
+def failed_message(response):
+    return str(SIGNIN_FAILED) in response.content.decode()
+
+
+def test_it_signs_in_with_password_and_totp(client, member):
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.status_code == 302 and response.url == "/signin/verify/"
+    assert SESSION_KEY not in client.session  # the password alone signs nobody in
+
+    response = client.post("/signin/verify/", {"code": code_for(member)})
+    assert response.url == "/portal/"
+    assert client.get("/portal/").status_code == 200
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED, target_user=member).exists()
+
+
+def test_username_is_case_insensitive(client, member):
+    response = client.post("/signin/", {"username": "BOB", "password": PASSWORD})
+    assert response.url == "/signin/verify/"
+
+
+def test_the_portal_needs_a_complete_signin(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    response = client.get("/portal/")
+    assert response.status_code == 302 and response.url.startswith("/signin/")
+
+
+def test_messages_do_not_tell_which_part_was_wrong(client, member, contoso):
+    from tenantlink.conftest import make_user
+
+    inactive = make_user("carl", contoso, is_active=False)
+    unknown = client.post("/signin/", {"username": "nobody", "password": PASSWORD})
+    wrong_password = client.post("/signin/", {"username": "bob", "password": "wrong"})
+    deactivated = client.post("/signin/", {"username": inactive.username, "password": PASSWORD})
+    for response in (unknown, wrong_password, deactivated):
+        assert response.status_code == 200
+        assert failed_message(response)
+    texts = [re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", r.content.decode()) for r in (unknown, wrong_password, deactivated)]
+    # Apart from the username echoed back into the field, the three pages are identical.
+    assert texts[0].replace("nobody", "X") == texts[1].replace("bob", "X") == texts[2].replace("carl", "X")
+
+
+def test_session_key_changes_at_signin(client, member):
+    client.get("/signin/")
+    client.cookies["sessionid"] = "x"  # a key planted by an attacker must not survive
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    pending_key = client.session.session_key
+    client.post("/signin/verify/", {"code": code_for(member)})
+    assert client.session.session_key not in (pending_key, "x")
+
+
+def test_half_finished_signin_expires(client, member, settings):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    session = client.session
+    session["pending_signin"]["expires"] = 0
+    session.save()
+    response = client.post("/signin/verify/", {"code": code_for(member)}, follow=True)
+    assert response.redirect_chain[-1][0] == "/signin/"
+    assert "took too long" in response.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_next_only_leads_to_our_own_site(client, member):
+    client.post("/signin/?next=https://evil.example/", {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"})
+    response = client.post("/signin/verify/", {"code": code_for(member)})
+    assert response.url == "/portal/"
+
+    client.post("/signout/")
+    client.post("/signin/", {"username": "bob", "password": PASSWORD, "next": "/profile/settings/"})
+    member.totp.refresh_from_db()
+    response = client.post("/signin/verify/", {"code": code_for(member, offset=1)})
+    assert response.url == "/profile/settings/"
+
+
+def test_signout_ends_the_session(client, member):
+    sign_in(client, member)
+    response = client.post("/signout/")
+    assert response.url == "/signin/"
+    assert client.get("/portal/").status_code == 302
+    assert AuditEvent.objects.filter(action=Action.SIGNED_OUT, target_user=member).exists()
+
+
+def test_signout_is_post_only(client, member):
+    sign_in(client, member)
+    assert client.get("/signout/").status_code == 405
+    assert client.get("/portal/").status_code == 200

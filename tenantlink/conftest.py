@@ -1,0 +1,79 @@
+"""The people of the portal's tests: an administrator and a member of Contoso (which holds an
+SSO licence), and an outsider administrator of Northwind (no licence)."""
+
+import datetime
+
+import pyotp
+import pytest
+from django.utils import timezone
+
+from tenantlink.accounts.models import TOTPDevice, User
+from tenantlink.companies.models import Company, Licence
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _db(db):
+    """Every portal test may use the database."""
+
+
+@pytest.fixture
+def contoso():
+    company = Company.objects.create(name="Contoso Ltd")
+    company.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+    return company
+
+
+@pytest.fixture
+def northwind():
+    return Company.objects.create(name="Northwind Traders")
+
+
+def make_user(username, company, role=User.Role.MEMBER, enrolled=True, **fields):
+    user = User.objects.create_user(username, PASSWORD, company=company, role=role, display_name=username.title(),
+                                    email=f"{username}@example.com", **fields)
+    if enrolled:
+        user.seed = pyotp.random_base32()
+        TOTPDevice.enrol(user, user.seed, step=0)
+    return user
+
+
+@pytest.fixture
+def admin(contoso):
+    return make_user("alice", contoso, User.Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def member(contoso):
+    return make_user("bob", contoso)
+
+
+@pytest.fixture
+def outsider(northwind):
+    return make_user("olga", northwind, User.Role.ADMINISTRATOR)
+
+
+def code_for(user, offset=0):
+    """The authenticator code a user's phone would show now (or `offset` steps away)."""
+    return pyotp.TOTP(user.seed).generate_otp(TOTPDevice.current_step() + offset)
+
+
+def sign_in(client, user, password=PASSWORD):
+    """The whole password + TOTP sign-in through the real views."""
+    client.post("/signin/", {"username": user.username, "password": password})
+    response = client.post("/signin/verify/", {"code": code_for(user)})
+    assert response.status_code == 302 and response.url == "/portal/", response
+    return response
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    sign_in(client, admin)
+    return client
+
+
+@pytest.fixture
+def member_client(client, member):
+    sign_in(client, member)
+    return client

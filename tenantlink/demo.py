@@ -1,0 +1,136 @@
+"""`make demo`: migrate, seed the demo data, start the Entra emulator and the portal.
+
+Demo data only: the passwords and TOTP seeds below are published in the README on purpose.
+Running the demo again puts every demo account back into the state described here.
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEMO_CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
+DEMO_CLIENT_SECRET = "tenantlink-demo-secret"  # the emulator's demo app registration, not a real secret
+
+COMPANIES = [
+    {"name": "Contoso Ltd", "sso_days": 365},
+    {"name": "Northwind Traders", "sso_days": None},
+]
+# username, display name, email, company, role, password, TOTP seed (None: enrols at first sign-in)
+ACCOUNTS = [
+    ("ada", "Ada Admin", "ada@contoso.example", "Contoso Ltd", "administrator", "ada-demo-password", "XZCK5ZGGFSLH4YC3YZY5OXHA53BEWHKK"),
+    ("ben", "Ben Berg", "ben@contoso.example", "Contoso Ltd", "member", "ben-demo-password", "R57IWXYBWTVGEKHEEGIZ6O3MPTJW3PRY"),
+    ("cleo", "Cleo Carter", "cleo@contoso.example", "Contoso Ltd", "member", "cleo-demo-password", None),
+    ("nils", "Nils Nilsson", "nils@northwind.example", "Northwind Traders", "member", "nils-demo-password", "SV4UGW5YBXHYMKB6UDS2OSMEJGQNIMBR"),
+]
+
+
+def demo_environment(port, emulator_port):
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "true")
+    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
+    env.setdefault("ENTRA_AUTHORITY", f"http://127.0.0.1:{emulator_port}")
+    env.setdefault("ENTRA_CLIENT_ID", DEMO_CLIENT_ID)
+    env.setdefault("ENTRA_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    return env
+
+
+def seed():
+    """Create or reset the demo companies and accounts. Returns the accounts for the table."""
+    import datetime
+
+    from django.utils import timezone
+
+    from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+    from tenantlink.companies.models import Company, Licence
+
+    for spec in COMPANIES:
+        company, _ = Company.objects.get_or_create(name=spec["name"])
+        if spec["sso_days"]:
+            company.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=spec["sso_days"]))
+        else:
+            company.licences.all().delete()
+    for username, name, email, company, role, password, totp_seed in ACCOUNTS:
+        user = User.objects.filter(username__iexact=username).first() or User(username=username)
+        user.display_name, user.email, user.role = name, email, role
+        user.company = Company.objects.get(name=company)
+        user.is_active, user.must_change_password = True, False
+        user.set_password(password)
+        user.save()
+        user.reset_second_factor()
+        if totp_seed:
+            TOTPDevice.enrol(user, totp_seed, step=0)
+            RecoveryCode.replace_for(user)
+    return ACCOUNTS
+
+
+def print_table(url, emulator_url):
+    rows = [("username", "password", "TOTP seed", "company", "role")]
+    for username, _name, _email, company, role, password, totp_seed in ACCOUNTS:
+        rows.append((username, password, totp_seed or "(set up at first sign-in)", company, role))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\nTenantlink demo is running at {url}/")
+    print(f"Entra emulator (stand-in for Microsoft) at {emulator_url}/\n")
+    for index, row in enumerate(rows):
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+    print("\nAdd a seed to an authenticator app, or print the current code with:")
+    print("  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SEED').now())\"")
+    print("Contoso Ltd holds an SSO licence; Northwind Traders does not. Press Ctrl+C to stop.\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--emulator-port", type=int, default=8400)
+    args = parser.parse_args()
+
+    env = demo_environment(args.port, args.emulator_port)
+    os.environ.update(env)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    seed()
+
+    python = sys.executable
+    emulator = subprocess.Popen(
+        [python, "-m", "entra_emulator", "--host", "127.0.0.1", "--port", str(args.emulator_port),
+         "--directory", str(ROOT / "entra_emulator" / "demo_directory.json")],
+        cwd=ROOT, env=env,
+    )
+    portal = subprocess.Popen(
+        [python, "-m", "gunicorn", "tenantlink.wsgi", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
+         "--access-logfile", "-"],
+        cwd=ROOT, env=env,
+    )
+    time.sleep(2)
+    print_table(env["SITE_URL"], env["ENTRA_AUTHORITY"])
+    try:
+        while portal.poll() is None and emulator.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in (portal, emulator):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (portal, emulator):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    if portal.returncode not in (0, None, -signal.SIGTERM) or emulator.returncode not in (0, None, -signal.SIGTERM):
+        sys.exit("The demo stopped because a server exited; see the messages above.")
+
+
+if __name__ == "__main__":
+    main()
