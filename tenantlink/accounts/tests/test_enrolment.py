@@ -1,0 +1,68 @@
+import re
+
+import pyotp
+from django.contrib.auth import SESSION_KEY
+
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, make_user
+
+
+def manual_key(response):
+    return re.search(r'id="manual-key">([A-Z2-7 ]+)<', response.content.decode()).group(1).replace(" ", "")
+
+
+def test_a_user_without_a_second_factor_is_walked_through_enrolment(client, contoso):
+    cleo = make_user("cleo", contoso, enrolled=False)
+    response = client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    assert response.url == "/signin/enrol/"
+    assert client.get("/portal/").status_code == 302  # nothing before enrolment is done
+
+    page = client.get("/signin/enrol/")
+    html = page.content.decode()
+    assert "<svg" in html and "QR code for your authenticator app" in html
+    seed = manual_key(page)
+    assert client.get("/signin/enrol/").content.decode().count(seed[:4]) >= 1  # same seed on reload
+    assert manual_key(client.get("/signin/enrol/")) == seed
+
+    response = client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()})
+    html = response.content.decode()
+    codes = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", html)
+    assert len(codes) == 10
+    assert SESSION_KEY in client.session
+    assert client.get("/portal/").status_code == 200
+    assert TOTPDevice.objects.get(user=cleo).seed == seed
+    assert RecoveryCode.remaining(cleo) == 10
+    assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED, target_user=cleo).exists()
+
+
+def test_a_wrong_confirmation_code_keeps_the_same_seed(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    seed = manual_key(client.get("/signin/enrol/"))
+    wrong = "123456" if pyotp.TOTP(seed).now() != "123456" else "654321"
+    response = client.post("/signin/enrol/", {"code": wrong})
+    assert "That code does not match" in response.content.decode()
+    assert manual_key(response) == seed
+    assert SESSION_KEY not in client.session
+
+
+def test_the_confirmation_code_cannot_be_used_again_to_sign_in(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    seed = manual_key(client.get("/signin/enrol/"))
+    code = pyotp.TOTP(seed).now()
+    client.post("/signin/enrol/", {"code": code})
+    client.post("/signout/")
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    client.post("/signin/verify/", {"code": code})
+    assert SESSION_KEY not in client.session
+
+
+def test_a_password_alone_cannot_replace_an_existing_authenticator(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    response = client.get("/signin/enrol/")
+    assert response.url == "/signin/verify/"
+    response = client.post("/signin/enrol/", {"code": "123456"})
+    assert response.url == "/signin/verify/"
+    assert TOTPDevice.objects.get(user=member).seed == member.seed

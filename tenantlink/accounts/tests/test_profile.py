@@ -1,0 +1,93 @@
+import re
+import time
+
+import pyotp
+from django.test import Client
+
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, code_for
+
+
+def make_signin_old(client):
+    session = client.session
+    session["signed_in_at"] = int(time.time()) - 3600
+    session.save()
+
+
+def test_the_settings_tab_shows_password_and_second_factor(member_client):
+    html = member_client.get("/profile/settings/").content.decode()
+    assert "Change password" in html
+    assert "Authenticator app set up" in html
+    assert "Move to a new authenticator app" in html
+
+
+def test_changing_the_password_needs_the_current_one(member_client, member):
+    response = member_client.post("/profile/password/", {"old_password": "wrong", "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"})
+    assert response.status_code == 200
+    assert "Your old password was entered incorrectly" in response.content.decode()
+    member.refresh_from_db()
+    assert member.check_password(PASSWORD)
+
+    response = member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"})
+    assert response.url == "/profile/settings/"
+    member.refresh_from_db()
+    assert member.check_password("a brand new passphrase")
+    assert member_client.get("/portal/").status_code == 200  # this session stays signed in
+    assert AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED, target_user=member).exists()
+
+
+def test_changing_the_password_ends_other_sessions(member_client, member):
+    other_browser = Client()
+    other_browser.post("/signin/", {"username": "bob", "password": PASSWORD})
+    other_browser.post("/signin/verify/", {"code": code_for(member, offset=1)})
+    assert other_browser.get("/portal/").status_code == 200
+
+    new = "a brand new passphrase"
+    member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
+    assert other_browser.get("/portal/").status_code == 302
+    assert member_client.get("/portal/").status_code == 200
+
+
+def test_moving_to_a_new_authenticator_after_a_recent_signin(member_client, member):
+    page = member_client.get("/profile/authenticator/")
+    seed = re.search(r'id="manual-key">([A-Z2-7 ]+)<', page.content.decode()).group(1).replace(" ", "")
+    assert seed != member.seed
+    response = member_client.post("/profile/authenticator/", {"code": pyotp.TOTP(seed).now()})
+    assert response.url == "/profile/settings/"
+    assert TOTPDevice.objects.get(user=member).seed == seed
+
+
+def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, member):
+    make_signin_old(member_client)
+    response = member_client.get("/profile/authenticator/")
+    assert response.url == "/profile/confirm-password/?next=%2Fprofile%2Fauthenticator%2F"
+
+    response = member_client.post("/profile/confirm-password/?next=/profile/authenticator/", {"password": "wrong", "next": "/profile/authenticator/"})
+    assert "The password is not correct" in response.content.decode()
+    response = member_client.post("/profile/confirm-password/", {"password": PASSWORD, "next": "/profile/authenticator/"})
+    assert response.url == "/profile/authenticator/"
+    assert member_client.get("/profile/authenticator/").status_code == 200
+
+
+def test_new_recovery_codes_replace_the_old_ones(member_client, member):
+    old = RecoveryCode.replace_for(member)
+    assert member_client.get("/profile/recovery-codes/").status_code == 200  # asks first
+    response = member_client.post("/profile/recovery-codes/")
+    new = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", response.content.decode())
+    assert len(new) == 10 and not set(new) & set(old)
+    assert not RecoveryCode.use(member, old[0])
+    assert RecoveryCode.use(member, new[0])
+    assert AuditEvent.objects.filter(action=Action.RECOVERY_CODES_GENERATED, target_user=member).exists()
+
+
+def test_new_recovery_codes_later_need_the_password(member_client, member):
+    make_signin_old(member_client)
+    response = member_client.post("/profile/recovery-codes/")
+    assert response.url.startswith("/profile/confirm-password/")
+    assert RecoveryCode.remaining(member) == 0
+
+
+def test_profile_pages_need_a_signin(client):
+    for url in ("/profile/", "/profile/settings/", "/profile/password/", "/profile/authenticator/"):
+        assert client.get(url).url.startswith("/signin/?next=")

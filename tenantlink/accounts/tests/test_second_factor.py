@@ -1,0 +1,91 @@
+from django.contrib.auth import SESSION_KEY
+
+from tenantlink.accounts.forms import CODE_FAILED
+from tenantlink.accounts.models import RecoveryCode
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, code_for
+
+
+def start(client, user):
+    client.post("/signin/", {"username": user.username, "password": PASSWORD})
+
+
+def test_a_wrong_code_is_refused_with_a_clear_message(client, member):
+    start(client, member)
+    response = client.post("/signin/verify/", {"code": "000000" if code_for(member) != "000000" else "111111"})
+    assert response.status_code == 200
+    assert str(CODE_FAILED) in response.content.decode()
+    assert SESSION_KEY not in client.session
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_FAILED, target_user=member, details__step="second_factor").exists()
+
+
+def test_a_totp_code_is_accepted_only_once(client, member):
+    code = code_for(member)
+    start(client, member)
+    assert client.post("/signin/verify/", {"code": code}).url == "/portal/"
+    client.post("/signout/")
+
+    start(client, member)
+    response = client.post("/signin/verify/", {"code": code})
+    assert response.status_code == 200
+    assert str(CODE_FAILED) in response.content.decode()
+    assert SESSION_KEY not in client.session
+
+
+def test_an_older_code_than_the_last_accepted_one_is_refused(client, member):
+    start(client, member)
+    assert client.post("/signin/verify/", {"code": code_for(member, offset=1)}).url == "/portal/"
+    client.post("/signout/")
+    start(client, member)
+    response = client.post("/signin/verify/", {"code": code_for(member)})
+    assert SESSION_KEY not in client.session, response
+
+
+def test_codes_from_far_away_in_time_are_refused(client, member):
+    start(client, member)
+    client.post("/signin/verify/", {"code": code_for(member, offset=-3)})
+    assert SESSION_KEY not in client.session
+
+
+def test_a_recovery_code_signs_in_once(client, member):
+    codes = RecoveryCode.replace_for(member)
+    start(client, member)
+    response = client.post("/signin/verify/", {"code": codes[0].upper()}, follow=True)
+    assert response.redirect_chain[-1][0] == "/portal/"
+    assert "9 unused codes remain" in response.content.decode()
+    assert AuditEvent.objects.filter(action=Action.RECOVERY_CODE_USED, target_user=member).exists()
+    client.post("/signout/")
+
+    start(client, member)
+    response = client.post("/signin/verify/", {"code": codes[0]})
+    assert str(CODE_FAILED) in response.content.decode()
+    assert SESSION_KEY not in client.session
+    assert client.post("/signin/verify/", {"code": codes[1]}).url == "/portal/"
+
+
+def test_a_recovery_code_of_another_user_does_not_work(client, member, admin):
+    codes = RecoveryCode.replace_for(admin)
+    start(client, member)
+    client.post("/signin/verify/", {"code": codes[0]})
+    assert SESSION_KEY not in client.session
+    assert RecoveryCode.remaining(admin) == 10
+
+
+def test_the_second_step_needs_the_password_step_first(client, member):
+    response = client.post("/signin/verify/", {"code": code_for(member)}, follow=True)
+    assert response.redirect_chain[-1][0] == "/signin/"
+    assert SESSION_KEY not in client.session
+
+
+def test_the_seed_is_encrypted_at_rest(member):
+    member.totp.refresh_from_db()
+    assert member.seed not in member.totp.encrypted_seed
+    assert member.totp.seed == member.seed
+
+
+def test_recovery_codes_are_stored_hashed(member):
+    codes = RecoveryCode.replace_for(member)
+    stored = list(RecoveryCode.objects.filter(user=member).values_list("code_hash", flat=True))
+    assert len(stored) == 10
+    for code in codes:
+        assert all(code not in value and code.replace("-", "") not in value for value in stored)

@@ -1,0 +1,91 @@
+import datetime
+
+from django.contrib.auth import SESSION_KEY
+from django.utils import timezone
+
+from tenantlink.accounts.forms import CODE_FAILED, SIGNIN_FAILED
+from tenantlink.accounts.models import Throttle
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, code_for
+
+
+def wrong_passwords(client, username, times):
+    for _ in range(times):
+        client.post("/signin/", {"username": username, "password": "not the password"})
+
+
+def end_pauses():
+    Throttle.objects.filter(locked_until__isnull=False).update(locked_until=timezone.now() - datetime.timedelta(seconds=1))
+
+
+def test_repeated_wrong_passwords_pause_the_account(client, member, settings):
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES)
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert str(SIGNIN_FAILED) in response.content.decode()  # the same words as a wrong password
+    assert response.status_code == 200
+    assert "verify" not in response.get("Location", "")
+    event = AuditEvent.objects.get(action=Action.SIGNIN_LOCKED, target_label="account:bob")
+    assert event.target_user == member and event.company == member.company
+
+
+def test_the_pause_ends_by_itself(client, member, settings):
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES)
+    end_pauses()
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.url == "/signin/verify/"
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_UNLOCKED, target_label="account:bob").exists()
+
+
+def test_a_pause_looks_the_same_for_an_account_that_does_not_exist(client, member, settings):
+    wrong_passwords(client, "ghost", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    ghost = client.post("/signin/", {"username": "ghost", "password": PASSWORD})
+    bob = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert ghost.status_code == bob.status_code == 200
+    assert str(SIGNIN_FAILED) in ghost.content.decode() and str(SIGNIN_FAILED) in bob.content.decode()
+
+
+def test_repeated_wrong_codes_pause_the_account(client, member, settings):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    wrong = "000000" if code_for(member) != "000000" else "111111"
+    for _ in range(settings.THROTTLE_ACCOUNT_FAILURES):
+        client.post("/signin/verify/", {"code": wrong})
+    response = client.post("/signin/verify/", {"code": code_for(member)})
+    assert str(CODE_FAILED) in response.content.decode()
+    assert SESSION_KEY not in client.session
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_user=member).exists()
+    # …and the password step is paused too: the count belongs to the account.
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert str(SIGNIN_FAILED) in response.content.decode()
+
+    end_pauses()
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert client.post("/signin/verify/", {"code": code_for(member)}).url == "/portal/"
+
+
+def test_one_address_trying_many_accounts_is_paused(client, member, settings):
+    settings.THROTTLE_ADDRESS_FAILURES = 6
+    for index in range(6):
+        client.post("/signin/", {"username": f"user{index}", "password": "guess"})
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert str(SIGNIN_FAILED) in response.content.decode()
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_label="address:127.0.0.1").exists()
+
+    other_address = client.post("/signin/", {"username": "bob", "password": PASSWORD}, REMOTE_ADDR="10.0.0.8")
+    assert other_address.url == "/signin/verify/"
+
+
+def test_a_complete_signin_forgives_earlier_failures(client, member, settings):
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES - 1)
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    client.post("/signin/verify/", {"code": code_for(member)})
+    client.post("/signout/")
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES - 1)
+    assert client.post("/signin/", {"username": "bob", "password": PASSWORD}).url == "/signin/verify/"
+
+
+def test_failures_outside_the_window_are_forgotten(client, member, settings):
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES - 1)
+    Throttle.objects.filter(key="account:bob").update(window_started_at=timezone.now() - datetime.timedelta(hours=1))
+    wrong_passwords(client, "bob", 1)
+    assert client.post("/signin/", {"username": "bob", "password": PASSWORD}).url == "/signin/verify/"

@@ -1,0 +1,115 @@
+import time
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from tenantlink.conftest import PASSWORD, sign_in
+
+
+def test_pages_carry_security_headers(client):
+    response = client.get("/signin/")
+    policy = response["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_forms_without_a_csrf_token_are_rejected(member):
+    browser = Client(enforce_csrf_checks=True)
+    response = browser.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "The form has expired" in response.content.decode()
+
+
+def test_cookies_are_httponly_and_samesite(client, member):
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    cookie = response.cookies["sessionid"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert not cookie["secure"]  # SITE_URL is http:// in tests
+
+
+def test_cookies_are_secure_when_served_over_https(client, member, settings):
+    settings.SESSION_COOKIE_SECURE = True
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.cookies["sessionid"]["secure"]
+
+
+def test_unknown_pages_get_the_friendly_404(client):
+    response = client.get("/no/such/page/")
+    assert response.status_code == 404
+    assert "Page not found" in response.content.decode()
+
+
+def test_a_crash_shows_the_friendly_500_without_details(rf):
+    from tenantlink.lib.errors import server_error
+
+    response = server_error(rf.get("/"))
+    assert response.status_code == 500
+    assert "Something went wrong" in response.content.decode()
+
+
+def test_health_answers_ok(client):
+    response = client.get("/health/")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_sessions_end_after_the_idle_lifetime(member_client, settings):
+    session = member_client.session
+    session["last_seen"] = int(time.time()) - settings.SESSION_IDLE_LIFETIME - 1
+    session.save()
+    response = member_client.get("/portal/", follow=True)
+    assert response.redirect_chain[-1][0].startswith("/signin/")
+    assert "Your session has ended" in response.content.decode()
+
+
+def test_sessions_end_after_the_absolute_lifetime(member_client, settings):
+    session = member_client.session
+    session["signed_in_at"] = int(time.time()) - settings.SESSION_COOKIE_AGE - 1
+    session.save()
+    assert member_client.get("/portal/").status_code == 302
+
+
+def test_operator_admin_signs_in_through_the_portal(client, contoso):
+    from tenantlink.conftest import make_user
+
+    staff = make_user("operator", None, is_staff=True, is_superuser=True)
+    response = client.get("/staff/")
+    assert response.url.startswith("/staff/login/")
+    assert client.get(response.url).url.startswith("/signin/?next=/staff/")
+    sign_in(client, staff)
+    assert client.get("/staff/").status_code == 200
+    assert client.get("/staff/audit/auditevent/").status_code == 200
+
+
+def test_a_company_without_licence_sees_no_sso(client, outsider):
+    sign_in(client, outsider)
+    for url in ("/portal/", "/profile/", "/profile/settings/"):
+        html = client.get(url).content.decode()
+        assert "Microsoft" not in html and "SSO" not in html
+
+
+def test_migrations_are_complete():
+    # Fails when a model changed without a committed migration.
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("DEBUG", "perhaps", "must be true or false"), ("SESSION_IDLE_LIFETIME", "ten", "whole number"),
+     ("DATABASE_URL", "mysql://x/y", "must start with sqlite:// or postgres://")],
+)
+def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import tenantlink.settings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        importlib.reload(tenantlink.settings)
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
