@@ -78,7 +78,7 @@ def print_table(url, emulator_url):
     print(f"\nTenantlink demo is running at {url}/")
     print(f"Entra emulator (stand-in for Microsoft) at {emulator_url}/\n")
     for index, row in enumerate(rows):
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
         if index == 0:
             print("  " + "  ".join("-" * width for width in widths))
     print("\nAdd a seed to an authenticator app, or print the current code with:")

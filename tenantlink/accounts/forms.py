@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth import authenticate, password_validation
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 

@@ -176,6 +176,9 @@ class RecoveryCode(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recoverycode_unique")]
 
+    def __str__(self):
+        return f"Recovery code of {self.user} ({'used' if self.used_at else 'unused'})"
+
     @staticmethod
     def _hash(code):
         normalized = "".join(ch for ch in code.lower() if ch.isalnum())

@@ -1,3 +1,4 @@
+import contextlib
 import time
 import zoneinfo
 from urllib.parse import urlsplit
@@ -61,10 +62,8 @@ def user_time_zone(get_response):
     def middleware(request):
         zone = default
         if request.user.is_authenticated and request.user.time_zone:
-            try:
+            with contextlib.suppress(zoneinfo.ZoneInfoNotFoundError, ValueError):
                 zone = zoneinfo.ZoneInfo(request.user.time_zone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                pass
         timezone.activate(zone)
         try:
             return get_response(request)
