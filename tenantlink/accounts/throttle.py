@@ -41,6 +41,12 @@ def is_locked(request, username):
     return locked
 
 
+def address_paused(request):
+    """True while the client's address is paused. Saying so reveals nothing about any account."""
+    key = f"address:{client_address(request)}"
+    return Throttle.objects.filter(key=key, locked_until__gt=timezone.now()).exists()
+
+
 def register_failure(request, username, user=None):
     """Count one failed attempt; start and audit a pause for each key that reached its limit."""
     now = timezone.now()

@@ -10,10 +10,11 @@ from django.utils.http import urlsafe_base64_decode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenantlink.accounts import flows
+from tenantlink.accounts import flows, throttle
 from tenantlink.accounts.forms import ConfirmCodeForm, SecondFactorForm, SignInForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.lib.errors import too_many_requests
 
 
 def _expired(request):
@@ -25,6 +26,8 @@ def _expired(request):
 def signin(request):
     if request.user.is_authenticated:
         return redirect(flows.safe_next(request))
+    if request.method == "POST" and throttle.address_paused(request):
+        return too_many_requests(request)
     form = SignInForm(request, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         flows.start_pending(request, form.user, flows.safe_next(request))
@@ -39,6 +42,8 @@ def signin_verify(request):
         return _expired(request)
     if not user.has_second_factor:
         return redirect("signin_enrol")
+    if request.method == "POST" and throttle.address_paused(request):
+        return too_many_requests(request)
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         if form.used_recovery_code:
