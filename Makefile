@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) manage.py makemigrations --check --dry-run
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run  # DEBUG: no keys needed to read models
 
 # Unit, integration and emulator tests on SQLite, then the portal's tests again plus the
 # end-to-end and browser tests on a PostgreSQL server that the run starts and removes itself.

@@ -10,6 +10,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.lib import crypto
@@ -59,6 +60,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(_("operator staff"), default=False)
     must_change_password = models.BooleanField(_("must change password at next sign-in"), default=False)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Part of every session's check value: raising it ends all of the user's sessions at once.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
 
     objects = UserManager()
@@ -81,6 +84,20 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self):
         return self.get_full_name()
+
+    def _get_session_auth_hash(self, secret=None):
+        # Django binds sessions to the password hash; the generation adds "end every session"
+        # without a password change (deactivation, and later: disconnecting Microsoft).
+        return salted_hmac(
+            "tenantlink.accounts.User.session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            secret=secret,
+            algorithm="sha256",
+        ).hexdigest()
+
+    def end_all_sessions(self):
+        User.objects.filter(pk=self.pk).update(session_generation=models.F("session_generation") + 1)
+        self.refresh_from_db(fields=["session_generation"])
 
     @property
     def is_company_admin(self):

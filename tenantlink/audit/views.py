@@ -2,10 +2,12 @@
 
 import csv
 import datetime
+import json
 
 from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 
 from tenantlink.audit.forms import AuditFilterForm
@@ -19,7 +21,10 @@ def _filtered_events(request):
     company = request.user.company
     form = AuditFilterForm(company, data=request.GET or None)
     events = AuditEvent.objects.filter(company=company)
-    if form.is_valid():
+    if form.is_bound and not form.is_valid():
+        # Never fall back to "everything" when a filter could not be read.
+        return form, events.none()
+    if form.is_bound:
         data = form.cleaned_data
         if data["user"]:
             events = events.filter(target_user=data["user"]) | events.filter(actor=data["user"])
@@ -62,7 +67,9 @@ class _Echo:
 
 @company_admin_required
 def audit_export(request):
-    _form, events = _filtered_events(request)
+    form, events = _filtered_events(request)
+    if form.errors:
+        return redirect(reverse("audit_log") + "?" + request.GET.urlencode())  # shows what is wrong
     writer = csv.writer(_Echo())
     header = ["time_utc", "actor", "action", "target", "outcome", "client_address", "user_agent", "details"]
 
@@ -79,7 +86,7 @@ def audit_export(request):
                     event.outcome,
                     event.client_ip or "",
                     event.user_agent,
-                    event.details,
+                    json.dumps(event.details, sort_keys=True),
                 )
             )
 

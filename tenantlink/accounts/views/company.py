@@ -65,7 +65,8 @@ def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if not _refuse_self(request, member) and member.is_active:
         member.is_active = False
-        member.save(update_fields=["is_active"])  # their sessions stop working at the next request
+        member.save(update_fields=["is_active"])
+        member.end_all_sessions()  # so a reactivation does not bring an old session back
         AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)

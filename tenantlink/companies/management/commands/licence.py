@@ -45,7 +45,12 @@ class Command(BaseCommand):
             ends = datetime.datetime.combine(until + datetime.timedelta(days=1), datetime.time.min, datetime.UTC)
         if ends <= timezone.now():
             raise CommandError("The licence must end in the future.")
+        before = company.current_licence(Licence.Product.SSO)
+        previous_end = before.valid_until if before else None
         licence, created = company.grant_licence(Licence.Product.SSO, ends)
+        if not created and licence.valid_until == previous_end:
+            self.stdout.write(f"{company.name} already holds an SSO licence valid until {previous_end:%Y-%m-%d %H:%M} UTC; nothing changed.")
+            return
         action = Action.LICENCE_GRANTED if created else Action.LICENCE_EXTENDED
         AuditEvent.objects.record(
             action, actor_label="command line", company=company, target_label=company.name,

@@ -1,0 +1,481 @@
+"""Company administrators look after their own company's users: the list, new users (with an
+initial password or an invitation), deactivation, reactivation and second-factor resets.
+Members may not, and administrators of another company cannot even see that the users exist."""
+
+import re
+
+import pyotp
+from django.core import mail
+from django.test import Client
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from tenantlink.accounts.forms import SIGNIN_FAILED
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+
+INITIAL_PASSWORD = "copper kettle on the stove"
+CHOSEN_PASSWORD = "a quiet lighthouse in winter"
+
+
+def text(response):
+    return response.content.decode()
+
+
+def user_links(response):
+    """The users a page links to, by id, in the order shown."""
+    return [int(pk) for pk in re.findall(r'href="/company/users/(\d+)/"', text(response))]
+
+
+def signed_in_browser(user):
+    browser = Client()
+    sign_in(browser, user)
+    return browser
+
+
+def new_user_form(**fields):
+    form = {"username": "carol", "display_name": "Carol Jones", "email": "carol@example.com", "role": User.Role.MEMBER}
+    form.update(fields)
+    return form
+
+
+def audited(action, target):
+    return AuditEvent.objects.get(action=action, target_user=target)
+
+
+def enrol_through_the_page(browser):
+    """Do what the person does on the enrolment page: type the key into an app, enter its code."""
+    page = browser.get("/signin/enrol/")
+    assert page.status_code == 200
+    key = re.search(r'id="manual-key">([A-Z2-7 ]+)<', text(page)).group(1).replace(" ", "")
+    code = pyotp.TOTP(key).generate_otp(TOTPDevice.current_step())
+    response = browser.post("/signin/enrol/", {"code": code})
+    assert response.status_code == 200 and "Your recovery codes" in text(response)
+
+
+# The list ------------------------------------------------------------------------------------
+
+
+def test_the_list_shows_the_administrators_own_company_only(admin_client, admin, member, outsider):
+    response = admin_client.get("/company/users/")
+
+    assert response.status_code == 200
+    assert "Contoso Ltd" in text(response)
+    assert user_links(response) == [admin.pk, member.pk]  # alice, bob; never olga
+    assert "Olga" not in text(response) and "Northwind" not in text(response)
+
+
+def test_an_administrator_cannot_see_another_companys_users(client, admin, member, outsider):
+    sign_in(client, outsider)
+
+    response = client.get("/company/users/")
+    assert user_links(response) == [outsider.pk]
+    assert "Alice" not in text(response) and "Bob" not in text(response)
+
+    assert client.get(f"/company/users/{member.pk}/").status_code == 404
+    assert client.get(f"/company/users/{admin.pk}/").status_code == 404
+
+
+def test_the_list_can_be_searched_by_name_username_or_email(admin_client, admin, member, outsider, contoso):
+    dmitri = User.objects.create_user("dmitri", company=contoso, display_name="Dmitri Petrov", email="d.p@fabrikam.example")
+
+    by_name = admin_client.get("/company/users/", {"q": "petrov"})
+    by_username = admin_client.get("/company/users/", {"q": "DMITRI"})
+    by_email = admin_client.get("/company/users/", {"q": "fabrikam.example"})
+    for response in (by_name, by_username, by_email):
+        assert user_links(response) == [dmitri.pk]
+
+    assert user_links(admin_client.get("/company/users/", {"q": "example.com"})) == [admin.pk, member.pk]
+
+    other_company = admin_client.get("/company/users/", {"q": "olga"})
+    assert user_links(other_company) == []
+    assert "No user matches your search." in text(other_company)
+
+
+def test_names_are_shown_as_text_not_as_markup(admin_client, contoso):
+    User.objects.create_user("eve", company=contoso, display_name="<script>alert(1)</script>")
+
+    response = admin_client.get("/company/users/", {"q": "<script>"})
+
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text(response)
+    assert "<script>" not in text(response)
+
+
+def test_thirty_users_fill_two_pages(admin_client, admin, contoso):
+    for number in range(1, 30):  # with alice, thirty users
+        User.objects.create_user(f"user{number:02}", company=contoso, display_name=f"User {number:02}")
+
+    first = admin_client.get("/company/users/")
+    assert len(user_links(first)) == 25
+    assert "Page 1 of 2" in text(first)
+
+    second = admin_client.get("/company/users/", {"page": 2})
+    assert len(user_links(second)) == 5
+    assert "Page 2 of 2" in text(second)
+    assert set(user_links(first)).isdisjoint(user_links(second))
+
+    # A search keeps its words from page to page.
+    searched = admin_client.get("/company/users/", {"q": "user"})
+    assert "Page 1 of 2" in text(searched)
+    assert 'href="?q=user&amp;page=2"' in text(searched)
+    assert len(user_links(admin_client.get("/company/users/", {"q": "user", "page": 2}))) == 4
+
+    # A page number that is not one shows the first page.
+    assert user_links(admin_client.get("/company/users/", {"page": "abc"})) == user_links(first)
+
+
+# A new user with an initial password ------------------------------------------------------
+
+
+def test_an_administrator_creates_a_user_with_an_initial_password(admin_client, admin, contoso):
+    response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+
+    carol = User.objects.get(username="carol")
+    assert response.status_code == 302 and response.url == f"/company/users/{carol.pk}/"
+    assert carol.company == contoso and carol.role == User.Role.MEMBER
+    assert carol.check_password(INITIAL_PASSWORD)
+    assert carol.must_change_password
+    assert mail.outbox == []
+
+    page = admin_client.get(response.url)
+    assert "Carol Jones has been created. Give them the initial password in a safe way." in text(page)
+    assert "Initial password, to be changed at first sign-in" in text(page)
+
+    event = audited(Action.USER_CREATED, carol)
+    assert (event.actor, event.company, event.details) == (admin, contoso, {"role": "member"})
+
+
+def test_a_new_user_always_joins_the_administrators_company_as_a_plain_user(admin_client, contoso, northwind):
+    form = new_user_form(how="password", initial_password=INITIAL_PASSWORD, company=northwind.pk, is_staff="on", is_superuser="on")
+    admin_client.post("/company/users/new/", form)
+
+    carol = User.objects.get(username="carol")
+    assert carol.company == contoso
+    assert not carol.is_staff and not carol.is_superuser
+
+
+def test_a_weak_initial_password_is_refused_with_the_reasons(admin_client):
+    response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password="password"))
+
+    assert response.status_code == 200
+    assert "This password is too short. It must contain at least 12 characters." in text(response)
+    assert "This password is too common." in text(response)
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_an_initial_password_is_required_when_chosen(admin_client):
+    response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=""))
+
+    assert "Enter an initial password." in text(response)
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_a_taken_username_is_refused_whatever_its_case(admin_client, member, outsider):
+    own_company = admin_client.post("/company/users/new/", new_user_form(username="BOB", how="password", initial_password=INITIAL_PASSWORD))
+    other_company = admin_client.post("/company/users/new/", new_user_form(username="Olga", how="password", initial_password=INITIAL_PASSWORD))
+
+    for response in (own_company, other_company):
+        assert response.status_code == 200
+        assert "This username is taken. Choose another one." in text(response)
+    assert User.objects.filter(username__iexact="bob").count() == 1
+    assert User.objects.filter(username__iexact="olga").count() == 1
+    assert not AuditEvent.objects.filter(action=Action.USER_CREATED).exists()
+
+
+def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(admin_client):
+    admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    client = Client()  # carol's own browser
+
+    response = client.post("/signin/", {"username": "carol", "password": INITIAL_PASSWORD})
+    assert response.url == "/signin/enrol/"  # no authenticator yet: set one up first
+    enrol_through_the_page(client)
+
+    for page in ("/portal/", "/profile/", "/company/users/"):
+        response = client.get(page)
+        assert response.status_code == 302 and response.url == "/profile/password/"
+    assert "Please choose a new password before you continue." in text(client.get("/profile/password/"))
+
+    response = client.post(
+        "/profile/password/",
+        {"old_password": INITIAL_PASSWORD, "new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD},
+    )
+    assert response.status_code == 302
+
+    assert client.get("/portal/").status_code == 200
+    carol = User.objects.get(username="carol")
+    assert not carol.must_change_password and carol.check_password(CHOSEN_PASSWORD)
+    assert AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED, target_user=carol).exists()
+
+
+# A new user with an invitation --------------------------------------------------------------
+
+
+def invite_carol(admin_client):
+    response = admin_client.post("/company/users/new/", new_user_form(how="invite"))
+    assert response.status_code == 302
+    return User.objects.get(username="carol")
+
+
+def invitation_path(message):
+    return re.search(r"https?://[^/\s]+(/invitation/[^/\s]+/[^/\s]+/)", message.body).group(1)
+
+
+def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client, admin, contoso):
+    carol = invite_carol(admin_client)
+    client = Client()  # carol's own browser
+
+    assert not carol.has_usable_password() and not carol.must_change_password
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["carol@example.com"]
+    assert "Contoso Ltd" in message.body and "Your username: carol" in message.body
+    page = admin_client.get(f"/company/users/{carol.pk}/")
+    assert "Carol Jones has been created and an invitation sent to carol@example.com." in text(page)
+    assert "Invitation not yet accepted" in text(page)
+
+    # Until the invitation is accepted no password signs carol in.
+    assert str(SIGNIN_FAILED) in text(client.post("/signin/", {"username": "carol", "password": CHOSEN_PASSWORD}))
+
+    link = invitation_path(message)
+    response = client.get(link)
+    assert response.status_code == 200 and "Your username is <strong>carol</strong>" in text(response)
+    response = client.post(link, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+    assert response.status_code == 302 and response.url == "/signin/"
+
+    response = client.post("/signin/", {"username": "carol", "password": CHOSEN_PASSWORD})
+    assert response.url == "/signin/enrol/"
+
+    again = Client().get(link)
+    assert again.status_code == 400
+    assert "This invitation link does not work" in text(again)
+    taken_over = Client().post(link, {"new_password1": "somebody else's password", "new_password2": "somebody else's password"})
+    assert taken_over.status_code == 400
+    carol.refresh_from_db()
+    assert carol.check_password(CHOSEN_PASSWORD)
+
+    created, invited = audited(Action.USER_CREATED, carol), audited(Action.USER_INVITED, carol)
+    for event in (created, invited):
+        assert (event.actor, event.company) == (admin, contoso)
+    accepted = audited(Action.INVITATION_ACCEPTED, carol)
+    assert (accepted.actor, accepted.company) == (carol, contoso)
+
+
+def test_a_tampered_invitation_link_does_not_work(admin_client, member):
+    carol = invite_carol(admin_client)
+    client = Client()
+    link = invitation_path(mail.outbox[0])
+    _, _, uid, token, _ = link.split("/")
+
+    changed_token = f"/invitation/{uid}/{token[:-1]}{'a' if token[-1] != 'a' else 'b'}/"
+    bobs_id_with_carols_token = f"/invitation/{urlsafe_base64_encode(force_bytes(member.pk))}/{token}/"
+    for forged in (changed_token, bobs_id_with_carols_token, f"/invitation/!!/{token}/"):
+        response = client.post(forged, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+        assert response.status_code == 400
+        assert "This invitation link does not work" in text(response)
+
+    carol.refresh_from_db()
+    member.refresh_from_db()
+    assert not carol.has_usable_password()
+    assert member.check_password(PASSWORD)
+
+
+def test_an_invitation_needs_an_email_address(admin_client):
+    response = admin_client.post("/company/users/new/", new_user_form(how="invite", email=""))
+
+    assert response.status_code == 200
+    assert "An invitation needs an email address." in text(response)
+    assert not User.objects.filter(username="carol").exists()
+    assert mail.outbox == []
+
+
+def test_an_invitation_can_be_sent_again_until_it_is_accepted(admin_client, admin, member):
+    carol = invite_carol(admin_client)
+
+    response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
+    assert "A new invitation has been sent to carol@example.com." in text(response)
+    assert len(mail.outbox) == 2 and mail.outbox[1].to == ["carol@example.com"]
+    assert AuditEvent.objects.filter(action=Action.USER_INVITED, target_user=carol, actor=admin).count() == 2
+
+    # Bob has a password already: no invitation for him.
+    response = admin_client.post(f"/company/users/{member.pk}/invite/", follow=True)
+    assert "Only an active user who has not yet accepted an invitation can be sent one." in text(response)
+    assert len(mail.outbox) == 2
+
+
+# Deactivation and reactivation ----------------------------------------------------------------
+
+
+def test_a_deactivated_user_cannot_sign_in_and_their_session_stops_working(admin_client, admin, member, contoso):
+    bobs_browser = signed_in_browser(member)
+    assert bobs_browser.get("/portal/").status_code == 200
+
+    response = admin_client.post(f"/company/users/{member.pk}/deactivate/", follow=True)
+    assert "Bob can no longer sign in." in text(response)
+    assert "Deactivated" in text(response)
+
+    response = bobs_browser.get("/portal/")
+    assert response.status_code == 302 and response.url.startswith("/signin/")
+    assert str(SIGNIN_FAILED) in text(Client().post("/signin/", {"username": "bob", "password": PASSWORD}))
+
+    event = audited(Action.USER_DEACTIVATED, member)
+    assert (event.actor, event.company) == (admin, contoso)
+
+
+def test_a_reactivated_user_signs_in_again_but_old_sessions_stay_ended(admin_client, admin, member, contoso):
+    bobs_browser = signed_in_browser(member)
+    admin_client.post(f"/company/users/{member.pk}/deactivate/")
+
+    response = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True)
+    assert "Bob can sign in again." in text(response)
+
+    # The browser that was signed in before the deactivation has to sign in again...
+    response = bobs_browser.get("/portal/")
+    assert response.status_code == 302 and response.url.startswith("/signin/")
+    # ...which now works.
+    bobs_browser.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert bobs_browser.post("/signin/verify/", {"code": code_for(member, offset=1)}).url == "/portal/"
+
+    event = audited(Action.USER_REACTIVATED, member)
+    assert (event.actor, event.company) == (admin, contoso)
+
+
+def test_deactivating_someone_twice_records_it_once(admin_client, member):
+    admin_client.post(f"/company/users/{member.pk}/deactivate/")
+    admin_client.post(f"/company/users/{member.pk}/deactivate/")
+    admin_client.post(f"/company/users/{member.pk}/reactivate/")
+    admin_client.post(f"/company/users/{member.pk}/reactivate/")
+
+    assert AuditEvent.objects.filter(action=Action.USER_DEACTIVATED).count() == 1
+    assert AuditEvent.objects.filter(action=Action.USER_REACTIVATED).count() == 1
+
+
+# Second factor --------------------------------------------------------------------------------
+
+
+def test_after_a_second_factor_reset_the_user_sets_up_a_new_authenticator(admin_client, admin, member, contoso):
+    RecoveryCode.replace_for(member)
+    client = Client()  # bob's browser
+
+    response = admin_client.post(f"/company/users/{member.pk}/reset-second-factor/", follow=True)
+    assert "The second factor of Bob has been reset." in text(response)
+    assert "Not set up — set up at next sign-in" in text(response)
+    assert not TOTPDevice.objects.filter(user=member).exists()
+    assert not RecoveryCode.objects.filter(user=member).exists()
+
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.url == "/signin/enrol/"
+    assert client.get("/signin/verify/").url == "/signin/enrol/"  # the old app's codes are not asked for
+    enrol_through_the_page(client)
+    assert client.get("/portal/").status_code == 200
+
+    event = audited(Action.SECOND_FACTOR_RESET, member)
+    assert (event.actor, event.company) == (admin, contoso)
+
+
+def test_an_administrator_cannot_deactivate_or_reset_themselves(admin_client, admin):
+    for action in ("deactivate", "reset-second-factor"):
+        response = admin_client.post(f"/company/users/{admin.pk}/{action}/", follow=True)
+        assert "You cannot do this to your own account. Ask another administrator." in text(response)
+
+    admin.refresh_from_db()
+    assert admin.is_active and TOTPDevice.objects.filter(user=admin).exists()
+    assert not AuditEvent.objects.filter(action__in=[Action.USER_DEACTIVATED, Action.SECOND_FACTOR_RESET]).exists()
+    assert admin_client.get("/company/users/").status_code == 200
+    assert "This is you." in text(admin_client.get(f"/company/users/{admin.pk}/"))
+
+
+# Who may do what ------------------------------------------------------------------------------
+
+
+def test_a_member_is_refused_every_company_page(member_client, member, admin):
+    pages = ["/company/users/", "/company/users/new/", f"/company/users/{admin.pk}/", f"/company/users/{member.pk}/"]
+    for page in pages:
+        response = member_client.get(page)
+        assert response.status_code == 403, page
+        assert "You do not have permission to open this page." in text(response)
+
+    for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
+        assert member_client.post(f"/company/users/{admin.pk}/{action}/").status_code == 403
+    response = member_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    assert response.status_code == 403
+
+    admin.refresh_from_db()
+    assert admin.is_active and TOTPDevice.objects.filter(user=admin).exists()
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_an_administrator_of_another_company_finds_nothing_of_contoso(client, outsider, admin, member):
+    RecoveryCode.replace_for(member)
+    sign_in(client, outsider)
+    before = AuditEvent.objects.count()
+
+    assert client.get(f"/company/users/{member.pk}/").status_code == 404
+    for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
+        response = client.post(f"/company/users/{member.pk}/{action}/")
+        assert response.status_code == 404, action
+        assert "There is nothing here." in text(response)
+
+    member.refresh_from_db()
+    assert member.is_active
+    assert TOTPDevice.objects.filter(user=member).exists() and RecoveryCode.remaining(member) == 10
+    assert AuditEvent.objects.count() == before
+    assert mail.outbox == []
+
+
+def test_the_company_pages_need_a_signed_in_administrator(client, member):
+    response = client.get("/company/users/")
+    assert response.status_code == 302 and response.url == "/signin/?next=/company/users/"
+
+    response = client.post(f"/company/users/{member.pk}/deactivate/")
+    assert response.status_code == 302 and response.url.startswith("/signin/")
+    member.refresh_from_db()
+    assert member.is_active
+
+
+def test_actions_that_change_something_refuse_get(admin_client, member):
+    for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
+        assert admin_client.get(f"/company/users/{member.pk}/{action}/").status_code == 405, action
+
+    member.refresh_from_db()
+    assert member.is_active and TOTPDevice.objects.filter(user=member).exists()
+    assert mail.outbox == []
+
+
+def test_a_form_sent_without_its_security_token_gets_the_form_has_expired_page(admin_client, member):
+    browser = Client(enforce_csrf_checks=True)
+    browser.cookies["sessionid"] = admin_client.cookies["sessionid"].value
+
+    response = browser.post(f"/company/users/{member.pk}/deactivate/")
+    assert response.status_code == 403
+    assert "The form has expired" in text(response)
+    member.refresh_from_db()
+    assert member.is_active
+
+    # The button on the page carries the token, and works.
+    page = browser.get(f"/company/users/{member.pk}/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', text(page)).group(1)
+    response = browser.post(f"/company/users/{member.pk}/deactivate/", {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert not member.is_active
+
+
+def test_an_administrator_can_make_another_administrator(admin_client, contoso):
+    admin_client.post("/company/users/new/", new_user_form(how="invite", role=User.Role.ADMINISTRATOR))
+
+    carol = User.objects.get(username="carol")
+    assert carol.company == contoso and carol.is_company_admin
+    assert audited(Action.USER_CREATED, carol).details == {"role": "administrator"}
+    assert "Administrator" in text(admin_client.get(f"/company/users/{carol.pk}/"))
+
+
+def test_another_administrator_can_deactivate_an_administrator(admin_client, admin, contoso):
+    colleague = make_user("dora", contoso, User.Role.ADMINISTRATOR)
+    doras_browser = signed_in_browser(colleague)
+
+    admin_client.post(f"/company/users/{colleague.pk}/deactivate/")
+
+    colleague.refresh_from_db()
+    assert not colleague.is_active and not colleague.is_company_admin
+    assert doras_browser.get("/company/users/").status_code == 302
