@@ -1,3 +1,5 @@
+import zoneinfo
+
 from django import forms
 from django.contrib.auth import authenticate, password_validation
 from django.contrib.auth.forms import PasswordChangeForm
@@ -205,3 +207,20 @@ class CompanyUserForm(forms.ModelForm):
         if commit:
             user.save()
         return user
+
+
+def time_zone_choices():
+    return [("", _("Company default")), *((zone, zone.replace("_", " ")) for zone in sorted(zoneinfo.available_timezones()))]
+
+
+class TimeZoneForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        choices=time_zone_choices,
+        required=False,
+        help_text=_("Dates and times in the portal are shown in this time zone."),
+    )
+
+    class Meta:
+        model = User
+        fields = ["time_zone"]

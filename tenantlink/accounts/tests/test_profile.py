@@ -1,10 +1,11 @@
+import datetime
 import re
 import time
 
 import pyotp
 from django.test import Client
 
-from tenantlink.accounts.models import RecoveryCode, TOTPDevice
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
 
@@ -91,3 +92,21 @@ def test_new_recovery_codes_later_need_the_password(member_client, member):
 def test_profile_pages_need_a_signin(client):
     for url in ("/profile/", "/profile/settings/", "/profile/password/", "/profile/authenticator/"):
         assert client.get(url).url.startswith("/signin/?next=")
+
+
+def test_dates_are_shown_in_the_time_zone_the_user_chooses(member_client, member):
+    response = member_client.post("/profile/settings/", {"time_zone": "Asia/Tokyo"})
+    assert response.url == "/profile/settings/"
+    member.refresh_from_db()
+    assert member.time_zone == "Asia/Tokyo"
+    # The last sign-in, 12:00 UTC, reads as 21:00 in Tokyo.
+    User.objects.filter(pk=member.pk).update(last_login=datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC))
+    assert "Jan. 1, 2026, 9 p.m." in member_client.get("/profile/").content.decode()
+
+
+def test_an_unknown_time_zone_is_refused(member_client, member):
+    response = member_client.post("/profile/settings/", {"time_zone": "Mars/Olympus"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    member.refresh_from_db()
+    assert member.time_zone == ""

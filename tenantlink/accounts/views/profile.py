@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from tenantlink.accounts import flows
 from tenantlink.accounts.decorators import recent_signin_required
-from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm
+from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm, TimeZoneForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.accounts.views.signin import render_enrolment
 from tenantlink.audit.models import Action, AuditEvent
@@ -23,8 +23,14 @@ def overview(request):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def settings_tab(request):
     user = request.user
+    zone_form = TimeZoneForm(instance=user, data=request.POST if request.method == "POST" else None)
+    if zone_form.is_valid():
+        zone_form.save()
+        messages.success(request, _("Your time zone has been saved."))
+        return redirect("profile_settings")
     return render(
         request,
         "accounts/profile_settings.html",
@@ -32,6 +38,7 @@ def settings_tab(request):
             "tab": "settings",
             "device": getattr(user, "totp", None),
             "recovery_codes_left": RecoveryCode.remaining(user),
+            "zone_form": zone_form,
         },
     )
 
