@@ -109,7 +109,7 @@ def main():
     )
     portal = subprocess.Popen(
         [python, "-m", "gunicorn", "tenantlink.wsgi", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
-         "--access-logfile", "-"],
+         "--no-control-socket", "--access-logfile", "-"],
         cwd=ROOT, env=env,
     )
     time.sleep(2)

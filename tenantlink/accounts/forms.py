@@ -59,7 +59,7 @@ class SecondFactorForm(forms.Form):
         label=_("Code"),
         max_length=32,
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "text"}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "class": "code"}),
     )
 
     def __init__(self, request, user, *args, **kwargs):
@@ -92,7 +92,7 @@ class ConfirmCodeForm(forms.Form):
     code = forms.CharField(
         label=_("Code from the app"),
         max_length=12,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True, "class": "code"}),
     )
 
     def __init__(self, seed, *args, **kwargs):
@@ -209,8 +209,13 @@ class CompanyUserForm(forms.ModelForm):
         return user
 
 
+REGIONS = ("Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific")
+
+
 def time_zone_choices():
-    return [("", _("Company default")), *((zone, zone.replace("_", " ")) for zone in sorted(zoneinfo.available_timezones()))]
+    # Only the canonical Region/City names; the database also holds aliases like "US/Pacific".
+    zones = sorted(zone for zone in zoneinfo.available_timezones() if zone.split("/")[0] in REGIONS)
+    return [("", _("Portal default")), ("UTC", "UTC"), *((zone, zone.replace("_", " ")) for zone in zones)]
 
 
 class TimeZoneForm(forms.ModelForm):

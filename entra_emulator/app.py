@@ -1,0 +1,237 @@
+"""The Starlette application: metadata endpoints (discovery, keys), Graph, and the routing table
+that brings in sign-in, token and control endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from . import control, errors, grants, signin
+from .faults import endpoint_of
+from .responses import emulator_of, error_page, json_error, render, trace_of
+from .state import Emulator
+from .tokens import InvalidToken, pairwise_sub, verify_graph_token
+
+
+def discovery_document(emulator: Emulator, tenant) -> dict:
+    base = emulator.public_url
+    # Endpoints of a named tenant use its GUID even when it was addressed by domain.
+    segment = tenant.id if tenant else "{alias}"
+    issuer = emulator.issuer(tenant.id) if tenant else emulator.issuer_template
+    return {
+        "token_endpoint": f"{base}/{segment}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": f"{base}/{segment}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": issuer,
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{base}/oidc/userinfo",
+        "authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/authorize",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/{segment}/oauth2/v2.0/logout",
+        "claims_supported": [
+            "sub",
+            "iss",
+            "cloud_instance_name",
+            "cloud_instance_host_name",
+            "cloud_graph_host_name",
+            "msgraph_host",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "acr",
+            "nonce",
+            "preferred_username",
+            "name",
+            "tid",
+            "ver",
+            "at_hash",
+            "c_hash",
+            "email",
+        ],
+        "tenant_region_scope": "EU" if tenant else None,
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        # Graph is served by the emulator itself.
+        "msgraph_host": urlsplit(base).netloc,
+        "rbac_url": "https://pas.windows.net",
+    }
+
+
+async def discovery(request):
+    emulator = emulator_of(request)
+    ref = request.path_params["tenant"]
+    try:
+        tenant = emulator.resolve_authority(ref)
+    except errors.AadError as error:
+        return json_error(request, error)
+    document = discovery_document(emulator, tenant)
+    if tenant is None:
+        for key, value in document.items():
+            if isinstance(value, str):
+                document[key] = value.replace("{alias}", ref.lower())
+    return JSONResponse(document, headers={"Cache-Control": "max-age=86400, private"})
+
+
+async def jwks(request):
+    emulator = emulator_of(request)
+    try:
+        tenant = emulator.resolve_authority(request.path_params["tenant"])
+    except errors.AadError as error:
+        return json_error(request, error)
+    issuer = emulator.issuer(tenant.id) if tenant else emulator.issuer_template
+    return JSONResponse(emulator.keys.jwks(issuer), headers={"Cache-Control": "max-age=86400, private"})
+
+
+def _graph_error(request, status: int, code: str, message: str) -> JSONResponse:
+    now = datetime.fromtimestamp(emulator_of(request).now(), UTC)
+    trace = trace_of(request)
+    return JSONResponse(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "innerError": {
+                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "request-id": trace.trace_id,
+                    "client-request-id": trace.correlation_id,
+                },
+            }
+        },
+        status_code=status,
+        headers={"WWW-Authenticate": 'Bearer realm=""'} if status == 401 else None,
+    )
+
+
+def _graph_caller(request):
+    """(claims, user) for a valid delegated Graph token, or an error response."""
+    emulator = emulator_of(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None, _graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.")
+    try:
+        claims = verify_graph_token(token.strip(), emulator.keys, emulator.issuer, emulator.now())
+    except InvalidToken as exc:
+        return None, _graph_error(request, 401, "InvalidAuthenticationToken", str(exc))
+    if claims.get("idtyp") == "app":
+        return None, _graph_error(
+            request, 400, "BadRequest", "/me request is only valid with delegated authentication flow."
+        )
+    user = emulator.directory.find_user(claims.get("tid", ""), claims.get("oid", ""))
+    if user is None or not user.enabled:
+        return None, _graph_error(request, 401, "InvalidAuthenticationToken", "The user does not exist.")
+    return (claims, user), None
+
+
+async def graph_me(request):
+    caller, failure = _graph_caller(request)
+    if failure:
+        return failure
+    claims, user = caller
+    if "user.read" not in claims.get("scp", "").lower().split():
+        return _graph_error(
+            request, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+        )
+    return JSONResponse(
+        {
+            "@odata.context": f"{emulator_of(request).public_url}/v1.0/$metadata#users/$entity",
+            "businessPhones": [],
+            "displayName": user.display_name,
+            "givenName": user.given_name,
+            "jobTitle": None,
+            "mail": user.mail,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "surname": user.surname,
+            "userPrincipalName": user.upn,
+            "id": user.oid,
+        }
+    )
+
+
+async def userinfo(request):
+    caller, failure = _graph_caller(request)
+    if failure:
+        return failure
+    claims, user = caller
+    # Microsoft: the same pairwise subject as in the app's ID token.
+    info = {
+        "sub": pairwise_sub(claims.get("appid", ""), claims["tid"], user.oid),
+        "name": user.display_name,
+        "family_name": user.surname,
+        "given_name": user.given_name,
+        "picture": f"{emulator_of(request).public_url}/v1.0/me/photo/$value",
+    }
+    if user.mail and "email" in claims.get("scp", "").split():
+        info["email"] = user.mail
+    return JSONResponse(info)
+
+
+async def error_lookup(request):
+    code = request.query_params.get("code", "")
+    return render("lookup.html", code=code)
+
+
+async def home(request):
+    emulator = emulator_of(request)
+    return render("home.html", emulator=emulator, directory=emulator.directory)
+
+
+class FaultMiddleware:
+    """Applies endpoint faults (an error status, or a hang) before the request is handled."""
+
+    def __init__(self, app, emulator: Emulator):
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope, receive, send):
+        endpoint = endpoint_of(scope["path"]) if scope["type"] == "http" else None
+        fault = self.emulator.faults.take_http_fault(endpoint) if endpoint else None
+        if fault and fault.hang_seconds:
+            await asyncio.sleep(fault.hang_seconds)
+        if fault and fault.status:
+            request = Request(scope, receive)
+            error = errors.service_unavailable(fault.status)
+            error.status = fault.status
+            if endpoint in ("authorize", "adminconsent", "other"):
+                response = error_page(request, error)
+            elif endpoint == "graph":
+                response = _graph_error(
+                    request, fault.status, "serviceNotAvailable", "The service is temporarily unavailable."
+                )
+            else:
+                response = json_error(request, error)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(emulator: Emulator) -> Starlette:
+    routes = [
+        Route("/", home),
+        Route("/error", error_lookup),
+        Route("/v1.0/me", graph_me),
+        Route("/oidc/userinfo", userinfo, methods=["GET", "POST"]),
+        *control.routes,
+        Route("/{tenant}/v2.0/.well-known/openid-configuration", discovery),
+        Route("/{tenant}/discovery/v2.0/keys", jwks),
+        Route("/{tenant}/oauth2/v2.0/token", grants.token, methods=["POST"]),
+        *signin.routes,
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = emulator
+    app.add_middleware(FaultMiddleware, emulator=emulator)
+    return app

@@ -1,0 +1,360 @@
+"""The emulated directory: tenants with their users, app registrations, service principals and
+consent grants.
+
+Everything is loaded from (and serialised back to) plain JSON-shaped dicts, so the same shape
+is used by the directory file, the control API and the tests. Updates go through ``to_dict`` →
+merge → ``from_dict`` so that every change is validated by the same loader.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# Scopes defined by OpenID Connect; Entra treats them as (delegated) Graph permissions too.
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+# Aliases under which a tenant may be addressed without naming a tenant.
+MULTI_TENANT_ALIASES = ("common", "organizations")
+
+
+class DirectoryError(ValueError):
+    """A directory document (file or control API payload) that cannot be loaded."""
+
+
+def _require(data: dict, key: str, kind: str):
+    if not isinstance(data, dict):
+        raise DirectoryError(f"each {kind} must be a JSON object")
+    if key not in data or data[key] in (None, ""):
+        raise DirectoryError(f"{kind} is missing {key!r}")
+    return data[key]
+
+
+def _guid(value, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise DirectoryError(f"{what} {value!r} is not a GUID") from None
+
+
+def _bool(data: dict, key: str, default: bool, kind: str) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise DirectoryError(f"{kind} {key!r} must be true or false")
+    return value
+
+
+def _datetime(value: str, what: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise DirectoryError(f"{what} {value!r} is not an ISO date-time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def normalize_scope(scope: str) -> str:
+    """Gives a scope its full resource-qualified form, as Entra does for Graph scopes:
+    ``User.Read`` → ``https://graph.microsoft.com/User.Read``."""
+    if scope in OIDC_SCOPES:
+        return scope
+    for prefix in (GRAPH_RESOURCE + "/", GRAPH_APP_ID + "/"):
+        if scope.lower().startswith(prefix.lower()):
+            return GRAPH_RESOURCE + "/" + scope[len(prefix) :]
+    if "/" not in scope and ":" not in scope:
+        return GRAPH_RESOURCE + "/" + scope
+    return scope
+
+
+def short_scope(scope: str) -> str:
+    """The name a Graph access token carries in ``scp`` (``User.Read``)."""
+    return scope[len(GRAPH_RESOURCE) + 1 :] if scope.startswith(GRAPH_RESOURCE + "/") else scope
+
+
+def covers(granted, wanted) -> bool:
+    granted_lower = {s.lower() for s in granted}
+    return all(s.lower() in granted_lower for s in wanted)
+
+
+@dataclass
+class Secret:
+    value: str
+    expires: datetime
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Secret:
+        return cls(
+            value=str(_require(data, "value", "secret")),
+            expires=_datetime(_require(data, "expires", "secret"), "secret expiry"),
+        )
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "expires": self.expires.isoformat().replace("+00:00", "Z")}
+
+
+@dataclass
+class App:
+    client_id: str
+    display_name: str
+    secrets: list[Secret] = field(default_factory=list)
+    redirect_uris: list[str] = field(default_factory=list)
+    required_scopes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> App:
+        return cls(
+            client_id=_guid(_require(data, "client_id", "app"), "app client_id"),
+            display_name=str(_require(data, "display_name", "app")),
+            secrets=[Secret.from_dict(s) for s in data.get("secrets", [])],
+            redirect_uris=[str(u) for u in data.get("redirect_uris", [])],
+            required_scopes=[str(s) for s in data.get("required_scopes", [])],
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "client_id": self.client_id,
+            "display_name": self.display_name,
+            "secrets": [s.to_dict() for s in self.secrets],
+            "redirect_uris": list(self.redirect_uris),
+            "required_scopes": list(self.required_scopes),
+        }
+
+
+@dataclass
+class User:
+    oid: str
+    upn: str
+    display_name: str
+    password: str
+    mail: str | None = None
+    admin: bool = False
+    enabled: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict) -> User:
+        return cls(
+            oid=_guid(_require(data, "oid", "user"), "user oid"),
+            upn=str(_require(data, "upn", "user")),
+            display_name=str(_require(data, "display_name", "user")),
+            password=str(_require(data, "password", "user")),
+            mail=data.get("mail") or None,
+            admin=_bool(data, "admin", False, "user"),
+            enabled=_bool(data, "enabled", True, "user"),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "oid": self.oid,
+            "upn": self.upn,
+            "display_name": self.display_name,
+            "mail": self.mail,
+            "password": self.password,
+            "admin": self.admin,
+            "enabled": self.enabled,
+        }
+
+    @property
+    def given_name(self) -> str:
+        return self.display_name.split(" ")[0]
+
+    @property
+    def surname(self) -> str | None:
+        parts = self.display_name.split(" ", 1)
+        return parts[1] if len(parts) > 1 else None
+
+
+@dataclass
+class Tenant:
+    id: str
+    domain: str
+    display_name: str
+    user_consent_allowed: bool = True
+    assignment_required: bool = False
+    users: list[User] = field(default_factory=list)
+    # Client IDs of apps that have a service principal ("enterprise application") here.
+    service_principals: list[str] = field(default_factory=list)
+    assignments: dict[str, list[str]] = field(default_factory=dict)
+    # Tenant-wide delegated grants made by an administrator: client_id → scopes.
+    admin_consents: dict[str, list[str]] = field(default_factory=dict)
+    # Grants users made for themselves: client_id → {oid → scopes}.
+    user_consents: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tenant:
+        tenant = cls(
+            id=_guid(_require(data, "id", "tenant"), "tenant id"),
+            domain=str(_require(data, "domain", "tenant")).lower(),
+            display_name=str(_require(data, "display_name", "tenant")),
+            user_consent_allowed=_bool(data, "user_consent_allowed", True, "tenant"),
+            assignment_required=_bool(data, "assignment_required", False, "tenant"),
+            users=[User.from_dict(u) for u in data.get("users", [])],
+            service_principals=[_guid(c, "service principal") for c in data.get("service_principals", [])],
+            assignments={
+                _guid(c, "assignment app"): [_guid(o, "assigned oid") for o in oids]
+                for c, oids in data.get("assignments", {}).items()
+            },
+            admin_consents={
+                _guid(c, "consented app"): [normalize_scope(s) for s in scopes]
+                for c, scopes in data.get("admin_consents", {}).items()
+            },
+            user_consents={
+                _guid(c, "consented app"): {
+                    _guid(o, "consenting oid"): [normalize_scope(s) for s in scopes] for o, scopes in by_user.items()
+                }
+                for c, by_user in data.get("user_consents", {}).items()
+            },
+        )
+        oids = [u.oid for u in tenant.users]
+        if len(set(oids)) != len(oids):
+            raise DirectoryError(f"tenant {tenant.domain} has two users with the same oid")
+        return tenant
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "domain": self.domain,
+            "display_name": self.display_name,
+            "user_consent_allowed": self.user_consent_allowed,
+            "assignment_required": self.assignment_required,
+            "users": [u.to_dict() for u in self.users],
+            "service_principals": list(self.service_principals),
+            "assignments": {c: list(o) for c, o in self.assignments.items()},
+            "admin_consents": {c: list(s) for c, s in self.admin_consents.items()},
+            "user_consents": {c: {o: list(s) for o, s in by_user.items()} for c, by_user in self.user_consents.items()},
+        }
+
+    def find_user(self, ref: str) -> User | None:
+        """A user by object ID or by user principal name (case-insensitive)."""
+        ref = (ref or "").lower()
+        return next((u for u in self.users if ref in (u.oid, u.upn.lower())), None)
+
+    def granted_scopes(self, client_id: str, oid: str) -> list[str]:
+        return self.admin_consents.get(client_id, []) + self.user_consents.get(client_id, {}).get(oid, [])
+
+    def has_consent(self, client_id: str, oid: str, scopes) -> bool:
+        return client_id in self.service_principals and covers(self.granted_scopes(client_id, oid), scopes)
+
+    def is_assigned(self, client_id: str, oid: str) -> bool:
+        return not self.assignment_required or oid in self.assignments.get(client_id, [])
+
+    def _add_service_principal(self, client_id: str) -> None:
+        if client_id not in self.service_principals:
+            self.service_principals.append(client_id)
+
+    def grant_admin_consent(self, client_id: str, scopes) -> None:
+        """What "Grant admin consent" / the admin consent endpoint does: creates the app's
+        service principal here and a tenant-wide grant."""
+        self._add_service_principal(client_id)
+        granted = self.admin_consents.setdefault(client_id, [])
+        granted.extend(s for s in scopes if not covers(granted, [s]))
+
+    def grant_user_consent(self, client_id: str, oid: str, scopes) -> None:
+        self._add_service_principal(client_id)
+        granted = self.user_consents.setdefault(client_id, {}).setdefault(oid, [])
+        granted.extend(s for s in scopes if not covers(granted, [s]))
+
+    def remove_service_principal(self, client_id: str) -> bool:
+        """Deleting the enterprise application also removes every grant made to it."""
+        self.admin_consents.pop(client_id, None)
+        self.user_consents.pop(client_id, None)
+        if client_id in self.service_principals:
+            self.service_principals.remove(client_id)
+            return True
+        return False
+
+
+@dataclass
+class Directory:
+    tenants: list[Tenant] = field(default_factory=list)
+    apps: list[App] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Directory:
+        if not isinstance(data, dict):
+            raise DirectoryError("a directory must be a JSON object with 'tenants' and 'apps'")
+        directory = cls(
+            tenants=[Tenant.from_dict(t) for t in data.get("tenants", [])],
+            apps=[App.from_dict(a) for a in data.get("apps", [])],
+        )
+        for kind, keys in (
+            ("tenant id", [t.id for t in directory.tenants]),
+            ("tenant domain", [t.domain for t in directory.tenants]),
+            ("app client_id", [a.client_id for a in directory.apps]),
+            ("user principal name", [u.upn.lower() for t in directory.tenants for u in t.users]),
+        ):
+            if len(set(keys)) != len(keys):
+                raise DirectoryError(f"the directory holds the same {kind} twice")
+        return directory
+
+    def to_dict(self) -> dict:
+        return {"tenants": [t.to_dict() for t in self.tenants], "apps": [a.to_dict() for a in self.apps]}
+
+    def find_tenant(self, ref: str) -> Tenant | None:
+        """A tenant by GUID or by one of its domains, the ways Microsoft accepts in URLs."""
+        ref = (ref or "").lower()
+        return next((t for t in self.tenants if ref in (t.id, t.domain)), None)
+
+    def find_app(self, client_id: str) -> App | None:
+        client_id = (client_id or "").lower()
+        return next((a for a in self.apps if a.client_id == client_id), None)
+
+    def find_account(self, upn: str) -> tuple[Tenant, User] | tuple[None, None]:
+        for tenant in self.tenants:
+            user = tenant.find_user(upn)
+            if user and user.upn.lower() == (upn or "").lower():
+                return tenant, user
+        return None, None
+
+    def find_user(self, tid: str, oid: str) -> User | None:
+        tenant = self.find_tenant(tid)
+        return tenant.find_user(oid) if tenant else None
+
+    # Updates used by the control API: each builds the new object from the merged dict so the
+    # loader's validation applies, and refuses to leave the directory inconsistent.
+
+    def upsert_tenant(self, data: dict) -> Tenant:
+        tenant = Tenant.from_dict(data)
+        self._replace_all(tenants=[t for t in self.tenants if t.id != tenant.id] + [tenant])
+        return self.find_tenant(tenant.id)
+
+    def update_tenant(self, tenant: Tenant, changes: dict) -> Tenant:
+        merged = {**tenant.to_dict(), **changes, "id": tenant.id}
+        new = Tenant.from_dict(merged)
+        self._replace_all(tenants=[new if t is tenant else t for t in self.tenants])
+        return self.find_tenant(new.id)
+
+    def upsert_user(self, tenant: Tenant, data: dict) -> User:
+        user = User.from_dict(data)
+        users = [u.to_dict() for u in tenant.users if u.oid != user.oid] + [user.to_dict()]
+        return self.update_tenant(tenant, {"users": users}).find_user(user.oid)
+
+    def update_user(self, tenant: Tenant, user: User, changes: dict) -> User:
+        merged = {**user.to_dict(), **changes, "oid": user.oid}
+        users = [merged if u is user else u.to_dict() for u in tenant.users]
+        return self.update_tenant(tenant, {"users": users}).find_user(user.oid)
+
+    def upsert_app(self, data: dict) -> App:
+        app = App.from_dict(data)
+        self._replace_all(apps=[a for a in self.apps if a.client_id != app.client_id] + [app])
+        return self.find_app(app.client_id)
+
+    def update_app(self, app: App, changes: dict) -> App:
+        new = App.from_dict({**app.to_dict(), **changes, "client_id": app.client_id})
+        self._replace_all(apps=[new if a is app else a for a in self.apps])
+        return self.find_app(new.client_id)
+
+    def _replace_all(self, tenants=None, apps=None) -> None:
+        candidate = Directory(
+            tenants=self.tenants if tenants is None else tenants, apps=self.apps if apps is None else apps
+        )
+        checked = Directory.from_dict(candidate.to_dict())  # raises on duplicates
+        self.tenants, self.apps = checked.tenants, checked.apps

@@ -1,0 +1,164 @@
+"""The control API that tests and developers use to shape the directory."""
+
+import json
+import subprocess
+import sys
+
+import httpx
+
+from entra_emulator import DEMO_DIRECTORY
+
+from .conftest import REPO_ROOT, start_emulator, stop
+from .support import BEN, CLIENT_ID, CONTOSO, FABRIKAM, redirect_params
+
+
+def test_it_shows_the_directory_as_loaded(emulator):
+    directory = emulator.control("GET", "directory").json()
+
+    assert [t["domain"] for t in directory["tenants"]] == ["contoso.onmicrosoft.com", "fabrikam.onmicrosoft.com"]
+    assert directory["apps"][0]["client_id"] == CLIENT_ID
+    assert directory == json.loads(DEMO_DIRECTORY.read_text()) | directory  # nothing lost on the way
+
+
+def test_a_redirect_uri_can_be_added_for_a_portal_on_a_random_port(emulator, browser):
+    redirect_uri = "http://127.0.0.1:53123/sso/callback/"
+    response = emulator.control("POST", f"apps/{CLIENT_ID}/redirect_uris", {"uri": redirect_uri})
+    assert response.status_code == 200
+    assert redirect_uri in response.json()["redirect_uris"]
+
+    consent = browser.sign_in(browser.authorize(redirect_uri=redirect_uri), BEN)
+
+    assert redirect_params(browser.accept(consent), to=redirect_uri)["code"]
+
+
+def test_a_user_can_be_added_and_sign_in(emulator, browser):
+    new_user = {
+        "oid": "0b3f0d8e-9a44-4c1e-8d57-3c0b9f1e2a55",
+        "upn": "dora@contoso.onmicrosoft.com",
+        "display_name": "Dora Dahl",
+        "password": "Dora-pass-1",
+    }
+    assert emulator.control("POST", f"tenants/{CONTOSO}/users", new_user).status_code == 200
+
+    page = browser.sign_in(browser.authorize(), "dora@contoso.onmicrosoft.com", password="Dora-pass-1")
+
+    assert "Permissions requested" in page.text
+
+
+def test_a_tenant_setting_can_be_changed_by_domain(emulator):
+    response = emulator.control("PATCH", "tenants/fabrikam.onmicrosoft.com", {"user_consent_allowed": True})
+
+    assert response.status_code == 200
+    assert response.json()["user_consent_allowed"] is True
+    assert response.json()["id"] == FABRIKAM
+
+
+def test_a_tenant_can_be_added_and_discovered(emulator):
+    tenant = {
+        "id": "a1b2c3d4-0000-4000-8000-000000000001",
+        "domain": "northwind.onmicrosoft.com",
+        "display_name": "Northwind",
+        "users": [],
+    }
+    assert emulator.control("POST", "tenants", tenant).status_code == 200
+
+    document = emulator.http.get("/northwind.onmicrosoft.com/v2.0/.well-known/openid-configuration").json()
+
+    assert document["issuer"] == f"{emulator.url}/{tenant['id']}/v2.0"
+
+
+def test_a_tenant_can_be_deleted(emulator):
+    assert emulator.control("DELETE", f"tenants/{FABRIKAM}").status_code == 200
+
+    assert emulator.http.get(f"/{FABRIKAM}/v2.0/.well-known/openid-configuration").status_code == 400
+
+
+def test_a_user_can_be_deleted(emulator, browser):
+    assert emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.upn}").status_code == 200
+
+    assert "This username may be incorrect" in browser.sign_in(browser.authorize(), BEN).text
+
+
+def test_the_whole_directory_can_be_replaced_and_reset_restores_it(emulator):
+    assert emulator.control("PUT", "directory", {"tenants": [], "apps": []}).json() == {"tenants": [], "apps": []}
+
+    emulator.reset()
+
+    assert len(emulator.control("GET", "directory").json()["tenants"]) == 2
+
+
+def test_reset_forgets_sessions_and_codes(emulator, browser):
+    code = browser.sign_in_through(BEN)["code"]
+
+    emulator.reset()
+
+    assert redirect_params(browser.authorize(prompt="none"))["error"] == "login_required"
+    assert emulator.redeem(code).json()["error"] == "invalid_grant"
+
+
+def test_invalid_changes_are_refused_and_change_nothing(emulator):
+    before = emulator.control("GET", "directory").json()
+
+    answers = [
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"id": "x", "user_consent_allowed": "yes"}),
+        emulator.control(
+            "POST", f"tenants/{CONTOSO}/users", {"oid": "not-a-guid", "upn": "x", "display_name": "x", "password": "x"}
+        ),
+        emulator.control(
+            "POST",
+            f"tenants/{CONTOSO}/users",
+            {"oid": "0b3f0d8e-9a44-4c1e-8d57-3c0b9f1e2a56", "upn": BEN.upn, "display_name": "Twin", "password": "x"},
+        ),
+        emulator.control("POST", "apps", {"client_id": CLIENT_ID}),
+        emulator.control("POST", f"apps/{CLIENT_ID}/secrets", {"value": "s", "expires": "someday"}),
+        emulator.control("POST", "clock", {"advance_seconds": -5}),
+        emulator.http.post("/_emulator/tenants", content=b"{not json"),
+    ]
+
+    assert [a.status_code for a in answers] == [400] * len(answers)
+    assert all(a.json()["error"] for a in answers)
+    assert emulator.control("GET", "directory").json() == before
+
+
+def test_unknown_things_are_404(emulator):
+    assert emulator.control("PATCH", "tenants/nowhere.example", {}).status_code == 404
+    assert emulator.control("PATCH", f"tenants/{CONTOSO}/users/nobody@x", {}).status_code == 404
+    assert emulator.control("PATCH", "apps/00000000-0000-0000-0000-000000000000", {}).status_code == 404
+    assert emulator.control("DELETE", f"tenants/{CONTOSO}/service_principals/{CLIENT_ID}").status_code == 404
+
+
+def test_the_command_line_refuses_a_broken_directory_file(tmp_path):
+    broken = tmp_path / "directory.json"
+    broken.write_text(json.dumps({"tenants": [{"id": "nope"}]}))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "entra_emulator", "--port", "0", "--directory", str(broken)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 2
+    assert "is not valid" in result.stderr
+
+
+def test_the_command_line_explains_itself():
+    result = subprocess.run(
+        [sys.executable, "-m", "entra_emulator", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30
+    )
+
+    assert result.returncode == 0
+    assert "--directory" in result.stdout and "--https" in result.stdout and "--public-url" in result.stdout
+
+
+def test_the_public_url_sets_the_issuer_and_endpoints(tmp_path):
+    process, url = start_emulator(tmp_path, "--public-url", "http://login.emulator.test:8400/")
+    try:
+        document = httpx.get(f"{url}/{CONTOSO}/v2.0/.well-known/openid-configuration").json()
+    finally:
+        stop(process)
+
+    assert url.startswith("http://127.0.0.1:")  # it still listens locally
+    assert document["issuer"] == f"http://login.emulator.test:8400/{CONTOSO}/v2.0"
+    assert document["token_endpoint"] == f"http://login.emulator.test:8400/{CONTOSO}/oauth2/v2.0/token"

@@ -1,0 +1,1 @@
+"""The portal and the Entra emulator as real processes, driven over HTTP and through Chromium."""

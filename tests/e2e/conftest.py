@@ -1,0 +1,245 @@
+"""The stage for end-to-end tests: PostgreSQL, the Entra emulator and the portal as real processes.
+
+Everything is started once per test session on free ports and stopped at its end. The portal
+runs under gunicorn exactly as in production (DEBUG off, its own database), so these tests see
+what a browser would see. The people in the stories are the demo accounts of tenantlink/demo.py,
+put back into their described state before every test.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tenantlink import demo
+from tests import postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+START_TIMEOUT = 30  # seconds for a process to answer; generous for a busy CI machine
+# A fixed test key, so a failed run's database can still be read; never used outside tests.
+FIELD_ENCRYPTION_KEY = "QHx8cPWlMUQ5OF_DTBGG8ndU_BShGMtogwjJvq-9jN0="
+# Only these variables reach the portal from our own environment: a DEBUG=true or ALLOWED_HOSTS
+# left in a developer's shell must not change what the tests check.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH", "SSL_CERT_FILE")
+
+
+class ProcessFailed(Exception):
+    pass
+
+
+class Service:
+    """A server started as a subprocess, its output going to a log file that start-up errors show."""
+
+    def __init__(self, name, argv, env, log_path):
+        self.name, self.log_path = name, log_path
+        # A file, not a pipe: a pipe nobody reads fills up and stalls a chatty server.
+        self.log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_answering(self, url, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ProcessFailed(f"{self.name} exited with code {self.process.returncode} while starting. Its output:\n{self.output()}")
+            try:
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    return response
+                last = f"HTTP {response.status_code}: {response.text[:500]}"
+            except httpx.TransportError as error:
+                last = repr(error)
+            time.sleep(0.2)
+        self.stop()
+        raise ProcessFailed(f"{self.name} did not answer {url} within {timeout} s (last: {last}). Its output:\n{self.output()}")
+
+    def stop(self):
+        if self.process.poll() is None:
+            # The whole process group: gunicorn's workers and anything else the server forked.
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def free_port():
+    return postgres.free_port()
+
+
+def base_environment():
+    return {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+
+
+@dataclass
+class Portal:
+    url: str
+    env: dict
+
+    def manage(self, *args):
+        """Run a manage.py command against the portal's database, as an operator would; its output."""
+        result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                                check=False)
+        if result.returncode != 0:
+            raise ProcessFailed(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def shell(self, code):
+        """Run Python with Django set up against the portal's database (manage.py shell -c)."""
+        return self.manage("shell", "--no-imports", "-c", code)
+
+
+@dataclass
+class Person:
+    username: str
+    name: str
+    company: str
+    password: str
+    totp_seed: str | None
+
+
+@pytest.fixture(scope="session")
+def database_server():
+    """A PostgreSQL server: the one `python -m tests.postgres` started for this run, or our own."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        yield url
+        return
+    with postgres.running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def portal_database(database_server):
+    """A database of its own for the portal process, next to pytest-django's test database."""
+    url = postgres.create_database(postgres.with_database(database_server, "tenantlink_e2e"))
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def emulator_url():
+    # Chosen before either process starts, so the portal is configured with its Microsoft
+    # authority without waiting for (or depending on) the emulator process.
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_url, tmp_path_factory):
+    """The Entra emulator with the demo directory, answering at `emulator_url`."""
+    port = emulator_url.rsplit(":", 1)[1]
+    service = Service(
+        "The Entra emulator",
+        [PYTHON, "-m", "entra_emulator", "--host", "127.0.0.1", "--port", port,
+         "--directory", str(ROOT / "entra_emulator" / "demo_directory.json")],
+        {**base_environment(), "PYTHONUNBUFFERED": "1"},
+        tmp_path_factory.mktemp("emulator") / "output.log",
+    )
+    try:
+        service.wait_until_answering(f"{emulator_url}/organizations/v2.0/.well-known/openid-configuration")
+        yield emulator_url
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def portal(portal_database, emulator_url, tmp_path_factory):
+    """The portal under gunicorn on a free port, migrated, DEBUG off."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **base_environment(),
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "tenantlink.settings",
+        "DATABASE_URL": portal_database,
+        "SECRET_KEY": "e2e-test-secret-key-not-for-production-2f6c0a9d7b14",
+        "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEY,
+        "SITE_URL": url,
+        "ENTRA_AUTHORITY": emulator_url,
+        "ENTRA_CLIENT_ID": demo.DEMO_CLIENT_ID,
+        "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
+        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+    }
+    portal = Portal(url, env)
+    portal.manage("migrate", "--no-input", "--verbosity", "0")
+    service = Service(
+        "The portal (gunicorn)",
+        [PYTHON, "-m", "gunicorn", "tenantlink.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--graceful-timeout", "5", "--access-logfile", "-",
+         # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
+         # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
+         "--no-control-socket"],
+        env,
+        tmp_path_factory.mktemp("portal") / "output.log",
+    )
+    try:
+        service.wait_until_answering(f"{url}/health/")
+        yield portal
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def people(portal):
+    """The demo accounts, reset before each test: ada, ben and nils have their authenticator
+    seeds from tenantlink/demo.py, cleo has none yet and enrols at her first sign-in."""
+    # Failed attempts of an earlier test must not pause sign-in for this one.
+    portal.shell(
+        "from tenantlink.demo import seed\n"
+        "from tenantlink.accounts.models import Throttle\n"
+        "seed()\n"
+        "Throttle.objects.all().delete()\n"
+    )
+    return {
+        username: Person(username, name, company, password, totp_seed)
+        for username, name, _email, company, _role, password, totp_seed in demo.ACCOUNTS
+    }
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory):
+    """Where the browser tests save screenshots for a person to look at: $E2E_SCREENSHOTS or a temp folder."""
+    folder = Path(os.environ["E2E_SCREENSHOTS"]) if os.environ.get("E2E_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright: no browser download needed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start. The rest keep
+            # the browser from reaching out to Google services from a machine without network.
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser profile per test (no cookies carried over), at a desktop size."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
