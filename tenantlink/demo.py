@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,19 @@ def print_table(url, emulator_url):
     print("Contoso Ltd holds an SSO licence; Northwind Traders does not. Press Ctrl+C to stop.\n")
 
 
+def wait_until_up(url, process, timeout=30):
+    """True once `url` answers 200; False if the process exits first (say, its port is taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own local URL)
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -112,9 +126,14 @@ def main():
          "--no-control-socket", "--access-logfile", "-"],
         cwd=ROOT, env=env,
     )
-    time.sleep(2)
-    print_table(env["SITE_URL"], env["ENTRA_AUTHORITY"])
+    # Stopped by a service manager or `kill`: leave through `finally`, which stops both servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    ready = False
     try:
+        ready = wait_until_up(f"{env['ENTRA_AUTHORITY']}/organizations/v2.0/.well-known/openid-configuration", emulator) and \
+            wait_until_up(f"{env['SITE_URL']}/health/", portal)
+        if ready:
+            print_table(env["SITE_URL"], env["ENTRA_AUTHORITY"])
         while portal.poll() is None and emulator.poll() is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -128,8 +147,9 @@ def main():
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-    if portal.returncode not in (0, None, -signal.SIGTERM) or emulator.returncode not in (0, None, -signal.SIGTERM):
-        sys.exit("The demo stopped because a server exited; see the messages above.")
+    if not ready:
+        sys.exit(f"The demo could not start: is port {args.port} or {args.emulator_port} in use? "
+                 "Choose others with: .venv/bin/python -m tenantlink.demo --port N --emulator-port M")
 
 
 if __name__ == "__main__":
