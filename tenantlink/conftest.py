@@ -31,8 +31,15 @@ def northwind():
 
 
 def make_user(username, company, role=User.Role.MEMBER, enrolled=True, **fields):
-    user = User.objects.create_user(username, PASSWORD, company=company, role=role, display_name=username.title(),
-                                    email=f"{username}@example.com", **fields)
+    user = User.objects.create_user(
+        username,
+        PASSWORD,
+        company=company,
+        role=role,
+        display_name=username.title(),
+        email=f"{username}@example.com",
+        **fields,
+    )
     if enrolled:
         user.seed = pyotp.random_base32()
         TOTPDevice.enrol(user, user.seed, step=0)

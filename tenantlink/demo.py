@@ -24,10 +24,34 @@ COMPANIES = [
 ]
 # username, display name, email, company, role, password, TOTP seed (None: enrols at first sign-in)
 ACCOUNTS = [
-    ("ada", "Ada Admin", "ada@contoso.example", "Contoso Ltd", "administrator", "ada-demo-password", "XZCK5ZGGFSLH4YC3YZY5OXHA53BEWHKK"),
-    ("ben", "Ben Berg", "ben@contoso.example", "Contoso Ltd", "member", "ben-demo-password", "R57IWXYBWTVGEKHEEGIZ6O3MPTJW3PRY"),
+    (
+        "ada",
+        "Ada Admin",
+        "ada@contoso.example",
+        "Contoso Ltd",
+        "administrator",
+        "ada-demo-password",
+        "XZCK5ZGGFSLH4YC3YZY5OXHA53BEWHKK",
+    ),
+    (
+        "ben",
+        "Ben Berg",
+        "ben@contoso.example",
+        "Contoso Ltd",
+        "member",
+        "ben-demo-password",
+        "R57IWXYBWTVGEKHEEGIZ6O3MPTJW3PRY",
+    ),
     ("cleo", "Cleo Carter", "cleo@contoso.example", "Contoso Ltd", "member", "cleo-demo-password", None),
-    ("nils", "Nils Nilsson", "nils@northwind.example", "Northwind Traders", "member", "nils-demo-password", "SV4UGW5YBXHYMKB6UDS2OSMEJGQNIMBR"),
+    (
+        "nils",
+        "Nils Nilsson",
+        "nils@northwind.example",
+        "Northwind Traders",
+        "member",
+        "nils-demo-password",
+        "SV4UGW5YBXHYMKB6UDS2OSMEJGQNIMBR",
+    ),
 ]
 
 
@@ -117,21 +141,44 @@ def main():
 
     python = sys.executable
     emulator = subprocess.Popen(
-        [python, "-m", "entra_emulator", "--host", "127.0.0.1", "--port", str(args.emulator_port),
-         "--directory", str(ROOT / "entra_emulator" / "demo_directory.json")],
-        cwd=ROOT, env=env,
+        [
+            python,
+            "-m",
+            "entra_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.emulator_port),
+            "--directory",
+            str(ROOT / "entra_emulator" / "demo_directory.json"),
+        ],
+        cwd=ROOT,
+        env=env,
     )
     portal = subprocess.Popen(
-        [python, "-m", "gunicorn", "tenantlink.wsgi", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
-         "--no-control-socket", "--access-logfile", "-"],
-        cwd=ROOT, env=env,
+        [
+            python,
+            "-m",
+            "gunicorn",
+            "tenantlink.wsgi",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            "2",
+            "--no-control-socket",
+            "--access-logfile",
+            "-",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     # Stopped by a service manager or `kill`: leave through `finally`, which stops both servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ready = False
     try:
-        ready = wait_until_up(f"{env['ENTRA_AUTHORITY']}/organizations/v2.0/.well-known/openid-configuration", emulator) and \
-            wait_until_up(f"{env['SITE_URL']}/health/", portal)
+        ready = wait_until_up(
+            f"{env['ENTRA_AUTHORITY']}/organizations/v2.0/.well-known/openid-configuration", emulator
+        ) and wait_until_up(f"{env['SITE_URL']}/health/", portal)
         if ready:
             print_table(env["SITE_URL"], env["ENTRA_AUTHORITY"])
         while portal.poll() is None and emulator.poll() is None:
@@ -148,8 +195,10 @@ def main():
             except subprocess.TimeoutExpired:
                 process.kill()
     if not ready:
-        sys.exit(f"The demo could not start: is port {args.port} or {args.emulator_port} in use? "
-                 "Choose others with: .venv/bin/python -m tenantlink.demo --port N --emulator-port M")
+        sys.exit(
+            f"The demo could not start: is port {args.port} or {args.emulator_port} in use? "
+            "Choose others with: .venv/bin/python -m tenantlink.demo --port N --emulator-port M"
+        )
 
 
 if __name__ == "__main__":

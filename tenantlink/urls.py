@@ -29,7 +29,11 @@ urlpatterns = [
     path("company/users/<int:user_id>/", company.user_detail, name="company_user"),
     path("company/users/<int:user_id>/deactivate/", company.user_deactivate, name="company_user_deactivate"),
     path("company/users/<int:user_id>/reactivate/", company.user_reactivate, name="company_user_reactivate"),
-    path("company/users/<int:user_id>/reset-second-factor/", company.user_reset_second_factor, name="company_user_reset_second_factor"),
+    path(
+        "company/users/<int:user_id>/reset-second-factor/",
+        company.user_reset_second_factor,
+        name="company_user_reset_second_factor",
+    ),
     path("company/users/<int:user_id>/invite/", company.user_resend_invitation, name="company_user_invite"),
     path("company/audit/", audit.audit_log, name="audit_log"),
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),

@@ -79,8 +79,14 @@ def _as_account(account, argv):
 
 def _run(argv, account, cwd, log=None):
     # cwd is the temporary folder: the server account may not be allowed into ours.
-    result = subprocess.run(_as_account(account, [str(arg) for arg in argv]), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, check=False)
+    result = subprocess.run(
+        _as_account(account, [str(arg) for arg in argv]),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         server_log = log.read_text(errors="replace") if log is not None and log.exists() else ""
         raise PostgresError(
@@ -103,8 +109,14 @@ def _connect(url):
     import psycopg  # only needed once a server runs; keeps `--help`-style failures cheap
 
     parts = urlsplit(url)
-    return psycopg.connect(host=parts.hostname, port=parts.port or 5432, user=parts.username or SUPERUSER,
-                           password=parts.password, dbname="postgres", autocommit=True)
+    return psycopg.connect(
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username or SUPERUSER,
+        password=parts.password,
+        dbname="postgres",
+        autocommit=True,
+    )
 
 
 def create_database(url):
@@ -140,8 +152,22 @@ def running_postgres(database=DATABASE):
         if account is not None:
             os.chown(root, account.pw_uid, account.pw_gid)
         # --no-sync and fsync=off: a crash may lose this server's data, which is fine for a test run.
-        _run([initdb, "-D", data, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale",
-              "--no-sync", "--no-instructions"], account, root)
+        _run(
+            [
+                initdb,
+                "-D",
+                data,
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            account,
+            root,
+        )
         with open(data / "postgresql.conf", "a") as conf:
             conf.write(
                 "\n# Throw-away test server\n"

@@ -30,7 +30,10 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"fields": ["username", "password"]}),
         (_("Person"), {"fields": ["display_name", "email", "time_zone"]}),
         (_("Company"), {"fields": ["company", "role"]}),
-        (_("Access"), {"fields": ["is_active", "must_change_password", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (
+            _("Access"),
+            {"fields": ["is_active", "must_change_password", "is_staff", "is_superuser", "groups", "user_permissions"]},
+        ),
         (_("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["username", "company", "role", "password1", "password2"]})]

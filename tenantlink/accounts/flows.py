@@ -88,7 +88,13 @@ def send_invitation(request, user):
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = settings.SITE_URL + reverse("accept_invitation", args=[uid, token])
-    context = {"user": user, "link": link, "company": user.company, "inviter": request.user, "SITE_NAME": settings.SITE_NAME}
+    context = {
+        "user": user,
+        "link": link,
+        "company": user.company,
+        "inviter": request.user,
+        "SITE_NAME": settings.SITE_NAME,
+    }
     send_mail(
         _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
         render_to_string("accounts/email/invitation.txt", context),

@@ -24,8 +24,17 @@ CODE_FAILED = _(
 
 
 class SignInForm(forms.Form):
-    username = forms.CharField(label=_("Username"), max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
-    password = forms.CharField(label=_("Password"), max_length=4096, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
     def __init__(self, request, *args, **kwargs):
         self.request = request
@@ -46,8 +55,12 @@ class SignInForm(forms.Form):
             known = User.objects.filter(username__iexact=username).first()
             throttle.register_failure(self.request, username, known)
             AuditEvent.objects.record(
-                Action.SIGNIN_FAILED, request=self.request, target=known, target_label=username[:150],
-                outcome=Outcome.FAILURE, step="password",
+                Action.SIGNIN_FAILED,
+                request=self.request,
+                target=known,
+                target_label=username[:150],
+                outcome=Outcome.FAILURE,
+                step="password",
             )
             raise ValidationError(SIGNIN_FAILED, code="invalid")
         self.user = user
@@ -92,7 +105,9 @@ class ConfirmCodeForm(forms.Form):
     code = forms.CharField(
         label=_("Code from the app"),
         max_length=12,
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True, "class": "code"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True, "class": "code"}
+        ),
     )
 
     def __init__(self, seed, *args, **kwargs):
@@ -105,14 +120,20 @@ class ConfirmCodeForm(forms.Form):
         self.step = TOTPDevice.matching_step(self.seed, code)
         if self.step is None:
             raise ValidationError(
-                _("That code does not match. Check that the app shows the account you just added and enter its current code."),
+                _(
+                    "That code does not match. Check that the app shows the account you just added and enter its current code."
+                ),
                 code="mismatch",
             )
         return code
 
 
 class ConfirmPasswordForm(forms.Form):
-    password = forms.CharField(label=_("Current password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}))
+    password = forms.CharField(
+        label=_("Current password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
+    )
 
     def __init__(self, request, *args, **kwargs):
         self.request = request
@@ -123,8 +144,12 @@ class ConfirmPasswordForm(forms.Form):
         user = self.request.user
         if throttle.is_locked(self.request, user.username) or not user.check_password(password):
             throttle.register_failure(self.request, user.username, user)
-            AuditEvent.objects.record(Action.REAUTHENTICATED, request=self.request, target=user, outcome=Outcome.FAILURE)
-            raise ValidationError(_("The password is not correct, or there have been too many attempts."), code="invalid")
+            AuditEvent.objects.record(
+                Action.REAUTHENTICATED, request=self.request, target=user, outcome=Outcome.FAILURE
+            )
+            raise ValidationError(
+                _("The password is not correct, or there have been too many attempts."), code="invalid"
+            )
         return password
 
 
@@ -137,7 +162,9 @@ class ChangePasswordForm(PasswordChangeForm):
 
     def clean_old_password(self):
         if throttle.is_locked(self.request, self.user.username):
-            raise ValidationError(_("There have been too many attempts. Wait a few minutes and try again."), code="throttled")
+            raise ValidationError(
+                _("There have been too many attempts. Wait a few minutes and try again."), code="throttled"
+            )
         try:
             return super().clean_old_password()
         except ValidationError:
@@ -161,7 +188,10 @@ class CompanyUserForm(forms.ModelForm):
         initial=HOW_INVITE,
     )
     initial_password = forms.CharField(
-        label=_("Initial password"), required=False, strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=_("Initial password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
     class Meta:
@@ -189,7 +219,11 @@ class CompanyUserForm(forms.ModelForm):
             if not password:
                 self.add_error("initial_password", _("Enter an initial password."))
             else:
-                candidate = User(username=data.get("username", ""), email=data.get("email", ""), display_name=data.get("display_name", ""))
+                candidate = User(
+                    username=data.get("username", ""),
+                    email=data.get("email", ""),
+                    display_name=data.get("display_name", ""),
+                )
                 try:
                     password_validation.validate_password(password, candidate)
                 except ValidationError as error:

@@ -18,10 +18,16 @@ DATE_RANGE = [
 
 
 class AuditFilterForm(forms.Form):
-    user = forms.ModelChoiceField(label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone"))
+    user = forms.ModelChoiceField(
+        label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone")
+    )
     action = forms.ChoiceField(label=_("Action"), required=False)
-    since = forms.DateField(label=_("From"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("To"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        label=_("From"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def __init__(self, company, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -36,8 +36,19 @@ class Outcome(models.TextChoices):
 
 
 class AuditEventManager(models.Manager):
-    def record(self, action, *, request=None, actor=None, actor_label="", company=None, target=None,
-               target_label="", outcome=Outcome.SUCCESS, **details):
+    def record(
+        self,
+        action,
+        *,
+        request=None,
+        actor=None,
+        actor_label="",
+        company=None,
+        target=None,
+        target_label="",
+        outcome=Outcome.SUCCESS,
+        **details,
+    ):
         """Write one audit event. `details` must be small and never hold a secret.
 
         The actor defaults to the signed-in user of `request`; the company to the target's or

@@ -63,7 +63,9 @@ class Licence(models.Model):
         ordering = ["-valid_until"]
 
     def __str__(self):
-        return f"{self.company} · {self.get_product_display()} · {self.valid_from:%Y-%m-%d} – {self.valid_until:%Y-%m-%d}"
+        return (
+            f"{self.company} · {self.get_product_display()} · {self.valid_from:%Y-%m-%d} – {self.valid_until:%Y-%m-%d}"
+        )
 
     def is_valid(self, at=None):
         at = at or timezone.now()

@@ -17,11 +17,15 @@ def permission_denied(request, exception=None):
 
 
 def page_not_found(request, exception=None):
-    return _error(request, 404, _("Page not found"), _("There is nothing here. Check the address, or go back to the portal."))
+    return _error(
+        request, 404, _("Page not found"), _("There is nothing here. Check the address, or go back to the portal.")
+    )
 
 
 def server_error(request):
-    return _error(request, 500, _("Something went wrong"), _("The error has been logged. Please try again in a moment."))
+    return _error(
+        request, 500, _("Something went wrong"), _("The error has been logged. Please try again in a moment.")
+    )
 
 
 def too_many_requests(request):

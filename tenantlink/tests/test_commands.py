@@ -83,7 +83,9 @@ def test_grant_a_licence_until_a_day_includes_that_whole_day(fabrikam):
     output = run("licence", "grant", "Fabrikam Inc", "--until", last_day.isoformat())
 
     licence = fabrikam.licences.get()
-    assert licence.valid_until == datetime.datetime.combine(last_day + datetime.timedelta(days=1), datetime.time.min, datetime.UTC)
+    assert licence.valid_until == datetime.datetime.combine(
+        last_day + datetime.timedelta(days=1), datetime.time.min, datetime.UTC
+    )
     assert fabrikam.has_sso(licence.valid_until - datetime.timedelta(seconds=1))
     assert not fabrikam.has_sso(licence.valid_until)
     assert f"valid until {last_day + datetime.timedelta(days=1):%Y-%m-%d} 00:00 UTC" in output
@@ -172,17 +174,33 @@ def test_an_unknown_company_is_an_error(fabrikam, action):
 
 
 def initial_password(output):
-    return re.search(r"Initial password \(shown once; the user must change it at first sign-in\): (\S+)", output).group(1)
+    return re.search(r"Initial password \(shown once; the user must change it at first sign-in\): (\S+)", output).group(
+        1
+    )
 
 
 def test_create_user_prints_an_initial_password_that_signs_in_once_changed(contoso):
-    output = run("create_user", "carol", "--company", "contoso ltd", "--display-name", "Carol Jones", "--email", "carol@example.com")
+    output = run(
+        "create_user",
+        "carol",
+        "--company",
+        "contoso ltd",
+        "--display-name",
+        "Carol Jones",
+        "--email",
+        "carol@example.com",
+    )
 
     password = initial_password(output)
     assert output.count(password) == 1
     assert output.startswith("Created member 'carol' in Contoso Ltd.\n")
     carol = User.objects.get(username="carol")
-    assert (carol.company, carol.role, carol.display_name, carol.email) == (contoso, User.Role.MEMBER, "Carol Jones", "carol@example.com")
+    assert (carol.company, carol.role, carol.display_name, carol.email) == (
+        contoso,
+        User.Role.MEMBER,
+        "Carol Jones",
+        "carol@example.com",
+    )
     assert carol.must_change_password and carol.check_password(password)
     assert not carol.has_second_factor
 
@@ -260,4 +278,3 @@ def test_reset_second_factor_of_an_unknown_user_is_an_error(member):
     with pytest.raises(CommandError, match="There is no user 'nobody'"):
         run("reset_second_factor", "nobody")
     assert TOTPDevice.objects.filter(user=member).exists()
-

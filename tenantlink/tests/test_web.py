@@ -98,8 +98,11 @@ def test_migrations_are_complete():
 
 @pytest.mark.parametrize(
     ("name", "value", "message"),
-    [("DEBUG", "perhaps", "must be true or false"), ("SESSION_IDLE_LIFETIME", "ten", "whole number"),
-     ("DATABASE_URL", "mysql://x/y", "must start with sqlite:// or postgres://")],
+    [
+        ("DEBUG", "perhaps", "must be true or false"),
+        ("SESSION_IDLE_LIFETIME", "ten", "whole number"),
+        ("DATABASE_URL", "mysql://x/y", "must start with sqlite:// or postgres://"),
+    ],
 )
 def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
     import importlib

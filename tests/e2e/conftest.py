@@ -41,8 +41,9 @@ class Service:
         self.name, self.log_path = name, log_path
         # A file, not a pipe: a pipe nobody reads fills up and stalls a chatty server.
         self.log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def output(self):
         return self.log_path.read_text(errors="replace")
@@ -52,7 +53,9 @@ class Service:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ProcessFailed(f"{self.name} exited with code {self.process.returncode} while starting. Its output:\n{self.output()}")
+                raise ProcessFailed(
+                    f"{self.name} exited with code {self.process.returncode} while starting. Its output:\n{self.output()}"
+                )
             try:
                 response = httpx.get(url, timeout=2)
                 if response.status_code == 200:
@@ -62,7 +65,9 @@ class Service:
                 last = repr(error)
             time.sleep(0.2)
         self.stop()
-        raise ProcessFailed(f"{self.name} did not answer {url} within {timeout} s (last: {last}). Its output:\n{self.output()}")
+        raise ProcessFailed(
+            f"{self.name} did not answer {url} within {timeout} s (last: {last}). Its output:\n{self.output()}"
+        )
 
     def stop(self):
         if self.process.poll() is None:
@@ -91,10 +96,13 @@ class Portal:
 
     def manage(self, *args):
         """Run a manage.py command against the portal's database, as an operator would; its output."""
-        result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                check=False)
+        result = subprocess.run(
+            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
-            raise ProcessFailed(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+            raise ProcessFailed(
+                f"manage.py {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
         return result.stdout
 
     def shell(self, code):
@@ -143,8 +151,17 @@ def emulator(emulator_url, tmp_path_factory):
     port = emulator_url.rsplit(":", 1)[1]
     service = Service(
         "The Entra emulator",
-        [PYTHON, "-m", "entra_emulator", "--host", "127.0.0.1", "--port", port,
-         "--directory", str(ROOT / "entra_emulator" / "demo_directory.json")],
+        [
+            PYTHON,
+            "-m",
+            "entra_emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--directory",
+            str(ROOT / "entra_emulator" / "demo_directory.json"),
+        ],
         {**base_environment(), "PYTHONUNBUFFERED": "1"},
         tmp_path_factory.mktemp("emulator") / "output.log",
     )
@@ -177,11 +194,23 @@ def portal(portal_database, emulator_url, tmp_path_factory):
     portal.manage("migrate", "--no-input", "--verbosity", "0")
     service = Service(
         "The portal (gunicorn)",
-        [PYTHON, "-m", "gunicorn", "tenantlink.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--graceful-timeout", "5", "--access-logfile", "-",
-         # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
-         # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
-         "--no-control-socket"],
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "tenantlink.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--graceful-timeout",
+            "5",
+            "--access-logfile",
+            "-",
+            # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
+            # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
+            "--no-control-socket",
+        ],
         env,
         tmp_path_factory.mktemp("portal") / "output.log",
     )
@@ -212,7 +241,11 @@ def people(portal):
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory):
     """Where the browser tests save screenshots for a person to look at: $E2E_SCREENSHOTS or a temp folder."""
-    folder = Path(os.environ["E2E_SCREENSHOTS"]) if os.environ.get("E2E_SCREENSHOTS") else tmp_path_factory.mktemp("screenshots")
+    folder = (
+        Path(os.environ["E2E_SCREENSHOTS"])
+        if os.environ.get("E2E_SCREENSHOTS")
+        else tmp_path_factory.mktemp("screenshots")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -228,8 +261,14 @@ def browser():
             headless=True,
             # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start. The rest keep
             # the browser from reaching out to Google services from a machine without network.
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()

@@ -78,7 +78,9 @@ def test_an_administrator_cannot_see_another_companys_users(client, admin, membe
 
 
 def test_the_list_can_be_searched_by_name_username_or_email(admin_client, admin, member, outsider, contoso):
-    dmitri = User.objects.create_user("dmitri", company=contoso, display_name="Dmitri Petrov", email="d.p@fabrikam.example")
+    dmitri = User.objects.create_user(
+        "dmitri", company=contoso, display_name="Dmitri Petrov", email="d.p@fabrikam.example"
+    )
 
     by_name = admin_client.get("/company/users/", {"q": "petrov"})
     by_username = admin_client.get("/company/users/", {"q": "DMITRI"})
@@ -129,7 +131,9 @@ def test_thirty_users_fill_two_pages(admin_client, admin, contoso):
 
 
 def test_an_administrator_creates_a_user_with_an_initial_password(admin_client, admin, contoso):
-    response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    response = admin_client.post(
+        "/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD)
+    )
 
     carol = User.objects.get(username="carol")
     assert response.status_code == 302 and response.url == f"/company/users/{carol.pk}/"
@@ -147,7 +151,9 @@ def test_an_administrator_creates_a_user_with_an_initial_password(admin_client, 
 
 
 def test_a_new_user_always_joins_the_administrators_company_as_a_plain_user(admin_client, contoso, northwind):
-    form = new_user_form(how="password", initial_password=INITIAL_PASSWORD, company=northwind.pk, is_staff="on", is_superuser="on")
+    form = new_user_form(
+        how="password", initial_password=INITIAL_PASSWORD, company=northwind.pk, is_staff="on", is_superuser="on"
+    )
     admin_client.post("/company/users/new/", form)
 
     carol = User.objects.get(username="carol")
@@ -172,8 +178,12 @@ def test_an_initial_password_is_required_when_chosen(admin_client):
 
 
 def test_a_taken_username_is_refused_whatever_its_case(admin_client, member, outsider):
-    own_company = admin_client.post("/company/users/new/", new_user_form(username="BOB", how="password", initial_password=INITIAL_PASSWORD))
-    other_company = admin_client.post("/company/users/new/", new_user_form(username="Olga", how="password", initial_password=INITIAL_PASSWORD))
+    own_company = admin_client.post(
+        "/company/users/new/", new_user_form(username="BOB", how="password", initial_password=INITIAL_PASSWORD)
+    )
+    other_company = admin_client.post(
+        "/company/users/new/", new_user_form(username="Olga", how="password", initial_password=INITIAL_PASSWORD)
+    )
 
     for response in (own_company, other_company):
         assert response.status_code == 200
@@ -249,7 +259,9 @@ def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client,
     again = Client().get(link)
     assert again.status_code == 400
     assert "This invitation link does not work" in text(again)
-    taken_over = Client().post(link, {"new_password1": "somebody else's password", "new_password2": "somebody else's password"})
+    taken_over = Client().post(
+        link, {"new_password1": "somebody else's password", "new_password2": "somebody else's password"}
+    )
     assert taken_over.status_code == 400
     carol.refresh_from_db()
     assert carol.check_password(CHOSEN_PASSWORD)
@@ -397,7 +409,9 @@ def test_a_member_is_refused_every_company_page(member_client, member, admin):
 
     for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
         assert member_client.post(f"/company/users/{admin.pk}/{action}/").status_code == 403
-    response = member_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    response = member_client.post(
+        "/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD)
+    )
     assert response.status_code == 403
 
     admin.refresh_from_db()

@@ -24,13 +24,23 @@ def test_the_settings_tab_shows_password_and_second_factor(member_client):
 
 
 def test_changing_the_password_needs_the_current_one(member_client, member):
-    response = member_client.post("/profile/password/", {"old_password": "wrong", "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"})
+    response = member_client.post(
+        "/profile/password/",
+        {"old_password": "wrong", "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"},
+    )
     assert response.status_code == 200
     assert "Your old password was entered incorrectly" in response.content.decode()
     member.refresh_from_db()
     assert member.check_password(PASSWORD)
 
-    response = member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": "a brand new passphrase", "new_password2": "a brand new passphrase"})
+    response = member_client.post(
+        "/profile/password/",
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a brand new passphrase",
+            "new_password2": "a brand new passphrase",
+        },
+    )
     assert response.url == "/profile/settings/"
     member.refresh_from_db()
     assert member.check_password("a brand new passphrase")
@@ -64,9 +74,14 @@ def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, m
     response = member_client.get("/profile/authenticator/")
     assert response.url == "/profile/confirm-password/?next=%2Fprofile%2Fauthenticator%2F"
 
-    response = member_client.post("/profile/confirm-password/?next=/profile/authenticator/", {"password": "wrong", "next": "/profile/authenticator/"})
+    response = member_client.post(
+        "/profile/confirm-password/?next=/profile/authenticator/",
+        {"password": "wrong", "next": "/profile/authenticator/"},
+    )
     assert "The password is not correct" in response.content.decode()
-    response = member_client.post("/profile/confirm-password/", {"password": PASSWORD, "next": "/profile/authenticator/"})
+    response = member_client.post(
+        "/profile/confirm-password/", {"password": PASSWORD, "next": "/profile/authenticator/"}
+    )
     assert response.url == "/profile/authenticator/"
     assert member_client.get("/profile/authenticator/").status_code == 200
 

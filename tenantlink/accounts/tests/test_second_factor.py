@@ -16,7 +16,9 @@ def test_a_wrong_code_is_refused_with_a_clear_message(client, member):
     assert response.status_code == 200
     assert str(CODE_FAILED) in response.content.decode()
     assert SESSION_KEY not in client.session
-    assert AuditEvent.objects.filter(action=Action.SIGNIN_FAILED, target_user=member, details__step="second_factor").exists()
+    assert AuditEvent.objects.filter(
+        action=Action.SIGNIN_FAILED, target_user=member, details__step="second_factor"
+    ).exists()
 
 
 def test_a_totp_code_is_accepted_only_once(client, member):

@@ -43,7 +43,10 @@ def test_messages_do_not_tell_which_part_was_wrong(client, member, contoso):
     for response in (unknown, wrong_password, deactivated):
         assert response.status_code == 200
         assert failed_message(response)
-    texts = [re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", r.content.decode()) for r in (unknown, wrong_password, deactivated)]
+    texts = [
+        re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", r.content.decode())
+        for r in (unknown, wrong_password, deactivated)
+    ]
     # Apart from the username echoed back into the field, the three pages are identical.
     assert texts[0].replace("nobody", "X") == texts[1].replace("bob", "X") == texts[2].replace("carl", "X")
 
@@ -69,7 +72,10 @@ def test_half_finished_signin_expires(client, member, settings):
 
 
 def test_next_only_leads_to_our_own_site(client, member):
-    client.post("/signin/?next=https://evil.example/", {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"})
+    client.post(
+        "/signin/?next=https://evil.example/",
+        {"username": "bob", "password": PASSWORD, "next": "https://evil.example/"},
+    )
     response = client.post("/signin/verify/", {"code": code_for(member)})
     assert response.url == "/portal/"
 

@@ -15,7 +15,9 @@ def wrong_passwords(client, username, times):
 
 
 def end_pauses():
-    Throttle.objects.filter(locked_until__isnull=False).update(locked_until=timezone.now() - datetime.timedelta(seconds=1))
+    Throttle.objects.filter(locked_until__isnull=False).update(
+        locked_until=timezone.now() - datetime.timedelta(seconds=1)
+    )
 
 
 def test_repeated_wrong_passwords_pause_the_account(client, member, settings):

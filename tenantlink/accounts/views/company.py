@@ -23,7 +23,9 @@ def user_list(request):
     query = request.GET.get("q", "").strip()[:100]
     users = User.objects.filter(company=request.user.company).select_related("totp")
     if query:
-        users = users.filter(Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query))
+        users = users.filter(
+            Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query)
+        )
     page = Paginator(users.order_by("username"), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {"page": page, "search": query, "query": urlencode({"q": query}) if query else ""}
     return render(request, "accounts/company_users.html", context)
@@ -38,9 +40,17 @@ def user_create(request):
         AuditEvent.objects.record(Action.USER_CREATED, request=request, target=user, role=user.role)
         if form.cleaned_data["how"] == CompanyUserForm.HOW_INVITE:
             send_invitation(request, user)
-            messages.success(request, _("%(name)s has been created and an invitation sent to %(email)s.") % {"name": user.get_full_name(), "email": user.email})
+            messages.success(
+                request,
+                _("%(name)s has been created and an invitation sent to %(email)s.")
+                % {"name": user.get_full_name(), "email": user.email},
+            )
         else:
-            messages.success(request, _("%(name)s has been created. Give them the initial password in a safe way.") % {"name": user.get_full_name()})
+            messages.success(
+                request,
+                _("%(name)s has been created. Give them the initial password in a safe way.")
+                % {"name": user.get_full_name()},
+            )
         return redirect("company_user", user_id=user.pk)
     return render(request, "accounts/company_user_create.html", {"form": form})
 
@@ -48,7 +58,9 @@ def user_create(request):
 @company_admin_required
 def user_detail(request, user_id):
     member = get_company_object(request, User.objects.select_related("totp"), pk=user_id)
-    events = AuditEvent.objects.filter(company=request.user.company).filter(Q(target_user=member) | Q(actor=member))[:20]
+    events = AuditEvent.objects.filter(company=request.user.company).filter(Q(target_user=member) | Q(actor=member))[
+        :20
+    ]
     return render(request, "accounts/company_user.html", {"member": member, "events": events})
 
 
@@ -93,7 +105,9 @@ def user_reset_second_factor(request, user_id):
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
         messages.success(
             request,
-            _("The second factor of %(name)s has been reset. They will set up a new authenticator app at their next sign-in.")
+            _(
+                "The second factor of %(name)s has been reset. They will set up a new authenticator app at their next sign-in."
+            )
             % {"name": member.get_full_name()},
         )
     return redirect("company_user", user_id=member.pk)

@@ -66,7 +66,9 @@ def reauthenticate(request):
         request.session["reauthenticated_at"] = int(time.time())
         AuditEvent.objects.record(Action.REAUTHENTICATED, request=request, target=request.user)
         return redirect(flows.safe_next(request, fallback="profile_settings"))
-    return render(request, "accounts/reauthenticate.html", {"form": form, "next": flows.safe_next(request, "profile_settings")})
+    return render(
+        request, "accounts/reauthenticate.html", {"form": form, "next": flows.safe_next(request, "profile_settings")}
+    )
 
 
 @login_required

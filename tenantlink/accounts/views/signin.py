@@ -52,7 +52,9 @@ def signin_verify(request):
         if form.used_recovery_code:
             messages.warning(
                 request,
-                _("You signed in with a recovery code. %(count)d unused codes remain; you can make new ones in My Profile → Settings.")
+                _(
+                    "You signed in with a recovery code. %(count)d unused codes remain; you can make new ones in My Profile → Settings."
+                )
                 % {"count": RecoveryCode.remaining(user)},
             )
         return redirect(next_url)
@@ -82,7 +84,9 @@ def signin_enrol(request):
         AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, actor=user, target=user)
         AuditEvent.objects.record(Action.RECOVERY_CODES_GENERATED, request=request, actor=user, target=user)
         next_url = flows.complete_signin(request, user, "totp_enrolment")
-        return render(request, "accounts/recovery_codes.html", {"codes": codes, "next_url": next_url, "first_time": True})
+        return render(
+            request, "accounts/recovery_codes.html", {"codes": codes, "next_url": next_url, "first_time": True}
+        )
     return render_enrolment(request, user, seed, form, "accounts/signin_enrol.html")
 
 
@@ -110,5 +114,3 @@ def accept_invitation(request, uidb64, token):
         messages.success(request, _("Your password is set. Sign in to set up your authenticator app."))
         return redirect("signin")
     return render(request, "accounts/accept_invitation.html", {"form": form, "invited": user})
-
-

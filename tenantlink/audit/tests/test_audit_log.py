@@ -40,9 +40,13 @@ def at(year, month, day, hour=12, minute=0, second=0):
 
 def event(company, action, when, actor=None, target=None, label=None, **fields):
     return AuditEvent.objects.create(
-        company=company, action=action, created_at=when,
-        actor=actor, actor_label=actor.username if actor else "command line",
-        target_user=target, target_label=label if label is not None else (target.username if target else ""),
+        company=company,
+        action=action,
+        created_at=when,
+        actor=actor,
+        actor_label=actor.username if actor else "command line",
+        target_user=target,
+        target_label=label if label is not None else (target.username if target else ""),
         **fields,
     )
 
@@ -55,7 +59,9 @@ def log(admin, member, outsider, contoso, northwind):
         "alice_deactivated_bob": event(contoso, Action.USER_DEACTIVATED, at(2024, 3, 10), actor=admin, target=member),
         "alice_changed_password": event(contoso, Action.PASSWORD_CHANGED, at(2024, 3, 11), actor=admin, target=admin),
         "alice_created_carol": event(contoso, Action.USER_CREATED, at(2024, 3, 12), actor=admin, label="carol"),
-        "northwind": event(northwind, Action.USER_CREATED, at(2024, 3, 10), actor=outsider, label="northwind-only-label"),
+        "northwind": event(
+            northwind, Action.USER_CREATED, at(2024, 3, 10), actor=outsider, label="northwind-only-label"
+        ),
     }
 
 
@@ -64,7 +70,10 @@ def test_the_log_shows_the_companys_own_events_only(admin_client, log):
 
     assert response.status_code == 200
     ids = shown(response)
-    contoso_events = [log[name].pk for name in ("alice_created_carol", "alice_changed_password", "alice_deactivated_bob", "bob_signed_in")]
+    contoso_events = [
+        log[name].pk
+        for name in ("alice_created_carol", "alice_changed_password", "alice_deactivated_bob", "bob_signed_in")
+    ]
     assert ids[-4:] == contoso_events  # newest first; alice's sign-in of today comes before them
     assert log["northwind"].pk not in ids
     assert "northwind-only-label" not in text(response) and "olga" not in text(response)
@@ -97,7 +106,11 @@ def test_the_log_is_filtered_by_user(admin_client, admin, member, log):
 
     alices = admin_client.get("/company/audit/", {"user": admin.pk, "until": "2024-12-31"})
     # alice acting on bob and on carol counts as alice's too.
-    assert shown(alices) == [log["alice_created_carol"].pk, log["alice_changed_password"].pk, log["alice_deactivated_bob"].pk]
+    assert shown(alices) == [
+        log["alice_created_carol"].pk,
+        log["alice_changed_password"].pk,
+        log["alice_deactivated_bob"].pk,
+    ]
 
 
 def test_the_log_is_filtered_by_action(admin_client, log):
@@ -218,8 +231,14 @@ def test_the_export_honours_the_filters_and_gives_utc_times(admin_client, admin,
 
 def test_the_export_cannot_smuggle_formulas_into_a_spreadsheet(admin_client, admin, contoso):
     event(
-        contoso, Action.SIGNIN_FAILED, at(2024, 3, 10), actor=admin, label='=HYPERLINK("https://evil.example","Click")',
-        outcome=Outcome.FAILURE, user_agent="@SUM(1+1)", client_ip="203.0.113.5",
+        contoso,
+        Action.SIGNIN_FAILED,
+        at(2024, 3, 10),
+        actor=admin,
+        label='=HYPERLINK("https://evil.example","Click")',
+        outcome=Outcome.FAILURE,
+        user_agent="@SUM(1+1)",
+        client_ip="203.0.113.5",
     )
     event(contoso, Action.SIGNIN_FAILED, at(2024, 3, 11), label="+31 20 123", user_agent="-2+3")
 
@@ -244,6 +263,13 @@ def test_the_log_needs_a_signed_in_administrator(client, log):
 
 
 def test_the_export_writes_details_as_json(admin_client, admin, contoso):
-    event(contoso, Action.SIGNIN_LOCKED, at(2024, 3, 10), actor=admin, label="account:bob", details={"failures": 5, "until": "x"})
+    event(
+        contoso,
+        Action.SIGNIN_LOCKED,
+        at(2024, 3, 10),
+        actor=admin,
+        label="account:bob",
+        details={"failures": 5, "until": "x"},
+    )
     rows = export(admin_client, action=Action.SIGNIN_LOCKED)
     assert rows[1][7] == '{"failures": 5, "until": "x"}'

@@ -24,11 +24,20 @@ class Command(BaseCommand):
         username = username.strip()
         if User.objects.filter(username__iexact=username).exists():
             raise CommandError(f"The username {username!r} is taken.")
-        user = User(username=username, company=company, role=role, display_name=display_name, email=email, must_change_password=True)
+        user = User(
+            username=username,
+            company=company,
+            role=role,
+            display_name=display_name,
+            email=email,
+            must_change_password=True,
+        )
         try:
             user.full_clean(exclude=["password"])
         except ValidationError as error:
-            raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())) from None
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.message_dict.items())
+            ) from None
         password = secrets.token_urlsafe(12)
         password_validation.validate_password(password, user)
         user.set_password(password)

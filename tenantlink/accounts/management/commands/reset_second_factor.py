@@ -19,6 +19,8 @@ class Command(BaseCommand):
         user.reset_second_factor()
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, actor_label="command line", target=user)
         if had:
-            self.stdout.write(f"Reset the second factor of {user.username}. They set up a new authenticator at next sign-in.")
+            self.stdout.write(
+                f"Reset the second factor of {user.username}. They set up a new authenticator at next sign-in."
+            )
         else:
             self.stdout.write(f"{user.username} had no second factor; their recovery codes, if any, were removed.")

@@ -17,5 +17,7 @@ class Command(BaseCommand):
         if Company.objects.filter(name__iexact=name).exists():
             raise CommandError(f"A company named {name!r} exists already.")
         company = Company.objects.create(name=name)
-        AuditEvent.objects.record(Action.COMPANY_CREATED, actor_label="command line", company=company, target_label=name)
+        AuditEvent.objects.record(
+            Action.COMPANY_CREATED, actor_label="command line", company=company, target_label=name
+        )
         self.stdout.write(f"Created company {company.name!r} (id {company.pk}).")

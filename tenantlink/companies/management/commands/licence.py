@@ -32,8 +32,16 @@ class Command(BaseCommand):
             count = company.revoke_licences(Licence.Product.SSO)
             if not count:
                 raise CommandError(f"{company.name} has no SSO licence to revoke.")
-            AuditEvent.objects.record(Action.LICENCE_REVOKED, actor_label="command line", company=company, target_label=company.name, product="sso")
-            self.stdout.write(f"Revoked the SSO licence of {company.name}. Microsoft sign-in is refused until it is renewed.")
+            AuditEvent.objects.record(
+                Action.LICENCE_REVOKED,
+                actor_label="command line",
+                company=company,
+                target_label=company.name,
+                product="sso",
+            )
+            self.stdout.write(
+                f"Revoked the SSO licence of {company.name}. Microsoft sign-in is refused until it is renewed."
+            )
             return
         if until is None and days is None:
             raise CommandError("Say how long the licence is valid: --until YYYY-MM-DD or --days N.")
@@ -49,19 +57,29 @@ class Command(BaseCommand):
         previous_end = before.valid_until if before else None
         licence, created = company.grant_licence(Licence.Product.SSO, ends)
         if not created and licence.valid_until == previous_end:
-            self.stdout.write(f"{company.name} already holds an SSO licence valid until {previous_end:%Y-%m-%d %H:%M} UTC; nothing changed.")
+            self.stdout.write(
+                f"{company.name} already holds an SSO licence valid until {previous_end:%Y-%m-%d %H:%M} UTC; nothing changed."
+            )
             return
         action = Action.LICENCE_GRANTED if created else Action.LICENCE_EXTENDED
         AuditEvent.objects.record(
-            action, actor_label="command line", company=company, target_label=company.name,
-            product="sso", valid_until=licence.valid_until.isoformat(),
+            action,
+            actor_label="command line",
+            company=company,
+            target_label=company.name,
+            product="sso",
+            valid_until=licence.valid_until.isoformat(),
         )
         verb = "Granted" if created else "Extended"
-        self.stdout.write(f"{verb} the SSO licence of {company.name}: valid until {licence.valid_until:%Y-%m-%d %H:%M} UTC.")
+        self.stdout.write(
+            f"{verb} the SSO licence of {company.name}: valid until {licence.valid_until:%Y-%m-%d %H:%M} UTC."
+        )
 
     def show(self, company):
         licences = company.licences.all()
         if not licences:
             self.stdout.write(f"{company.name} has no licences.")
         for licence in licences:
-            self.stdout.write(f"{licence.product}  {licence.valid_from:%Y-%m-%d} – {licence.valid_until:%Y-%m-%d}  {licence.status}")
+            self.stdout.write(
+                f"{licence.product}  {licence.valid_from:%Y-%m-%d} – {licence.valid_until:%Y-%m-%d}  {licence.status}"
+            )
