@@ -1,3 +1,4 @@
+import re
 import time
 
 import pytest
@@ -116,3 +117,13 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
         importlib.reload(tenantlink.settings)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["/portal/", "/profile/", "/profile/settings/", "/profile/password/", "/company/users/", "/company/audit/"]
+)
+def test_every_page_has_a_plain_title_and_one_main_heading(admin_client, url):
+    html = admin_client.get(url).content.decode()
+    title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+    assert "<" not in title and title.endswith("· Tenantlink")
+    assert html.count("<h1") == 1
