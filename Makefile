@@ -18,6 +18,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run  # DEBUG: no keys needed to read models
 
 # Unit, integration and emulator tests on SQLite, then the portal's tests again plus the

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from . import control, errors, grants, signin
@@ -219,6 +220,36 @@ class FaultMiddleware:
         await self.app(scope, receive, send)
 
 
+async def http_error(request, exc: HTTPException):
+    """Wrong methods and unparseable bodies answered in the shape of the endpoint that was hit,
+    like Microsoft's AADSTS900561, instead of Starlette's plain text."""
+    path, headers = request.url.path, dict(exc.headers or {})
+    if path.startswith("/_emulator"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
+    if exc.status_code == 405:
+        allowed = [m for m in headers.get("Allow", "").split(", ") if m and m != "HEAD"]
+        error = errors.AadError(
+            "invalid_request",
+            900561,
+            f"The endpoint only accepts {', '.join(allowed)} requests. Received a {request.method} request.",
+            status=405,
+        )
+    elif exc.status_code == 400:
+        error = errors.invalid_request()
+    else:
+        return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
+    endpoint = endpoint_of(path)
+    if endpoint == "graph":
+        message = "Specified HTTP method is not allowed for the request target."
+        response = _graph_error(request, error.status, "BadRequest", message if error.status == 405 else exc.detail)
+    elif endpoint in ("token", "discovery", "jwks"):
+        response = json_error(request, error)
+    else:
+        response = error_page(request, error)
+    response.headers.update(headers)
+    return response
+
+
 def create_app(emulator: Emulator) -> Starlette:
     routes = [
         Route("/", home),
@@ -231,7 +262,7 @@ def create_app(emulator: Emulator) -> Starlette:
         Route("/{tenant}/oauth2/v2.0/token", grants.token, methods=["POST"]),
         *signin.routes,
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
     app.state.emulator = emulator
     app.add_middleware(FaultMiddleware, emulator=emulator)
     return app

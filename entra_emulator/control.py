@@ -189,8 +189,8 @@ async def clear_faults(request):
 async def advance_clock(request):
     """Moves the emulator's clock forward, e.g. past a code's ten-minute lifetime."""
     seconds = (await _body(request)).get("advance_seconds")
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
-        raise BadRequest('give a non-negative number as {"advance_seconds": N}')
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 10**10:
+        raise BadRequest('give a non-negative number of seconds as {"advance_seconds": N}')
     emulator = emulator_of(request)
     emulator.clock_offset += seconds
     return {"clock_offset_seconds": emulator.clock_offset}

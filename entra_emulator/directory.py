@@ -32,6 +32,36 @@ def _require(data: dict, key: str, kind: str):
     return data[key]
 
 
+def _text(data: dict, key: str, kind: str) -> str:
+    value = _require(data, key, kind)
+    if not isinstance(value, str):
+        raise DirectoryError(f"{kind} {key!r} must be a string")
+    return value
+
+
+def _list(value, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise DirectoryError(f"{what} must be a JSON array")
+    return value
+
+
+def _strings(value, what: str) -> list[str]:
+    items = _list(value, what)
+    if not all(isinstance(item, str) and item for item in items):
+        raise DirectoryError(f"{what} must be an array of non-empty strings")
+    return items
+
+
+def _mapping(value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DirectoryError(f"{what} must be a JSON object")
+    return value
+
+
 def _guid(value, what: str) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -93,7 +123,7 @@ class Secret:
     @classmethod
     def from_dict(cls, data: dict) -> Secret:
         return cls(
-            value=str(_require(data, "value", "secret")),
+            value=_text(data, "value", "secret"),
             expires=_datetime(_require(data, "expires", "secret"), "secret expiry"),
         )
 
@@ -113,10 +143,10 @@ class App:
     def from_dict(cls, data: dict) -> App:
         return cls(
             client_id=_guid(_require(data, "client_id", "app"), "app client_id"),
-            display_name=str(_require(data, "display_name", "app")),
-            secrets=[Secret.from_dict(s) for s in data.get("secrets", [])],
-            redirect_uris=[str(u) for u in data.get("redirect_uris", [])],
-            required_scopes=[str(s) for s in data.get("required_scopes", [])],
+            display_name=_text(data, "display_name", "app"),
+            secrets=[Secret.from_dict(s) for s in _list(data.get("secrets"), "app secrets")],
+            redirect_uris=_strings(data.get("redirect_uris"), "app redirect_uris"),
+            required_scopes=_strings(data.get("required_scopes"), "app required_scopes"),
         )
 
     def to_dict(self) -> dict:
@@ -143,10 +173,10 @@ class User:
     def from_dict(cls, data: dict) -> User:
         return cls(
             oid=_guid(_require(data, "oid", "user"), "user oid"),
-            upn=str(_require(data, "upn", "user")),
-            display_name=str(_require(data, "display_name", "user")),
-            password=str(_require(data, "password", "user")),
-            mail=data.get("mail") or None,
+            upn=_text(data, "upn", "user"),
+            display_name=_text(data, "display_name", "user"),
+            password=_text(data, "password", "user"),
+            mail=_text(data, "mail", "user") if data.get("mail") else None,
             admin=_bool(data, "admin", False, "user"),
             enabled=_bool(data, "enabled", True, "user"),
         )
@@ -192,25 +222,28 @@ class Tenant:
     def from_dict(cls, data: dict) -> Tenant:
         tenant = cls(
             id=_guid(_require(data, "id", "tenant"), "tenant id"),
-            domain=str(_require(data, "domain", "tenant")).lower(),
-            display_name=str(_require(data, "display_name", "tenant")),
+            domain=_text(data, "domain", "tenant").lower(),
+            display_name=_text(data, "display_name", "tenant"),
             user_consent_allowed=_bool(data, "user_consent_allowed", True, "tenant"),
             assignment_required=_bool(data, "assignment_required", False, "tenant"),
-            users=[User.from_dict(u) for u in data.get("users", [])],
-            service_principals=[_guid(c, "service principal") for c in data.get("service_principals", [])],
+            users=[User.from_dict(u) for u in _list(data.get("users"), "tenant users")],
+            service_principals=[
+                _guid(c, "service principal") for c in _list(data.get("service_principals"), "service_principals")
+            ],
             assignments={
-                _guid(c, "assignment app"): [_guid(o, "assigned oid") for o in oids]
-                for c, oids in data.get("assignments", {}).items()
+                _guid(c, "assignment app"): [_guid(o, "assigned oid") for o in _list(oids, "assigned oids")]
+                for c, oids in _mapping(data.get("assignments"), "assignments").items()
             },
             admin_consents={
-                _guid(c, "consented app"): [normalize_scope(s) for s in scopes]
-                for c, scopes in data.get("admin_consents", {}).items()
+                _guid(c, "consented app"): [normalize_scope(s) for s in _strings(scopes, "admin_consents scopes")]
+                for c, scopes in _mapping(data.get("admin_consents"), "admin_consents").items()
             },
             user_consents={
                 _guid(c, "consented app"): {
-                    _guid(o, "consenting oid"): [normalize_scope(s) for s in scopes] for o, scopes in by_user.items()
+                    _guid(o, "consenting oid"): [normalize_scope(s) for s in _strings(scopes, "user_consents scopes")]
+                    for o, scopes in _mapping(by_user, "user_consents of an app").items()
                 }
-                for c, by_user in data.get("user_consents", {}).items()
+                for c, by_user in _mapping(data.get("user_consents"), "user_consents").items()
             },
         )
         oids = [u.oid for u in tenant.users]
@@ -282,8 +315,8 @@ class Directory:
         if not isinstance(data, dict):
             raise DirectoryError("a directory must be a JSON object with 'tenants' and 'apps'")
         directory = cls(
-            tenants=[Tenant.from_dict(t) for t in data.get("tenants", [])],
-            apps=[App.from_dict(a) for a in data.get("apps", [])],
+            tenants=[Tenant.from_dict(t) for t in _list(data.get("tenants"), "'tenants'")],
+            apps=[App.from_dict(a) for a in _list(data.get("apps"), "'apps'")],
         )
         for kind, keys in (
             ("tenant id", [t.id for t in directory.tenants]),

@@ -117,9 +117,11 @@ def invalid_prompt(value: str) -> AadError:
 
 
 def invalid_code_challenge_method(value: str) -> AadError:
-    return AadError(
-        "invalid_request", 501491, f"Invalid code_challenge_method '{value}'. Supported values are 'S256' and 'plain'."
-    )
+    return AadError("invalid_request", 50149, "Invalid Code_Challenge_method parameter.")
+
+
+def invalid_code_challenge_size() -> AadError:
+    return AadError("invalid_request", 501491, "Invalid size of Code_Challenge parameter.")
 
 
 def app_not_found(client_id: str, tenant_name: str) -> AadError:
@@ -214,18 +216,6 @@ def consent_required(client_id: str, app_name: str, error: str = "consent_requir
 
 def consent_declined(subcode: str | None = None) -> AadError:
     return AadError("access_denied", 65004, "User declined to consent to access the app.", subcode=subcode)
-
-
-def admin_approval_required(app_name: str, tenant_name: str) -> AadError:
-    return AadError(
-        "access_denied",
-        90094,
-        (
-            f"Admin consent is required for the permissions requested by {app_name}. An administrator "
-            f"of {tenant_name} must grant them before the application can be used."
-        ),
-        subcode="cancel",
-    )
 
 
 def unknown_resource(resource: str, tenant_name: str) -> AadError:

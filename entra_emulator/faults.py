@@ -91,9 +91,11 @@ class FaultBook:
                 raise ValueError(f"unknown endpoint {spec['endpoint']!r}; known: {', '.join(ENDPOINTS)}")
             status = spec.get("status")
             hang = spec.get("hang_seconds", 0)
-            if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+            if status is not None and (
+                not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599
+            ):
                 raise ValueError("'status' must be an HTTP error status such as 500 or 503")
-            if not isinstance(hang, (int, float)) or not 0 <= hang <= MAX_HANG_SECONDS:
+            if not isinstance(hang, (int, float)) or isinstance(hang, bool) or not 0 <= hang <= MAX_HANG_SECONDS:
                 raise ValueError(f"'hang_seconds' must be a number from 0 to {MAX_HANG_SECONDS}")
             if status is None and not hang:
                 raise ValueError("an endpoint fault needs 'status' or 'hang_seconds'")

@@ -58,6 +58,8 @@ def to_app(redirect_uri: str, response_mode: str, params: dict) -> Response:
 def error_to_app(
     request, redirect_uri: str, response_mode: str, error: AadError, state: str | None, extra: dict | None = None
 ) -> Response:
-    params = {**(extra or {}), **error.as_params(trace_of(request), emulator_of(request).public_url)}
+    # Microsoft's order: error, error_description, (error_subcode,) error_uri, then extras such as
+    # admin_consent, then state.
+    params = {**error.as_params(trace_of(request), emulator_of(request).public_url), **(extra or {})}
     params["state"] = state
     return to_app(redirect_uri, response_mode, params)

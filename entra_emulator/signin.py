@@ -32,10 +32,15 @@ SCOPE_DESCRIPTIONS = {
 }
 
 
+async def _form(request) -> dict:
+    """The form's text fields (an uploaded file in a multipart body is ignored)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
 async def _params(request) -> dict:
     params = dict(request.query_params)
     if request.method == "POST":
-        params.update({k: v for k, v in (await request.form()).items() if isinstance(v, str)})
+        params.update(await _form(request))
     return params
 
 
@@ -95,8 +100,14 @@ async def authorize(request):
         scopes = _scopes(params["scope"], app, tenant, ref)
         if params.get("prompt") and params["prompt"] not in PROMPTS:
             raise errors.invalid_prompt(params["prompt"])
-        if params.get("code_challenge") and method not in ("S256", "plain"):
-            raise errors.invalid_code_challenge_method(method)
+        if params.get("code_challenge"):
+            if method not in ("S256", "plain"):
+                raise errors.invalid_code_challenge_method(method)
+            # RFC 7636: an S256 challenge is 43 characters (unpadded base64url of a SHA-256
+            # hash); a plain one is the verifier itself, 43 to 128 characters.
+            size = len(params["code_challenge"])
+            if (method == "S256" and size != 43) or not 43 <= size <= 128:
+                raise errors.invalid_code_challenge_size()
     except AadError as error:
         return error_to_app(request, redirect_uri, response_mode, error, state)
 
@@ -130,7 +141,10 @@ async def admin_consent(request):
     except AadError as error:
         return error_page(request, error)
     try:
-        scopes = _scopes(params.get("scope") or " ".join(app.required_scopes), app, tenant, ref)
+        # Required at the v2.0 endpoint; ".../.default" asks for the app's configured permissions.
+        if not params.get("scope", "").strip():
+            raise errors.missing_parameter("scope")
+        scopes = _scopes(params["scope"], app, tenant, ref)
     except AadError as error:
         return error_to_app(request, params["redirect_uri"], "query", error, params.get("state"))
     sign_in = emulator.start_sign_in(
@@ -301,7 +315,7 @@ async def show_sign_in(request):
 
 async def submit_sign_in(request):
     emulator = emulator_of(request)
-    form = await request.form()
+    form = await _form(request)
     sign_in = emulator.find_sign_in(form.get("ctx"))
     if sign_in is None:
         return _expired(request)
@@ -354,7 +368,7 @@ def _signed_in(request, sign_in, tid: str, oid: str):
 
 async def _known_sign_in(request):
     emulator = emulator_of(request)
-    sign_in = emulator.find_sign_in((await request.form()).get("ctx"))
+    sign_in = emulator.find_sign_in((await _form(request)).get("ctx"))
     if sign_in is None or sign_in.account is None:
         return None, None, None
     tenant = emulator.directory.find_tenant(sign_in.account[0])
@@ -365,7 +379,7 @@ async def accept_consent(request):
     sign_in, tenant, user = await _known_sign_in(request)
     if sign_in is None or user is None:
         return _expired(request)
-    form = await request.form()
+    form = await _form(request)
     app = emulator_of(request).directory.find_app(sign_in.client_id)
     if sign_in.kind == "adminconsent":
         if not user.admin:
@@ -395,12 +409,18 @@ async def decline_consent(request):
 
 
 async def leave_without_approval(request):
-    """The admin-approval page's "Return to the application without granting consent"."""
-    sign_in, tenant, _ = await _known_sign_in(request)
+    """The admin-approval page's "Return to the application without granting consent". Microsoft
+    answers a cancelled sign-in with only ``error=access_denied&error_subcode=cancel&state=…``:
+    no ``error_description``, so no AADSTS code, reaches the app."""
+    sign_in, _, _ = await _known_sign_in(request)
     if sign_in is None:
         return _expired(request)
-    app = emulator_of(request).directory.find_app(sign_in.client_id)
-    return _fail(request, sign_in, errors.admin_approval_required(app.display_name, tenant.display_name))
+    emulator_of(request).sign_ins.pop(sign_in.id, None)
+    return to_app(
+        sign_in.redirect_uri,
+        sign_in.response_mode,
+        {"error": "access_denied", "error_subcode": "cancel", "state": sign_in.state},
+    )
 
 
 def _may_return_after_logout(emulator, uri: str, client_id: str | None) -> bool:

@@ -186,9 +186,10 @@ def sign_id_token(
 ) -> str:
     """Signs an ID token, first breaking it as the active faults ask."""
     claims = dict(claims)
+    tid = claims["tid"]
     for fault in faults:
         if fault == "wrong_iss":
-            claims["iss"] = claims["iss"].replace(claims["tid"], wrong_tenant)
+            claims["iss"] = claims["iss"].replace(tid, wrong_tenant)
         elif fault == "wrong_aud":
             claims["aud"] = str(uuid.uuid4())
         elif fault in ("missing_aud", "missing_sub", "missing_iat"):
@@ -207,7 +208,9 @@ def sign_id_token(
     signing = [f for f in faults if f in ("bad_signature", "alg_none", "hs256_client_secret", "unknown_kid")]
     mode = signing[-1] if signing else None
     if mode == "alg_none":
-        return jwt.encode(claims, None, algorithm="none", headers={"typ": "JWT"})
+        # Keeps the current key's kid, so a client that looks the key up first still finds it:
+        # only the algorithm is wrong.
+        return jwt.encode(claims, None, algorithm="none", headers={"typ": "JWT", "kid": keys.current.kid})
     if mode == "hs256_client_secret":
         with warnings.catch_warnings():  # client secrets are often shorter than HS256 wants
             warnings.simplefilter("ignore")

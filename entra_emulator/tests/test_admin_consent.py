@@ -129,9 +129,8 @@ def test_a_non_administrator_is_told_an_admin_must_approve(emulator, browser):
 
     params = redirect_params(browser.leave_without_approval(page), to=CONSENT_REDIRECT_URI)
 
-    assert params["error"] == "access_denied"
-    assert params["error_description"].startswith("AADSTS90094: ")
-    assert "tenant" not in params
+    # As Microsoft answers a cancelled sign-in: no error_description, no tenant.
+    assert params == {"error": "access_denied", "error_subcode": "cancel", "state": "consent-state"}
     assert error_of(emulator.client_credentials(CONTOSO))[1] == 700016
 
 
@@ -177,12 +176,31 @@ def test_an_admin_already_signed_in_picks_their_account(emulator, browser):
     assert redirect_params(browser.accept(consent))["tenant"] == FABRIKAM
 
 
-def test_admin_consent_without_scope_grants_the_apps_required_permissions(emulator, browser):
-    consent = browser.sign_in(browser.admin_consent(FABRIKAM, scope=None), FRANK)
+def test_admin_consent_with_the_default_scope_grants_the_apps_required_permissions(emulator, browser):
+    page = browser.admin_consent(FABRIKAM, scope="https://graph.microsoft.com/.default")
+    consent = browser.sign_in(page, FRANK)
 
     params = redirect_params(browser.accept(consent))
 
     assert params["scope"] == f"openid profile email {GRAPH_USER_READ}"
+
+
+def test_admin_consent_without_scope_is_an_invalid_request(emulator, browser):
+    # The v2.0 admin consent endpoint requires scope; the error goes to the (registered) redirect URI.
+    params = redirect_params(browser.admin_consent(FABRIKAM, scope=None), to=CONSENT_REDIRECT_URI)
+
+    assert params["error"] == "invalid_request"
+    assert params["error_description"].startswith("AADSTS900144: ")
+    assert params["state"] == "consent-state"
+
+
+def test_a_declined_admin_consent_lists_its_parameters_in_microsofts_order(emulator, browser):
+    consent = browser.sign_in(browser.admin_consent(CONTOSO), ADA)
+
+    location = browser.decline(consent).headers["location"]
+
+    names = [pair.split("=")[0] for pair in location.split("?", 1)[1].split("&")]
+    assert names == ["error", "error_description", "error_uri", "admin_consent", "state"]
 
 
 def test_fiona_still_needs_approval_for_permissions_beyond_the_admin_grant(emulator, browser):

@@ -12,6 +12,7 @@ from .support import (
     FIONA,
     FRANK,
     REDIRECT_URI,
+    pkce_pair,
     redirect_params,
 )
 
@@ -23,6 +24,22 @@ def test_an_unregistered_redirect_uri_is_shown_on_the_emulators_page_and_never_r
     assert "location" not in response.headers
     assert "AADSTS50011" in response.text
     assert "https://evil.example/callback" in response.text
+
+
+def test_redirect_uris_must_match_exactly(emulator, browser):
+    # Registered: http://127.0.0.1:8000/sso/callback/ — near misses are refused, not redirected to.
+    for near_miss in (
+        "http://127.0.0.1:8000/sso/callback",
+        "http://127.0.0.1:8000/sso/callback/more",
+        "http://127.0.0.1:8000/sso/callback/?next=/admin",
+        "http://127.0.0.1:8000/SSO/callback/",
+        "http://127.0.0.1:8000/sso/callback/#x",
+    ):
+        response = browser.authorize(redirect_uri=near_miss)
+
+        assert response.status_code == 400, near_miss
+        assert "location" not in response.headers
+        assert "AADSTS50011" in response.text
 
 
 def test_an_unknown_app_is_shown_on_the_emulators_page(emulator, browser):
@@ -92,6 +109,21 @@ def test_an_unsupported_pkce_method_is_an_invalid_request(emulator, browser):
     params = redirect_params(browser.authorize(code_challenge="abc", code_challenge_method="S512"))
 
     assert params["error"] == "invalid_request"
+    assert params["error_description"].startswith("AADSTS50149: ")
+
+
+def test_a_pkce_challenge_of_the_wrong_size_is_an_invalid_request(emulator, browser):
+    _, challenge = pkce_pair()
+    for method, value in [
+        ("S256", challenge + "="),
+        ("S256", challenge[:-1]),
+        ("plain", "x" * 42),
+        ("plain", "x" * 129),
+    ]:
+        params = redirect_params(browser.authorize(code_challenge=value, code_challenge_method=method))
+
+        assert params["error"] == "invalid_request", (method, value)
+        assert params["error_description"].startswith("AADSTS501491: "), (method, value)
 
 
 def test_an_account_of_another_tenant_is_refused_with_50020(emulator, browser):
@@ -163,9 +195,7 @@ def test_where_user_consent_is_off_a_member_needs_admin_approval(emulator, brows
     assert "AADSTS90094" in page.text
 
     params = redirect_params(browser.leave_without_approval(page), to=REDIRECT_URI)
-    assert params["error"] == "access_denied"
-    assert params["error_description"].startswith("AADSTS90094: ")
-    assert params["state"] == "state-1"
+    assert params == {"error": "access_denied", "error_subcode": "cancel", "state": "state-1"}
 
 
 def test_an_admin_can_sign_in_from_the_approval_page_and_consent_for_everyone(emulator, browser):

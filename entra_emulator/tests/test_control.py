@@ -113,11 +113,37 @@ def test_invalid_changes_are_refused_and_change_nothing(emulator):
         emulator.control("POST", f"apps/{CLIENT_ID}/secrets", {"value": "s", "expires": "someday"}),
         emulator.control("POST", "clock", {"advance_seconds": -5}),
         emulator.http.post("/_emulator/tenants", content=b"{not json"),
+        # Values of the wrong JSON type, which must not be iterated or stringified.
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"assignments": "x"}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"users": 5}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"admin_consents": {CLIENT_ID: "openid"}}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"user_consents": {CLIENT_ID: 5}}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}/users/{BEN.oid}", {"mail": ["x"]}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"secrets": 5}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"redirect_uris": "http://127.0.0.1:8000/"}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_scopes": "openid"}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"display_name": {"a": 1}}),
+        emulator.control("PUT", "directory", {"tenants": 5}),
     ]
 
     assert [a.status_code for a in answers] == [400] * len(answers)
     assert all(a.json()["error"] for a in answers)
     assert emulator.control("GET", "directory").json() == before
+
+
+def test_a_non_finite_clock_advance_is_refused_and_the_clock_keeps_working(emulator, browser):
+    for body in (b'{"advance_seconds": NaN}', b'{"advance_seconds": Infinity}', b'{"advance_seconds": 1e400}'):
+        response = emulator.http.post("/_emulator/clock", content=body)
+        assert response.status_code == 400, body
+
+    assert emulator.redeem(browser.sign_in_through(BEN)["code"]).status_code == 200
+
+
+def test_a_wrong_method_on_the_control_api_is_a_json_405(emulator):
+    response = emulator.http.get("/_emulator/reset")
+
+    assert response.status_code == 405
+    assert response.json()["error"]
 
 
 def test_unknown_things_are_404(emulator):

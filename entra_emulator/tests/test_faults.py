@@ -48,13 +48,20 @@ def test_tid_mismatch_gives_a_tid_that_differs_from_the_issuers_tenant(emulator,
     assert claims["tid"] != CONTOSO
 
 
-def test_alg_none_gives_an_unsigned_token(emulator, browser):
+def published_kids(emulator) -> set[str]:
+    return {k["kid"] for k in httpx.get(f"{emulator.url}/common/discovery/v2.0/keys").json()["keys"]}
+
+
+def test_alg_none_gives_an_unsigned_token_that_only_the_algorithm_check_catches(emulator, browser):
     id_token = faulty_id_token(emulator, browser, "alg_none")
 
     assert header_of(id_token)["alg"] == "none"
     assert id_token.endswith(".")
-    with pytest.raises(jwt.PyJWKClientError):
+    # The kid names a published key, so a validator gets as far as the algorithm check.
+    assert header_of(id_token)["kid"] in published_kids(emulator)
+    with pytest.raises(jwt.InvalidAlgorithmError):
         validate(emulator, id_token)
+    assert jwt.decode(id_token, options={"verify_signature": False})["oid"] == BEN.oid
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -62,14 +69,26 @@ def test_hs256_client_secret_signs_with_the_client_secret(emulator, browser):
     id_token = faulty_id_token(emulator, browser, "hs256_client_secret")
 
     assert header_of(id_token)["alg"] == "HS256"
+    assert header_of(id_token)["kid"] in published_kids(emulator)
     assert jwt.decode(id_token, SECRET, algorithms=["HS256"], audience=CLIENT_ID)["oid"] == BEN.oid
+    with pytest.raises(jwt.InvalidAlgorithmError):
+        validate(emulator, id_token)
+
+
+def test_wrong_iss_and_tid_mismatch_combine(emulator, browser):
+    emulator.fault(fault="tid_mismatch")
+    emulator.fault(fault="wrong_iss")
+
+    claims = claims_of(emulator.id_token_for(browser, BEN))
+
+    assert claims["tid"] != CONTOSO
+    assert claims["iss"] != f"{emulator.url}/{CONTOSO}/v2.0"
 
 
 def test_unknown_kid_is_signed_by_a_key_that_is_not_published(emulator, browser):
     id_token = faulty_id_token(emulator, browser, "unknown_kid")
 
-    published = {k["kid"] for k in httpx.get(f"{emulator.url}/common/discovery/v2.0/keys").json()["keys"]}
-    assert header_of(id_token)["kid"] not in published
+    assert header_of(id_token)["kid"] not in published_kids(emulator)
 
 
 def test_rotated_kid_makes_a_cached_jwks_stale_until_it_is_refetched(emulator, browser):
@@ -195,6 +214,8 @@ def test_prompt_none_errors_are_unaffected_by_token_faults(emulator, browser):
         {"endpoint": "token"},
         {"endpoint": "token", "status": 200},
         {"fault": "expired", "times": 0},
+        {"endpoint": "token", "hang_seconds": True},
+        {"endpoint": "token", "status": True},
         {"something": "else"},
     ],
 )
