@@ -1,26 +1,33 @@
-"""The sign-in flow's state between its steps, and invitations.
+"""The sign-in flow's state between its steps, authenticator set-up, and invitations.
 
 The half-finished sign-in (password accepted, second factor pending) lives in the session with
 a deadline; nothing about it is trusted from the browser."""
 
+import logging
+import smtplib
 import time
 
+import segno
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts import throttle
-from tenantlink.accounts.models import TOTPDevice, User
-from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.lib import crypto
 
+log = logging.getLogger(__name__)
+
 PENDING = "pending_signin"
+NEW_RECOVERY_CODES = "new_recovery_codes"
 
 
 def safe_next(request, fallback="portal"):
@@ -34,11 +41,15 @@ def safe_next(request, fallback="portal"):
 
 
 def start_pending(request, user, next_url):
-    request.session.cycle_key()
+    # A new, empty session: nothing a previous visitor of this browser left in it (such as a
+    # half-made authenticator set-up) carries over to this user.
+    request.session.flush()
     request.session[PENDING] = {
         "user_id": user.pk,
         "expires": time.time() + settings.SIGNIN_PENDING_LIFETIME,
         "next": next_url,
+        # A password change elsewhere in the meantime cancels this half-finished sign-in.
+        "auth_hash": user.get_session_auth_hash(),
     }
 
 
@@ -47,10 +58,15 @@ def pending_user(request):
     pending = request.session.get(PENDING)
     if not pending:
         return None
-    if pending["expires"] < time.time():
+    user = User.objects.filter(pk=pending["user_id"], is_active=True).select_related("totp").first()
+    if (
+        pending["expires"] < time.time()
+        or user is None
+        or not constant_time_compare(pending["auth_hash"], user.get_session_auth_hash())
+    ):
         forget_pending(request)
         return None
-    return User.objects.filter(pk=pending["user_id"], is_active=True).select_related("totp").first()
+    return user
 
 
 def forget_pending(request):
@@ -58,11 +74,37 @@ def forget_pending(request):
         request.session.pop(key, None)
 
 
-def enrolment_seed(request, key="enrol_seed"):
-    """The seed being enrolled in this session: made once, kept encrypted until confirmed."""
-    if key not in request.session:
-        request.session[key] = crypto.encrypt(TOTPDevice.new_seed())
-    return crypto.decrypt(request.session[key])
+def enrolment_seed(request, user, key="enrol_seed"):
+    """The seed being set up in this session for `user`: made once, kept encrypted in the
+    session until a code from it is confirmed, and never handed to another user."""
+    stored = request.session.get(key)
+    if not stored or stored["user_id"] != user.pk:
+        stored = {"user_id": user.pk, "seed": crypto.encrypt(TOTPDevice.new_seed())}
+        request.session[key] = stored
+    return crypto.decrypt(stored["seed"])
+
+
+def enrolment_context(user, seed):
+    """What the set-up page shows: the QR code (SVG) and the same key for typing in by hand."""
+    uri = TOTPDevice.provisioning_uri(seed, user)
+    qr_svg = segno.make(uri, error="m").svg_inline(scale=5, title=_("QR code for your authenticator app"))
+    manual_key = " ".join(seed[i : i + 4] for i in range(0, len(seed), 4))
+    return {"qr_svg": qr_svg, "manual_key": manual_key}
+
+
+def give_recovery_codes(request, user):
+    """Make new recovery codes and keep them in the session for the one page that shows them."""
+    request.session[NEW_RECOVERY_CODES] = RecoveryCode.replace_for(user)
+    AuditEvent.objects.record(Action.RECOVERY_CODES_GENERATED, request=request, actor=user, target=user)
+
+
+def finish_enrolment(request, user, seed, step):
+    """The first authenticator is confirmed: store it, make recovery codes, finish the sign-in."""
+    TOTPDevice.enrol(user, seed, step)
+    AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, actor=user, target=user)
+    next_url = complete_signin(request, user, "totp_enrolment")
+    give_recovery_codes(request, user)  # after the sign-in, which starts a new session
+    return next_url
 
 
 def complete_signin(request, user, method):
@@ -73,7 +115,7 @@ def complete_signin(request, user, method):
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # rotates the session key
     now = int(time.time())
     request.session["signed_in_at"] = request.session["last_seen"] = now
-    throttle.clear_account(user.username)
+    throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
     return next_url
 
@@ -85,6 +127,8 @@ def is_recent_signin(request):
 
 
 def send_invitation(request, user):
+    """Email the user a single-use link to choose a password. False when the mail server
+    could not take the message; the user is kept, and the invitation can be sent again."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = settings.SITE_URL + reverse("accept_invitation", args=[uid, token])
@@ -95,10 +139,16 @@ def send_invitation(request, user):
         "inviter": request.user,
         "SITE_NAME": settings.SITE_NAME,
     }
-    send_mail(
-        _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
-        render_to_string("accounts/email/invitation.txt", context),
-        None,
-        [user.email],
-    )
+    try:
+        send_mail(
+            _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
+            render_to_string("accounts/email/invitation.txt", context),
+            None,
+            [user.email],
+        )
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning("Invitation to user %s not sent: %s", user.pk, error.__class__.__name__)
+        AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user, outcome=Outcome.FAILURE)
+        return False
     AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user)
+    return True

@@ -46,23 +46,26 @@ class SignInForm(forms.Form):
         password = self.cleaned_data.get("password", "")
         if not username or not password:
             return self.cleaned_data
-        if throttle.is_locked(self.request, username):
-            make_password(password)  # same work as a real check, so timing does not tell either
-            user = None
-        else:
+        # Looked up only to count attempts against the right account and to audit; the answer
+        # is the same whether or not it exists.
+        known = User.objects.filter(username__iexact=username).first()
+        if throttle.begin_attempt(self.request, username, known):
             user = authenticate(self.request, username=username, password=password)
+        else:
+            make_password(password)  # the same work as a real check, so timing does not tell either
+            user = None
         if user is None:
-            known = User.objects.filter(username__iexact=username).first()
-            throttle.register_failure(self.request, username, known)
             AuditEvent.objects.record(
                 Action.SIGNIN_FAILED,
                 request=self.request,
                 target=known,
-                target_label=username[:150],
+                # A name that is not a username is often a password typed into the wrong field.
+                target_label="" if known else "(unknown username)",
                 outcome=Outcome.FAILURE,
                 step="password",
             )
             raise ValidationError(SIGNIN_FAILED, code="invalid")
+        throttle.attempt_succeeded(self.request, username, user)
         self.user = user
         return self.cleaned_data
 
@@ -84,14 +87,14 @@ class SecondFactorForm(forms.Form):
     def clean_code(self):
         code = self.cleaned_data["code"].strip()
         user = self.user
-        if throttle.is_locked(self.request, user.username):
-            accepted = False
-        elif user.totp.verify(code):
-            accepted = True
-        else:
-            accepted = self.used_recovery_code = RecoveryCode.use(user, code)
-        if not accepted:
-            throttle.register_failure(self.request, user.username, user)
+
+        def check():
+            if user.totp.verify(code):
+                return True
+            self.used_recovery_code = RecoveryCode.use(user, code)
+            return self.used_recovery_code
+
+        if not throttle.checked(self.request, user, check):
             AuditEvent.objects.record(
                 Action.SIGNIN_FAILED, request=self.request, target=user, outcome=Outcome.FAILURE, step="second_factor"
             )
@@ -142,8 +145,7 @@ class ConfirmPasswordForm(forms.Form):
     def clean_password(self):
         password = self.cleaned_data["password"]
         user = self.request.user
-        if throttle.is_locked(self.request, user.username) or not user.check_password(password):
-            throttle.register_failure(self.request, user.username, user)
+        if not throttle.checked(self.request, user, lambda: user.check_password(password)):
             AuditEvent.objects.record(
                 Action.REAUTHENTICATED, request=self.request, target=user, outcome=Outcome.FAILURE
             )
@@ -161,15 +163,13 @@ class ChangePasswordForm(PasswordChangeForm):
         super().__init__(request.user, *args, **kwargs)
 
     def clean_old_password(self):
-        if throttle.is_locked(self.request, self.user.username):
+        old_password = self.cleaned_data["old_password"]
+        if not throttle.checked(self.request, self.user, lambda: self.user.check_password(old_password)):
             raise ValidationError(
-                _("There have been too many attempts. Wait a few minutes and try again."), code="throttled"
+                _("Your old password was entered incorrectly, or there have been too many attempts. Please try again."),
+                code="password_incorrect",
             )
-        try:
-            return super().clean_old_password()
-        except ValidationError:
-            throttle.register_failure(self.request, self.user.username, self.user)
-            raise
+        return old_password
 
 
 class CompanyUserForm(forms.ModelForm):

@@ -10,7 +10,7 @@ def require_password_change(get_response):
     def middleware(request):
         user = request.user
         if user.is_authenticated and user.must_change_password:
-            allowed = (reverse("change_password"), reverse("signout"))
+            allowed = (reverse("change_password"), reverse("signout"), reverse("new_recovery_codes"))
             if request.path not in allowed and not request.path.startswith("/static/"):
                 messages.info(request, _("Please choose a new password before you continue."))
                 return redirect("change_password")

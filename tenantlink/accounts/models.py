@@ -6,7 +6,7 @@ import time
 import pyotp
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -46,8 +46,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("username"),
         max_length=150,
         unique=True,  # Django requires it; the constraint in Meta adds "regardless of case"
-        validators=[UnicodeUsernameValidator()],
-        help_text=_("Letters, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
+        validators=[ASCIIUsernameValidator()],
+        help_text=_("Letters a–z, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
     )
     display_name = models.CharField(_("display name"), max_length=200, blank=True)
     email = models.EmailField(_("email address"), blank=True)
@@ -94,6 +94,15 @@ class User(AbstractBaseUser, PermissionsMixin):
             secret=secret,
             algorithm="sha256",
         ).hexdigest()
+
+    def deactivate(self):
+        self.is_active = False
+        self.save(update_fields=["is_active"])
+        self.end_all_sessions()  # so that a reactivation does not bring an old session back
+
+    def reactivate(self):
+        self.is_active = True
+        self.save(update_fields=["is_active"])
 
     def end_all_sessions(self):
         User.objects.filter(pk=self.pk).update(session_generation=models.F("session_generation") + 1)
@@ -147,7 +156,8 @@ class TOTPDevice(models.Model):
         """The time-step (now ± one, for clock drift) whose code equals `code`, or None.
         Steps at or before `after_step` are never matched."""
         code = "".join(code.split())
-        if len(code) != TOTPDevice.DIGITS or not code.isdigit():
+        # isascii: other scripts' digits pass isdigit() but are not what any authenticator shows.
+        if len(code) != TOTPDevice.DIGITS or not (code.isascii() and code.isdigit()):
             return None
         totp = pyotp.TOTP(seed)
         now = TOTPDevice.current_step(at)

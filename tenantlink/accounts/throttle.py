@@ -1,14 +1,19 @@
 """Brute-force protection for password and second-factor attempts.
 
-Failures are counted per account (the username as typed, whether or not it exists, so the
-throttle itself reveals nothing) and per client address. Reaching the limit inside the window
-pauses sign-in for that key for THROTTLE_LOCKOUT seconds; the pause ends by itself.
+Attempts are counted per account and per client address. An attempt is counted *before* the
+secret is checked and given back only when it succeeds, so many guesses sent at the same moment
+cannot all slip through before the first failure is written. When a key has used up its attempts
+inside the window, sign-in for that key pauses for THROTTLE_LOCKOUT seconds; the pause ends by
+itself. Both the start and the end of a pause are audited.
 """
 
 import datetime
+import hashlib
+import unicodedata
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tenantlink.accounts.models import Throttle
@@ -16,29 +21,83 @@ from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.lib.net import client_address
 
 
-def keys_for(request, username):
+def account_key(username, user=None):
+    """The account's key: its id when the name belongs to a user (so every spelling that finds
+    the user counts against the same key), otherwise a digest of the normalised name (so a
+    name that does not exist is throttled just the same, and is never stored as typed)."""
+    if user is not None:
+        return f"user:{user.pk}"
+    normalised = unicodedata.normalize("NFKC", username.strip()).casefold()
+    return "name:" + hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def _keys(request, username, user):
     return [
-        (f"account:{username.strip().casefold()}", settings.THROTTLE_ACCOUNT_FAILURES),
+        (account_key(username, user), settings.THROTTLE_ACCOUNT_FAILURES),
         (f"address:{client_address(request)}", settings.THROTTLE_ADDRESS_FAILURES),
     ]
 
 
-def is_locked(request, username):
-    """True while any of the keys for this attempt is paused. A pause that has run out is
-    cleared here and audited as ended."""
+def _label(key, user):
+    if key.startswith("address:"):
+        return key
+    return user.username if user else "(unknown username)"
+
+
+def begin_attempt(request, username, user=None):
+    """Count one attempt for the account and the address. False, and nothing counted, when
+    either is paused: then the secret must not be checked at all."""
     now = timezone.now()
-    locked = False
-    for key, _limit in keys_for(request, username):
-        throttle = Throttle.objects.filter(key=key, locked_until__isnull=False).first()
-        if throttle is None:
-            continue
-        if throttle.locked_until > now:
-            locked = True
-        elif Throttle.objects.filter(pk=throttle.pk, locked_until=throttle.locked_until).update(
-            locked_until=None, failures=0, window_started_at=now
-        ):
-            AuditEvent.objects.record(Action.SIGNIN_UNLOCKED, request=request, target_label=key)
-    return locked
+    window = datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
+    ended, started = [], []
+    with transaction.atomic():
+        throttles = []
+        # Always lock the rows in the same order ("account" < "address"), so that two
+        # requests cannot wait for each other.
+        for key, limit in sorted(_keys(request, username, user)):
+            throttle, _created = Throttle.objects.select_for_update().get_or_create(
+                key=key, defaults={"window_started_at": now}
+            )
+            if throttle.locked_until and throttle.locked_until <= now:
+                ended.append(throttle.key)
+                throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
+            elif not throttle.locked_until and now - throttle.window_started_at > window:
+                throttle.failures, throttle.window_started_at = 0, now
+            if not throttle.locked_until and throttle.failures >= limit:
+                throttle.locked_until = now + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
+                started.append(throttle)
+            throttles.append(throttle)
+        allowed = not any(throttle.locked_until for throttle in throttles)
+        for throttle in throttles:
+            if allowed:
+                throttle.failures += 1
+            throttle.save()
+    for key in ended:
+        AuditEvent.objects.record(Action.SIGNIN_UNLOCKED, request=request, target=user, target_label=_label(key, user))
+    for throttle in started:
+        AuditEvent.objects.record(
+            Action.SIGNIN_LOCKED,
+            request=request,
+            target=user,
+            target_label=_label(throttle.key, user),
+            outcome=Outcome.DENIED,
+            attempts=throttle.failures,
+            until=throttle.locked_until.isoformat(),
+        )
+    return allowed
+
+
+def attempt_succeeded(request, username, user):
+    """The secret was right: give this attempt back to the account and the address. Failed
+    attempts stay counted until the whole sign-in succeeds (clear_account), so a stolen password
+    cannot be used to guess second-factor codes without limit."""
+    keys = [key for key, _limit in _keys(request, username, user)]
+    Throttle.objects.filter(key__in=keys, failures__gt=0).update(failures=F("failures") - 1)
+
+
+def clear_account(user):
+    """A complete sign-in forgives the account's earlier failures (not the address's)."""
+    Throttle.objects.filter(key=account_key(user.username, user)).delete()
 
 
 def address_paused(request):
@@ -47,36 +106,12 @@ def address_paused(request):
     return Throttle.objects.filter(key=key, locked_until__gt=timezone.now()).exists()
 
 
-def register_failure(request, username, user=None):
-    """Count one failed attempt; start and audit a pause for each key that reached its limit."""
-    now = timezone.now()
-    window = datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
-    for key, limit in keys_for(request, username):
-        with transaction.atomic():
-            throttle, _created = Throttle.objects.select_for_update().get_or_create(
-                key=key, defaults={"window_started_at": now}
-            )
-            if throttle.locked_until and throttle.locked_until > now:
-                continue
-            if now - throttle.window_started_at > window or throttle.locked_until:
-                throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
-            throttle.failures += 1
-            started_pause = throttle.failures >= limit
-            if started_pause:
-                throttle.locked_until = now + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
-            throttle.save()
-        if started_pause:
-            AuditEvent.objects.record(
-                Action.SIGNIN_LOCKED,
-                request=request,
-                target=user,
-                target_label=key,
-                outcome=Outcome.DENIED,
-                failures=throttle.failures,
-                until=throttle.locked_until.isoformat(),
-            )
-
-
-def clear_account(username):
-    """A complete sign-in forgives the account's earlier failures (not the address's)."""
-    Throttle.objects.filter(key=f"account:{username.strip().casefold()}").delete()
+def checked(request, user, check):
+    """Run `check()`, a password or code check for a known user, under the throttle: False
+    without running it while the account or address is paused."""
+    if not begin_attempt(request, user.username, user):
+        return False
+    if check():
+        attempt_succeeded(request, user.username, user)
+        return True
+    return False

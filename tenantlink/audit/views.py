@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from tenantlink.audit.forms import AuditFilterForm
 from tenantlink.audit.models import AuditEvent
-from tenantlink.companies.scoping import company_admin_required, get_company_object
+from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
 
 PAGE_SIZE = 50
 
@@ -20,7 +20,7 @@ PAGE_SIZE = 50
 def _filtered_events(request):
     company = request.user.company
     form = AuditFilterForm(company, data=request.GET or None)
-    events = AuditEvent.objects.filter(company=company)
+    events = company_objects(request, AuditEvent.objects)
     if form.is_bound and not form.is_valid():
         # Never fall back to "everything" when a filter could not be read.
         return form, events.none()

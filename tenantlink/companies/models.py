@@ -1,5 +1,3 @@
-import datetime
-
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -81,7 +79,3 @@ class Licence(models.Model):
         if now >= self.valid_until:
             return _("Expired")
         return _("Valid")
-
-
-def days_from_now(days):
-    return timezone.now() + datetime.timedelta(days=days)

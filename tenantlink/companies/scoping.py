@@ -18,7 +18,12 @@ def company_admin_required(view):
     return wrapper
 
 
+def company_objects(request, queryset):
+    """Only the rows of the signed-in user's own company."""
+    return queryset.filter(company=request.user.company)
+
+
 def get_company_object(request, queryset, **lookup):
-    """An object of the signed-in administrator's own company, or 404. Objects of another
-    company are indistinguishable from objects that do not exist."""
-    return get_object_or_404(queryset, company=request.user.company, **lookup)
+    """An object of the signed-in user's own company, or 404. Objects of another company are
+    indistinguishable from objects that do not exist."""
+    return get_object_or_404(company_objects(request, queryset), **lookup)

@@ -25,7 +25,3 @@ def decrypt(token: str) -> str:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
         raise ValueError("The value cannot be decrypted with the configured keys.") from None
-
-
-def generate_key() -> str:
-    return Fernet.generate_key().decode()

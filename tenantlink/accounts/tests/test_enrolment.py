@@ -5,7 +5,7 @@ from django.contrib.auth import SESSION_KEY
 
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.conftest import PASSWORD, make_user
+from tenantlink.conftest import PASSWORD, code_for, make_user
 
 
 def manual_key(response):
@@ -25,8 +25,10 @@ def test_a_user_without_a_second_factor_is_walked_through_enrolment(client, cont
     assert client.get("/signin/enrol/").content.decode().count(seed[:4]) >= 1  # same seed on reload
     assert manual_key(client.get("/signin/enrol/")) == seed
 
-    response = client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()})
+    response = client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()}, follow=True)
+    assert response.redirect_chain[-1][0] == "/profile/recovery-codes/new/?next=%2Fportal%2F"
     html = response.content.decode()
+    assert "Your authenticator app is set up." in html
     codes = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", html)
     assert len(codes) == 10
     assert SESSION_KEY in client.session
@@ -66,3 +68,39 @@ def test_a_password_alone_cannot_replace_an_existing_authenticator(client, membe
     response = client.post("/signin/enrol/", {"code": "123456"})
     assert response.url == "/signin/verify/"
     assert TOTPDevice.objects.get(user=member).seed == member.seed
+
+
+def test_recovery_codes_are_shown_only_once(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    seed = manual_key(client.get("/signin/enrol/"))
+    client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()}, follow=True)
+    again = client.get("/profile/recovery-codes/new/", follow=True)
+    assert again.redirect_chain[-1][0] == "/profile/settings/"
+    assert "shown only once" in again.content.decode()
+    assert not re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", again.content.decode())
+
+
+def test_a_half_made_set_up_is_not_passed_on_to_the_next_user_of_the_browser(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    make_user("dave", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    cleos_key = manual_key(client.get("/signin/enrol/"))
+    client.post("/signin/", {"username": "dave", "password": PASSWORD})  # cleo walked away
+    assert manual_key(client.get("/signin/enrol/")) != cleos_key
+
+
+def test_a_password_change_elsewhere_cancels_a_half_finished_signin(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    member.set_password("a brand new passphrase")
+    member.save()
+    response = client.post("/signin/verify/", {"code": code_for(member)}, follow=True)
+    assert response.redirect_chain[-1][0] == "/signin/"
+    assert SESSION_KEY not in client.session
+
+
+def test_digits_of_other_scripts_are_refused_calmly(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    response = client.post("/signin/verify/", {"code": "١٢٣٤٥٦"})
+    assert response.status_code == 200
+    assert SESSION_KEY not in client.session

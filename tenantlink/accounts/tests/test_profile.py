@@ -89,7 +89,8 @@ def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, m
 def test_new_recovery_codes_replace_the_old_ones(member_client, member):
     old = RecoveryCode.replace_for(member)
     assert member_client.get("/profile/recovery-codes/").status_code == 200  # asks first
-    response = member_client.post("/profile/recovery-codes/")
+    response = member_client.post("/profile/recovery-codes/", follow=True)
+    assert "Your earlier recovery codes no longer work." in response.content.decode()
     new = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", response.content.decode())
     assert len(new) == 10 and not set(new) & set(old)
     assert not RecoveryCode.use(member, old[0])

@@ -3,8 +3,10 @@ import datetime
 from django.contrib.auth import SESSION_KEY
 from django.utils import timezone
 
+from tenantlink.accounts import throttle
 from tenantlink.accounts.forms import CODE_FAILED, SIGNIN_FAILED
 from tenantlink.accounts.models import Throttle
+from tenantlink.accounts.throttle import account_key
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
 
@@ -26,16 +28,41 @@ def test_repeated_wrong_passwords_pause_the_account(client, member, settings):
     assert str(SIGNIN_FAILED) in response.content.decode()  # the same words as a wrong password
     assert response.status_code == 200
     assert "verify" not in response.get("Location", "")
-    event = AuditEvent.objects.get(action=Action.SIGNIN_LOCKED, target_label="account:bob")
+    event = AuditEvent.objects.get(action=Action.SIGNIN_LOCKED, target_label="bob")
     assert event.target_user == member and event.company == member.company
 
 
 def test_the_pause_ends_by_itself(client, member, settings):
-    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES)
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_user=member).exists()
     end_pauses()
     response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
     assert response.url == "/signin/verify/"
-    assert AuditEvent.objects.filter(action=Action.SIGNIN_UNLOCKED, target_label="account:bob").exists()
+    event = AuditEvent.objects.get(action=Action.SIGNIN_UNLOCKED, target_label="bob")
+    assert event.company == member.company
+
+
+def test_every_spelling_of_a_username_counts_against_the_same_account(client, member, settings):
+    for spelling in ("bob", "BOB", " Bob", "bOb ", "boB"):
+        client.post("/signin/", {"username": spelling, "password": "not the password"})
+    response = client.post("/signin/", {"username": "Bob", "password": PASSWORD})
+    assert str(SIGNIN_FAILED) in response.content.decode()
+
+
+def test_guesses_sent_together_cannot_outrun_the_count(client, member, settings):
+    # Every attempt is counted before its password is checked: with the limit used up by
+    # attempts still in progress, the next one is refused even though none has failed yet.
+    request = client.get("/signin/").wsgi_request
+    for _ in range(settings.THROTTLE_ACCOUNT_FAILURES):
+        assert throttle.begin_attempt(request, "bob", member)
+    assert not throttle.begin_attempt(request, "bob", member)
+
+
+def test_an_unknown_username_is_not_written_to_the_audit_log(client, member):
+    client.post("/signin/", {"username": "hunter2-oops-my-password", "password": "x"})
+    event = AuditEvent.objects.get(action=Action.SIGNIN_FAILED)
+    assert event.target_label == "(unknown username)"
+    assert "hunter2" not in str(event.details)
 
 
 def test_a_pause_looks_the_same_for_an_account_that_does_not_exist(client, member, settings):
@@ -68,7 +95,8 @@ def test_repeated_wrong_codes_pause_the_account(client, member, settings):
 def test_one_address_trying_many_accounts_is_paused(client, member, settings):
     settings.THROTTLE_ADDRESS_FAILURES = 6
     for index in range(6):
-        client.post("/signin/", {"username": f"user{index}", "password": "guess"})
+        response = client.post("/signin/", {"username": f"user{index}", "password": "guess"})
+        assert response.status_code == 200
     response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
     assert response.status_code == 429
     assert "Please wait a few minutes" in response.content.decode()
@@ -89,6 +117,8 @@ def test_a_complete_signin_forgives_earlier_failures(client, member, settings):
 
 def test_failures_outside_the_window_are_forgotten(client, member, settings):
     wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES - 1)
-    Throttle.objects.filter(key="account:bob").update(window_started_at=timezone.now() - datetime.timedelta(hours=1))
+    Throttle.objects.filter(key=account_key("bob", member)).update(
+        window_started_at=timezone.now() - datetime.timedelta(hours=1)
+    )
     wrong_passwords(client, "bob", 1)
     assert client.post("/signin/", {"username": "bob", "password": PASSWORD}).url == "/signin/verify/"

@@ -1,4 +1,4 @@
-"""Company administrators: their own company's users. Every lookup goes through
+"""Company administrators: their own company's users. Every query goes through
 tenantlink.companies.scoping, so another company's users are simply not found."""
 
 from django.contrib import messages
@@ -13,7 +13,7 @@ from tenantlink.accounts.flows import send_invitation
 from tenantlink.accounts.forms import CompanyUserForm
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.companies.scoping import company_admin_required, get_company_object
+from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
 
 PAGE_SIZE = 25
 
@@ -21,7 +21,7 @@ PAGE_SIZE = 25
 @company_admin_required
 def user_list(request):
     query = request.GET.get("q", "").strip()[:100]
-    users = User.objects.filter(company=request.user.company).select_related("totp")
+    users = company_objects(request, User.objects.select_related("totp"))
     if query:
         users = users.filter(
             Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query)
@@ -31,6 +31,18 @@ def user_list(request):
     return render(request, "accounts/company_users.html", context)
 
 
+def _invite(request, user):
+    if send_invitation(request, user):
+        messages.success(request, _("An invitation has been sent to %(email)s.") % {"email": user.email})
+    else:
+        messages.error(
+            request,
+            _(
+                "The invitation could not be sent: the mail server did not accept it. Try “Send invitation again” later."
+            ),
+        )
+
+
 @company_admin_required
 @require_http_methods(["GET", "POST"])
 def user_create(request):
@@ -38,18 +50,12 @@ def user_create(request):
     if form.is_valid():
         user = form.save()
         AuditEvent.objects.record(Action.USER_CREATED, request=request, target=user, role=user.role)
+        messages.success(request, _("%(name)s has been created.") % {"name": user.get_full_name()})
         if form.cleaned_data["how"] == CompanyUserForm.HOW_INVITE:
-            send_invitation(request, user)
-            messages.success(
-                request,
-                _("%(name)s has been created and an invitation sent to %(email)s.")
-                % {"name": user.get_full_name(), "email": user.email},
-            )
+            _invite(request, user)
         else:
-            messages.success(
-                request,
-                _("%(name)s has been created. Give them the initial password in a safe way.")
-                % {"name": user.get_full_name()},
+            messages.info(
+                request, _("Give them the initial password in a safe way; they choose their own at first sign-in.")
             )
         return redirect("company_user", user_id=user.pk)
     return render(request, "accounts/company_user_create.html", {"form": form})
@@ -58,9 +64,7 @@ def user_create(request):
 @company_admin_required
 def user_detail(request, user_id):
     member = get_company_object(request, User.objects.select_related("totp"), pk=user_id)
-    events = AuditEvent.objects.filter(company=request.user.company).filter(Q(target_user=member) | Q(actor=member))[
-        :20
-    ]
+    events = company_objects(request, AuditEvent.objects).filter(Q(target_user=member) | Q(actor=member))[:20]
     return render(request, "accounts/company_user.html", {"member": member, "events": events})
 
 
@@ -76,9 +80,7 @@ def _refuse_self(request, member):
 def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if not _refuse_self(request, member) and member.is_active:
-        member.is_active = False
-        member.save(update_fields=["is_active"])
-        member.end_all_sessions()  # so a reactivation does not bring an old session back
+        member.deactivate()
         AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
@@ -89,8 +91,7 @@ def user_deactivate(request, user_id):
 def user_reactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if not member.is_active:
-        member.is_active = True
-        member.save(update_fields=["is_active"])
+        member.reactivate()
         AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can sign in again.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
@@ -102,11 +103,14 @@ def user_reset_second_factor(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if not _refuse_self(request, member):
         member.reset_second_factor()
+        # Usually the phone was lost or stolen: whoever holds it must not stay signed in.
+        member.end_all_sessions()
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
         messages.success(
             request,
             _(
-                "The second factor of %(name)s has been reset. They will set up a new authenticator app at their next sign-in."
+                "The second factor of %(name)s has been reset and they have been signed out. "
+                "They will set up a new authenticator app at their next sign-in."
             )
             % {"name": member.get_full_name()},
         )
@@ -120,6 +124,5 @@ def user_resend_invitation(request, user_id):
     if member.has_usable_password() or not member.email or not member.is_active:
         messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
     else:
-        send_invitation(request, member)
-        messages.success(request, _("A new invitation has been sent to %(email)s.") % {"email": member.email})
+        _invite(request, member)
     return redirect("company_user", user_id=member.pk)

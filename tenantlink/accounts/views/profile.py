@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -13,7 +15,6 @@ from tenantlink.accounts import flows
 from tenantlink.accounts.decorators import recent_signin_required
 from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm, TimeZoneForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
-from tenantlink.accounts.views.signin import render_enrolment
 from tenantlink.audit.models import Action, AuditEvent
 
 
@@ -75,7 +76,7 @@ def reauthenticate(request):
 @recent_signin_required
 @require_http_methods(["GET", "POST"])
 def reenrol_totp(request):
-    seed = flows.enrolment_seed(request, key="reenrol_seed")
+    seed = flows.enrolment_seed(request, request.user, key="reenrol_seed")
     form = ConfirmCodeForm(seed, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         TOTPDevice.enrol(request.user, seed, form.step)
@@ -83,7 +84,8 @@ def reenrol_totp(request):
         AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, target=request.user, replaced=True)
         messages.success(request, _("Your new authenticator app is set up. Codes from the old one no longer work."))
         return redirect("profile_settings")
-    return render_enrolment(request, request.user, seed, form, "accounts/reenrol.html")
+    context = {"form": form, "tab": "settings", **flows.enrolment_context(request.user, seed)}
+    return render(request, "accounts/reenrol.html", context)
 
 
 @login_required
@@ -92,6 +94,16 @@ def reenrol_totp(request):
 def regenerate_recovery_codes(request):
     if request.method == "GET":
         return render(request, "accounts/regenerate_codes.html", {"tab": "settings"})
-    codes = RecoveryCode.replace_for(request.user)
-    AuditEvent.objects.record(Action.RECOVERY_CODES_GENERATED, request=request, target=request.user)
-    return render(request, "accounts/recovery_codes.html", {"codes": codes, "first_time": False, "tab": "settings"})
+    flows.give_recovery_codes(request, request.user)
+    messages.warning(request, _("Your earlier recovery codes no longer work."))
+    return redirect(reverse("new_recovery_codes") + "?" + urlencode({"next": reverse("profile_settings")}))
+
+
+@login_required
+def new_recovery_codes(request):
+    """Shows freshly made recovery codes once; they are not kept anywhere in readable form."""
+    codes = request.session.pop(flows.NEW_RECOVERY_CODES, None)
+    if not codes:
+        messages.info(request, _("Recovery codes are shown only once. You can make new ones here."))
+        return redirect("profile_settings")
+    return render(request, "accounts/recovery_codes.html", {"codes": codes, "next_url": flows.safe_next(request)})
