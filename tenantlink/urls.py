@@ -23,6 +23,7 @@ urlpatterns = [
     path("profile/confirm-password/", profile.reauthenticate, name="reauthenticate"),
     path("profile/authenticator/", profile.reenrol_totp, name="reenrol_totp"),
     path("profile/recovery-codes/", profile.regenerate_recovery_codes, name="regenerate_recovery_codes"),
+    path("profile/recovery-codes/new/", profile.new_recovery_codes, name="new_recovery_codes"),
     # Company administrators
     path("company/users/", company.user_list, name="company_users"),
     path("company/users/new/", company.user_create, name="company_user_create"),
@@ -40,6 +41,10 @@ urlpatterns = [
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),
     # Operator staff use the Django admin, but sign in through the portal (password + second factor).
     path("staff/login/", RedirectView.as_view(pattern_name="signin", query_string=True)),
+    # ...and sign out and change their own password there too, where it is throttled and audited.
+    path("staff/logout/", signin.signout),
+    path("staff/password_change/", RedirectView.as_view(pattern_name="change_password")),
+    path("staff/password_change/done/", RedirectView.as_view(pattern_name="change_password")),
     path("staff/", admin.site.urls),
 ]
 

@@ -27,6 +27,10 @@ class Action(models.TextChoices):
     LICENCE_GRANTED = "licence.granted", _("Granted licence")
     LICENCE_EXTENDED = "licence.extended", _("Extended licence")
     LICENCE_REVOKED = "licence.revoked", _("Revoked licence")
+    # Changes made by operator staff in the Django admin (/staff/) that no portal action covers.
+    STAFF_ADDED = "staff.added", _("Added by operator staff")
+    STAFF_CHANGED = "staff.changed", _("Changed by operator staff")
+    STAFF_DELETED = "staff.deleted", _("Deleted by operator staff")
 
 
 class Outcome(models.TextChoices):

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from tenantlink.accounts.admin import StaffAuditMixin
 from tenantlink.companies.models import Company, Licence
 
 
@@ -10,8 +11,10 @@ class LicenceInline(admin.TabularInline):
     readonly_fields = ["revoked_at"]
 
 
+# StaffAuditMixin writes each change, including the licence rows of the company page, to the
+# audit log; the company sees it in its own log.
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
+class CompanyAdmin(StaffAuditMixin, admin.ModelAdmin):
     list_display = ["name", "has_sso", "created_at"]
     search_fields = ["name"]
     inlines = [LicenceInline]
@@ -22,7 +25,7 @@ class CompanyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Licence)
-class LicenceAdmin(admin.ModelAdmin):
+class LicenceAdmin(StaffAuditMixin, admin.ModelAdmin):
     list_display = ["company", "product", "valid_from", "valid_until", "revoked", "status"]
     list_filter = ["product", "revoked"]
     search_fields = ["company__name"]

@@ -65,6 +65,14 @@ class Licence(models.Model):
             f"{self.company} · {self.get_product_display()} · {self.valid_from:%Y-%m-%d} – {self.valid_until:%Y-%m-%d}"
         )
 
+    def save(self, *args, **kwargs):
+        # However the flag was set (command, operator admin), the revocation time is recorded.
+        if self.revoked and self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "revoked_at"}
+        super().save(*args, **kwargs)
+
     def is_valid(self, at=None):
         at = at or timezone.now()
         return not self.revoked and self.valid_from <= at < self.valid_until

@@ -149,3 +149,12 @@ def test_revoking_leaves_other_companies_alone(fabrikam, contoso):
     fabrikam.revoke_licences(SSO)
 
     assert contoso.has_sso()
+
+
+def test_setting_the_revoked_flag_records_when(fabrikam):
+    licence = Licence.objects.create(company=fabrikam, product=SSO, valid_from=START, valid_until=END)
+    assert licence.revoked_at is None
+    licence.revoked = True
+    licence.save(update_fields=["revoked"])
+    licence.refresh_from_db()
+    assert licence.revoked_at is not None

@@ -1,0 +1,305 @@
+"""Oscar works for the operator and looks after customers in the Django admin at /staff/. Every
+change he makes there lands in the audit log — who, what, which company, from where — and the
+admin's own sign-out and password pages hand over to the portal's, which are audited."""
+
+import datetime
+import json
+from html.parser import HTMLParser
+
+import pytest
+from django.utils import timezone
+
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.models import Company, Licence
+from tenantlink.conftest import PASSWORD, make_user, sign_in
+
+NEW_PASSWORD = "purple elephant umbrella 42"
+
+
+class _FormReader(HTMLParser):
+    """What a browser would post from the form with a given id: its inputs, checked boxes,
+    selected options and text areas, with the values the page shows."""
+
+    def __init__(self, form_id):
+        super().__init__()
+        self.form_id, self.inside, self.select, self.textarea = form_id, False, None, None
+        self.data = {}
+
+    def add(self, name, value):
+        self.data.setdefault(name, []).append(value)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.inside = attrs.get("id") == self.form_id
+        if not self.inside or "name" not in attrs and tag not in ("option",):
+            return
+        if tag == "input":
+            kind = attrs.get("type", "text")
+            if kind in ("submit", "button", "file") or kind in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.add(attrs["name"], attrs.get("value", "on" if kind == "checkbox" else ""))
+        elif tag == "select":
+            self.select = attrs["name"]
+            self.data.setdefault(self.select, [])
+        elif tag == "option" and self.select and "selected" in attrs:
+            self.add(self.select, attrs.get("value", ""))
+        elif tag == "textarea":
+            self.textarea = attrs["name"]
+            self.add(self.textarea, "")
+
+    def handle_data(self, data):
+        if self.textarea:
+            self.data[self.textarea][-1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self.select = None
+        elif tag == "textarea":
+            self.textarea = None
+
+
+def form_of(client, url, form_id):
+    """The change form at `url`, filled in as the page shows it, ready to edit and post."""
+    response = client.get(url)
+    assert response.status_code == 200
+    reader = _FormReader(form_id)
+    reader.feed(response.content.decode())
+    assert reader.data, f"no form {form_id!r} at {url}"
+    return reader.data
+
+
+def post_form(client, url, data, **changes):
+    response = client.post(url, {**data, **changes})
+    assert response.status_code == 302, response.context and response.context.get("errors")
+    return response
+
+
+def staff_events(action):
+    return list(AuditEvent.objects.filter(action=action).order_by("id"))
+
+
+def split(name, moment):
+    """A time as the admin's separate date and time boxes take it."""
+    return {f"{name}_0": moment.strftime("%Y-%m-%d"), f"{name}_1": moment.strftime("%H:%M:%S")}
+
+
+def no_licence_rows():
+    return {"licences-TOTAL_FORMS": "0", "licences-INITIAL_FORMS": "0"}
+
+
+@pytest.fixture
+def oscar():
+    return make_user("oscar", None, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(client, oscar):
+    sign_in(client, oscar)
+    return client
+
+
+def test_oscar_makes_bob_an_administrator_and_contoso_sees_who_did_it(staff_client, oscar, member, contoso):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), role=User.Role.ADMINISTRATOR)
+
+    member.refresh_from_db()
+    assert member.role == User.Role.ADMINISTRATOR
+    [event] = staff_events(Action.STAFF_CHANGED)
+    assert (event.actor, event.actor_label) == (oscar, "oscar")
+    assert (event.target_user, event.target_label) == (member, "bob")
+    assert event.company == contoso  # so it shows in Contoso's own audit log
+    assert event.client_ip == "127.0.0.1" and event.outcome == "success"
+    assert event.details["via"] == "staff admin" and event.details["model"] == "accounts.user"
+    assert event.details["fields"] == ["role"]
+    assert event.details["changes"] == {"role": {"from": "member", "to": "administrator"}}
+    assert member.password not in json.dumps(event.details)  # not even the hash
+
+
+def test_granting_superuser_and_deactivating_are_spelled_out(staff_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    data = form_of(staff_client, url, "user_form")
+    data.pop("is_active")  # an unticked box is not posted
+    data["is_superuser"] = "on"
+
+    post_form(staff_client, url, data)
+
+    [event] = staff_events(Action.STAFF_CHANGED)
+    assert sorted(event.details["fields"]) == ["is_active", "is_superuser"]
+    assert event.details["changes"] == {
+        "is_active": {"from": True, "to": False},
+        "is_superuser": {"from": False, "to": True},
+    }
+
+
+def test_moving_bob_to_another_company_shows_in_both_logs(staff_client, member, contoso, northwind):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), company=str(northwind.pk))
+
+    events = staff_events(Action.STAFF_CHANGED)
+    assert {event.company for event in events} == {contoso, northwind}
+    assert all(e.details["changes"]["company"] == {"from": "Contoso Ltd", "to": "Northwind Traders"} for e in events)
+
+
+def test_a_rejected_change_writes_nothing(staff_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    data = form_of(staff_client, url, "user_form")
+
+    response = staff_client.post(url, {**data, "username": "not a valid name!"})
+
+    assert response.status_code == 200  # the form again, with the error
+    assert not AuditEvent.objects.filter(action=Action.STAFF_CHANGED).exists()
+
+
+def test_oscar_sets_bobs_password_and_the_log_never_holds_it(staff_client, oscar, member, contoso):
+    url = f"/staff/accounts/user/{member.pk}/password/"
+
+    post_form(staff_client, url, {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+
+    member.refresh_from_db()
+    assert member.check_password(NEW_PASSWORD)
+    [event] = staff_events(Action.PASSWORD_CHANGED)
+    assert (event.actor, event.target_user, event.company) == (oscar, member, contoso)
+    assert event.details == {"via": "staff admin"}
+    stored = json.dumps([event.details, event.target_label, event.actor_label, event.user_agent])
+    assert NEW_PASSWORD not in stored and PASSWORD not in stored
+
+
+def test_a_mismatched_password_is_not_set_and_not_logged(staff_client, member):
+    response = staff_client.post(
+        f"/staff/accounts/user/{member.pk}/password/",
+        {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD + "!"},
+    )
+
+    assert response.status_code == 200
+    member.refresh_from_db()
+    assert member.check_password(PASSWORD)
+    assert not AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED).exists()
+
+
+def test_turning_off_bobs_password_sign_in_is_logged(staff_client, member):
+    post_form(
+        staff_client,
+        f"/staff/accounts/user/{member.pk}/password/",
+        {"usable_password": "false", "unset-password": "Disable password-based authentication"},
+    )
+
+    member.refresh_from_db()
+    assert not member.has_usable_password()
+    [event] = staff_events(Action.PASSWORD_CHANGED)
+    assert event.details == {"via": "staff admin", "password_sign_in": "disabled"}
+
+
+def test_oscar_deletes_bob_and_the_log_keeps_his_name(staff_client, oscar, member, contoso):
+    bob_id = member.pk
+
+    post_form(staff_client, f"/staff/accounts/user/{bob_id}/delete/", {"post": "yes"})
+
+    assert not User.objects.filter(pk=bob_id).exists()
+    [event] = staff_events(Action.STAFF_DELETED)
+    assert (event.actor, event.target_label, event.company) == (oscar, "bob", contoso)
+    assert event.target_user is None  # bob is gone; the label stays
+    assert event.details == {"via": "staff admin", "model": "accounts.user", "object_id": bob_id}
+
+
+def test_deleting_several_users_at_once_logs_each(staff_client, member, contoso):
+    carol = make_user("carol", contoso)
+
+    post_form(
+        staff_client,
+        "/staff/accounts/user/",
+        {"action": "delete_selected", "_selected_action": [member.pk, carol.pk], "post": "yes"},
+    )
+
+    assert not User.objects.filter(username__in=["bob", "carol"]).exists()
+    assert sorted(event.target_label for event in staff_events(Action.STAFF_DELETED)) == ["bob", "carol"]
+
+
+def test_oscar_grants_northwind_a_licence_on_the_company_page(staff_client, oscar, northwind):
+    url = f"/staff/companies/company/{northwind.pk}/change/"
+    data = form_of(staff_client, url, "company_form")
+    data.update({"licences-TOTAL_FORMS": "1", "licences-0-product": "sso", "licences-0-company": str(northwind.pk)})
+    data.update(split("licences-0-valid_from", timezone.now() - datetime.timedelta(days=1)))
+    data.update(split("licences-0-valid_until", timezone.now() + datetime.timedelta(days=365)))
+
+    post_form(staff_client, url, data)
+
+    assert northwind.has_sso()
+    licence = northwind.licences.get()
+    [event] = staff_events(Action.LICENCE_GRANTED)
+    assert (event.actor, event.company, event.target_label) == (oscar, northwind, str(licence))
+    assert event.details["model"] == "companies.licence" and event.details["object_id"] == licence.pk
+    assert event.details["changes"]["product"] == {"to": "sso"}
+    assert event.details["changes"]["valid_until"] == {"to": licence.valid_until.isoformat()}
+    assert not AuditEvent.objects.filter(action=Action.STAFF_CHANGED).exists()  # the company itself is unchanged
+
+
+def test_oscar_revokes_contosos_licence_on_the_licence_page(staff_client, oscar, contoso):
+    licence = contoso.licences.get()
+    url = f"/staff/companies/licence/{licence.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "licence_form"), revoked="on")
+
+    assert not contoso.has_sso()
+    [event] = staff_events(Action.STAFF_CHANGED)
+    assert (event.actor, event.company, event.target_label) == (oscar, contoso, str(licence))
+    assert event.details["changes"] == {"revoked": {"from": False, "to": True}}
+
+
+def test_a_company_added_in_the_admin_is_logged_like_one_added_on_the_command_line(staff_client, oscar):
+    post_form(staff_client, "/staff/companies/company/add/", {"name": "Fabrikam Inc", **no_licence_rows()})
+
+    fabrikam = Company.objects.get(name="Fabrikam Inc")
+    [event] = staff_events(Action.COMPANY_CREATED)
+    assert (event.actor, event.company, event.target_label) == (oscar, fabrikam, "Fabrikam Inc")
+
+
+def test_a_group_added_in_the_admin_is_logged(staff_client, oscar):
+    post_form(staff_client, "/staff/auth/group/add/", {"name": "Support desk"})
+
+    [event] = staff_events(Action.STAFF_ADDED)
+    assert (event.actor, event.target_label, event.company) == (oscar, "Support desk", None)
+
+
+def test_the_admins_password_page_sends_oscar_to_the_portals(staff_client):
+    for url in ("/staff/password_change/", "/staff/password_change/done/"):
+        response = staff_client.get(url)
+        assert response.status_code == 302 and response.url == "/profile/password/"
+
+
+def test_oscar_changes_his_own_password_on_the_portals_page_not_the_admins(staff_client, oscar):
+    url = f"/staff/accounts/user/{oscar.pk}/password/"
+    assert staff_client.get(url).url == "/profile/password/"
+
+    response = staff_client.post(url, {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+
+    assert response.status_code == 302 and response.url == "/profile/password/"
+    oscar.refresh_from_db()
+    assert oscar.check_password(PASSWORD)  # unchanged: the portal asks for the current password
+
+
+def test_the_admins_sign_out_is_the_portals(staff_client, oscar):
+    assert staff_client.get("/staff/logout/").status_code == 405  # a link must not sign anyone out
+    assert staff_client.get("/staff/").status_code == 200
+
+    response = staff_client.post("/staff/logout/")
+
+    assert response.status_code == 302 and response.url == "/signin/"
+    assert staff_client.get("/staff/").url.startswith("/staff/login/")
+    [event] = staff_events(Action.SIGNED_OUT)
+    assert event.actor == oscar
+
+
+def test_licences_untouched_on_the_company_page_write_nothing(staff_client, contoso):
+    url = f"/staff/companies/company/{contoso.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "company_form"))
+
+    assert Licence.objects.filter(company=contoso).count() == 1
+    staff_actions = [Action.STAFF_ADDED, Action.STAFF_CHANGED, Action.STAFF_DELETED, Action.LICENCE_GRANTED]
+    assert not AuditEvent.objects.filter(action__in=staff_actions).exists()
