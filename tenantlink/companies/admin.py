@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from tenantlink.accounts.admin import StaffAuditMixin
+from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies.models import Company, Licence
 
 
