@@ -99,6 +99,8 @@ class SecondFactorForm(forms.Form):
                 Action.SIGNIN_FAILED, request=self.request, target=user, outcome=Outcome.FAILURE, step="second_factor"
             )
             raise ValidationError(CODE_FAILED, code="invalid")
+        if self.used_recovery_code:
+            AuditEvent.objects.record(Action.RECOVERY_CODE_USED, request=self.request, actor=user, target=user)
         return code
 
 

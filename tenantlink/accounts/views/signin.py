@@ -43,11 +43,7 @@ def signin_verify(request):
     if not user.has_second_factor:
         return redirect("signin_enrol")
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
-    if form.is_bound and not form.is_valid() and throttle.address_paused(request):
-        return too_many_requests(request)
     if form.is_valid():
-        if form.used_recovery_code:
-            AuditEvent.objects.record(Action.RECOVERY_CODE_USED, request=request, actor=user, target=user)
         next_url = flows.complete_signin(request, user, "recovery_code" if form.used_recovery_code else "totp")
         if form.used_recovery_code:
             messages.warning(
@@ -58,6 +54,8 @@ def signin_verify(request):
                 % {"count": RecoveryCode.remaining(user)},
             )
         return redirect(next_url)
+    if form.is_bound and throttle.address_paused(request):
+        return too_many_requests(request)
     return render(request, "accounts/signin_verify.html", {"form": form})
 
 
