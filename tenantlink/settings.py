@@ -125,6 +125,7 @@ MIDDLEWARE = [
     "tenantlink.lib.middleware.session_lifetime",
     "tenantlink.lib.middleware.user_time_zone",
     "tenantlink.accounts.middleware.require_password_change",
+    "tenantlink.lib.middleware.friendly_405",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -28,6 +28,14 @@ def server_error(request):
     )
 
 
+def method_not_allowed(request, allowed):
+    response = _error(
+        request, 405, _("Not possible here"), _("This page cannot be used that way. Go back and use its buttons.")
+    )
+    response["Allow"] = allowed
+    return response
+
+
 def too_many_requests(request):
     return _error(request, 429, _("Too many requests"), _("Please wait a few minutes before you try again."))
 

@@ -9,6 +9,8 @@ from django.contrib.auth import logout
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tenantlink.lib import errors
+
 
 def _content_security_policy():
     # Forms that start a Microsoft flow post to us and are redirected to the authority; Chrome
@@ -31,6 +33,18 @@ def security_headers(get_response):
         # Pages show seeds, recovery codes and personal data: keep them out of shared caches and
         # the back button. Static files keep the long cache headers WhiteNoise gives them.
         response.setdefault("Cache-Control", "no-store")
+        return response
+
+    return middleware
+
+
+def friendly_405(get_response):
+    """Django's require_POST and friends answer 405 with an empty page; show ours instead."""
+
+    def middleware(request):
+        response = get_response(request)
+        if response.status_code == 405 and not response.content and "Allow" in response:
+            return errors.method_not_allowed(request, response["Allow"])
         return response
 
     return middleware

@@ -127,3 +127,10 @@ def test_every_page_has_a_plain_title_and_one_main_heading(admin_client, url):
     title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
     assert "<" not in title and title.endswith("· Tenantlink")
     assert html.count("<h1") == 1
+
+
+def test_a_wrong_method_gets_the_friendly_page(member_client):
+    response = member_client.get("/signout/")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert "This page cannot be used that way" in response.content.decode()
