@@ -150,12 +150,13 @@ def redirect_uri_mismatch(redirect_uri: str, client_id: str) -> AadError:
     )
 
 
-def account_not_in_tenant(upn: str, user_tid: str, tenant_name: str, client_id: str, app_name: str) -> AadError:
+def account_not_in_tenant(user_tid: str, tenant_name: str, client_id: str, app_name: str) -> AadError:
+    # Microsoft no longer puts the account's address into this message; it writes {EmailHidden}.
     return AadError(
         "access_denied",
         50020,
         (
-            f"User account '{upn}' from identity provider 'https://sts.windows.net/{user_tid}/' does "
+            f"User account '{{EmailHidden}}' from identity provider 'https://sts.windows.net/{user_tid}/' does "
             f"not exist in tenant '{tenant_name}' and cannot access the application '{client_id}'"
             f"({app_name}) in that tenant. The account needs to be added as an external user in the "
             "tenant first. Sign out and sign in again with a different Azure Active Directory user account."

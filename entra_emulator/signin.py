@@ -216,7 +216,6 @@ def _continue(request, sign_in):
             request,
             sign_in,
             errors.account_not_in_tenant(
-                user.upn,
                 tenant.id,
                 wanted.display_name if wanted else sign_in.tenant_id,
                 app.client_id,

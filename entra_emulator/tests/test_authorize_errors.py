@@ -133,7 +133,7 @@ def test_an_account_of_another_tenant_is_refused_with_50020(emulator, browser):
 
     assert params["error"] == "access_denied"
     assert params["error_description"].startswith(
-        f"AADSTS50020: User account '{FIONA.upn}' from identity provider 'https://sts.windows.net/{FABRIKAM}/'"
+        f"AADSTS50020: User account '{{EmailHidden}}' from identity provider 'https://sts.windows.net/{FABRIKAM}/'"
     )
     assert "code" not in params
 
