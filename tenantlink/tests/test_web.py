@@ -134,3 +134,31 @@ def test_a_wrong_method_gets_the_friendly_page(member_client):
     assert response.status_code == 405
     assert response["Allow"] == "POST"
     assert "This page cannot be used that way" in response.content.decode()
+
+
+def test_production_settings_pass_djangos_deployment_checks():
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "SECRET_KEY": "a-production-like-secret-key-with-enough-length-and-variety-0123456789",
+        "FIELD_ENCRYPTION_KEYS": "q2DA3Ce5nD1c4FZr-dvLJ2C3o8bqSHvDz2VHNS-DHgo=",
+        "SITE_URL": "https://portal.example.com",
+        "SECURE_SSL_REDIRECT": "true",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+        "SECURE_HSTS_PRELOAD": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
