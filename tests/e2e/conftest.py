@@ -93,6 +93,7 @@ def base_environment():
 class Portal:
     url: str
     env: dict
+    mailbox: Path
 
     def manage(self, *args):
         """Run a manage.py command against the portal's database, as an operator would; its output."""
@@ -177,6 +178,7 @@ def portal(portal_database, emulator_url, tmp_path_factory):
     """The portal under gunicorn on a free port, migrated, DEBUG off."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    mailbox = tmp_path_factory.mktemp("mailbox")
     env = {
         **base_environment(),
         "PYTHONUNBUFFERED": "1",
@@ -188,9 +190,11 @@ def portal(portal_database, emulator_url, tmp_path_factory):
         "ENTRA_AUTHORITY": emulator_url,
         "ENTRA_CLIENT_ID": demo.DEMO_CLIENT_ID,
         "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
-        "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
+        # Mail goes to files that a test can read, as a person reads their inbox.
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mailbox),
     }
-    portal = Portal(url, env)
+    portal = Portal(url, env, mailbox)
     portal.manage("migrate", "--no-input", "--verbosity", "0")
     service = Service(
         "The portal (gunicorn)",

@@ -1,0 +1,74 @@
+"""A company administrator at work in a real browser: invites a new colleague, who accepts the
+emailed link, chooses a password and sets up an authenticator; later the administrator
+deactivates the account and the colleague is signed out at once."""
+
+import re
+
+import pyotp
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "a long passphrase for dora"
+
+
+def sign_in(page, portal, username, password, seed):
+    page.goto(f"{portal.url}/signin/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Code").fill(pyotp.TOTP(seed).now())
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/portal/$"))
+
+
+def invitation_link(portal, address):
+    """The link in the last message sent to `address` (the portal writes mail to files)."""
+    messages = [path.read_text() for path in sorted(portal.mailbox.iterdir())]
+    mine = [text for text in messages if f"To: {address}" in text]
+    assert mine, f"no mail to {address}"
+    return re.search(r"http://\S+/invitation/\S+/", mine[-1]).group(0)
+
+
+def test_an_administrator_invites_a_colleague_and_later_deactivates_her(browser, portal, people):
+    portal.shell("from tenantlink.accounts.models import User\nUser.objects.filter(username='dora').delete()\n")
+    ada = people["ada"]
+    admin = browser.new_context().new_page()
+    sign_in(admin, portal, ada.username, ada.password, ada.totp_seed)
+
+    admin.get_by_role("link", name="Users", exact=True).click()
+    admin.get_by_role("link", name="New user").click()
+    admin.get_by_label("Username").fill("dora")
+    admin.get_by_label("Display name").fill("Dora Diaz")
+    admin.get_by_label("Email address").fill("dora@contoso.example")
+    admin.get_by_label("Send an invitation link by email").check()
+    admin.get_by_role("button", name="Create user").click()
+    expect(admin.get_by_text("An invitation has been sent to dora@contoso.example.")).to_be_visible()
+    expect(admin.get_by_text("Invitation not yet accepted")).to_be_visible()
+
+    dora = browser.new_context().new_page()
+    dora.goto(invitation_link(portal, "dora@contoso.example"))
+    expect(dora).to_have_url(re.compile(r"/set-password/$"))  # the token left the address bar
+    dora.get_by_label("New password", exact=True).fill(PASSWORD)
+    dora.get_by_label("New password confirmation").fill(PASSWORD)
+    dora.get_by_role("button", name="Set password").click()
+    expect(dora.get_by_text("Your password is set.")).to_be_visible()
+
+    dora.get_by_label("Username").fill("dora")
+    dora.get_by_label("Password").fill(PASSWORD)
+    dora.get_by_role("button", name="Continue").click()
+    seed = dora.locator("#manual-key").inner_text().replace(" ", "")
+    dora.get_by_label("Code from the app").fill(pyotp.TOTP(seed).now())
+    dora.get_by_role("button", name="Confirm").click()
+    expect(dora.locator("#recovery-codes li")).to_have_count(10)
+    dora.get_by_role("link", name="I have saved them — continue").click()
+    expect(dora.get_by_role("heading", name="Welcome, Dora Diaz")).to_be_visible()
+
+    admin.reload()
+    expect(admin.get_by_text("Authenticator app", exact=True)).to_be_visible()
+    admin.get_by_role("button", name="Deactivate").click()
+    expect(admin.get_by_text("Dora Diaz can no longer sign in.")).to_be_visible()
+
+    dora.reload()
+    expect(dora).to_have_url(re.compile(r"/signin/\?next=/portal/$"))
