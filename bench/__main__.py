@@ -56,9 +56,11 @@ def main():
             device.last_used_step = 0
             assert device.verify(pyotp.TOTP(seed).generate_otp(step[0]))
 
+        client = Client()  # one handler, as in a running process; a new browser each time
+
         def full_signin():
             TOTPDevice.objects.filter(pk=device.pk).update(last_used_step=0)
-            client = Client()
+            client.cookies.clear()
             client.post("/signin/", {"username": "bench", "password": "bench password 123"})
             response = client.post("/signin/verify/", {"code": pyotp.TOTP(seed).generate_otp(step[0])})
             assert response.status_code == 302 and response.url == "/portal/", response
