@@ -44,9 +44,10 @@ async def _params(request) -> dict:
     return params
 
 
-def _requested_app(emulator, params: dict, tenant, ref: str):
-    """The app and redirect URI, checked before anything can be sent back to the app: these
-    failures are shown on the emulator's own page, as Microsoft does."""
+def _requested_app(emulator, params: dict, ref: str):
+    """The tenant, the app and its redirect URI, checked before anything can be sent back to the
+    app: these failures are shown on the emulator's own page, as Microsoft does."""
+    tenant = emulator.resolve_authority(ref)
     client_id = params.get("client_id")
     if not client_id:
         raise errors.missing_parameter("client_id")
@@ -58,7 +59,7 @@ def _requested_app(emulator, params: dict, tenant, ref: str):
         raise errors.missing_parameter("redirect_uri")
     if redirect_uri not in app.redirect_uris:
         raise errors.redirect_uri_mismatch(redirect_uri, app.client_id)
-    return app
+    return tenant, app
 
 
 def _scopes(value: str, app, tenant, ref: str) -> list[str]:
@@ -79,8 +80,7 @@ async def authorize(request):
     params = await _params(request)
     ref = request.path_params["tenant"]
     try:
-        tenant = emulator.resolve_authority(ref)
-        app = _requested_app(emulator, params, tenant, ref)
+        tenant, app = _requested_app(emulator, params, ref)
     except AadError as error:
         return error_page(request, error)
 
@@ -136,8 +136,7 @@ async def admin_consent(request):
     params = dict(request.query_params)
     ref = request.path_params["tenant"]
     try:
-        tenant = emulator.resolve_authority(ref)
-        app = _requested_app(emulator, params, tenant, ref)
+        tenant, app = _requested_app(emulator, params, ref)
     except AadError as error:
         return error_page(request, error)
     try:

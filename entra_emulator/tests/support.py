@@ -237,3 +237,22 @@ class Emulator:
         response = self.redeem(code)
         assert response.status_code == 200, response.text
         return response.json()["id_token"]
+
+
+def aad_json_error(response, status=400):
+    """The body of a JSON error in Microsoft's shape, checked field by field."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {
+        "error",
+        "error_description",
+        "error_codes",
+        "timestamp",
+        "trace_id",
+        "correlation_id",
+        "error_uri",
+    }
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"])
+    assert body["error_description"].startswith(f"AADSTS{body['error_codes'][0]}: ")
+    assert f"\r\nTrace ID: {body['trace_id']}\r\nCorrelation ID: {body['correlation_id']}" in body["error_description"]
+    return body

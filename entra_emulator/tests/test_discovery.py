@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from .support import CONTOSO, FABRIKAM
+from .support import CONTOSO, FABRIKAM, aad_json_error
 
 
 def test_it_serves_a_tenants_discovery_document_by_guid(emulator):
@@ -60,17 +60,7 @@ def test_an_unknown_tenant_is_a_400_invalid_tenant_error(emulator):
         headers={"client-request-id": "11111111-2222-3333-4444-555555555555"},
     )
 
-    assert response.status_code == 400
-    body = response.json()
-    assert set(body) == {
-        "error",
-        "error_description",
-        "error_codes",
-        "timestamp",
-        "trace_id",
-        "correlation_id",
-        "error_uri",
-    }
+    body = aad_json_error(response)
     assert body["error"] == "invalid_tenant"
     assert body["error_codes"] == [90002]
     assert body["correlation_id"] == "11111111-2222-3333-4444-555555555555"

@@ -1,7 +1,5 @@
 """The token endpoint: code redemption rules, client authentication, refresh tokens and errors."""
 
-import re
-
 from .support import (
     BEN,
     CLIENT_ID,
@@ -9,26 +7,14 @@ from .support import (
     CONTOSO,
     FABRIKAM,
     SECRET,
+    aad_json_error,
     claims_of,
     pkce_pair,
 )
 
 
 def error_of(response, status=400):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {
-        "error",
-        "error_description",
-        "error_codes",
-        "timestamp",
-        "trace_id",
-        "correlation_id",
-        "error_uri",
-    }
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", body["timestamp"])
-    assert body["error_description"].startswith(f"AADSTS{body['error_codes'][0]}: ")
-    assert f"\r\nTrace ID: {body['trace_id']}\r\nCorrelation ID: {body['correlation_id']}" in body["error_description"]
+    body = aad_json_error(response, status)
     return body["error"], body["error_codes"][0]
 
 
