@@ -1,3 +1,4 @@
+import functools
 import zoneinfo
 
 from django import forms
@@ -60,12 +61,12 @@ class SignInForm(forms.Form):
                 request=self.request,
                 target=known,
                 # A name that is not a username is often a password typed into the wrong field.
-                target_label="" if known else "(unknown username)",
+                target_label="" if known else throttle.UNKNOWN_USERNAME,
                 outcome=Outcome.FAILURE,
                 step="password",
             )
             raise ValidationError(SIGNIN_FAILED, code="invalid")
-        throttle.attempt_succeeded(self.request, username, user)
+        throttle.attempt_succeeded(self.request, user)
         self.user = user
         return self.cleaned_data
 
@@ -248,6 +249,7 @@ class CompanyUserForm(forms.ModelForm):
 REGIONS = ("Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific")
 
 
+@functools.cache
 def time_zone_choices():
     # Only the canonical Region/City names; the database also holds aliases like "US/Pacific".
     zones = sorted(zone for zone in zoneinfo.available_timezones() if zone.split("/")[0] in REGIONS)

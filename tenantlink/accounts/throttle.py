@@ -31,17 +31,24 @@ def account_key(username, user=None):
     return "name:" + hashlib.sha256(normalised.encode()).hexdigest()
 
 
+UNKNOWN_USERNAME = "(unknown username)"
+
+
+def _address_key(request):
+    return f"address:{client_address(request)}"
+
+
 def _keys(request, username, user):
     return [
         (account_key(username, user), settings.THROTTLE_ACCOUNT_FAILURES),
-        (f"address:{client_address(request)}", settings.THROTTLE_ADDRESS_FAILURES),
+        (_address_key(request), settings.THROTTLE_ADDRESS_FAILURES),
     ]
 
 
 def _label(key, user):
     if key.startswith("address:"):
         return key
-    return user.username if user else "(unknown username)"
+    return user.username if user else UNKNOWN_USERNAME
 
 
 def begin_attempt(request, username, user=None):
@@ -87,11 +94,11 @@ def begin_attempt(request, username, user=None):
     return allowed
 
 
-def attempt_succeeded(request, username, user):
+def attempt_succeeded(request, user):
     """The secret was right: give this attempt back to the account and the address. Failed
     attempts stay counted until the whole sign-in succeeds (clear_account), so a stolen password
     cannot be used to guess second-factor codes without limit."""
-    keys = [key for key, _limit in _keys(request, username, user)]
+    keys = [account_key(user.username, user), _address_key(request)]
     Throttle.objects.filter(key__in=keys, failures__gt=0).update(failures=F("failures") - 1)
 
 
@@ -102,8 +109,7 @@ def clear_account(user):
 
 def address_paused(request):
     """True while the client's address is paused. Saying so reveals nothing about any account."""
-    key = f"address:{client_address(request)}"
-    return Throttle.objects.filter(key=key, locked_until__gt=timezone.now()).exists()
+    return Throttle.objects.filter(key=_address_key(request), locked_until__gt=timezone.now()).exists()
 
 
 def checked(request, user, check):
@@ -112,6 +118,6 @@ def checked(request, user, check):
     if not begin_attempt(request, user.username, user):
         return False
     if check():
-        attempt_succeeded(request, user.username, user)
+        attempt_succeeded(request, user)
         return True
     return False

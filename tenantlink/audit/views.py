@@ -5,6 +5,7 @@ import datetime
 import json
 
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,7 +28,7 @@ def _filtered_events(request):
     if form.is_bound:
         data = form.cleaned_data
         if data["user"]:
-            events = events.filter(target_user=data["user"]) | events.filter(actor=data["user"])
+            events = events.filter(Q(target_user=data["user"]) | Q(actor=data["user"]))
         if data["action"]:
             events = events.filter(action=data["action"])
         zone = timezone.get_current_timezone()
