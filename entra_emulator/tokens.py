@@ -169,6 +169,12 @@ def graph_user_token_claims(*, issuer: str, tenant: Tenant, user: User, app: App
 
 
 def graph_app_token_claims(*, issuer: str, tenant: Tenant, app: App, now: int) -> dict:
+    """An app-only Graph access token (client credentials), for the app's service principal.
+
+    ``roles`` lists the application permissions granted in the tenant, and Microsoft leaves the
+    claim out when none were granted. The emulator grants no application permissions (an app's
+    ``required_scopes`` are delegated ones), so the claim is never present; nor is ``scp``, which
+    app-only tokens never carry."""
     oid = service_principal_oid(tenant.id, app.client_id)
     claims = {"aud": GRAPH_RESOURCE, **_common_claims(issuer, tenant.id, now)}
     claims.update(

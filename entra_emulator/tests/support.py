@@ -21,6 +21,18 @@ REDIRECT_URI = "http://127.0.0.1:8000/sso/callback/"
 CONSENT_REDIRECT_URI = "http://127.0.0.1:8000/sso/consent/callback/"
 PASSWORD = "Entra-demo-1"
 GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
+# What the portal asks for, at admin consent and at sign-in: no Graph permission, no offline_access.
+PORTAL_SCOPES = "openid profile email"
+
+# An app of the tests' own that reads the signed-in user's profile from Graph: the demo app is
+# registered without any Graph permission. It shares the demo app's redirect URIs.
+GRAPH_READER = {
+    "client_id": "9d3e6b1a-7c42-4f08-b5e1-2a6c8d0f4b93",
+    "display_name": "Profile Reader",
+    "secrets": [{"value": "profile-reader-secret", "expires": "2099-12-31T00:00:00Z"}],
+    "redirect_uris": [REDIRECT_URI, CONSENT_REDIRECT_URI],
+    "required_scopes": ["openid", "profile", "email", GRAPH_USER_READ],
+}
 
 CONTOSO = "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47"
 FABRIKAM = "c2e8b5f1-6a3d-4f97-8b2e-5d1c9a7e4f30"
@@ -125,7 +137,7 @@ class Browser:
             "client_id": CLIENT_ID,
             "redirect_uri": CONSENT_REDIRECT_URI,
             "state": "consent-state",
-            "scope": f"openid profile email {GRAPH_USER_READ}",
+            "scope": PORTAL_SCOPES,
             **params,
         }
         return self.get(f"/{tenant}/v2.0/adminconsent", **{k: v for k, v in query.items() if v is not None})

@@ -1,4 +1,10 @@
-"""Admin consent, and the client-credentials check a portal uses to verify it."""
+"""Admin consent, and the client-credentials check a portal uses to verify it.
+
+The demo app is registered, and consented to, with the delegated permissions the portal asks for:
+``openid profile email``, no Graph permission and no ``offline_access``.
+"""
+
+import pytest
 
 from .support import (
     ADA,
@@ -10,34 +16,53 @@ from .support import (
     FIONA,
     FRANK,
     GRAPH_USER_READ,
+    PORTAL_SCOPES,
     claims_of,
     redirect_params,
 )
 from .test_token import error_of
 
 
-def test_an_administrator_approves_and_the_app_comes_back_with_the_tenant(emulator, browser):
-    page = browser.admin_consent(CONTOSO)
+def tenant_in_directory(emulator, tid: str) -> dict:
+    return next(t for t in emulator.control("GET", "directory").json()["tenants"] if t["id"] == tid)
+
+
+@pytest.mark.parametrize(("admin", "tenant_name"), [(ADA, "Contoso"), (FRANK, "Fabrikam")])
+def test_an_administrator_approves_and_the_app_comes_back_with_the_tenant(emulator, browser, admin, tenant_name):
+    page = browser.admin_consent(admin.tid, scope=PORTAL_SCOPES)
     assert page.status_code == 200 and "Sign in as an administrator" in page.text
 
-    consent = browser.sign_in(page, ADA)
-    assert "Permissions requested" in consent.text and "Contoso" in consent.text
+    consent = browser.sign_in(page, admin)
+    assert "Permissions requested" in consent.text and tenant_name in consent.text
+    for permission in ("Sign you in", "View your basic profile", "View your email address"):
+        assert permission in consent.text
+    assert "read your profile" not in consent.text and "Maintain access" not in consent.text
 
-    params = redirect_params(browser.accept(consent), to=CONSENT_REDIRECT_URI)
+    response = browser.accept(consent)
+
+    params = redirect_params(response, to=CONSENT_REDIRECT_URI)
     assert params == {
         "admin_consent": "True",
-        "tenant": CONTOSO,
-        "scope": f"openid profile email {GRAPH_USER_READ}",
+        "tenant": admin.tid,
+        "scope": PORTAL_SCOPES,
         "state": "consent-state",
     }
+    # In the order of Microsoft's documented example.
+    names = [pair.split("=")[0] for pair in response.headers["location"].split("?", 1)[1].split("&")]
+    assert names == ["admin_consent", "tenant", "scope", "state"]
 
 
 def test_admin_consent_creates_the_service_principal_and_a_tenant_wide_grant(emulator, browser):
-    browser.grant_admin_consent(ADA)
+    assert tenant_in_directory(emulator, CONTOSO)["service_principals"] == []
 
-    contoso = next(t for t in emulator.control("GET", "directory").json()["tenants"] if t["id"] == CONTOSO)
+    browser.grant_admin_consent(ADA, scope=PORTAL_SCOPES)
+
+    contoso = tenant_in_directory(emulator, CONTOSO)
     assert contoso["service_principals"] == [CLIENT_ID]
-    assert contoso["admin_consents"][CLIENT_ID] == ["openid", "profile", "email", GRAPH_USER_READ]
+    assert contoso["admin_consents"][CLIENT_ID] == ["openid", "profile", "email"]
+    assert contoso["user_consents"] == {}
+    # Only Contoso: Fabrikam still does not have the app.
+    assert tenant_in_directory(emulator, FABRIKAM)["service_principals"] == []
 
 
 def test_after_admin_consent_members_sign_in_without_a_consent_page(emulator, browser):
@@ -57,7 +82,7 @@ def test_client_credentials_fail_with_700016_before_admin_consent(emulator):
 
 
 def test_client_credentials_succeed_after_admin_consent(emulator, browser):
-    browser.grant_admin_consent(FRANK)
+    browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
 
     response = emulator.client_credentials(FABRIKAM)
 
@@ -68,6 +93,29 @@ def test_client_credentials_succeed_after_admin_consent(emulator, browser):
     claims = claims_of(body["access_token"])
     assert claims["tid"] == FABRIKAM and claims["appid"] == CLIENT_ID and claims["idtyp"] == "app"
     assert claims["aud"] == "https://graph.microsoft.com"
+    assert claims["oid"] == claims["sub"]  # the service principal
+
+
+def test_the_portals_verification_fails_before_and_succeeds_after_its_admin_consent(emulator, browser):
+    assert error_of(emulator.client_credentials(FABRIKAM)) == ("unauthorized_client", 700016)
+
+    params = browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
+
+    assert params["tenant"] == FABRIKAM
+    assert emulator.client_credentials(params["tenant"]).status_code == 200
+    # Consent in Fabrikam adds the app to Fabrikam only.
+    assert error_of(emulator.client_credentials(CONTOSO)) == ("unauthorized_client", 700016)
+
+
+def test_an_app_token_without_application_permissions_carries_no_roles(emulator, browser):
+    # Delegated permissions only: as at Microsoft, the app-only token has no roles claim at all
+    # (and no scp, which app-only tokens never have).
+    browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
+
+    claims = claims_of(emulator.client_credentials(FABRIKAM).json()["access_token"])
+
+    assert "roles" not in claims
+    assert "scp" not in claims
 
 
 def test_client_credentials_work_with_the_tenant_domain_too(emulator, browser):
@@ -182,7 +230,8 @@ def test_admin_consent_with_the_default_scope_grants_the_apps_required_permissio
 
     params = redirect_params(browser.accept(consent))
 
-    assert params["scope"] == f"openid profile email {GRAPH_USER_READ}"
+    assert params["scope"] == "openid profile email"
+    assert tenant_in_directory(emulator, FABRIKAM)["admin_consents"][CLIENT_ID] == ["openid", "profile", "email"]
 
 
 def test_admin_consent_without_scope_is_an_invalid_request(emulator, browser):
@@ -203,10 +252,57 @@ def test_a_declined_admin_consent_lists_its_parameters_in_microsofts_order(emula
     assert names == ["error", "error_description", "error_uri", "admin_consent", "state"]
 
 
-def test_fiona_still_needs_approval_for_permissions_beyond_the_admin_grant(emulator, browser):
-    browser.grant_admin_consent(FRANK)
+@pytest.mark.parametrize("scope", [PORTAL_SCOPES, "openid profile", "email profile openid"])
+def test_fiona_signs_in_without_any_page_when_the_admin_grant_covers_the_request(emulator, browser, scope):
+    # Fabrikam allows no user consent; Frank consented for everyone with what the portal asks for.
+    browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
     browser.client.cookies.clear()
 
-    page = browser.sign_in(browser.authorize(scope="openid offline_access"), FIONA)
+    response = browser.sign_in(browser.authorize("organizations", scope=scope), FIONA)
+
+    assert "Need admin approval" not in response.text and "Permissions requested" not in response.text
+    params = redirect_params(response)
+    assert params["code"] and params["state"] == "state-1"
+    body = emulator.redeem(params["code"]).json()
+    assert claims_of(body["id_token"])["tid"] == FABRIKAM and claims_of(body["id_token"])["oid"] == FIONA.oid
+    assert "refresh_token" not in body
+    # No grant was added for Fiona herself: the tenant-wide one is what let her through.
+    assert tenant_in_directory(emulator, FABRIKAM)["user_consents"] == {}
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        f"{PORTAL_SCOPES} offline_access",
+        f"{PORTAL_SCOPES} User.Read",
+        f"{PORTAL_SCOPES} {GRAPH_USER_READ}",
+        "openid offline_access",
+        "https://graph.microsoft.com/User.Read",
+    ],
+)
+def test_fiona_still_needs_approval_for_permissions_beyond_the_admin_grant(emulator, browser, scope):
+    browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
+    browser.client.cookies.clear()
+
+    page = browser.sign_in(browser.authorize("organizations", scope=scope), FIONA)
+
+    assert page.status_code == 200
+    assert "Need admin approval" in page.text and "AADSTS90094" in page.text
+    params = redirect_params(browser.leave_without_approval(page))
+    assert params == {"error": "access_denied", "error_subcode": "cancel", "state": "state-1"}
+
+
+def test_fiona_needs_approval_for_the_portals_scopes_before_any_admin_consent(emulator, browser):
+    page = browser.sign_in(browser.authorize("organizations", scope=PORTAL_SCOPES), FIONA)
 
     assert "Need admin approval" in page.text
+
+
+def test_fiona_gets_a_code_silently_once_signed_in_after_the_admin_grant(emulator, browser):
+    browser.grant_admin_consent(FRANK, scope=PORTAL_SCOPES)
+    browser.client.cookies.clear()
+    browser.sign_in_through(FIONA, scope=PORTAL_SCOPES)
+
+    assert redirect_params(browser.authorize(scope=PORTAL_SCOPES, prompt="none"))["code"]
+    wider = redirect_params(browser.authorize(scope=f"{PORTAL_SCOPES} offline_access", prompt="none"))
+    assert wider["error"] == "consent_required"
