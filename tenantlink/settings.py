@@ -4,6 +4,7 @@ Every variable is listed in the README. The helpers below fail loudly at start-u
 they cannot read, so a typo never turns into a silently insecure default.
 """
 
+import ipaddress
 import os
 import warnings
 from pathlib import Path
@@ -59,7 +60,19 @@ def database_from_url(url):
         if not parts.path:
             raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
         path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        # So that several worker processes can write at once: WAL lets readers go on while one
+        # writes; IMMEDIATE takes the write lock when a transaction begins, so a writer waits
+        # for it (up to the busy timeout) instead of failing with "database is locked" when a
+        # read lock cannot be upgraded; the timeout also covers writes outside transactions.
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+            },
+        }
     if parts.scheme in ("postgres", "postgresql"):
         name = unquote(parts.path.lstrip("/"))
         if not name:
@@ -75,6 +88,54 @@ def database_from_url(url):
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def entra_configuration(environ):
+    """The platform's Microsoft app registration: (authority, client ID, client secret, timeout,
+    problem). `problem` is "" when single sign-on can be used, otherwise what is wrong."""
+    authority = environ.get("ENTRA_AUTHORITY", "").strip().rstrip("/") or "https://login.microsoftonline.com"
+    client_id = environ.get("ENTRA_CLIENT_ID", "").strip()
+    secret = environ.get("ENTRA_CLIENT_SECRET", "")
+    secret_file = environ.get("ENTRA_CLIENT_SECRET_FILE", "").strip()
+    problems = []
+    parts = urlsplit(authority)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        problems.append(
+            f"ENTRA_AUTHORITY must be an https address such as https://login.microsoftonline.com, not {authority!r}."
+        )
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        problems.append("ENTRA_AUTHORITY may use http only on this machine (127.0.0.1, ::1, localhost).")
+    if not client_id:
+        problems.append("ENTRA_CLIENT_ID is not set.")
+    elif len(client_id) > 200 or not client_id.isprintable() or " " in client_id:
+        problems.append("ENTRA_CLIENT_ID is malformed.")
+    if secret and secret_file:
+        problems.append("Set ENTRA_CLIENT_SECRET or ENTRA_CLIENT_SECRET_FILE, not both.")
+    elif secret_file:
+        try:
+            secret = Path(secret_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(f"ENTRA_CLIENT_SECRET_FILE cannot be read ({error.__class__.__name__}).")
+    if not secret and not problems:
+        problems.append("ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_SECRET_FILE) is not set.")
+    timeout_text = environ.get("ENTRA_HTTP_TIMEOUT", "").strip() or "10"
+    try:
+        timeout = float(timeout_text)
+        if not 0.1 <= timeout <= 120:
+            raise ValueError
+    except ValueError:
+        timeout = 10.0
+        problems.append(f"ENTRA_HTTP_TIMEOUT must be a number of seconds between 0.1 and 120, not {timeout_text!r}.")
+    return authority, client_id, secret, timeout, " ".join(problems)
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -110,6 +171,7 @@ INSTALLED_APPS = [
     "tenantlink.companies",
     "tenantlink.accounts",
     "tenantlink.audit",
+    "tenantlink.sso",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +246,10 @@ LANGUAGE_COOKIE_SAMESITE = "Lax"
 # Sign-in: how long the half-finished sign-in (password done, second factor pending) lives,
 # how long a sign-in counts as "recent" for sensitive changes, and the brute-force throttles.
 SIGNIN_PENDING_LIFETIME = env_int("SIGNIN_PENDING_LIFETIME", 5 * 60, minimum=30)
+# How long a flow at Microsoft (admin consent, connecting, signing in) may take before its
+# `state` expires, and how long discovery documents and keys are reused before being fetched again.
+SSO_PENDING_LIFETIME = env_int("SSO_PENDING_LIFETIME", 10 * 60, minimum=60)
+ENTRA_METADATA_LIFETIME = env_int("ENTRA_METADATA_LIFETIME", 24 * 3600, minimum=60)
 RECENT_SIGNIN_WINDOW = env_int("RECENT_SIGNIN_WINDOW", 10 * 60, minimum=60)
 THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1)
 THROTTLE_ADDRESS_FAILURES = env_int("THROTTLE_ADDRESS_FAILURES", 30, minimum=1)
@@ -200,10 +266,12 @@ TOTP_ISSUER = env_str("TOTP_ISSUER", SITE_NAME)
 
 # Microsoft identity platform: production uses https://login.microsoftonline.com; development,
 # the demo and the tests point at the Entra emulator. The single multi-tenant app registration.
-ENTRA_AUTHORITY = env_str("ENTRA_AUTHORITY", "https://login.microsoftonline.com").rstrip("/")
-ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID", "")
-ENTRA_CLIENT_SECRET = env_str("ENTRA_CLIENT_SECRET", "")
-ENTRA_HTTP_TIMEOUT = env_int("ENTRA_HTTP_TIMEOUT", 10, minimum=1)
+# Unlike the rest, a missing or bad value here does not stop the portal: password sign-in goes
+# on, and the single sign-on pages say that single sign-on is not configured (the reason is in
+# ENTRA_CONFIGURATION_PROBLEM and in the log, never on a page).
+ENTRA_AUTHORITY, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_HTTP_TIMEOUT, ENTRA_CONFIGURATION_PROBLEM = (
+    entra_configuration(os.environ)
+)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
+from tenantlink.sso.views import integrations
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -36,6 +37,15 @@ urlpatterns = [
         name="company_user_reset_second_factor",
     ),
     path("company/users/<int:user_id>/invite/", company.user_resend_invitation, name="company_user_invite"),
+    # Flow 2: single sign-on integrations (company administrators)
+    path("company/sso/", integrations.overview, name="sso_integrations"),
+    path("company/sso/add/", integrations.add, name="sso_integration_add"),
+    path("company/sso/<int:integration_id>/consent/", integrations.retry_consent, name="sso_integration_consent"),
+    path("company/sso/<int:integration_id>/verify/", integrations.verify, name="sso_integration_verify"),
+    path("company/sso/<int:integration_id>/disable/", integrations.disable, name="sso_integration_disable"),
+    path("company/sso/<int:integration_id>/enable/", integrations.enable, name="sso_integration_enable"),
+    path("company/sso/<int:integration_id>/delete/", integrations.delete, name="sso_integration_delete"),
+    path("sso/consent/callback/", integrations.consent_callback, name="sso_consent_callback"),
     path("company/audit/", audit.audit_log, name="audit_log"),
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),

@@ -15,8 +15,10 @@ from tenantlink.lib import errors
 def _content_security_policy():
     # Forms that start a Microsoft flow post to us and are redirected to the authority; Chrome
     # applies form-action to that redirect, so the authority's origin must be allowed.
-    authority = urlsplit(settings.ENTRA_AUTHORITY)
-    form_targets = f"'self' {authority.scheme}://{authority.netloc}"
+    form_targets = "'self'"
+    if not settings.ENTRA_CONFIGURATION_PROBLEM:
+        authority = urlsplit(settings.ENTRA_AUTHORITY)
+        form_targets += f" {authority.scheme}://{authority.netloc}"
     return (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
         f"form-action {form_targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"

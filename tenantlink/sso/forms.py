@@ -1,0 +1,77 @@
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tenantlink.sso import microsoft
+from tenantlink.sso.microsoft import MicrosoftError
+from tenantlink.sso.models import Integration
+
+# contoso.onmicrosoft.com, login.contoso.com: labels of letters, digits and hyphens.
+DOMAIN = re.compile(r"(?=.{4,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+NOT_A_TENANT = {"common", "organizations", "consumers", microsoft.PERSONAL_ACCOUNTS_TENANT}
+
+
+class AddIntegrationForm(forms.Form):
+    tenant = forms.CharField(
+        label=_("Tenant ID or domain"),
+        max_length=253,
+        help_text=_(
+            "The Tenant ID from the Overview page of the Microsoft Entra admin center, such as "
+            "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47, or your tenant's domain, such as contoso.onmicrosoft.com."
+        ),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}),
+    )
+    display_name = forms.CharField(
+        label=_("Name (optional)"),
+        max_length=200,
+        required=False,
+        help_text=_("How the integration is listed here. Without a name the domain or tenant ID is used."),
+    )
+
+    def __init__(self, company, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.company = company
+        self.tenant_id = None
+
+    def clean_tenant(self):
+        value = self.cleaned_data["tenant"].strip().lower()
+        if value in NOT_A_TENANT:
+            raise forms.ValidationError(
+                _("Enter your own organization's tenant, not “%(value)s”. Personal Microsoft accounts cannot be used."),
+                params={"value": value},
+            )
+        if not microsoft.GUID.match(value) and not DOMAIN.match(value):
+            raise forms.ValidationError(
+                _(
+                    "This is neither a tenant ID (32 hexadecimal digits in groups, such as "
+                    "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47) nor a domain (such as contoso.onmicrosoft.com)."
+                )
+            )
+        return value
+
+    def clean(self):
+        value = self.cleaned_data.get("tenant")
+        if value is None:
+            return self.cleaned_data
+        try:
+            self.tenant_id = microsoft.resolve_tenant(value)
+        except MicrosoftError as error:
+            if error.reason == "unknown_tenant":
+                self.add_error("tenant", _("Microsoft does not know this tenant ID or domain. Check it and try again."))
+            else:
+                self.add_error("tenant", error.message)
+            return self.cleaned_data
+        if self.tenant_id == microsoft.PERSONAL_ACCOUNTS_TENANT:
+            self.add_error("tenant", _("Personal Microsoft accounts cannot be used. Enter your organization's tenant."))
+            return self.cleaned_data
+        existing = Integration.objects.filter(company=self.company, tenant_id=self.tenant_id).first()
+        if existing is not None:
+            self.add_error(
+                "tenant",
+                _("This tenant is already in your list (%(name)s, %(status)s).")
+                % {"name": existing.display_name, "status": existing.get_status_display()},
+            )
+        if not self.cleaned_data.get("display_name", "").strip():
+            self.cleaned_data["display_name"] = value
+        return self.cleaned_data

@@ -1,0 +1,247 @@
+"""The only code that speaks HTTP to Microsoft's identity platform — in development and tests, to
+the Entra emulator at the same address, ENTRA_AUTHORITY.
+
+Every call has a timeout (ENTRA_HTTP_TIMEOUT, for the whole answer, not just for each read) and a
+bounded answer size, and every failure becomes one MicrosoftError: its `message` is for the page,
+its `code` (an AADSTS code, "timeout", "HTTP 503", …) for the audit log. The client secret is sent
+in the body of token requests and appears nowhere else: not in errors, logs or the audit log.
+
+Discovery documents and signing keys are cached in the database, so every portal process shares
+them; keys named by an unknown `kid` are fetched again at once, but at most every few minutes, as
+Microsoft advises for key rollover.
+"""
+
+import contextlib
+import datetime
+import json
+import logging
+import re
+import threading
+import time
+from urllib.parse import quote, urlencode
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError
+from django.urls import reverse
+from django.utils import timezone
+
+from tenantlink.sso.models import FAILURE_REASONS, CachedDocument
+
+log = logging.getLogger(__name__)
+
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+# Personal Microsoft accounts (Outlook.com, Xbox) all live in this one tenant.
+PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+# Exactly what the sign-in flows ask for, and so exactly what an administrator approves for the
+# whole organization: sign-in must never ask for more than was approved, or the users of a tenant
+# that does not let users consent themselves meet "Need admin approval". The portal keeps no
+# Microsoft tokens: no offline_access, no Graph.
+SIGNIN_SCOPES = "openid profile email"
+APP_ONLY_SCOPE = "https://graph.microsoft.com/.default"
+MAX_ANSWER_BYTES = 256 * 1024
+KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
+
+
+class MicrosoftError(Exception):
+    """Microsoft did not give a usable answer. `reason` is a key of FAILURE_REASONS."""
+
+    def __init__(self, reason, code=""):
+        self.reason, self.code = reason, str(code)[:40]
+        super().__init__(f"{reason}: {self.code}" if self.code else reason)
+
+    @property
+    def message(self):
+        return FAILURE_REASONS[self.reason]
+
+
+def is_configured():
+    return not settings.ENTRA_CONFIGURATION_PROBLEM
+
+
+def consent_redirect_uri():
+    return settings.SITE_URL + reverse("sso_consent_callback")
+
+
+def admin_consent_url(tenant_id, state):
+    """Where a Microsoft administrator of `tenant_id` approves the app for the organization."""
+    query = urlencode(
+        {
+            "client_id": settings.ENTRA_CLIENT_ID,
+            "scope": SIGNIN_SCOPES,
+            "redirect_uri": consent_redirect_uri(),
+            "state": state,
+        },
+        quote_via=quote,
+    )
+    return f"{settings.ENTRA_AUTHORITY}/{tenant_id}/v2.0/adminconsent?{query}"
+
+
+_client = None
+_client_lock = threading.Lock()
+
+
+def _http():
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(
+                timeout=settings.ENTRA_HTTP_TIMEOUT, follow_redirects=False, headers={"Accept": "application/json"}
+            )
+        return _client
+
+
+def _call(method, url, data=None):
+    """(HTTP status, JSON object) of one request to Microsoft, or MicrosoftError."""
+    started = time.monotonic()
+    deadline = started + settings.ENTRA_HTTP_TIMEOUT
+    try:
+        with _http().stream(method, url, data=data) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise MicrosoftError("bad_answer", "answer too large")
+                if time.monotonic() > deadline:  # an answer that trickles in never ends otherwise
+                    raise MicrosoftError("unavailable", "timeout")
+    except httpx.TimeoutException:
+        raise MicrosoftError("unavailable", "timeout") from None
+    except httpx.HTTPError as error:
+        raise MicrosoftError("unavailable", error.__class__.__name__) from None
+    finally:
+        log.info("Microsoft %s %s took %d ms", method, url.split("?")[0], (time.monotonic() - started) * 1000)
+    status = response.status_code
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise MicrosoftError("unavailable" if status >= 500 else "bad_answer", f"HTTP {status}")
+    return status, payload
+
+
+def error_code(payload):
+    """The AADSTS code of a Microsoft error (JSON body or callback parameters), else its `error`."""
+    codes = payload.get("error_codes")
+    if isinstance(codes, list) and codes and isinstance(codes[0], int):
+        return f"AADSTS{codes[0]}"
+    match = re.match(r"AADSTS(\d+)", str(payload.get("error_description", "")))
+    return f"AADSTS{match[1]}" if match else str(payload.get("error", ""))[:40]
+
+
+def _failure(status, payload):
+    code = error_code(payload) or f"HTTP {status}"
+    if status >= 500:
+        return MicrosoftError("unavailable", code)
+    if code == "AADSTS90002" or payload.get("error") == "invalid_tenant":
+        return MicrosoftError("unknown_tenant", code)
+    if code == "AADSTS700016":
+        return MicrosoftError("app_not_found", code)
+    if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095"):
+        return MicrosoftError("approval_required", code)
+    if payload.get("error") == "invalid_client" or code.startswith("AADSTS7000"):
+        return MicrosoftError("configuration", code)
+    return MicrosoftError("refused", code)
+
+
+def _issuer_tenant(document):
+    """The tenant GUID in a tenant's discovery document: its issuer is {authority}/{tid}/v2.0."""
+    issuer = document.get("issuer")
+    match = re.fullmatch(re.escape(settings.ENTRA_AUTHORITY) + r"/([^/]+)/v2\.0", issuer or "")
+    if not match or not GUID.match(match[1]):
+        raise MicrosoftError("bad_answer", "issuer")
+    return match[1]
+
+
+def resolve_tenant(value):
+    """The GUID of the tenant an administrator typed (its ID or a domain such as
+    contoso.onmicrosoft.com), confirmed by that tenant's discovery document."""
+    status, document = _call("GET", f"{settings.ENTRA_AUTHORITY}/{quote(value)}/v2.0/.well-known/openid-configuration")
+    if status != 200:
+        raise _failure(status, document)
+    tenant_id = _issuer_tenant(document)
+    if GUID.match(value) and tenant_id != value:
+        raise MicrosoftError("bad_answer", "issuer")
+    return tenant_id
+
+
+def confirm_app_in_tenant(tenant_id):
+    """Raise MicrosoftError unless Microsoft issues the app a token for `tenant_id`. It does so
+    only once the app exists in that tenant (an administrator approved it), so this — not the
+    `tenant` in a callback, which anyone can write — is what proves an integration. The token
+    itself is thrown away."""
+    status, answer = _call(
+        "POST",
+        f"{settings.ENTRA_AUTHORITY}/{tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": settings.ENTRA_CLIENT_ID,
+            "client_secret": settings.ENTRA_CLIENT_SECRET,
+            "scope": APP_ONLY_SCOPE,
+        },
+    )
+    if status != 200:
+        raise _failure(status, answer)
+    if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+        raise MicrosoftError("bad_answer", "no access_token")
+
+
+def _cached(url, check, max_age):
+    """The JSON document at `url`, from the shared cache while it is younger than `max_age`.
+    When Microsoft cannot be asked, an older copy is better than none."""
+    now = timezone.now()
+    cached = CachedDocument.objects.filter(url=url).first()
+    if cached and now - cached.fetched_at < max_age:
+        return cached.body, cached.fetched_at
+    try:
+        status, document = _call("GET", url)
+        if status != 200:
+            raise _failure(status, document)
+        check(document)
+    except MicrosoftError as error:
+        if cached is None:
+            raise
+        log.warning("Using a cached copy of %s: %s", url, error)
+        return cached.body, cached.fetched_at
+    with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
+        CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
+    return document, now
+
+
+def _check_discovery(document):
+    for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not isinstance(document.get(key), str):
+            raise MicrosoftError("bad_answer", f"discovery without {key}")
+    # Keys and endpoints are only ever taken from Microsoft's own address.
+    for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not document[key].startswith(settings.ENTRA_AUTHORITY + "/"):
+            raise MicrosoftError("bad_answer", f"{key} elsewhere")
+
+
+def _check_keys(document):
+    if not isinstance(document.get("keys"), list):
+        raise MicrosoftError("bad_answer", "keys")
+
+
+def discovery(tenant="organizations"):
+    """The discovery document of `tenant` (a GUID or organizations), shared and cached."""
+    lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
+    url = f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration"
+    return _cached(url, _check_discovery, lifetime)[0]
+
+
+def signing_key(kid):
+    """The published key (a JWK dict) named `kid`. An unknown `kid` fetches the keys again at
+    once — Microsoft rolls keys without notice — but not more often than KEY_REFETCH_INTERVAL,
+    so tokens with made-up `kid`s cannot make the portal hammer Microsoft."""
+    url = discovery()["jwks_uri"]
+    lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
+    for _attempt in range(2):
+        document, fetched_at = _cached(url, _check_keys, lifetime)
+        for key in document["keys"]:
+            if isinstance(key, dict) and key.get("kid") == kid:
+                return key
+        if timezone.now() - fetched_at < KEY_REFETCH_INTERVAL:
+            break
+        lifetime = KEY_REFETCH_INTERVAL
+    raise MicrosoftError("bad_answer", "unknown kid")

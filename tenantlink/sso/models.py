@@ -1,0 +1,238 @@
+"""Single sign-on with Microsoft: a company's integrations (one per Entra tenant), users'
+connections to a Microsoft identity, the pending state of a flow at Microsoft, and the cache of
+Microsoft's discovery documents and keys."""
+
+import datetime
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# Why a consent or verification failed, in words an administrator understands. The key is stored;
+# the raw Microsoft error code goes to the audit log (and next to the text, never instead of it).
+GRANT_ADMIN_CONSENT = _(
+    "If approving alone is not enough, open the Microsoft Entra admin center, go to Enterprise "
+    "applications → %(app)s → Permissions and choose “Grant admin consent for your organization”, "
+    "then come back and choose “Verify again”."
+)
+FAILURE_REASONS = {
+    "declined": _("The Microsoft administrator declined the permissions, so nothing was connected."),
+    "cancelled": _(
+        "The approval at Microsoft was cancelled or did not finish. This also happens when the "
+        "Microsoft account used there may not approve apps for the whole organization: sign in at "
+        "Microsoft as a Global Administrator, Cloud Application Administrator or Application "
+        "Administrator of the tenant."
+    ),
+    "approval_required": _("Microsoft says an administrator must approve the app for the whole organization."),
+    "wrong_tenant": _(
+        "The Microsoft account used at Microsoft belongs to another organization (tenant). "
+        "Sign in there with an administrator account of this tenant."
+    ),
+    "app_not_found": _(
+        "Microsoft does not (or no longer) know the app in this tenant: the approval has not been "
+        "completed, or the app was removed from the tenant's Enterprise applications."
+    ),
+    "unknown_tenant": _("Microsoft does not know this tenant. Check the tenant ID."),
+    "refused": _("Microsoft refused the request."),
+    "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
+    "bad_answer": _("Microsoft gave an answer that could not be understood. Try again in a few minutes."),
+    "configuration": _(
+        "This installation's registration at Microsoft was refused (for example an expired client "
+        "secret). The operator of this portal has to fix it; nothing needs to change in your tenant."
+    ),
+}
+# After these, approving again (or "Grant admin consent") is what helps.
+NEEDS_ADMIN_CONSENT = {"cancelled", "approval_required", "app_not_found"}
+
+
+class Integration(models.Model):
+    """One Microsoft Entra ID tenant connected to a company. Several companies may each have their
+    own integration of the same tenant (a group with subsidiaries), each company at most one."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending consent")
+        ACTIVE = "active", _("Active")
+        DISABLED = "disabled", _("Disabled")
+        FAILED = "failed", _("Consent failed")
+
+    company = models.ForeignKey(
+        "companies.Company", models.CASCADE, related_name="sso_integrations", verbose_name=_("company")
+    )
+    tenant_id = models.UUIDField(_("tenant ID"))
+    display_name = models.CharField(_("display name"), max_length=200)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    failure_reason = models.CharField(_("reason"), max_length=40, blank=True)
+    failure_code = models.CharField(_("Microsoft error code"), max_length=40, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("created by")
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    consent_completed_at = models.DateTimeField(_("consent completed at"), null=True, blank=True)
+    last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("single sign-on integration")
+        verbose_name_plural = _("single sign-on integrations")
+        ordering = ["display_name", "tenant_id"]
+        constraints = [models.UniqueConstraint("company", "tenant_id", name="sso_integration_tenant_once_per_company")]
+
+    def __str__(self):
+        return f"{self.display_name} ({self.tenant_id})"
+
+    @property
+    def label(self):
+        """How the audit log names the integration."""
+        return f"{self.display_name} ({self.tenant_id})"[:200]
+
+    @property
+    def failure_message(self):
+        return FAILURE_REASONS.get(self.failure_reason, "")
+
+    @property
+    def needs_admin_consent(self):
+        return self.failure_reason in NEEDS_ADMIN_CONSENT
+
+    def verified(self, consent_completed=False):
+        """Microsoft confirmed the app in the tenant: usable, unless an administrator disabled it."""
+        now = timezone.now()
+        self.last_verified_at = now
+        if consent_completed:
+            self.consent_completed_at = now
+        self.failure_reason = self.failure_code = ""
+        if self.status != self.Status.DISABLED:
+            self.status = self.Status.ACTIVE
+        self.save()
+
+    def fail(self, reason, code=""):
+        """Consent or verification did not succeed: the integration cannot be used."""
+        self.status, self.failure_reason, self.failure_code = self.Status.FAILED, reason, code[:40]
+        self.save()
+
+    def disable(self):
+        self.status = self.Status.DISABLED
+        self.save(update_fields=["status"])
+
+    def enable(self):
+        self.status = self.Status.ACTIVE
+        self.save(update_fields=["status"])
+
+
+class Connection(models.Model):
+    """A portal user's Microsoft work account. A Microsoft identity is (tid, oid) and nothing
+    else: names and addresses are mutable, set by whoever runs the tenant, and kept for display."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="microsoft_connection", verbose_name=_("user")
+    )
+    integration = models.ForeignKey(
+        Integration, models.CASCADE, related_name="connections", verbose_name=_("integration")
+    )
+    tid = models.UUIDField(_("tenant ID"))
+    oid = models.UUIDField(_("object ID"))
+    display_name = models.CharField(_("name at Microsoft"), max_length=200, blank=True)
+    username = models.CharField(_("Microsoft username"), max_length=254, blank=True)
+    connected_at = models.DateTimeField(_("connected at"), default=timezone.now)
+    last_signin_at = models.DateTimeField(_("last Microsoft sign-in"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("Microsoft connection")
+        verbose_name_plural = _("Microsoft connections")
+        constraints = [models.UniqueConstraint("tid", "oid", name="sso_connection_identity_once")]
+
+    def __str__(self):
+        return f"{self.user} ↔ {self.username or self.oid}"
+
+
+def _digest(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+BROWSER_KEY = "sso_browser"
+
+
+def browser_binding(request):
+    """A random value kept in this browser's session (it survives the session key's rotation at
+    sign-in). A pending flow is bound to its digest, so a `state` taken to another browser is
+    worthless there."""
+    value = request.session.get(BROWSER_KEY)
+    if not value:
+        value = request.session[BROWSER_KEY] = secrets.token_urlsafe(32)
+    return _digest(value)
+
+
+class PendingAuthorization(models.Model):
+    """A flow waiting for Microsoft to send the browser back: admin consent, connecting an
+    account, or signing in. Kept in the database (not a process's memory) so that the callback may
+    land on any portal process; only a digest of `state` is stored."""
+
+    class Purpose(models.TextChoices):
+        CONSENT = "consent", _("Admin consent")
+        CONNECT = "connect", _("Connect a Microsoft account")
+        SIGNIN = "signin", _("Sign in with Microsoft")
+
+    state_digest = models.CharField(max_length=64, unique=True)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    browser = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="+")
+    integration = models.ForeignKey(Integration, models.CASCADE, null=True, blank=True, related_name="+")
+    nonce = models.CharField(max_length=100, blank=True)
+    code_verifier = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.get_purpose_display()} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def begin(cls, request, purpose, *, user=None, integration=None, **secrets_):
+        """Store a new pending flow and return the `state` to send to Microsoft."""
+        state = secrets.token_urlsafe(32)
+        cls.objects.create(
+            state_digest=_digest(state),
+            purpose=purpose,
+            browser=browser_binding(request),
+            user=user,
+            integration=integration,
+            expires_at=timezone.now() + datetime.timedelta(seconds=settings.SSO_PENDING_LIFETIME),
+            **secrets_,
+        )
+        return state
+
+    @classmethod
+    def take(cls, request, state, purpose):
+        """The pending flow that `state` names, if it was started for `purpose` in this browser and
+        has not expired, removed so that it can never be used again; otherwise None."""
+        if not state or len(state) > 200 or not request.session.get(BROWSER_KEY):
+            return None
+        pending = (
+            cls.objects.filter(
+                state_digest=_digest(state),
+                purpose=purpose,
+                browser=browser_binding(request),
+                expires_at__gt=timezone.now(),
+            )
+            .select_related("integration__company", "user")
+            .first()
+        )
+        # Two callbacks with the same state at once: only the one whose delete removed the row wins.
+        if pending is None or cls.objects.filter(pk=pending.pk).delete()[0] != 1:
+            return None
+        return pending
+
+    @classmethod
+    def purge_expired(cls):
+        return cls.objects.filter(expires_at__lte=timezone.now()).delete()[0]
+
+
+class CachedDocument(models.Model):
+    """A discovery document or key set fetched from Microsoft, shared by every portal process."""
+
+    url = models.CharField(max_length=500, unique=True)
+    body = models.JSONField()
+    fetched_at = models.DateTimeField()
+
+    def __str__(self):
+        return self.url

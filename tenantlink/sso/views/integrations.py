@@ -1,0 +1,206 @@
+"""Flow 2 and the integration half of flow 6: company administrators connect their Microsoft
+Entra tenants (admin consent), verify, disable, enable and delete them. Every integration is
+found through tenantlink.companies.scoping, so another company's answer 404."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.companies.models import Licence
+from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
+from tenantlink.sso import flows, microsoft
+from tenantlink.sso.forms import AddIntegrationForm
+from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
+
+NOT_CONFIGURED = gettext_lazy(
+    "Single sign-on with Microsoft is not configured on this installation. Ask the operator of the portal."
+)
+
+
+def _refusal(request):
+    """Why integrations cannot be added, enabled, verified or approved now; None when they can."""
+    if not microsoft.is_configured():
+        return NOT_CONFIGURED
+    if not request.user.company.has_sso():
+        return _(
+            "Your company has no valid single sign-on licence, so integrations cannot be added, "
+            "enabled or approved. Existing ones are kept and work again when the licence is renewed."
+        )
+    return None
+
+
+def _refused(request):
+    refusal = _refusal(request)
+    if refusal:
+        messages.error(request, refusal)
+    return refusal is not None
+
+
+def _integration(request, integration_id):
+    return get_company_object(request, Integration.objects.select_related("company"), pk=integration_id)
+
+
+def _explain(request, integration, error):
+    """Tell the administrator what went wrong, what to do, and Microsoft's code for support."""
+    text = error.message
+    if error.reason in ("cancelled", "approval_required", "app_not_found"):
+        text += " " + GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME}
+    if error.code:
+        text += " " + _("(Microsoft's code: %(code)s)") % {"code": error.code}
+    messages.error(request, text)
+
+
+@company_admin_required
+def overview(request):
+    company = request.user.company
+    integrations = company_objects(request, Integration.objects).select_related("created_by")
+    context = {
+        "configured": microsoft.is_configured(),
+        "licence": company.current_licence(Licence.Product.SSO),
+        "last_licence": company.licences.filter(product=Licence.Product.SSO).first(),
+        "integrations": integrations.annotate(connected=Count("connections")),
+        "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
+    }
+    return render(request, "sso/integrations.html", context)
+
+
+@company_admin_required
+@require_http_methods(["GET", "POST"])
+def add(request):
+    if _refused(request):
+        return redirect("sso_integrations")
+    form = AddIntegrationForm(request.user.company, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        try:
+            with transaction.atomic():
+                integration = flows.add_integration(request, form.tenant_id, form.cleaned_data["display_name"])
+        except IntegrityError:  # the same tenant, added at the same moment in another tab
+            form.add_error("tenant", _("This tenant is already in your list."))
+        else:
+            return redirect(flows.start_consent(request, integration))
+    return render(request, "sso/add.html", {"form": form})
+
+
+@company_admin_required
+@require_POST
+def retry_consent(request, integration_id):
+    integration = _integration(request, integration_id)
+    if _refused(request):
+        return redirect("sso_integrations")
+    return redirect(flows.start_consent(request, integration))
+
+
+@login_required
+@require_GET
+def consent_callback(request):
+    """Microsoft sends the administrator back here after admin consent (the one fixed redirect URI)."""
+    pending = PendingAuthorization.take(request, request.GET.get("state"), PendingAuthorization.Purpose.CONSENT)
+    if pending is None or pending.user_id != request.user.pk or pending.integration is None:
+        AuditEvent.objects.record(
+            Action.SSO_CONSENT_FAILED,
+            request=request,
+            outcome=Outcome.DENIED,
+            reason="state",
+            reported_tenant=request.GET.get("tenant", "")[:64],
+        )
+        messages.error(
+            request,
+            _(
+                "This answer from Microsoft does not belong to a set-up started in this browser, or it came "
+                "too late or a second time, so nothing was changed. Start again with “Retry consent”."
+            ),
+        )
+        return redirect("sso_integrations" if request.user.is_company_admin else "portal")
+    integration = pending.integration
+    if not request.user.is_company_admin or integration.company_id != request.user.company_id:
+        raise PermissionDenied
+    result = flows.finish_consent(request, integration, request.GET)
+    if result == "licence":
+        messages.error(
+            request,
+            _(
+                "Your company's single sign-on licence ended while you were at Microsoft, so "
+                "%(name)s was not activated. It can be approved again when the licence is renewed."
+            )
+            % {"name": integration.display_name},
+        )
+    elif result is not None:
+        _explain(request, integration, result)
+    else:
+        messages.success(
+            request, _("%(name)s is active: Microsoft confirmed the approval.") % {"name": integration.display_name}
+        )
+    return redirect("sso_integrations")
+
+
+@company_admin_required
+@require_POST
+def verify(request, integration_id):
+    integration = _integration(request, integration_id)
+    if _refused(request):
+        return redirect("sso_integrations")
+    error = flows.verify(request, integration)
+    if error is not None:
+        _explain(request, integration, error)
+    else:
+        messages.success(request, _("Microsoft confirms %(name)s.") % {"name": integration.display_name})
+    return redirect("sso_integrations")
+
+
+@company_admin_required
+@require_POST
+def disable(request, integration_id):
+    integration = _integration(request, integration_id)
+    if integration.status == Integration.Status.ACTIVE:
+        integration.disable()
+        flows.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
+        messages.success(
+            request,
+            _("%(name)s is disabled: its users cannot sign in with Microsoft until it is enabled again.")
+            % {"name": integration.display_name},
+        )
+    return redirect("sso_integrations")
+
+
+@company_admin_required
+@require_POST
+def enable(request, integration_id):
+    integration = _integration(request, integration_id)
+    if _refused(request):
+        return redirect("sso_integrations")
+    if integration.status == Integration.Status.DISABLED:
+        integration.enable()
+        flows.record(request, Action.SSO_INTEGRATION_ENABLED, integration)
+        messages.success(request, _("%(name)s is enabled again.") % {"name": integration.display_name})
+    return redirect("sso_integrations")
+
+
+@company_admin_required
+@require_http_methods(["GET", "POST"])
+def delete(request, integration_id):
+    integration = _integration(request, integration_id)
+    connected = integration.connections.count()
+    if request.method == "POST":
+        with transaction.atomic():
+            removed = integration.connections.count()
+            integration.delete()
+            flows.record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
+        messages.success(
+            request,
+            ngettext(
+                "%(name)s is deleted; %(count)d Microsoft connection was removed.",
+                "%(name)s is deleted; %(count)d Microsoft connections were removed.",
+                removed,
+            )
+            % {"name": integration.display_name, "count": removed},
+        )
+        return redirect("sso_integrations")
+    return render(request, "sso/delete.html", {"integration": integration, "connected": connected})
