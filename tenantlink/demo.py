@@ -5,6 +5,7 @@ Running the demo again puts every demo account back into the state described her
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_DIRECTORY = ROOT / "entra_emulator" / "demo_directory.json"
 
 DEMO_CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
 DEMO_CLIENT_SECRET = "tenantlink-demo-secret"  # the emulator's demo app registration, not a real secret
@@ -74,9 +76,12 @@ def seed():
 
     from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
     from tenantlink.companies.models import Company, Licence
+    from tenantlink.sso.models import Integration
 
     for spec in COMPANIES:
         company, _ = Company.objects.get_or_create(name=spec["name"])
+        # The emulator starts without consent every time, so the portal starts without integrations.
+        Integration.objects.filter(company=company).delete()
         if spec["sso_days"]:
             company.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=spec["sso_days"]))
         else:
@@ -108,7 +113,29 @@ def print_table(url, emulator_url):
             print("  " + "  ".join("-" * width for width in widths))
     print("\nAdd a seed to an authenticator app, or print the current code with:")
     print("  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SEED').now())\"")
-    print("Contoso Ltd holds an SSO licence; Northwind Traders does not. Press Ctrl+C to stop.\n")
+    print("Contoso Ltd holds an SSO licence; Northwind Traders does not.")
+    print_microsoft_accounts()
+    print("Press Ctrl+C to stop.\n")
+
+
+def print_microsoft_accounts():
+    """The emulator's demo directory: who can approve and who can sign in at "Microsoft"."""
+    directory = json.loads(EMULATOR_DIRECTORY.read_text())
+    rows = [("Microsoft account", "tenant", "tenant ID", "role")]
+    for tenant in directory["tenants"]:
+        for person in tenant["users"]:
+            role = "administrator" if person.get("admin") else "user"
+            rows.append((person["upn"], tenant["display_name"], tenant["id"], role))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print("\nMicrosoft demo accounts (at the emulator), password for all: Entra-demo-1\n")
+    for index, row in enumerate(rows):
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+    print(
+        "\nSingle sign-on: sign in as ada, open Single sign-on → Add integration, enter "
+        "contoso.onmicrosoft.com and approve at Microsoft as ada@contoso.onmicrosoft.com."
+    )
 
 
 def wait_until_up(url, process, timeout=30):
@@ -150,7 +177,7 @@ def main():
             "--port",
             str(args.emulator_port),
             "--directory",
-            str(ROOT / "entra_emulator" / "demo_directory.json"),
+            str(EMULATOR_DIRECTORY),
         ],
         cwd=ROOT,
         env=env,

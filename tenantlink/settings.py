@@ -188,6 +188,7 @@ MIDDLEWARE = [
     "tenantlink.lib.middleware.user_time_zone",
     "tenantlink.accounts.middleware.require_password_change",
     "tenantlink.lib.middleware.friendly_405",
+    "tenantlink.lib.middleware.database_unavailable",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -309,6 +310,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Each call to Microsoft is logged once, by tenantlink.sso.microsoft.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
 # WhiteNoise serves the few static files straight from the app folders, so no collectstatic

@@ -1,7 +1,17 @@
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class Config(AppConfig):
     name = "tenantlink.sso"
     label = "sso"
     verbose_name = "Single sign-on"
+
+    def ready(self):
+        # Said once per process, for the operator; the pages only say "not configured".
+        if settings.ENTRA_CONFIGURATION_PROBLEM:
+            logging.getLogger(__name__).warning(
+                "Single sign-on with Microsoft is off: %s", settings.ENTRA_CONFIGURATION_PROBLEM
+            )

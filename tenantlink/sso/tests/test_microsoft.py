@@ -1,0 +1,195 @@
+"""The one module that talks to Microsoft: what it makes of each answer, and its configuration."""
+
+import datetime
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from tenantlink.settings import entra_configuration
+from tenantlink.sso import microsoft
+from tenantlink.sso.microsoft import MicrosoftError
+from tenantlink.sso.models import CachedDocument
+from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, aad_error
+
+
+def test_a_tenant_domain_is_resolved_to_its_id(fake_microsoft):
+    assert microsoft.resolve_tenant("contoso.onmicrosoft.com") == CONTOSO
+    assert microsoft.resolve_tenant(CONTOSO) == CONTOSO
+
+
+def failure_of(call):
+    with pytest.raises(MicrosoftError) as caught:
+        call()
+    return caught.value
+
+
+def test_an_unknown_tenant_is_reported_as_unknown(fake_microsoft):
+    error = failure_of(lambda: microsoft.resolve_tenant("nosuch.onmicrosoft.com"))
+    assert (error.reason, error.code) == ("unknown_tenant", "AADSTS90002")
+    assert "does not know this tenant" in error.message
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason", "code"),
+    [
+        (httpx.ConnectError("refused"), "unavailable", "ConnectError"),
+        (httpx.ReadTimeout("slow"), "unavailable", "timeout"),
+        (httpx.Response(503, text="<html>Service Unavailable</html>"), "unavailable", "HTTP 503"),
+        (httpx.Response(500, json={"error": "server_error"}), "unavailable", "server_error"),
+        (httpx.Response(200, text="<html>not json</html>"), "bad_answer", "HTTP 200"),
+        (httpx.Response(200, json=["a", "list"]), "bad_answer", "HTTP 200"),
+        (httpx.Response(200, json={"issuer": "https://evil.example/" + CONTOSO + "/v2.0"}), "bad_answer", "issuer"),
+        (
+            httpx.Response(200, content=b"{" + b" " * (microsoft.MAX_ANSWER_BYTES + 10)),
+            "bad_answer",
+            "answer too large",
+        ),
+    ],
+)
+def test_microsoft_down_slow_or_answering_garbage_is_one_clear_error(fake_microsoft, failure, reason, code):
+    fake_microsoft.fail_with(failure)
+    error = failure_of(lambda: microsoft.resolve_tenant("contoso.onmicrosoft.com"))
+    assert (error.reason, error.code) == (reason, code)
+    assert error.message  # a sentence a page can show
+
+
+def test_a_token_for_the_tenant_proves_the_app_is_there(fake_microsoft):
+    error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
+    assert (error.reason, error.code) == ("app_not_found", "AADSTS700016")
+
+    fake_microsoft.app_in.add(CONTOSO)
+    microsoft.confirm_app_in_tenant(CONTOSO)
+
+    form = fake_microsoft.requests[-1].content.decode()
+    assert "grant_type=client_credentials" in form
+    assert "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default" in form
+
+
+def test_a_refused_client_secret_is_the_operators_problem_and_never_shown(fake_microsoft, settings):
+    settings.ENTRA_CLIENT_SECRET = "an-expired-secret-value"
+    fake_microsoft.app_in.add(CONTOSO)
+    error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
+    assert (error.reason, error.code) == ("configuration", "AADSTS7000215")
+    assert "an-expired-secret-value" not in str(error) + error.message
+
+
+def test_a_token_answer_without_a_token_is_not_a_success(fake_microsoft):
+    fake_microsoft.fail_with(httpx.Response(200, json={"token_type": "Bearer"}))
+    error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
+    assert error.reason == "bad_answer"
+
+
+def test_other_token_errors_keep_their_code(fake_microsoft):
+    fake_microsoft.fail_with(aad_error(400, "invalid_request", 50059, "No tenant-identifying information found."))
+    error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
+    assert (error.reason, error.code) == ("refused", "AADSTS50059")
+
+
+def test_discovery_is_fetched_once_and_shared(fake_microsoft):
+    first = microsoft.discovery()
+    second = microsoft.discovery()
+    assert first == second
+    assert len(fake_microsoft.requests) == 1
+    assert CachedDocument.objects.count() == 1  # in the database, so every process uses it
+
+
+def test_an_old_copy_is_used_when_microsoft_cannot_be_asked(fake_microsoft):
+    microsoft.discovery()
+    CachedDocument.objects.update(fetched_at=timezone.now() - datetime.timedelta(days=2))
+    fake_microsoft.fail_with(httpx.ConnectError("down"))
+    assert microsoft.discovery()["issuer"].endswith("/{tenantid}/v2.0")
+
+
+def test_discovery_pointing_elsewhere_is_refused(fake_microsoft):
+    fake_microsoft.fail_with(
+        httpx.Response(
+            200,
+            json={
+                "issuer": "https://login.microsoftonline.com/{tenantid}/v2.0",
+                "authorization_endpoint": "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize",
+                "token_endpoint": "https://login.microsoftonline.com/organizations/oauth2/v2.0/token",
+                "jwks_uri": "https://attacker.example/keys",
+            },
+        )
+    )
+    assert failure_of(lambda: microsoft.discovery()).reason == "bad_answer"
+
+
+def test_an_unknown_key_fetches_the_keys_again_but_not_too_often(fake_microsoft):
+    assert microsoft.signing_key("key-1")["kid"] == "key-1"
+    fetched = len(fake_microsoft.requests)
+
+    # Fetched moments ago: an unknown kid does not make the portal ask again.
+    assert failure_of(lambda: microsoft.signing_key("made-up")).code == "unknown kid"
+    assert len(fake_microsoft.requests) == fetched
+
+    # Older than the refetch interval: asked once more, then refused.
+    CachedDocument.objects.filter(url__endswith="/keys").update(
+        fetched_at=timezone.now() - microsoft.KEY_REFETCH_INTERVAL - datetime.timedelta(seconds=1)
+    )
+    assert failure_of(lambda: microsoft.signing_key("made-up")).code == "unknown kid"
+    assert len(fake_microsoft.requests) == fetched + 1
+
+
+def test_the_admin_consent_address_asks_for_exactly_the_sign_in_permissions(fake_microsoft, settings):
+    url = microsoft.admin_consent_url(CONTOSO, "the-state")
+    assert url.startswith(f"https://login.microsoftonline.com/{CONTOSO}/v2.0/adminconsent?")
+    assert "scope=openid%20profile%20email&" in url
+    assert (
+        f"redirect_uri={settings.SITE_URL.replace(':', '%3A').replace('/', '%2F')}%2Fsso%2Fconsent%2Fcallback%2F" in url
+    )
+    assert "state=the-state" in url
+    assert CLIENT_SECRET not in url
+
+
+CONFIGURED = {"ENTRA_CLIENT_ID": "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b", "ENTRA_CLIENT_SECRET": "s3cret"}
+
+
+def problem_of(**environ):
+    return entra_configuration({**CONFIGURED, **environ})[4]
+
+
+def test_a_complete_configuration_has_no_problem():
+    authority, client_id, secret, timeout, problem = entra_configuration(CONFIGURED)
+    assert (authority, client_id, secret, timeout, problem) == (
+        "https://login.microsoftonline.com",
+        CONFIGURED["ENTRA_CLIENT_ID"],
+        "s3cret",
+        10.0,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "words"),
+    [
+        ({"ENTRA_CLIENT_ID": ""}, "ENTRA_CLIENT_ID is not set"),
+        ({"ENTRA_CLIENT_ID": "two words"}, "ENTRA_CLIENT_ID is malformed"),
+        ({"ENTRA_CLIENT_SECRET": ""}, "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_SECRET_FILE) is not set"),
+        ({"ENTRA_AUTHORITY": "login.microsoftonline.com"}, "ENTRA_AUTHORITY must be an https address"),
+        ({"ENTRA_AUTHORITY": "ftp://login.example"}, "ENTRA_AUTHORITY must be an https address"),
+        ({"ENTRA_AUTHORITY": "http://login.example"}, "http only on this machine"),
+        ({"ENTRA_HTTP_TIMEOUT": "soon"}, "ENTRA_HTTP_TIMEOUT must be a number"),
+        ({"ENTRA_HTTP_TIMEOUT": "0"}, "ENTRA_HTTP_TIMEOUT must be a number"),
+        ({"ENTRA_CLIENT_SECRET_FILE": "/nonexistent/secret"}, "Set ENTRA_CLIENT_SECRET or ENTRA_CLIENT_SECRET_FILE"),
+    ],
+)
+def test_a_bad_configuration_names_what_is_wrong(environ, words):
+    assert words in problem_of(**environ)
+
+
+def test_http_is_allowed_only_on_this_machine():
+    for authority in ("http://127.0.0.1:8400", "http://localhost:8400/", "http://[::1]:8400"):
+        assert problem_of(ENTRA_AUTHORITY=authority) == "", authority
+
+
+def test_the_secret_can_come_from_a_file(tmp_path):
+    path = tmp_path / "secret"
+    path.write_text("from-a-file\n")
+    _authority, _id, secret, _timeout, problem = entra_configuration(
+        {"ENTRA_CLIENT_ID": CONFIGURED["ENTRA_CLIENT_ID"], "ENTRA_CLIENT_SECRET_FILE": str(path)}
+    )
+    assert (secret, problem) == ("from-a-file", "")
+    missing = {"ENTRA_CLIENT_ID": CONFIGURED["ENTRA_CLIENT_ID"], "ENTRA_CLIENT_SECRET_FILE": str(tmp_path / "nope")}
+    assert "ENTRA_CLIENT_SECRET_FILE cannot be read" in entra_configuration(missing)[4]
