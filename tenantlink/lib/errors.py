@@ -1,7 +1,19 @@
 """Friendly error pages. None of them shows internals, whatever DEBUG says."""
 
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+
+from tenantlink.lib.context import site
+
+# A database that is still busy after its timeout, or that does not answer at all: not a bug,
+# and over by itself, so the visitor is asked to come back rather than shown the crash page.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER = 30  # seconds
 
 
 def _error(request, status, title, message):
@@ -23,6 +35,10 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # Django calls this inside its `except`, also for errors raised in a middleware (loading or
+    # saving the session), which the database_unavailable middleware never sees.
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        return service_unavailable(request)
     return _error(
         request, 500, _("Something went wrong"), _("The error has been logged. Please try again in a moment.")
     )
@@ -38,6 +54,20 @@ def method_not_allowed(request, allowed):
 
 def too_many_requests(request):
     return _error(request, 429, _("Too many requests"), _("Please wait a few minutes before you try again."))
+
+
+def service_unavailable(request):
+    # Rendered without the request: its context processors would read the session and the user
+    # from the database that has just failed, and wait for it all over again.
+    context = {
+        **site(request),
+        "title": _("Temporarily unavailable"),
+        "message": _("The portal cannot answer right now. Please wait a moment and try again."),
+        "status": 503,
+    }
+    response = HttpResponse(render_to_string("error.html", context), status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def csrf_failure(request, reason=""):

@@ -1,4 +1,5 @@
 import contextlib
+import logging
 import time
 import zoneinfo
 from urllib.parse import urlsplit
@@ -10,6 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenantlink.lib import errors
+
+log = logging.getLogger(__name__)
 
 
 def _content_security_policy():
@@ -86,4 +89,23 @@ def user_time_zone(get_response):
         finally:
             timezone.deactivate()
 
+    return middleware
+
+
+def database_unavailable(get_response):
+    """A database error in a view that is not a bug (busy past its timeout, or not answering)
+    gets the 503 page and one warning in the log, not the 500 page and a traceback."""
+
+    def middleware(request):
+        return get_response(request)
+
+    def process_exception(request, exception):
+        if not isinstance(exception, errors.DATABASE_UNAVAILABLE):
+            return None
+        # The driver's message ("database is locked", "connection refused") and never the query,
+        # whose parameters may hold personal data.
+        log.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
+        return errors.service_unavailable(request)
+
+    middleware.process_exception = process_exception
     return middleware

@@ -6,6 +6,7 @@ what a browser would see. The people in the stories are the demo accounts of ten
 put back into their described state before every test.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -286,3 +287,50 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@contextlib.contextmanager
+def running_portal(database_url, folder, workers=2, **settings):
+    """A portal of a test's own under gunicorn, beside the shared `portal`: migrated, DEBUG off,
+    on `database_url`, with `workers` processes and `settings` added to its environment."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **base_environment(),
+        "PYTHONUNBUFFERED": "1",
+        "DJANGO_SETTINGS_MODULE": "tenantlink.settings",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "e2e-test-secret-key-not-for-production-2f6c0a9d7b14",
+        "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEY,
+        "SITE_URL": url,
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(folder / "mailbox"),
+        **settings,
+    }
+    portal = Portal(url, env, folder / "mailbox")
+    portal.manage("migrate", "--no-input", "--verbosity", "0")
+    service = Service(
+        "A portal of its own (gunicorn)",
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "tenantlink.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "1",
+            "--graceful-timeout",
+            "5",
+            "--no-control-socket",
+        ],
+        env,
+        folder / "portal.log",
+    )
+    try:
+        service.wait_until_answering(f"{url}/health/")
+        yield portal, service
+    finally:
+        service.stop()
