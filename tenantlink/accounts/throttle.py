@@ -59,8 +59,8 @@ def begin_attempt(request, username, user=None):
     ended, started = [], []
     with transaction.atomic():
         throttles = []
-        # Always lock the rows in the same order ("account" < "address"), so that two
-        # requests cannot wait for each other.
+        # Always lock the rows in the same order (sorted by key), so that two requests cannot
+        # wait for each other.
         for key, limit in sorted(_keys(request, username, user)):
             throttle, _created = Throttle.objects.select_for_update().get_or_create(
                 key=key, defaults={"window_started_at": now}
@@ -98,8 +98,11 @@ def attempt_succeeded(request, user):
     """The secret was right: give this attempt back to the account and the address. Failed
     attempts stay counted until the whole sign-in succeeds (clear_account), so a stolen password
     cannot be used to guess second-factor codes without limit."""
-    keys = [account_key(user.username, user), _address_key(request)]
-    Throttle.objects.filter(key__in=keys, failures__gt=0).update(failures=F("failures") - 1)
+    # Row by row in the order begin_attempt locks them: one UPDATE … WHERE key IN (…) locks rows
+    # in an order of the database's choosing, and two sign-ins of one user could then deadlock.
+    with transaction.atomic():
+        for key in sorted([account_key(user.username, user), _address_key(request)]):
+            Throttle.objects.filter(key=key, failures__gt=0).update(failures=F("failures") - 1)
 
 
 def clear_account(user):
