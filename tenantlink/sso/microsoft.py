@@ -11,8 +11,10 @@ them; keys named by an unknown `kid` are fetched again at once, but at most ever
 Microsoft advises for key rollover.
 """
 
+import base64
 import contextlib
 import datetime
+import hashlib
 import json
 import logging
 import re
@@ -21,10 +23,12 @@ import time
 from urllib.parse import quote, urlencode
 
 import httpx
+import jwt
 from django.conf import settings
 from django.db import IntegrityError
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from tenantlink.sso.models import FAILURE_REASONS, CachedDocument
 
@@ -41,6 +45,7 @@ SIGNIN_SCOPES = "openid profile email"
 APP_ONLY_SCOPE = "https://graph.microsoft.com/.default"
 MAX_ANSWER_BYTES = 256 * 1024
 KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
+ID_TOKEN_LEEWAY = 60  # seconds of clock difference allowed for exp, nbf and iat
 
 
 class MicrosoftError(Exception):
@@ -244,4 +249,96 @@ def signing_key(kid):
         if timezone.now() - fetched_at < KEY_REFETCH_INTERVAL:
             break
         lifetime = KEY_REFETCH_INTERVAL
-    raise MicrosoftError("bad_answer", "unknown kid")
+    raise MicrosoftError("bad_token", "unknown kid")
+
+
+def signin_redirect_uri():
+    return settings.SITE_URL + reverse("sso_callback")
+
+
+def pkce_challenge(verifier):
+    """The S256 code challenge of a PKCE verifier (RFC 7636)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_url(tenant, *, state, nonce, code_verifier, prompt=None):
+    """Where the browser signs in at Microsoft: the authorization-code flow with PKCE (S256),
+    asking for exactly the permissions an administrator approved. The answer comes back in the
+    query (a top-level GET, which carries the SameSite=Lax session cookie; a cross-site form POST
+    would not)."""
+    params = {
+        "client_id": settings.ENTRA_CLIENT_ID,
+        "response_type": "code",
+        "redirect_uri": signin_redirect_uri(),
+        "response_mode": "query",
+        "scope": SIGNIN_SCOPES,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": pkce_challenge(code_verifier),
+        "code_challenge_method": "S256",
+    }
+    if prompt:
+        params["prompt"] = prompt
+    return f"{settings.ENTRA_AUTHORITY}/{tenant}/oauth2/v2.0/authorize?{urlencode(params, quote_via=quote)}"
+
+
+def redeem_code(tenant, code, code_verifier):
+    """The ID token for an authorization code (which works once). Other tokens are not kept."""
+    status, answer = _call(
+        "POST",
+        f"{settings.ENTRA_AUTHORITY}/{tenant}/oauth2/v2.0/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": settings.ENTRA_CLIENT_ID,
+            "client_secret": settings.ENTRA_CLIENT_SECRET,
+            "code": code,
+            "redirect_uri": signin_redirect_uri(),
+            "code_verifier": code_verifier,
+            "scope": SIGNIN_SCOPES,
+        },
+    )
+    if status != 200:
+        raise _failure(status, answer)
+    if not isinstance(answer.get("id_token"), str):
+        raise MicrosoftError("bad_answer", "no id_token")
+    return answer["id_token"]
+
+
+def validate_id_token(id_token, nonce):
+    """The claims of an ID token that passes every check, else MicrosoftError("bad_token"):
+    signed RS256 by a key Microsoft publishes (by `kid`); `iss` exactly {authority}/{tid}/v2.0
+    for the token's own `tid`; `aud` our client ID; `exp`, `nbf` and `iat` with a minute's leeway;
+    our `nonce`; `tid` and `oid` GUIDs. Only (tid, oid) may ever identify anyone."""
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.PyJWTError:
+        raise MicrosoftError("bad_token", "malformed") from None
+    if header.get("alg") != "RS256":  # never "none", never HS256 keyed with something public
+        raise MicrosoftError("bad_token", f"alg {str(header.get('alg'))[:20]}")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise MicrosoftError("bad_token", "no kid")
+    try:
+        key = jwt.PyJWK(signing_key(kid), algorithm="RS256").key
+    except jwt.PyJWTError:
+        raise MicrosoftError("bad_answer", "unusable key") from None
+    try:
+        claims = jwt.decode(
+            id_token,
+            key,
+            algorithms=["RS256"],
+            audience=settings.ENTRA_CLIENT_ID,
+            leeway=ID_TOKEN_LEEWAY,
+            options={"require": ["iss", "aud", "exp", "iat", "nbf", "sub", "tid", "oid", "nonce"]},
+        )
+    except jwt.PyJWTError as error:
+        raise MicrosoftError("bad_token", error.__class__.__name__) from None
+    tid, oid = claims["tid"], claims["oid"]
+    if not (isinstance(tid, str) and GUID.match(tid) and isinstance(oid, str) and GUID.match(oid)):
+        raise MicrosoftError("bad_token", "tid/oid")
+    if claims["iss"] != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":
+        raise MicrosoftError("bad_token", "iss")
+    if not isinstance(claims["nonce"], str) or not constant_time_compare(claims["nonce"], nonce):
+        raise MicrosoftError("bad_token", "nonce")
+    return claims

@@ -39,6 +39,7 @@ FAILURE_REASONS = {
     "refused": _("Microsoft refused the request."),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
     "bad_answer": _("Microsoft gave an answer that could not be understood. Try again in a few minutes."),
+    "bad_token": _("Microsoft's answer did not pass the portal's security checks, so it was not accepted."),
     "configuration": _(
         "This installation's registration at Microsoft was refused (for example an expired client "
         "secret). The operator of this portal has to fix it; nothing needs to change in your tenant."

@@ -3,16 +3,20 @@ call to Microsoft answered by FakeMicrosoft through httpx's mock transport (end-
 the Entra emulator instead). Failures are one line each: `microsoft.fail_with(...)`."""
 
 import json
+import time
+import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tenantlink.sso import microsoft as microsoft_module
 
 AUTHORITY = "https://login.microsoftonline.com"
 CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
-CLIENT_SECRET = "unit-test-client-secret-7c1e0b"
+CLIENT_SECRET = "unit-test-client-secret-7c1e0b-2f9a4d81"
 CONTOSO = "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47"
 FABRIKAM = "c2e8b5f1-6a3d-4f97-8b2e-5d1c9a7e4f30"
 
@@ -32,12 +36,43 @@ def aad_error(status, error, code, description="Something went wrong."):
     )
 
 
+# Made once: RSA key generation takes a moment.
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+NEW_SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(private_key, kid):
+    return {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key())), "kid": kid, "use": "sig"}
+
+
 class FakeMicrosoft:
     def __init__(self):
         self.tenants = {CONTOSO: "contoso.onmicrosoft.com", FABRIKAM: "fabrikam.onmicrosoft.com"}
         self.app_in = set()  # tenants where an administrator approved the app
         self.requests = []
         self.failure = None
+        self.published = [public_jwk(SIGNING_KEY, "key-1")]
+
+    def id_token(self, nonce="the-nonce", tid=CONTOSO, key=SIGNING_KEY, kid="key-1", headers=None, **changes):
+        """An ID token as Microsoft issues it; `changes` replace claims (None removes one)."""
+        now = int(time.time())
+        claims = {
+            "ver": "2.0",
+            "iss": f"{AUTHORITY}/{tid}/v2.0",
+            "aud": CLIENT_ID,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "tid": tid,
+            "oid": "15550e69-065f-4d2c-b54d-9fd19885ed4c",
+            "sub": "pairwise-" + uuid.uuid4().hex,
+            "name": "Ben Berg",
+            "preferred_username": "ben@contoso.onmicrosoft.com",
+            "nonce": nonce,
+        }
+        claims.update(changes)
+        claims = {name: value for name, value in claims.items() if value is not None}
+        return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, **(headers or {})})
 
     def fail_with(self, failure):
         """Answer every request with `failure`: an httpx.Response, or an exception to raise."""
@@ -60,7 +95,7 @@ class FakeMicrosoft:
         if rest == "v2.0/.well-known/openid-configuration":
             return self.discovery(name)
         if rest == "discovery/v2.0/keys":
-            return httpx.Response(200, json={"keys": [{"kty": "RSA", "kid": "key-1", "n": "AQAB", "e": "AQAB"}]})
+            return httpx.Response(200, json={"keys": self.published})
         if rest == "oauth2/v2.0/token":
             return self.token(name, parse_qs(request.content.decode()))
         return httpx.Response(404, text="Not found")

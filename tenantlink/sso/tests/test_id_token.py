@@ -1,0 +1,109 @@
+"""ID-token validation: every check a relying party owes, each one a small story of a broken token.
+The end-to-end tests make the Entra emulator issue the same faults."""
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from tenantlink.sso import microsoft
+from tenantlink.sso.microsoft import MicrosoftError
+from tenantlink.sso.models import CachedDocument
+from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, FABRIKAM, NEW_SIGNING_KEY, public_jwk
+
+
+def refusal(token, nonce="the-nonce"):
+    with pytest.raises(MicrosoftError) as caught:
+        microsoft.validate_id_token(token, nonce)
+    assert caught.value.reason == "bad_token"
+    return caught.value.code
+
+
+def test_a_good_token_gives_its_claims(fake_microsoft):
+    claims = microsoft.validate_id_token(fake_microsoft.id_token(), "the-nonce")
+    assert (claims["tid"], claims["oid"]) == (CONTOSO, "15550e69-065f-4d2c-b54d-9fd19885ed4c")
+
+
+def test_a_token_of_another_tenant_is_valid_for_its_own_tenant(fake_microsoft):
+    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"iss": f"{AUTHORITY}/{FABRIKAM}/v2.0"}, "iss"),  # tid does not match the issuer's tenant
+        ({"iss": f"https://attacker.example/{CONTOSO}/v2.0"}, "iss"),
+        ({"aud": "someone-else"}, "InvalidAudienceError"),
+        ({"aud": None}, "MissingRequiredClaimError"),
+        ({"sub": None}, "MissingRequiredClaimError"),
+        ({"iat": None}, "MissingRequiredClaimError"),
+        ({"nonce": None}, "MissingRequiredClaimError"),
+        ({"oid": None}, "MissingRequiredClaimError"),
+        ({"exp": int(time.time()) - 3600}, "ExpiredSignatureError"),
+        ({"nbf": int(time.time()) + 3600}, "ImmatureSignatureError"),
+        ({"iat": int(time.time()) + 3600}, "ImmatureSignatureError"),
+        ({"nonce": "another-nonce"}, "nonce"),
+        ({"oid": "not-a-guid"}, "tid/oid"),
+        ({"tid": "organizations", "iss": f"{AUTHORITY}/organizations/v2.0"}, "tid/oid"),
+    ],
+)
+def test_a_token_with_a_wrong_claim_is_refused(fake_microsoft, changes, code):
+    assert refusal(fake_microsoft.id_token(**changes)) == code
+
+
+def test_a_minute_of_clock_difference_is_tolerated(fake_microsoft):
+    now = int(time.time())
+    token = fake_microsoft.id_token(iat=now + 30, nbf=now + 30, exp=now - 30)
+    assert microsoft.validate_id_token(token, "the-nonce")
+
+
+def test_a_bad_signature_is_refused(fake_microsoft):
+    header, payload, signature = fake_microsoft.id_token().split(".")
+    forged_payload = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged_payload["oid"] = "38d28601-c6aa-424e-b88a-441c835164d1"
+    forged = base64.urlsafe_b64encode(json.dumps(forged_payload).encode()).rstrip(b"=").decode()
+    assert refusal(f"{header}.{forged}.{signature}") == "InvalidSignatureError"
+
+
+def test_an_unsigned_token_is_refused(fake_microsoft):
+    token = jwt.encode(
+        jwt.decode(fake_microsoft.id_token(), options={"verify_signature": False}), None, algorithm="none"
+    )
+    assert refusal(token) == "alg none"
+
+
+def test_a_token_signed_with_the_client_secret_is_refused(fake_microsoft, settings):
+    claims = jwt.decode(fake_microsoft.id_token(), options={"verify_signature": False})
+    token = jwt.encode(
+        claims, settings.ENTRA_CLIENT_SECRET or CLIENT_SECRET, algorithm="HS256", headers={"kid": "key-1"}
+    )
+    assert refusal(token) == "alg HS256"
+
+
+def test_garbage_is_refused(fake_microsoft):
+    for token in ("", "not.a.token", "a" * 50, "e30.e30.e30"):
+        assert refusal(token) in ("malformed", "alg None", "no kid")
+
+
+def test_a_key_nobody_publishes_is_refused(fake_microsoft):
+    assert refusal(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="never-published")) == "unknown kid"
+
+
+def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):
+    microsoft.validate_id_token(fake_microsoft.id_token(), "the-nonce")  # keys cached
+    CachedDocument.objects.filter(url__endswith="/keys").update(
+        fetched_at=CachedDocument.objects.get(url__endswith="/keys").fetched_at - microsoft.KEY_REFETCH_INTERVAL
+    )
+    fake_microsoft.published.append(public_jwk(NEW_SIGNING_KEY, "key-2"))  # Microsoft rolls its keys
+    before = len(fake_microsoft.requests)
+
+    claims = microsoft.validate_id_token(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="key-2"), "the-nonce")
+
+    assert claims["tid"] == CONTOSO
+    assert len(fake_microsoft.requests) == before + 1
+
+
+def test_a_key_of_the_right_name_but_another_value_does_not_verify(fake_microsoft):
+    assert refusal(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="key-1")) == "InvalidSignatureError"
