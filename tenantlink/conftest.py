@@ -71,6 +71,7 @@ def sign_in(client, user, password=PASSWORD):
     client.post("/signin/", {"username": user.username, "password": password})
     response = client.post("/signin/verify/", {"code": code_for(user)})
     assert response.status_code == 302 and response.url == "/portal/", response
+    client.get(response.url)  # as a browser does: the first page after signing in
     return response
 
 

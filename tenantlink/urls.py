@@ -5,7 +5,8 @@ from django.views.generic import RedirectView
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
-from tenantlink.sso.views import integrations
+from tenantlink.sso.views import connect, integrations
+from tenantlink.sso.views import signin as microsoft_signin
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -16,6 +17,18 @@ urlpatterns = [
     path("signin/verify/", signin.signin_verify, name="signin_verify"),
     path("signin/enrol/", signin.signin_enrol, name="signin_enrol"),
     path("signout/", signin.signout, name="signout"),
+    # Flows 3–5: sign in with Microsoft, connect and disconnect a Microsoft account
+    path("sso/signin/", microsoft_signin.start, name="sso_signin"),
+    path("sso/callback/", microsoft_signin.callback, name="sso_callback"),
+    path("sso/offer/", connect.offer, name="sso_offer"),
+    path("sso/offer/decline/", connect.decline, name="sso_decline"),
+    path("sso/connect/", connect.connect, name="sso_connect"),
+    path("profile/microsoft/disconnect/", connect.disconnect_own, name="sso_disconnect"),
+    path(
+        "company/users/<int:user_id>/microsoft/disconnect/",
+        connect.disconnect_member,
+        name="company_user_microsoft_disconnect",
+    ),
     path("invitation/<str:uidb64>/<str:token>/", signin.accept_invitation, name="accept_invitation"),
     # My Profile
     path("profile/", profile.overview, name="profile"),

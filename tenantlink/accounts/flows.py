@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PENDING = "pending_signin"
 NEW_RECOVERY_CODES = "new_recovery_codes"
+SIGNIN_METHOD = "signin_method"
 
 
 def safe_next(request, fallback="portal"):
@@ -115,6 +116,7 @@ def complete_signin(request, user, method):
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # rotates the session key
     now = int(time.time())
     request.session["signed_in_at"] = request.session["last_seen"] = now
+    request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
     throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
     return next_url

@@ -36,6 +36,11 @@ class Action(models.TextChoices):
     SSO_INTEGRATION_DISABLED = "sso.integration.disabled", _("Disabled a single sign-on integration")
     SSO_INTEGRATION_ENABLED = "sso.integration.enabled", _("Enabled a single sign-on integration")
     SSO_INTEGRATION_DELETED = "sso.integration.deleted", _("Deleted a single sign-on integration")
+    SSO_CONNECTED = "sso.connected", _("Connected a Microsoft account")
+    SSO_CONNECT_FAILED = "sso.connect_failed", _("Connecting a Microsoft account failed")
+    SSO_DISCONNECTED = "sso.disconnected", _("Removed a Microsoft connection")
+    SSO_OFFER_DECLINED = "sso.offer_declined", _("Declined Microsoft sign-in")
+    SSO_SESSION_ENDED = "sso.session_ended", _("Microsoft session ended")
     # Changes made by operator staff in the Django admin (/staff/) that no portal action covers.
     STAFF_ADDED = "staff.added", _("Added by operator staff")
     STAFF_CHANGED = "staff.changed", _("Changed by operator staff")

@@ -1,14 +1,30 @@
-"""Flow 2: a company administrator connects an Entra tenant through Microsoft's admin consent.
+"""Flow 2: a company administrator connects an Entra tenant through Microsoft's admin consent;
+flows 3–5 below it: users connect their Microsoft account, sign in with it, and remove it.
 
 Nothing Microsoft's redirect carries is trusted by itself: the `state` must be one this browser
 was given for this administrator and integration, and the `tenant` in the callback is only
 recorded — the integration becomes active when Microsoft issues the app a token for the tenant
 we stored (microsoft.confirm_app_in_tenant)."""
 
+import logging
+import secrets
+import smtplib
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenantlink.accounts.flows import complete_signin, is_recent_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
-from tenantlink.sso.models import Integration, PendingAuthorization
+from tenantlink.sso.models import Connection, Integration, PendingAuthorization
+
+log = logging.getLogger(__name__)
 
 
 def record(request, action, integration, outcome=Outcome.SUCCESS, **details):
@@ -113,3 +129,220 @@ def finish_consent(request, integration, params):
     # The reported tenant is written down for the record only; it is never used.
     record(request, Action.SSO_CONSENT_SUCCEEDED, integration, reported_tenant=params.get("tenant", "")[:64])
     return verify(request, integration, consent_completed=True)
+
+
+# Flows 3–5: users connect a Microsoft account, sign in with it, and remove it.
+
+CONNECTION_KEY = "microsoft_connection"  # in a session opened with Microsoft: the connection's id
+
+
+class Refusal(Exception):
+    """A Microsoft sign-in or connection that must not happen; `reason` picks the message."""
+
+    def __init__(self, reason, code="", user=None):
+        self.reason, self.code, self.user = reason, code, user
+        super().__init__(reason)
+
+
+def active_integrations(company):
+    """The company's usable integrations: none without a valid licence."""
+    if company is None or not company.has_sso():
+        return []
+    return list(company.sso_integrations.filter(status=Integration.Status.ACTIVE))
+
+
+def may_connect(user):
+    return not Connection.objects.filter(user=user).exists() and bool(active_integrations(user.company))
+
+
+def _secrets():
+    # PKCE verifier: 43–128 characters (RFC 7636); token_urlsafe(64) gives 86.
+    return {"nonce": secrets.token_urlsafe(32), "code_verifier": secrets.token_urlsafe(64)}
+
+
+def start_connect(request, next_url):
+    """The Microsoft sign-in address for connecting the signed-in user's account. With one active
+    integration, Microsoft is asked for that tenant only; with several, for any work account."""
+    integrations = active_integrations(request.user.company)
+    single = integrations[0] if len(integrations) == 1 else None
+    flow = _secrets()
+    state = PendingAuthorization.begin(
+        request, PendingAuthorization.Purpose.CONNECT, user=request.user, integration=single, next_url=next_url, **flow
+    )
+    tenant = single.tenant_id if single else "organizations"
+    return microsoft.authorize_url(tenant, state=state, prompt="select_account", **flow)
+
+
+def start_signin(request, next_url):
+    flow = _secrets()
+    state = PendingAuthorization.begin(request, PendingAuthorization.Purpose.SIGNIN, next_url=next_url, **flow)
+    # No prompt: someone already signed in at Microsoft goes straight through.
+    return microsoft.authorize_url("organizations", state=state, **flow)
+
+
+def _authorization_error(params):
+    code = microsoft.error_code(params)
+    error = params.get("error", "")
+    if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941") or error == "consent_required":
+        return Refusal("approval_required", code)
+    if code == "AADSTS50020":
+        return Refusal("wrong_tenant", code)
+    if code == "AADSTS50105":
+        return Refusal("not_assigned", code)
+    if error == "access_denied" and code in ("", "access_denied"):
+        return Refusal("cancelled", code or error)
+    return Refusal("refused", code or error[:40])
+
+
+def microsoft_identity(pending, params):
+    """The validated ID-token claims of the account Microsoft sent back; Refusal otherwise.
+    Microsoft's own errors first, then the code, redeemed once, then the token's every check."""
+    if params.get("error"):
+        raise _authorization_error(params)
+    code = params.get("code", "")
+    if not code or len(code) > 4000:
+        raise Refusal("bad_answer", "no code")
+    tenant = pending.integration.tenant_id if pending.integration else "organizations"
+    try:
+        claims = microsoft.validate_id_token(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
+    except MicrosoftError as error:
+        raise Refusal(error.reason, error.code) from None
+    if pending.integration and claims["tid"] != str(pending.integration.tenant_id):
+        raise Refusal("wrong_tenant", "tid")
+    return claims
+
+
+def _labels(claims):
+    return {
+        "tid": claims["tid"],
+        "oid": claims["oid"],
+        "microsoft_username": str(claims.get("preferred_username", ""))[:254],
+    }
+
+
+def finish_connect(request, pending, params):
+    """Connect the Microsoft account of the callback to the signed-in user; the Connection,
+    or Refusal. Nothing is written unless every check passed."""
+    user = request.user
+    try:
+        claims = microsoft_identity(pending, params)
+        if not is_recent_signin(request):
+            raise Refusal("not_recent")
+        tid, oid = claims["tid"], claims["oid"]
+        if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
+            raise Refusal("personal_account")
+        integration = next((i for i in active_integrations(user.company) if str(i.tenant_id) == tid), None)
+        if integration is None:
+            raise Refusal("tenant_not_integrated", tid)
+        try:
+            with transaction.atomic():
+                connection = Connection.objects.create(
+                    user=user,
+                    integration=integration,
+                    tid=tid,
+                    oid=oid,
+                    display_name=str(claims.get("name", ""))[:200],
+                    username=str(claims.get("preferred_username") or claims.get("email") or "")[:254],
+                )
+        except IntegrityError:  # the database decides races between two connects
+            raise Refusal("already_connected" if Connection.objects.filter(user=user).exists() else "taken") from None
+    except Refusal as refusal:
+        AuditEvent.objects.record(
+            Action.SSO_CONNECT_FAILED,
+            request=request,
+            target=user,
+            outcome=Outcome.FAILURE,
+            reason=refusal.reason,
+            code=refusal.code,
+        )
+        raise
+    AuditEvent.objects.record(
+        Action.SSO_CONNECTED, request=request, target=user, tenant=tid, oid=oid, microsoft_username=connection.username
+    )
+    notify(request, user, "connected", connection)
+    return connection
+
+
+def finish_signin(request, pending, params):
+    """Sign in the portal user connected to the Microsoft account of the callback; where to go
+    next, or Refusal. The account is found by (tid, oid) and by nothing else."""
+    user, claims = None, {}
+    try:
+        claims = microsoft_identity(pending, params)
+        tid, oid = claims["tid"], claims["oid"]
+        if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
+            raise Refusal("personal_account")
+        connection = Connection.objects.select_related("user__company", "integration").filter(tid=tid, oid=oid).first()
+        if connection is None:
+            raise Refusal("not_connected" if Integration.objects.filter(tenant_id=tid).exists() else "unknown_tenant")
+        user = connection.user
+        if not user.is_active:
+            raise Refusal("deactivated")
+        if user.company is None or not user.company.has_sso():
+            raise Refusal("licence")
+        if connection.integration.status != Integration.Status.ACTIVE:
+            raise Refusal("integration_disabled")
+    except Refusal as refusal:
+        details = _labels(claims) if claims else {}
+        AuditEvent.objects.record(
+            Action.SIGNIN_FAILED,
+            request=request,
+            target=user,
+            target_label="" if user else details.get("microsoft_username", ""),
+            outcome=Outcome.DENIED,
+            method="microsoft",
+            reason=refusal.reason,
+            code=refusal.code,
+            **details,
+        )
+        raise
+    next_url = pending.next_url or reverse("portal")
+    complete_signin(request, user, "microsoft")
+    request.session[CONNECTION_KEY] = connection.pk
+    Connection.objects.filter(pk=connection.pk).update(last_signin_at=timezone.now())
+    return next_url
+
+
+def disconnect(request, connection):
+    """Remove a Microsoft connection (by its user or an administrator); audited, user told."""
+    user = connection.user
+    connection.delete()
+    AuditEvent.objects.record(
+        Action.SSO_DISCONNECTED, request=request, target=user, tenant=str(connection.tid), oid=str(connection.oid)
+    )
+    notify(request, user, "disconnected", connection)
+
+
+def still_usable(connection_id, user):
+    """Whether a session opened with Microsoft may go on: the connection exists, its integration
+    is active and the company's licence valid (a deactivated user is signed out by Django)."""
+    connection = (
+        Connection.objects.filter(pk=connection_id, user=user, integration__status=Integration.Status.ACTIVE)
+        .select_related("integration__company")
+        .first()
+    )
+    return connection is not None and connection.integration.company.has_sso()
+
+
+def notify(request, user, what, connection):
+    """Tell the user by email that a Microsoft account was connected or disconnected: if it was
+    not them, they should know at once."""
+    if not user.email:
+        return
+    context = {
+        "user": user,
+        "what": what,
+        "connection": connection,
+        "when": timezone.localtime(),
+        "by_admin": request.user.is_authenticated and request.user != user,
+        "SITE_NAME": settings.SITE_NAME,
+        "SITE_URL": settings.SITE_URL,
+    }
+    subject = {
+        "connected": _("A Microsoft account was connected to your %(site)s account"),
+        "disconnected": _("Microsoft sign-in was removed from your %(site)s account"),
+    }[what] % {"site": settings.SITE_NAME}
+    try:
+        send_mail(subject, render_to_string("sso/email/connection.txt", context), None, [user.email])
+    except (smtplib.SMTPException, OSError) as error:
+        log.warning("Connection notice to user %s not sent: %s", user.pk, error.__class__.__name__)

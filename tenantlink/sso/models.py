@@ -147,6 +147,17 @@ class Connection(models.Model):
         return f"{self.user} ↔ {self.username or self.oid}"
 
 
+class DeclinedOffer(models.Model):
+    """The user chose "Don't ask again" when offered Microsoft sign-in after signing in; they can
+    still connect in My Profile → Settings."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    declined_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.user} declined Microsoft sign-in on {self.declined_at:%Y-%m-%d}"
+
+
 def _digest(value):
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -181,6 +192,7 @@ class PendingAuthorization(models.Model):
     integration = models.ForeignKey(Integration, models.CASCADE, null=True, blank=True, related_name="+")
     nonce = models.CharField(max_length=100, blank=True)
     code_verifier = models.CharField(max_length=128, blank=True)
+    next_url = models.CharField(max_length=500, blank=True)  # a path on this site, where to go afterwards
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
 
@@ -203,15 +215,15 @@ class PendingAuthorization(models.Model):
         return state
 
     @classmethod
-    def take(cls, request, state, purpose):
-        """The pending flow that `state` names, if it was started for `purpose` in this browser and
-        has not expired, removed so that it can never be used again; otherwise None."""
-        if not state or len(state) > 200 or not request.session.get(BROWSER_KEY):
+    def take(cls, request, state, *purposes):
+        """The pending flow that `state` names, if it was started for one of `purposes` in this
+        browser and has not expired, removed so that it can never be used again; otherwise None."""
+        if not isinstance(state, str) or not state or len(state) > 200 or not request.session.get(BROWSER_KEY):
             return None
         pending = (
             cls.objects.filter(
                 state_digest=_digest(state),
-                purpose=purpose,
+                purpose__in=purposes,
                 browser=browser_binding(request),
                 expires_at__gt=timezone.now(),
             )

@@ -21,13 +21,17 @@ PAGE_SIZE = 25
 @company_admin_required
 def user_list(request):
     query = request.GET.get("q", "").strip()[:100]
-    users = company_objects(request, User.objects.select_related("totp"))
+    microsoft = request.GET.get("microsoft", "")
+    users = company_objects(request, User.objects.select_related("totp", "microsoft_connection"))
     if query:
         users = users.filter(
             Q(username__icontains=query) | Q(display_name__icontains=query) | Q(email__icontains=query)
         )
+    if microsoft in ("connected", "not_connected"):
+        users = users.filter(microsoft_connection__isnull=microsoft == "not_connected")
     page = Paginator(users.order_by("username"), PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"page": page, "search": query, "query": urlencode({"q": query}) if query else ""}
+    filters = {key: value for key, value in (("q", query), ("microsoft", microsoft)) if value}
+    context = {"page": page, "search": query, "microsoft": microsoft, "query": urlencode(filters)}
     return render(request, "accounts/company_users.html", context)
 
 
@@ -63,7 +67,9 @@ def user_create(request):
 
 @company_admin_required
 def user_detail(request, user_id):
-    member = get_company_object(request, User.objects.select_related("totp"), pk=user_id)
+    member = get_company_object(
+        request, User.objects.select_related("totp", "microsoft_connection__integration"), pk=user_id
+    )
     events = company_objects(request, AuditEvent.objects).filter(Q(target_user=member) | Q(actor=member))[:20]
     return render(request, "accounts/company_user.html", {"member": member, "events": events})
 

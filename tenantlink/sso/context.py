@@ -1,0 +1,27 @@
+from django.utils.functional import SimpleLazyObject
+
+from tenantlink.sso import flows, microsoft
+from tenantlink.sso.models import Connection
+from tenantlink.sso.views.signin import LAST_METHOD_COOKIE
+
+
+def _account(request):
+    """The signed-in user's Microsoft connection, and whether they could make one now."""
+    user = request.user
+    if not user.is_authenticated or user.company is None or not microsoft.is_configured():
+        return {}
+    integrations = flows.active_integrations(user.company)
+    if not integrations:
+        return {}  # no valid licence or no active integration: nothing to say at all
+    connection = Connection.objects.filter(user=user).first()
+    return {"connection": connection, "available": connection is None}
+
+
+def microsoft_signin(request):
+    """For the pages: the Sign in with Microsoft button (first when this browser used Microsoft
+    last) and the Microsoft section of My Profile, worked out only where a page uses it."""
+    return {
+        "microsoft_signin": microsoft.is_configured(),
+        "microsoft_first": request.COOKIES.get(LAST_METHOD_COOKIE) == "microsoft",
+        "microsoft_account": SimpleLazyObject(lambda: _account(request)),
+    }

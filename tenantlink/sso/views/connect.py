@@ -1,0 +1,110 @@
+"""Flows 3 and 5: a user connects a Microsoft account (offered right after a password + second
+factor sign-in, or from My Profile → Settings) and removes it; administrators remove it too."""
+
+import time
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tenantlink.accounts.flows import SIGNIN_METHOD, is_recent_signin, safe_next
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.scoping import company_admin_required, get_company_object
+from tenantlink.sso import flows, microsoft
+from tenantlink.sso.models import Connection, DeclinedOffer
+
+OFFERED = "microsoft_offered"  # in the session: the offer after this sign-in has been made
+
+
+@login_required
+def offer(request):
+    """After a password + second factor sign-in: would the user like to sign in with Microsoft?"""
+    next_url = safe_next(request)
+    if not microsoft.is_configured() or not flows.may_connect(request.user):
+        return redirect(next_url)
+    return render(request, "sso/offer.html", {"next": next_url})
+
+
+@login_required
+@require_POST
+def connect(request):
+    """Enable Microsoft sign-in: off to Microsoft to pick the work account."""
+    next_url = safe_next(request, fallback="profile_settings")
+    if not microsoft.is_configured() or not flows.may_connect(request.user):
+        messages.error(request, _("Microsoft sign-in cannot be turned on for your account now."))
+        return redirect(next_url)
+    if not is_recent_signin(request):
+        # Connecting changes how the account signs in: only right after proving who you are.
+        messages.info(request, _("Confirm your password first; then choose “Enable” again."))
+        return redirect(reverse("reauthenticate") + "?" + urlencode({"next": reverse("profile_settings")}))
+    return redirect(flows.start_connect(request, next_url))
+
+
+@login_required
+@require_POST
+def decline(request):
+    """ "Don't ask again": no more offers after sign-in; My Profile still has the button."""
+    DeclinedOffer.objects.get_or_create(user=request.user)
+    AuditEvent.objects.record(Action.SSO_OFFER_DECLINED, request=request, target=request.user)
+    messages.info(request, _("We won't ask again. You can turn on Microsoft sign-in in My Profile → Settings."))
+    return redirect(safe_next(request))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def disconnect_own(request):
+    connection = Connection.objects.filter(user=request.user).first()
+    if connection is None:
+        return redirect("profile_settings")
+    if request.method == "GET":
+        return render(request, "sso/disconnect.html", {"connection": connection, "tab": "settings"})
+    if not request.user.has_usable_password():
+        messages.error(request, _("Set a password first: without it you could not sign in any more."))
+        return redirect("profile_settings")
+    flows.disconnect(request, connection)
+    if request.session.get(flows.CONNECTION_KEY):
+        # This session was opened with the Microsoft account just removed: it ends now.
+        logout(request)
+        messages.success(
+            request,
+            _("Microsoft sign-in is off. Sign in with your username, password and second factor."),
+        )
+        return redirect("signin")
+    messages.success(request, _("Microsoft sign-in is off. You sign in with your password and second factor."))
+    return redirect("profile_settings")
+
+
+@company_admin_required
+@require_POST
+def disconnect_member(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    connection = Connection.objects.filter(user=member).first()
+    if connection is not None:
+        flows.disconnect(request, connection)
+        messages.success(
+            request,
+            _("%(name)s's Microsoft connection is removed; they sign in with password and second factor.")
+            % {"name": member.get_full_name()},
+        )
+    return redirect("company_user", user_id=member.pk)
+
+
+def offer_due(request):
+    """True once per password sign-in, on the first page after it, when the user can connect and
+    has not said "Don't ask again"."""
+    if request.session.get(OFFERED) or request.session.get(SIGNIN_METHOD) in (None, "microsoft"):
+        return False
+    request.session[OFFERED] = int(time.time())
+    user = request.user
+    return (
+        microsoft.is_configured()
+        and not user.must_change_password
+        and not DeclinedOffer.objects.filter(user=user).exists()
+        and flows.may_connect(user)
+    )

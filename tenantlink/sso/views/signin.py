@@ -1,0 +1,155 @@
+"""Flow 4, sign in with Microsoft, and the one callback where Microsoft sends every user back
+(connecting an account, flow 3, or signing in). The pending flow named by `state` says which."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tenantlink.accounts.flows import safe_next
+from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.sso import flows, microsoft
+from tenantlink.sso.models import FAILURE_REASONS, GRANT_ADMIN_CONSENT, PendingAuthorization
+
+LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
+
+# What a person reads when Microsoft sign-in or connecting does not happen.
+REFUSALS = {
+    "state": _(
+        "This answer from Microsoft does not belong to a sign-in started in this browser, or it came too late "
+        "or a second time. Nothing was changed. Please start again."
+    ),
+    "cancelled": _("Signing in at Microsoft was cancelled. Nothing was changed."),
+    "approval_required": _(
+        "Microsoft says your organization has not approved this portal yet. Your company's administrator "
+        "must finish the single sign-on integration at Microsoft (“Grant admin consent”)."
+    ),
+    "wrong_tenant": _(
+        "This Microsoft account does not belong to a Microsoft organization that your company has connected."
+    ),
+    "tenant_not_integrated": _(
+        "This Microsoft account does not belong to a Microsoft organization that your company has connected."
+    ),
+    "not_assigned": _("Your organization's Microsoft administrator has not given your account access to this portal."),
+    "refused": _("Microsoft did not sign you in. Nothing was changed."),
+    "not_recent": _("For your security, connecting needs a recent sign-in. Sign in again and connect right after."),
+    "personal_account": _("Personal Microsoft accounts cannot be used. Use the work account of your organization."),
+    "taken": _(
+        "This Microsoft account is already connected to another portal account. Nothing was changed. "
+        "Use another Microsoft account, or ask your administrator."
+    ),
+    "already_connected": _("Your portal account is already connected to a Microsoft account. Nothing was changed."),
+    "not_connected": _(
+        "No portal account is connected to this Microsoft account. Sign in with your username and password "
+        "first; then you can connect it."
+    ),
+    "unknown_tenant": _(
+        "Your Microsoft organization is not connected to this portal. Sign in with your username and password."
+    ),
+    "deactivated": _("Your portal account is deactivated. Ask your company's administrator."),
+    "licence": _(
+        "Your company's single sign-on licence is not valid, so Microsoft sign-in is not available. "
+        "Sign in with your username and password."
+    ),
+    "integration_disabled": _(
+        "Microsoft sign-in is switched off for your organization. Sign in with your username and password."
+    ),
+    "not_configured": _(
+        "Microsoft sign-in is not available on this installation. Sign in with your username and password."
+    ),
+    "unavailable": FAILURE_REASONS["unavailable"],
+    "bad_answer": FAILURE_REASONS["bad_answer"],
+    "bad_token": FAILURE_REASONS["bad_token"],
+    "configuration": _(
+        "Microsoft sign-in is not working on this installation right now. Sign in with your username and password."
+    ),
+}
+
+
+def refusal_message(refusal):
+    text = str(REFUSALS.get(refusal.reason, REFUSALS["refused"]))
+    if refusal.code and refusal.code.startswith("AADSTS"):
+        text += " " + str(_("(Microsoft's code: %(code)s)")) % {"code": refusal.code}
+    return text
+
+
+@require_POST
+def start(request):
+    """The "Sign in with Microsoft" button: a plain form, so it works without JavaScript."""
+    if not microsoft.is_configured():
+        messages.error(request, REFUSALS["not_configured"])
+        return redirect("signin")
+    if request.user.is_authenticated:
+        return redirect(safe_next(request))
+    return redirect(flows.start_signin(request, safe_next(request)))
+
+
+@csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
+@require_http_methods(["GET", "POST"])
+def callback(request):
+    if request.method == "POST":
+        # A form_post answer is a cross-site POST, which brings no SameSite=Lax cookie and so no
+        # session. Sent on as a top-level GET, it does.
+        return redirect(request.path + "?" + urlencode(request.POST), permanent=False)
+    pending = PendingAuthorization.take(
+        request, request.GET.get("state"), PendingAuthorization.Purpose.CONNECT, PendingAuthorization.Purpose.SIGNIN
+    )
+    if pending is None:
+        AuditEvent.objects.record(
+            Action.SIGNIN_FAILED, request=request, outcome=Outcome.DENIED, method="microsoft", reason="state"
+        )
+        messages.error(request, REFUSALS["state"])
+        return redirect("profile_settings" if request.user.is_authenticated else "signin")
+    if pending.purpose == PendingAuthorization.Purpose.CONNECT:
+        return _connected(request, pending)
+    return _signed_in(request, pending)
+
+
+def _signed_in(request, pending):
+    try:
+        next_url = flows.finish_signin(request, pending, request.GET)
+    except flows.Refusal as refusal:
+        if request.user.is_authenticated:
+            logout(request)
+        messages.error(request, refusal_message(refusal))
+        return redirect("signin")
+    return redirect(next_url)  # the middleware remembers that this browser used Microsoft
+
+
+def _connected(request, pending):
+    back = pending.next_url or reverse("profile_settings")
+    if not request.user.is_authenticated or request.user.pk != pending.user_id:
+        messages.error(request, REFUSALS["state"])
+        return redirect("profile_settings" if request.user.is_authenticated else "signin")
+    try:
+        connection = flows.finish_connect(request, pending, request.GET)
+    except flows.Refusal as refusal:
+        text = refusal_message(refusal)
+        if refusal.reason == "approval_required" and request.user.is_company_admin:
+            text += " " + str(GRANT_ADMIN_CONSENT) % {"app": settings.SITE_NAME}
+        messages.error(request, text)
+        return redirect(back)
+    messages.success(
+        request,
+        _("Microsoft sign-in is on. Your portal account is now connected to %(name)s (%(username)s).")
+        % {"name": connection.display_name or connection.username, "username": connection.username},
+    )
+    return redirect(back)
+
+
+def remember_method(request, response, method):
+    """Which sign-in this browser used last, so the sign-in page shows that button first."""
+    response.set_cookie(
+        LAST_METHOD_COOKIE,
+        method,
+        max_age=365 * 24 * 3600,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
