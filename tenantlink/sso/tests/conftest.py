@@ -52,6 +52,7 @@ class FakeMicrosoft:
         self.requests = []
         self.failure = None
         self.published = [public_jwk(SIGNING_KEY, "key-1")]
+        self.codes = {}  # authorization code → the ID token it is redeemed for, once
 
     def id_token(self, nonce="the-nonce", tid=CONTOSO, key=SIGNING_KEY, kid="key-1", headers=None, **changes):
         """An ID token as Microsoft issues it; `changes` replace claims (None removes one)."""
@@ -119,10 +120,15 @@ class FakeMicrosoft:
 
     def token(self, name, form):
         tid = self._tenant(name)
-        if tid is None:
+        if tid is None and name != "organizations":
             return aad_error(400, "invalid_request", 90002, f"Tenant '{name}' not found.")
         if form.get("client_secret") != [CLIENT_SECRET]:
             return aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        if form.get("grant_type") == ["authorization_code"]:
+            id_token = self.codes.pop(form.get("code", [""])[0], None)
+            if id_token is None:
+                return aad_error(400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed.")
+            return httpx.Response(200, json={"token_type": "Bearer", "id_token": id_token, "access_token": "x.y.z"})
         if tid not in self.app_in:
             return aad_error(400, "unauthorized_client", 700016, "Application not found in the directory.")
         return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0.eyJ0.c2ln"})

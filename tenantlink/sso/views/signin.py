@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -95,7 +94,9 @@ def callback(request):
     if request.method == "POST":
         # A form_post answer is a cross-site POST, which brings no SameSite=Lax cookie and so no
         # session. Sent on as a top-level GET, it does.
-        return redirect(request.path + "?" + urlencode(request.POST), permanent=False)
+        response = redirect(request.path + "?" + request.POST.urlencode())
+        response.status_code = 303  # See Other: the browser follows with a GET
+        return response
     pending = PendingAuthorization.take(
         request, request.GET.get("state"), PendingAuthorization.Purpose.CONNECT, PendingAuthorization.Purpose.SIGNIN
     )
