@@ -1,7 +1,8 @@
 """The portal pointed at another Microsoft through configuration alone: a second identity
 platform over HTTPS with its own certificate authority, its own tenant and its own app
-registration (client ID, and a secret read from a file). The same pages connect a tenant there
-without a change — nothing of the demo's Microsoft is built into the portal."""
+registration (client ID, and a secret read from a file). The same pages connect a tenant there,
+connect a user's account and sign in with it, and refuse every broken token — nothing of the
+demo's Microsoft is built into the portal."""
 
 import json
 import re
@@ -115,14 +116,13 @@ def portal_on_stand_in(stand_in, database_server, tmp_path):
         postgres.drop_database(database)
 
 
-def test_the_same_pages_connect_a_tenant_of_another_microsoft(browser, stand_in, portal_on_stand_in):
+def test_the_same_pages_work_with_another_microsoft(browser, stand_in, portal_on_stand_in):
     url, _ca_file, trust = stand_in
     portal, service = portal_on_stand_in
-    httpx.post(
-        f"{url}/_emulator/apps/{CLIENT_ID}/redirect_uris",
-        json={"uri": f"{portal.url}/sso/consent/callback/"},
-        verify=trust,
-    ).raise_for_status()
+    for path in ("/sso/consent/callback/", "/sso/callback/"):
+        httpx.post(
+            f"{url}/_emulator/apps/{CLIENT_ID}/redirect_uris", json={"uri": f"{portal.url}{path}"}, verify=trust
+        ).raise_for_status()
     _username, _name, _mail, _company, _role, password, seed = demo.ACCOUNTS[0]  # ada, Contoso Ltd's administrator
     context = browser.new_context(ignore_https_errors=True)  # the browser does not know the stand-in's CA
     page = context.new_page()
@@ -149,5 +149,46 @@ def test_the_same_pages_connect_a_tenant_of_another_microsoft(browser, stand_in,
     expect(page.get_by_text("woodgrove.onmicrosoft.com is active: Microsoft confirmed the approval.")).to_be_visible()
     expect(page.locator("li.integration").get_by_text("Active", exact=True)).to_be_visible()
     expect(page.locator("li.integration").get_by_text(TENANT)).to_be_visible()
+
+    # Ada connects her Microsoft account there (Wanda's, an administrator of Woodgrove) ...
+    page.goto(f"{portal.url}/profile/settings/")
+    page.locator("#microsoft").get_by_role("button", name="Enable").click()
+    expect(page).to_have_url(re.compile(re.escape(f"{url}/{TENANT}/oauth2/v2.0/authorize?")))
+    page.get_by_text("wanda@woodgrove.onmicrosoft.com").first.click()  # already signed in there: pick the account
+    expect(page.get_by_text("Your portal account is now connected to Wanda Wood")).to_be_visible()
+
+    # ... and signs in with it alone.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    expect(page).to_have_url(f"{portal.url}/portal/")
+
+    # Every broken token is refused: no session, and the sign-in page says why.
+    for fault in BROKEN_TOKENS:
+        httpx.post(f"{url}/_emulator/faults", json={"fault": fault, "times": 1}, verify=trust).raise_for_status()
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign in with Microsoft").click()
+        expect(page).to_have_url(f"{portal.url}/signin/")
+        expect(page.get_by_role("status")).to_contain_text("did not pass the portal's security checks")
+        page.goto(f"{portal.url}/portal/")
+        expect(page).to_have_url(re.compile(r"/signin/\?next="))
+        page.get_by_role("button", name="Sign in with Microsoft").click()  # the next token is a good one
+        expect(page).to_have_url(f"{portal.url}/portal/")
     context.close()
     assert SECRET not in service.output()
+
+
+BROKEN_TOKENS = [
+    "wrong_iss",
+    "wrong_aud",
+    "missing_aud",
+    "missing_sub",
+    "missing_iat",
+    "expired",
+    "future_nbf",
+    "wrong_nonce",
+    "bad_signature",
+    "alg_none",
+    "hs256_client_secret",
+    "unknown_kid",
+    "tid_mismatch",
+]
