@@ -170,25 +170,27 @@ def resolve_tenant(value):
     return tenant_id
 
 
+def _token(tenant, wanted, **fields):
+    """The token endpoint's answer for `tenant`, which must hold a string `wanted`. The client
+    secret goes in the body, as client_secret_post."""
+    status, answer = _call(
+        "POST",
+        f"{settings.ENTRA_AUTHORITY}/{tenant}/oauth2/v2.0/token",
+        data={"client_id": settings.ENTRA_CLIENT_ID, "client_secret": settings.ENTRA_CLIENT_SECRET, **fields},
+    )
+    if status != 200:
+        raise _failure(status, answer)
+    if not isinstance(answer.get(wanted), str) or not answer[wanted]:
+        raise MicrosoftError("bad_answer", f"no {wanted}")
+    return answer[wanted]
+
+
 def confirm_app_in_tenant(tenant_id):
     """Raise MicrosoftError unless Microsoft issues the app a token for `tenant_id`. It does so
     only once the app exists in that tenant (an administrator approved it), so this — not the
     `tenant` in a callback, which anyone can write — is what proves an integration. The token
     itself is thrown away."""
-    status, answer = _call(
-        "POST",
-        f"{settings.ENTRA_AUTHORITY}/{tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": settings.ENTRA_CLIENT_ID,
-            "client_secret": settings.ENTRA_CLIENT_SECRET,
-            "scope": APP_ONLY_SCOPE,
-        },
-    )
-    if status != 200:
-        raise _failure(status, answer)
-    if not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
-        raise MicrosoftError("bad_answer", "no access_token")
+    _token(tenant_id, "access_token", grant_type="client_credentials", scope=APP_ONLY_SCOPE)
 
 
 def _cached(url, check, max_age):
@@ -285,24 +287,15 @@ def authorize_url(tenant, *, state, nonce, code_verifier, prompt=None):
 
 def redeem_code(tenant, code, code_verifier):
     """The ID token for an authorization code (which works once). Other tokens are not kept."""
-    status, answer = _call(
-        "POST",
-        f"{settings.ENTRA_AUTHORITY}/{tenant}/oauth2/v2.0/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": settings.ENTRA_CLIENT_ID,
-            "client_secret": settings.ENTRA_CLIENT_SECRET,
-            "code": code,
-            "redirect_uri": signin_redirect_uri(),
-            "code_verifier": code_verifier,
-            "scope": SIGNIN_SCOPES,
-        },
+    return _token(
+        tenant,
+        "id_token",
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=signin_redirect_uri(),
+        code_verifier=code_verifier,
+        scope=SIGNIN_SCOPES,
     )
-    if status != 200:
-        raise _failure(status, answer)
-    if not isinstance(answer.get("id_token"), str):
-        raise MicrosoftError("bad_answer", "no id_token")
-    return answer["id_token"]
 
 
 def validate_id_token(id_token, nonce):
