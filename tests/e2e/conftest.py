@@ -95,6 +95,7 @@ class Portal:
     url: str
     env: dict
     mailbox: Path
+    log_path: Path | None = None  # the server's output: requests, warnings, errors
 
     def manage(self, *args):
         """Run a manage.py command against the portal's database, as an operator would; its output."""
@@ -191,6 +192,8 @@ def portal(portal_database, emulator_url, tmp_path_factory):
         "ENTRA_AUTHORITY": emulator_url,
         "ENTRA_CLIENT_ID": demo.DEMO_CLIENT_ID,
         "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
+        # Short, so that a test of Microsoft not answering waits seconds, not the default ten.
+        "ENTRA_HTTP_TIMEOUT": "3",
         # Mail goes to files that a test can read, as a person reads their inbox.
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mailbox),
@@ -219,6 +222,7 @@ def portal(portal_database, emulator_url, tmp_path_factory):
         env,
         tmp_path_factory.mktemp("portal") / "output.log",
     )
+    portal.log_path = service.log_path
     try:
         service.wait_until_answering(f"{url}/health/")
         yield portal
@@ -226,21 +230,28 @@ def portal(portal_database, emulator_url, tmp_path_factory):
         service.stop()
 
 
-@pytest.fixture
-def people(portal):
-    """The demo accounts, reset before each test: ada, ben and nils have their authenticator
-    seeds from tenantlink/demo.py, cleo has none yet and enrols at her first sign-in."""
-    # Failed attempts of an earlier test must not pause sign-in for this one.
-    portal.shell(
-        "from tenantlink.demo import seed\n"
-        "from tenantlink.accounts.models import Throttle\n"
-        "seed()\n"
-        "Throttle.objects.all().delete()\n"
-    )
+# Failed attempts of an earlier test must not pause sign-in for this one.
+RESET_PEOPLE = (
+    "from tenantlink.demo import seed\n"
+    "from tenantlink.accounts.models import Throttle\n"
+    "seed()\n"
+    "Throttle.objects.all().delete()\n"
+)
+
+
+def demo_people():
     return {
         username: Person(username, name, company, password, totp_seed)
         for username, name, _email, company, _role, password, totp_seed in demo.ACCOUNTS
     }
+
+
+@pytest.fixture
+def people(portal):
+    """The demo accounts, reset before each test: ada, ben and nils have their authenticator
+    seeds from tenantlink/demo.py, cleo has none yet and enrols at her first sign-in."""
+    portal.shell(RESET_PEOPLE)
+    return demo_people()
 
 
 @pytest.fixture(scope="session")
@@ -334,3 +345,35 @@ def running_portal(database_url, folder, workers=2, **settings):
         yield portal, service
     finally:
         service.stop()
+
+
+@pytest.fixture
+def emulator_control(emulator, portal):
+    """The emulator's control API (an httpx client at /_emulator/), with the emulator back at its
+    start for each test: the demo directory, original keys, no faults, nobody signed in. The demo
+    app is registered for the ports of `make demo`; the portal under test's callbacks are added."""
+    with httpx.Client(base_url=f"{emulator}/_emulator", timeout=10) as control:
+        control.post("/reset").raise_for_status()
+        for path in ("/sso/callback/", "/sso/consent/callback/"):
+            control.post(
+                f"/apps/{demo.DEMO_CLIENT_ID}/redirect_uris", json={"uri": f"{portal.url}{path}"}
+            ).raise_for_status()
+        yield control
+        # A hanging or failing endpoint must not outlive the test that asked for it.
+        control.delete("/faults").raise_for_status()
+
+
+@pytest.fixture
+def people_without_integrations(portal):
+    """`people`, and no company with a single sign-on integration (nor its users' Microsoft
+    connections), no Microsoft flow waiting for its callback and no single sign-on event in the
+    audit log, so that a story reads its own. One trip to the database for all of it: each
+    `portal.shell` costs most of a second."""
+    portal.shell(
+        RESET_PEOPLE + "from tenantlink.audit.models import AuditEvent\n"
+        "from tenantlink.sso.models import Integration, PendingAuthorization\n"
+        "Integration.objects.all().delete()\n"
+        "PendingAuthorization.objects.all().delete()\n"
+        "AuditEvent.objects.filter(action__startswith='sso.').delete()\n"
+    )
+    return demo_people()
