@@ -104,11 +104,8 @@ def _consent_error(params):
 
 def finish_consent(request, integration, params):
     """Microsoft sent the administrator back. Returns None when the integration is active now,
-    "licence" when the licence ended meanwhile (nothing changed), else the MicrosoftError."""
-    if not integration.company.has_sso():
-        record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.DENIED, reason="licence")
-        return "licence"
-    if params.get("error"):
+    "licence" when the licence ended meanwhile (nothing activated), else the MicrosoftError."""
+    if params.get("error"):  # Microsoft's answer first, so its code is never lost
         error = _consent_error(params)
         integration.fail(error.reason, error.code)
         record(
@@ -121,6 +118,9 @@ def finish_consent(request, integration, params):
             subcode=params.get("error_subcode", "")[:60],
         )
         return error
+    if not integration.company.has_sso():
+        record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.DENIED, reason="licence")
+        return "licence"
     if params.get("admin_consent", "").lower() != "true":
         error = MicrosoftError("bad_answer", "no admin_consent")
         integration.fail(error.reason, error.code)
