@@ -177,57 +177,18 @@ def emulator(emulator_url, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def portal(portal_database, emulator_url, tmp_path_factory):
-    """The portal under gunicorn on a free port, migrated, DEBUG off."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    mailbox = tmp_path_factory.mktemp("mailbox")
-    env = {
-        **base_environment(),
-        "PYTHONUNBUFFERED": "1",
-        "DJANGO_SETTINGS_MODULE": "tenantlink.settings",
-        "DATABASE_URL": portal_database,
-        "SECRET_KEY": "e2e-test-secret-key-not-for-production-2f6c0a9d7b14",
-        "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEY,
-        "SITE_URL": url,
-        "ENTRA_AUTHORITY": emulator_url,
-        "ENTRA_CLIENT_ID": demo.DEMO_CLIENT_ID,
-        "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
+    """The portal under gunicorn on a free port, migrated, DEBUG off, with the emulator as its
+    Microsoft."""
+    with running_portal(
+        portal_database,
+        tmp_path_factory.mktemp("portal"),
+        ENTRA_AUTHORITY=emulator_url,
+        ENTRA_CLIENT_ID=demo.DEMO_CLIENT_ID,
+        ENTRA_CLIENT_SECRET=demo.DEMO_CLIENT_SECRET,
         # Short, so that a test of Microsoft not answering waits seconds, not the default ten.
-        "ENTRA_HTTP_TIMEOUT": "3",
-        # Mail goes to files that a test can read, as a person reads their inbox.
-        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mailbox),
-    }
-    portal = Portal(url, env, mailbox)
-    portal.manage("migrate", "--no-input", "--verbosity", "0")
-    service = Service(
-        "The portal (gunicorn)",
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "tenantlink.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--graceful-timeout",
-            "5",
-            "--access-logfile",
-            "-",
-            # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
-            # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
-            "--no-control-socket",
-        ],
-        env,
-        tmp_path_factory.mktemp("portal") / "output.log",
-    )
-    portal.log_path = service.log_path
-    try:
-        service.wait_until_answering(f"{url}/health/")
+        ENTRA_HTTP_TIMEOUT="3",
+    ) as (portal, _service):
         yield portal
-    finally:
-        service.stop()
 
 
 # Failed attempts of an earlier test must not pause sign-in for this one.
@@ -306,6 +267,8 @@ def running_portal(database_url, folder, workers=2, **settings):
     on `database_url`, with `workers` processes and `settings` added to its environment."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    mailbox = folder / "mailbox"
+    mailbox.mkdir(exist_ok=True)
     env = {
         **base_environment(),
         "PYTHONUNBUFFERED": "1",
@@ -314,14 +277,15 @@ def running_portal(database_url, folder, workers=2, **settings):
         "SECRET_KEY": "e2e-test-secret-key-not-for-production-2f6c0a9d7b14",
         "FIELD_ENCRYPTION_KEYS": FIELD_ENCRYPTION_KEY,
         "SITE_URL": url,
+        # Mail goes to files that a test can read, as a person reads their inbox.
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(folder / "mailbox"),
+        "EMAIL_FILE_PATH": str(mailbox),
         **settings,
     }
-    portal = Portal(url, env, folder / "mailbox")
+    portal = Portal(url, env, mailbox, log_path=folder / "portal.log")
     portal.manage("migrate", "--no-input", "--verbosity", "0")
     service = Service(
-        "A portal of its own (gunicorn)",
+        "The portal (gunicorn)",
         [
             PYTHON,
             "-m",
@@ -335,10 +299,14 @@ def running_portal(database_url, folder, workers=2, **settings):
             "1",
             "--graceful-timeout",
             "5",
+            "--access-logfile",
+            "-",
+            # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
+            # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
             "--no-control-socket",
         ],
         env,
-        folder / "portal.log",
+        portal.log_path,
     )
     try:
         service.wait_until_answering(f"{url}/health/")
