@@ -9,7 +9,7 @@ from tenantlink.accounts.flows import SIGNIN_METHOD
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.sso import flows
 from tenantlink.sso.views.connect import offer_due
-from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, remember_method
+from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, PREFERRED_METHOD, remember_method
 
 # Pages the offer never interrupts: Microsoft's own round trips, signing out, My Profile (a new
 # password, new recovery codes shown once), static files and the operator admin.
@@ -37,9 +37,11 @@ def microsoft_sessions(get_response):
             elif request.method == "GET" and not request.path.startswith(NOT_INTERRUPTED) and offer_due(request):
                 return redirect(reverse("sso_offer") + "?" + urlencode({"next": request.get_full_path()}))
         response = get_response(request)
-        method = getattr(request, "session", {}).get(SIGNIN_METHOD) if request.user.is_authenticated else None
-        if method:
-            used = "microsoft" if method == "microsoft" else "password"
+        if request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
+            # Microsoft once this session used or connected it; else the password.
+            used = request.session.get(PREFERRED_METHOD) or (
+                "microsoft" if request.session[SIGNIN_METHOD] == "microsoft" else "password"
+            )
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:
                 remember_method(request, response, used)
         return response

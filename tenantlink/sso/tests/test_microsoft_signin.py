@@ -110,6 +110,10 @@ def test_connecting_stores_the_identity_and_tells_the_user(client, member, conto
     assert "now connected to Ben Berg (ben@contoso.onmicrosoft.com)" in page_text(client.get("/portal/"))
     assert AuditEvent.objects.filter(action=Action.SSO_CONNECTED, target_user=member).exists()
     assert mail.outbox[-1].to == [member.email] and "was connected" in mail.outbox[-1].body
+    # This browser shows "Sign in with Microsoft" first from now on.
+    client.post("/signout/")
+    text = page_text(client.get("/signin/"))
+    assert text.index("Sign in with Microsoft") < text.index('name="username"')
     # The code verifier is sent with the code.
     token_requests = [
         parse_qs(request.content.decode()) for request in fake_microsoft.requests if request.method == "POST"

@@ -18,6 +18,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, get_company_object
 from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import Connection, DeclinedOffer
+from tenantlink.sso.views.signin import PREFERRED_METHOD
 
 OFFERED = "microsoft_offered"  # in the session: the offer after this sign-in has been made
 
@@ -76,6 +77,7 @@ def disconnect_own(request):
             _("Microsoft sign-in is off. Sign in with your username, password and second factor."),
         )
         return redirect("signin")
+    request.session[PREFERRED_METHOD] = "password"
     messages.success(request, _("Microsoft sign-in is off. You sign in with your password and second factor."))
     return redirect("profile_settings")
 

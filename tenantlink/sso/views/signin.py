@@ -16,6 +16,7 @@ from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import FAILURE_REASONS, GRANT_ADMIN_CONSENT, PendingAuthorization
 
 LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
+PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or disconnected Microsoft
 
 # What a person reads when Microsoft sign-in or connecting does not happen.
 REFUSALS = {
@@ -135,6 +136,7 @@ def _connected(request, pending):
             text += " " + str(GRANT_ADMIN_CONSENT) % {"app": settings.SITE_NAME}
         messages.error(request, text)
         return redirect(back)
+    request.session[PREFERRED_METHOD] = "microsoft"  # the sign-in page shows Microsoft first from now on
     messages.success(
         request,
         _("Microsoft sign-in is on. Your portal account is now connected to %(name)s (%(username)s).")
