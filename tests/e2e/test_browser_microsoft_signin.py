@@ -94,10 +94,10 @@ def test_a_user_connects_microsoft_signs_in_with_it_and_turns_it_off(
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(f"{portal.url}/signin/")
-    # (That the button should now come first is test_microsoft_signin.py's
-    # test_after_connecting_the_sign_in_page_shows_microsoft_first.)
+    # This browser has turned Microsoft sign-in on: its button now comes before the password form.
     microsoft_button = page.get_by_role("button", name="Sign in with Microsoft")
     expect(microsoft_button).to_be_visible()
+    assert microsoft_button.bounding_box()["y"] < page.get_by_label("Username").bounding_box()["y"]
     screenshot(page, screenshots, "signin-after-connecting")
     page.reload()  # without "You have signed out.": a page with a message is checked at the end
     assert_accessible(page, "the sign-in page with the Microsoft button")
