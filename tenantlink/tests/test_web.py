@@ -119,8 +119,32 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
     importlib.reload(tenantlink.settings)
 
 
+def test_bad_microsoft_settings_do_not_stop_the_portal(monkeypatch):
+    """Single sign-on is an extra: a typo in its settings switches it off, not the portal."""
+    import importlib
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("ENTRA_AUTHORITY", "http://login.example.com")
+    monkeypatch.setenv("ENTRA_HTTP_TIMEOUT", "soon")
+    reloaded = importlib.reload(tenantlink.settings)
+    assert "ENTRA_AUTHORITY may use http only on this machine" in reloaded.ENTRA_CONFIGURATION_PROBLEM
+    assert "ENTRA_HTTP_TIMEOUT must be a number" in reloaded.ENTRA_CONFIGURATION_PROBLEM
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
 @pytest.mark.parametrize(
-    "url", ["/portal/", "/profile/", "/profile/settings/", "/profile/password/", "/company/users/", "/company/audit/"]
+    "url",
+    [
+        "/portal/",
+        "/profile/",
+        "/profile/settings/",
+        "/profile/password/",
+        "/company/users/",
+        "/company/audit/",
+        "/company/sso/",
+    ],
 )
 def test_every_page_has_a_plain_title_and_one_main_heading(admin_client, url):
     html = admin_client.get(url).content.decode()
