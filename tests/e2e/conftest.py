@@ -262,9 +262,10 @@ def page(browser):
 
 
 @contextlib.contextmanager
-def running_portal(database_url, folder, workers=2, **settings):
+def running_portal(database_url, folder, workers=2, extra_args=(), **settings):
     """A portal of a test's own under gunicorn, beside the shared `portal`: migrated, DEBUG off,
-    on `database_url`, with `workers` processes and `settings` added to its environment."""
+    on `database_url`, with `workers` processes and `settings` added to its environment.
+    `extra_args` go to gunicorn after ours, so they win (`--threads 4`)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     mailbox = folder / "mailbox"
@@ -304,6 +305,7 @@ def running_portal(database_url, folder, workers=2, **settings):
             # Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a
             # second gunicorn, such as `make demo` left running, would take it over or lose it to us.
             "--no-control-socket",
+            *extra_args,
         ],
         env,
         portal.log_path,
