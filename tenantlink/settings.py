@@ -172,6 +172,7 @@ INSTALLED_APPS = [
     "tenantlink.accounts",
     "tenantlink.audit",
     "tenantlink.sso",
+    "tenantlink.ops",
 ]
 
 MIDDLEWARE = [
@@ -321,3 +322,6 @@ LOGGING = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 warnings.filterwarnings("ignore", message="No directory at")  # STATIC_ROOT is optional
+
+# How long audit events are kept (0: forever); `manage.py purge_expired` deletes older ones.
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tenantlink.accounts.forms import SIGNIN_FAILED
-from tenantlink.accounts.models import RecoveryCode, Throttle, TOTPDevice, User
+from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD
@@ -278,16 +278,3 @@ def test_reset_second_factor_of_an_unknown_user_is_an_error(member):
     with pytest.raises(CommandError, match="There is no user 'nobody'"):
         run("reset_second_factor", "nobody")
     assert TOTPDevice.objects.filter(user=member).exists()
-
-
-def test_purge_expired_forgets_old_counts_but_keeps_current_pauses():
-    old = timezone.now() - datetime.timedelta(days=1)
-    Throttle.objects.create(key="name:old", failures=3, window_started_at=old)
-    Throttle.objects.create(key="name:ended", failures=5, window_started_at=old, locked_until=old)
-    Throttle.objects.create(key="name:paused", failures=5, locked_until=timezone.now() + datetime.timedelta(minutes=5))
-    Throttle.objects.create(key="name:fresh", failures=1)
-
-    output = run("purge_expired")
-
-    assert output.startswith("Deleted 2 expired throttle counts")
-    assert set(Throttle.objects.values_list("key", flat=True)) == {"name:paused", "name:fresh"}
