@@ -176,6 +176,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tenantlink.lib.logs.request_ids",
+    "tenantlink.lib.metrics.request_metrics",
     "django.middleware.security.SecurityMiddleware",
     "tenantlink.lib.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -307,11 +309,20 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 
+# Plain text for development; one JSON object a line (LOG_FORMAT=json) for a log collector.
+# Both carry the request ID of tenantlink.lib.logs.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "tenantlink.lib.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "tenantlink.lib.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Each call to Microsoft is logged once, by tenantlink.sso.microsoft.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
@@ -322,6 +333,12 @@ LOGGING = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 warnings.filterwarnings("ignore", message="No directory at")  # STATIC_ROOT is optional
+
+# Prometheus metrics at /metrics, for a scraper that sends "Authorization: Bearer METRICS_TOKEN".
+# Without a token the page does not exist: counts of sign-ins and failures are not for everyone.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters long.")
 
 # How long audit events are kept (0: forever); `manage.py purge_expired` deletes older ones.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)

@@ -11,7 +11,11 @@ from tenantlink.sso.views import signin as microsoft_signin
 urlpatterns = [
     path("", views.home, name="home"),
     path("portal/", views.portal, name="portal"),
+    # Operations: liveness (no database), readiness (/health/ is readiness too), Prometheus metrics
     path("health/", views.health, name="health"),
+    path("health/live/", views.live, name="health_live"),
+    path("health/ready/", views.health, name="health_ready"),
+    path("metrics", views.metrics_page, name="metrics"),
     # Flow 1: password sign-in
     path("signin/", signin.signin, name="signin"),
     path("signin/verify/", signin.signin_verify, name="signin_verify"),

@@ -1,8 +1,12 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
+
+from tenantlink.lib import metrics
 
 
 def home(request):
@@ -15,11 +19,30 @@ def portal(request):
 
 
 @never_cache
+def live(request):
+    """For a process supervisor: the process answers. Never touches the database, so a database
+    outage does not get healthy processes restarted."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
 def health(request):
-    """For load balancers: 200 when the database answers, 503 when it does not."""
+    """Readiness, for load balancers: 200 when the database answers, 503 when it does not."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def metrics_page(request):
+    """Prometheus metrics, for a scraper that sends METRICS_TOKEN as a bearer token. Without a
+    token configured the page does not exist."""
+    if not settings.METRICS_TOKEN:
+        raise Http404
+    if not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"):
+        return HttpResponse("A bearer token is required.\n", status=401, headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = metrics.exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -3,6 +3,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.lib import metrics
 from tenantlink.lib.net import client_address, user_agent
 
 
@@ -75,7 +76,7 @@ class AuditEventManager(models.Manager):
             actor = request.user
         if company is None:
             company = getattr(target, "company", None) or getattr(actor, "company", None)
-        return self.create(
+        event = self.create(
             action=action,
             actor=actor,
             actor_label=actor_label or (actor.username if actor else ""),
@@ -87,6 +88,12 @@ class AuditEventManager(models.Manager):
             outcome=outcome,
             details=details,
         )
+        # Every sign-in and pause is audited here, so the metrics are counted here too.
+        if action in (Action.SIGNIN_SUCCEEDED, Action.SIGNIN_FAILED):
+            metrics.count_signin(details.get("method") or details.get("step"), outcome)
+        elif action == Action.SIGNIN_LOCKED:
+            metrics.LOCKOUTS.labels("address" if event.target_label.startswith("address:") else "account").inc()
+        return event
 
 
 class AuditEvent(models.Model):

@@ -30,6 +30,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from tenantlink.lib import metrics
 from tenantlink.sso.models import FAILURE_REASONS, CachedDocument
 
 log = logging.getLogger(__name__)
@@ -96,10 +97,23 @@ def _http():
         return _client
 
 
+def _endpoint(url):
+    """The kind of endpoint for metrics: the URL itself names tenants."""
+    path = url.split("?")[0]
+    if path.endswith("/.well-known/openid-configuration"):
+        return "discovery"
+    if path.endswith("/keys"):
+        return "keys"
+    if path.endswith("/token"):
+        return "token"
+    return "other"
+
+
 def _call(method, url, data=None):
     """(HTTP status, JSON object) of one request to Microsoft, or MicrosoftError."""
     started = time.monotonic()
     deadline = started + settings.ENTRA_HTTP_TIMEOUT
+    endpoint = _endpoint(url)
     try:
         with _http().stream(method, url, data=data) as response:
             body = bytearray()
@@ -109,18 +123,29 @@ def _call(method, url, data=None):
                     raise MicrosoftError("bad_answer", "answer too large")
                 if time.monotonic() > deadline:  # an answer that trickles in never ends otherwise
                     raise MicrosoftError("unavailable", "timeout")
+    except MicrosoftError as error:
+        metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout" if error.code == "timeout" else "bad_answer").inc()
+        raise
     except httpx.TimeoutException:
+        metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout").inc()
         raise MicrosoftError("unavailable", "timeout") from None
     except httpx.HTTPError as error:
+        metrics.MICROSOFT_ERRORS.labels(endpoint, "unreachable").inc()
         raise MicrosoftError("unavailable", error.__class__.__name__) from None
     finally:
-        log.info("Microsoft %s %s took %d ms", method, url.split("?")[0], (time.monotonic() - started) * 1000)
+        elapsed = time.monotonic() - started
+        metrics.MICROSOFT_SECONDS.labels(endpoint).observe(elapsed)
+        log.info("Microsoft %s %s took %d ms", method, url.split("?")[0], elapsed * 1000)
     status = response.status_code
+    if status >= 400:
+        metrics.MICROSOFT_ERRORS.labels(endpoint, f"http_{status // 100}xx").inc()
     try:
         payload = json.loads(body)
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
+        if status < 400:
+            metrics.MICROSOFT_ERRORS.labels(endpoint, "bad_answer").inc()
         raise MicrosoftError("unavailable" if status >= 500 else "bad_answer", f"HTTP {status}")
     return status, payload
 

@@ -1,0 +1,94 @@
+"""Log lines that say which request they belong to, as plain text or as one JSON object a line
+(LOG_FORMAT). gunicorn.conf.py uses the formatter for gunicorn's own lines, before Django is set
+up, so nothing here reads a setting when it is imported.
+
+Every request gets an ID, returned in the X-Request-ID response header and added to every log
+record written while it runs. An ID arriving in the request is used only behind our own proxy
+(TRUSTED_PROXY_COUNT > 0), where the proxy set it, and only when it looks like an ID: from
+anyone else it could be used to write arbitrary text into our logs or to tie unrelated requests
+together.
+"""
+
+import contextvars
+import datetime
+import json
+import logging
+import re
+import uuid
+
+from django.conf import settings
+
+request_id = contextvars.ContextVar("request_id", default="-")
+
+# Letters, digits and a few separators: a UUID, a hex trace ID, "req-1234.5".
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}\Z", re.ASCII)
+
+
+def incoming_request_id(request):
+    """The ID our proxy gave this request, or a new one."""
+    if settings.TRUSTED_PROXY_COUNT:
+        given = request.META.get("HTTP_X_REQUEST_ID", "")
+        if _SANE_ID.match(given):
+            return given
+    return uuid.uuid4().hex
+
+
+def request_ids(get_response):
+    """Outermost middleware: every log record of a request carries its ID."""
+
+    def middleware(request):
+        request.id = incoming_request_id(request)
+        # Not reset afterwards: Django logs "Not Found" and the like after the last middleware
+        # has returned, on the same thread. The next request on this thread sets its own.
+        request_id.set(request.id)
+        response = get_response(request)
+        response["X-Request-ID"] = request.id
+        return response
+
+    return middleware
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record ("-" outside a request), for both formats."""
+
+    def filter(self, record):
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, request_id, and the
+    traceback when there is one. Gunicorn's access lines become fields of their own."""
+
+    def format(self, record):
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id.get(),
+        }
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            entry.update(_access_fields(record.args))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _access_fields(atoms):
+    """Gunicorn's access-log atoms, as the access log format of gunicorn.conf.py keeps them: the
+    path without its query string, which can hold an authorization code or a state."""
+    fields = {
+        "remote": atoms.get("h"),
+        "method": atoms.get("m"),
+        "path": atoms.get("U"),
+        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
+        "bytes": atoms.get("B"),
+        "user_agent": atoms.get("a"),
+    }
+    if str(atoms.get("D", "")).isdigit():
+        fields["duration_ms"] = round(int(atoms["D"]) / 1000, 1)
+    if atoms.get("{x-request-id}o", "-") != "-":
+        fields["request_id"] = atoms["{x-request-id}o"]
+    return fields

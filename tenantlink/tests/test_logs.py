@@ -1,0 +1,91 @@
+"""Log lines: each carries the ID of its request (also in the X-Request-ID response header), as
+plain text or one JSON object a line, and never a password, a code or the client secret."""
+
+import io
+import json
+import logging
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tenantlink.conftest import PASSWORD, code_for, sign_in
+from tenantlink.lib.logs import JsonFormatter, RequestIdFilter
+from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, fake_microsoft  # noqa: F401 (a fixture)
+
+PROXY_ID = "7d1e0c44-9b2f-4d55-a1c3-0f6e2b9d8a17"
+
+
+@pytest.fixture
+def json_log():
+    """Everything logged while the test runs, formatted as LOG_FORMAT=json writes it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def lines(stream):
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_every_response_carries_a_new_request_id(client):
+    first, second = client.get("/signin/")["X-Request-ID"], client.get("/signin/")["X-Request-ID"]
+    assert len(first) == 32 and first != second
+
+
+def test_a_request_id_from_the_client_is_ignored_without_a_proxy(client):
+    assert client.get("/signin/", headers={"X-Request-ID": PROXY_ID})["X-Request-ID"] != PROXY_ID
+
+
+def test_our_proxys_request_id_is_used(client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client.get("/signin/", headers={"X-Request-ID": PROXY_ID})["X-Request-ID"] == PROXY_ID
+
+
+@pytest.mark.parametrize("given", ["short", "a b c d e f g h", "x" * 129, "id\nforged log line", "<script>id</script>"])
+def test_a_request_id_that_is_not_an_id_is_replaced(client, settings, given):
+    settings.TRUSTED_PROXY_COUNT = 1
+    answered = client.get("/signin/", headers={"X-Request-ID": given})["X-Request-ID"]
+    assert answered != given and len(answered) == 32
+
+
+def test_a_json_log_line_names_its_request(client, json_log):
+    response = client.get("/no-such-page/")
+
+    (line,) = [line for line in lines(json_log) if line["logger"] == "django.request"]
+    assert line["level"] == "WARNING" and line["message"] == "Not Found: /no-such-page/"
+    assert line["request_id"] == response["X-Request-ID"]
+    assert line["time"].endswith("+00:00")
+
+
+def test_outside_a_request_the_id_is_a_dash(json_log):
+    thread = threading.Thread(target=logging.getLogger("tenantlink.test").info, args=["started"])
+    thread.start()
+    thread.join()
+    assert lines(json_log)[-1]["request_id"] == "-"
+
+
+def test_no_secret_is_logged_during_a_sign_in_and_a_consent(client, json_log, admin, fake_microsoft):  # noqa: F811
+    codes = [code_for(admin, offset=5)]
+    client.post("/signin/", {"username": admin.username, "password": "a wrong password, also secret"})
+    client.post("/signin/", {"username": admin.username, "password": PASSWORD})
+    client.post("/signin/verify/", {"code": codes[0]})  # a code from minutes ahead, refused
+    sign_in(client, admin)
+    codes.append(code_for(admin))
+    response = client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com", "display_name": ""})
+    state = parse_qs(urlsplit(response.url).query)["state"][0]
+    fake_microsoft.app_in.add(CONTOSO)
+    client.get("/sso/consent/callback/", {"admin_consent": "True", "tenant": CONTOSO, "state": state})
+
+    logged = json_log.getvalue()
+    assert "Microsoft POST" in logged and "Not Found" not in logged  # the flow happened, and was logged
+    for secret in [PASSWORD, "a wrong password, also secret", CLIENT_SECRET, state, admin.seed, *codes]:
+        assert secret not in logged
