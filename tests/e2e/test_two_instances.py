@@ -184,7 +184,8 @@ def with_integration(console, microsoft):
 
 
 @pytest.fixture
-def browser(instances):
+def new_browser(instances):
+    """Opens browsers (each a profile of its own) at the public address, closed after the test."""
     public, addresses = instances
     browsers = []
 
@@ -197,8 +198,8 @@ def browser(instances):
         opened.close()
 
 
-def test_the_password_on_one_instance_and_the_code_on_the_other(browser, people):
-    nils, authenticator = browser(), Authenticator()
+def test_the_password_on_one_instance_and_the_code_on_the_other(new_browser, people):
+    nils, authenticator = new_browser(), Authenticator()
 
     nils.on("A").post("/signin/", username="nils", password=people["nils"].password)
     page = nils.on("B").post("/signin/verify/", code=authenticator.code(people["nils"]))
@@ -209,8 +210,8 @@ def test_the_password_on_one_instance_and_the_code_on_the_other(browser, people)
     assert nils.served_by("/signin/verify/") == nils.served_by("/portal/") == "B"
 
 
-def test_a_session_opened_on_one_instance_is_used_and_ended_on_the_other(browser, people):
-    ada, authenticator = browser(), Authenticator()
+def test_a_session_opened_on_one_instance_is_used_and_ended_on_the_other(new_browser, people):
+    ada, authenticator = new_browser(), Authenticator()
     ada.on("A").sign_in_with_password(people["ada"], authenticator)
 
     page = ada.on("B").get("/company/users/")
@@ -220,8 +221,8 @@ def test_a_session_opened_on_one_instance_is_used_and_ended_on_the_other(browser
     assert not ada.on("A").is_signed_in()
 
 
-def test_admin_consent_started_on_one_instance_finishes_on_the_other(browser, console, people):
-    ada, authenticator = browser(), Authenticator()
+def test_admin_consent_started_on_one_instance_finishes_on_the_other(new_browser, console, people):
+    ada, authenticator = new_browser(), Authenticator()
     ada.on("A").sign_in_with_password(people["ada"], authenticator)
     ada.callback = f"{ada.portal.url}/sso/consent/callback/"
 
@@ -235,8 +236,8 @@ def test_admin_consent_started_on_one_instance_finishes_on_the_other(browser, co
     assert console.json(INTEGRATION) == [{"tenant_id": CONTOSO, "status": "active"}]
 
 
-def test_connecting_started_on_one_instance_finishes_on_the_other(browser, console, with_integration):
-    ben, authenticator = browser(), Authenticator()
+def test_connecting_started_on_one_instance_finishes_on_the_other(new_browser, console, with_integration):
+    ben, authenticator = new_browser(), Authenticator()
     ben.on("A").sign_in_with_password(with_integration["ben"], authenticator)
 
     answer = ben.connect(BEN_AT_MICROSOFT, hold=True)
@@ -247,9 +248,9 @@ def test_connecting_started_on_one_instance_finishes_on_the_other(browser, conso
     assert connections(console) == [["ben", CONTOSO, BEN_AT_MICROSOFT.oid]]
 
 
-def test_microsoft_sign_in_started_on_one_instance_finishes_on_the_other(browser, console, with_integration):
+def test_microsoft_sign_in_started_on_one_instance_finishes_on_the_other(new_browser, console, with_integration):
     console.run(CONNECT_BEN)
-    ben = browser()
+    ben = new_browser()
 
     answer = ben.on("B").microsoft_signin(BEN_AT_MICROSOFT, hold=True)
     page = ben.on("A").get(answer)
@@ -260,8 +261,8 @@ def test_microsoft_sign_in_started_on_one_instance_finishes_on_the_other(browser
     assert ben.on("B").is_signed_in()
 
 
-def test_wrong_passwords_on_both_instances_count_against_one_limit(browser, console, people):
-    nils = browser()
+def test_wrong_passwords_on_both_instances_count_against_one_limit(new_browser, console, people):
+    nils = new_browser()
     for attempt in range(1, THROTTLE_ACCOUNT_FAILURES + 1):
         page = nils.on("AB"[attempt % 2]).post("/signin/", username="nils", password="not-the-password")
         assert REFUSED in page.text
