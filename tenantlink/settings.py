@@ -77,7 +77,7 @@ def database_from_url(url):
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://host/NAME.")
-        return {
+        database = {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
@@ -87,6 +87,15 @@ def database_from_url(url):
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
         }
+        pool_size = env_int("DATABASE_POOL", 0)
+        if pool_size:
+            # At most `pool_size` connections per process, shared by its threads (a thread waits
+            # for one up to 5 s), instead of one persistent connection per thread. With
+            # CONN_HEALTH_CHECKS each is checked before use, so connections broken by a database
+            # restart are replaced.
+            database["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+            database["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 5}}
+        return database
     raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
 
 

@@ -119,6 +119,19 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
     importlib.reload(tenantlink.settings)
 
 
+def test_postgres_keeps_a_connection_per_thread_unless_a_pool_is_asked_for(monkeypatch):
+    from tenantlink.settings import database_from_url
+
+    url = "postgres://portal:secret@db.internal:5432/tenantlink"
+    assert database_from_url(url)["CONN_MAX_AGE"] == 60
+    assert "pool" not in database_from_url(url).get("OPTIONS", {})
+
+    monkeypatch.setenv("DATABASE_POOL", "4")
+    database = database_from_url(url)
+    assert database["CONN_MAX_AGE"] == 0 and database["CONN_HEALTH_CHECKS"]
+    assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 5}
+
+
 def test_bad_microsoft_settings_do_not_stop_the_portal(monkeypatch):
     """Single sign-on is an extra: a typo in its settings switches it off, not the portal."""
     import importlib
