@@ -291,6 +291,8 @@ def running_portal(database_url, folder, workers=2, extra_args=(), **settings):
             PYTHON,
             "-m",
             "gunicorn",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
             "tenantlink.wsgi",
             "--bind",
             f"127.0.0.1:{port}",
