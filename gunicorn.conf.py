@@ -1,0 +1,105 @@
+"""Gunicorn settings for the portal: `gunicorn -c gunicorn.conf.py tenantlink.wsgi`.
+
+Everything an operator tunes comes from the environment (README, Configuration); options given
+on the command line win over this file.
+
+Threads matter here: a request that waits on Microsoft (up to ENTRA_HTTP_TIMEOUT per call) holds
+one thread, not a whole process, so password sign-in goes on being served beside it.
+"""
+
+import multiprocessing
+import os
+import re
+import shutil
+import tempfile
+
+from gunicorn.glogging import Logger
+
+
+def _number(name, default, kind=int):
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {text!r}.") from None
+    if value <= 0:
+        raise SystemExit(f"{name} must be more than 0, not {text!r}.")
+    return value
+
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = _number("GUNICORN_THREADS", 4)
+# One request may call Microsoft three times in a row (discovery, keys, token), each bounded by
+# ENTRA_HTTP_TIMEOUT; a worker is only declared stuck well after that.
+try:  # a bad value is reported by the portal itself (single sign-on is then off)
+    _entra_timeout = min(float(os.environ.get("ENTRA_HTTP_TIMEOUT", "") or 10), 120)
+except ValueError:
+    _entra_timeout = 10
+timeout = _number("GUNICORN_TIMEOUT", max(30, int(3 * _entra_timeout) + 10))
+graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = 5
+# The process manager restarts gunicorn, not gunicorn's own control socket (which defaults to
+# one path per user, shared with any other gunicorn of that user).
+control_socket_disable = True
+
+# Logs go to stdout/stderr for the service manager or container engine to collect. The access
+# line has the path without its query string: a Microsoft callback's query holds an
+# authorization code and a state.
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss "%(a)s" request_id=%({x-request-id}o)s'
+
+_INVITATION = re.compile(r"^/invitation/[^/]+/[^/]+/")
+
+
+class PortalLogger(Logger):
+    """Gunicorn's logger without secrets in paths, and in JSON when LOG_FORMAT=json."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        # An invitation link works once, for whoever opens it first: never in a log.
+        atoms["U"] = _INVITATION.sub("/invitation/(link)/", atoms["U"])
+        return atoms
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if os.environ.get("LOG_FORMAT") == "json":
+            from tenantlink.lib.logs import JsonFormatter
+
+            for log in (self.error_log, self.access_log):
+                for handler in log.handlers:
+                    handler.setFormatter(JsonFormatter())
+
+
+logger_class = PortalLogger
+
+# Prometheus metrics from every worker (tenantlink/lib/metrics.py): the workers write their counts
+# to files in one folder, set here before any worker starts. A folder of this server's own,
+# emptied at each start, unless PROMETHEUS_MULTIPROC_DIR names one (which must then be this
+# server's alone, and is emptied too).
+_metrics_folder_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_folder_is_ours:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenantlink-metrics-")
+
+
+def on_starting(server):
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _metrics_folder_is_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
