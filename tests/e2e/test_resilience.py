@@ -98,12 +98,15 @@ def test_the_portal_answers_503_while_the_database_is_down_and_recovers_by_itsel
 
     server.stop()
     try:
-        # Pages that read the session, a sign-in attempt and the load balancer's check.
+        # Pages that read the session, a sign-in attempt and the load balancer's checks.
         expect_unavailable_page(ada.http.get(f"{portal.url}/portal/"))
         expect_unavailable_page(ada.http.get(f"{portal.url}/company/users/"))
         expect_unavailable_page(nils.post("/signin/", username="nils", password=people["nils"].password))
-        health = httpx.get(f"{portal.url}/health/", timeout=10)
-        assert health.status_code == 503 and health.json()["status"] == "unavailable"
+        for readiness in ("/health/", "/health/ready/"):
+            health = httpx.get(f"{portal.url}{readiness}", timeout=10)
+            assert health.status_code == 503 and health.json()["status"] == "unavailable", readiness
+        # ... while the processes themselves are well: nothing for a supervisor to restart.
+        assert httpx.get(f"{portal.url}/health/live/", timeout=10).status_code == 200
     finally:
         server.start()
     back = time.monotonic()
@@ -133,9 +136,11 @@ def test_the_portal_answers_503_while_the_database_is_down_and_recovers_by_itsel
 
 # --- Microsoft does not answer ---------------------------------------------------------------------
 
-MICROSOFT_TIMEOUT = 3  # ENTRA_HTTP_TIMEOUT of the portal under test, seconds
-PROMPT = 3  # seconds a whole password + code sign-in may take while Microsoft hangs
-PASSWORD_PEOPLE = 4
+MICROSOFT_TIMEOUT = 5  # ENTRA_HTTP_TIMEOUT of the portal under test, seconds
+# Seconds a whole password + code sign-in may take while Microsoft hangs; on a machine so busy
+# that the same sign-ins take longer than half of it with Microsoft well, twice their time.
+PROMPT = 3
+PASSWORD_PEOPLE = 4  # who sign in at the same moment, once with Microsoft well and once without
 PASSWORD = "resilience-test-password"
 
 # People of a company without a licence (no offer of Microsoft sign-in after the password).
@@ -224,8 +229,9 @@ def test_password_sign_ins_are_served_promptly_while_microsoft_hangs(threaded_po
     console.run(CONNECT_BEN)
     people = demo_people()
     password_people = [
-        Person(f"member{n}", f"member{n}", "", PASSWORD, pyotp.random_base32()) for n in range(PASSWORD_PEOPLE)
+        Person(f"member{n}", f"member{n}", "", PASSWORD, pyotp.random_base32()) for n in range(2 * PASSWORD_PEOPLE)
     ]
+    before, during = password_people[:PASSWORD_PEOPLE], password_people[PASSWORD_PEOPLE:]
     console.run(
         SEED_PASSWORD_PEOPLE.format(
             people=json.dumps([(person.username, person.totp_seed) for person in password_people]), password=PASSWORD
@@ -238,9 +244,15 @@ def test_password_sign_ins_are_served_promptly_while_microsoft_hangs(threaded_po
     returning = [Visitor(portal) for _ in range(threads - 2)]  # with ada's verification: threads - 1
     answers = [visitor.microsoft_signin(BEN_AT_MICROSOFT, hold=True) for visitor in returning]
     signing_in = [Visitor(portal) for _ in password_people]
+    with concurrent.futures.ThreadPoolExecutor(PASSWORD_PEOPLE) as browsers:
+        usual = [
+            browsers.submit(timed, visitor.sign_in_with_password, person, authenticator)
+            for visitor, person in zip(signing_in[:PASSWORD_PEOPLE], before, strict=True)
+        ]
+        usual = max(future.result()[0] for future in usual)
     microsoft.post("/faults", json={"endpoint": "*", "hang_seconds": 20, "times": "always"}).raise_for_status()
 
-    with concurrent.futures.ThreadPoolExecutor(len(returning) + 1 + len(signing_in)) as browsers:
+    with concurrent.futures.ThreadPoolExecutor(len(returning) + 1 + PASSWORD_PEOPLE) as browsers:
         waiting = [
             browsers.submit(timed, visitor.get, answer) for visitor, answer in zip(returning, answers, strict=True)
         ]
@@ -248,23 +260,24 @@ def test_password_sign_ins_are_served_promptly_while_microsoft_hangs(threaded_po
         time.sleep(0.5)  # the portal is now waiting for Microsoft
         passwords = [
             browsers.submit(timed, visitor.sign_in_with_password, person, authenticator)
-            for visitor, person in zip(signing_in, password_people, strict=True)
+            for visitor, person in zip(signing_in[PASSWORD_PEOPLE:], during, strict=True)
         ]
         password_results = [future.result() for future in passwords]
         microsoft_results = [future.result() for future in waiting]
 
     password_seconds = sorted(seconds for seconds, _ended, _page in password_results)
     microsoft_seconds = sorted(seconds for seconds, _ended, _page in microsoft_results)
-    print(f"password sign-ins took {password_seconds} s; Microsoft requests {microsoft_seconds} s")
+    print(f"password sign-ins took {password_seconds} s ({usual} s at most with Microsoft well);")
+    print(f"Microsoft requests {microsoft_seconds} s")
     for _seconds, _ended, page in password_results:
         assert page.url.path == "/portal/" and "Welcome, member" in page.text
-    assert max(password_seconds) < PROMPT
+    assert max(password_seconds) < max(PROMPT, 2 * usual)
     # ... and they were over before Microsoft's requests were given up.
     assert max(ended for _seconds, ended, _page in password_results) < min(
         ended for _seconds, ended, _page in microsoft_results
     )
     for seconds, _ended, page in microsoft_results:
-        assert MICROSOFT_TIMEOUT <= seconds < MICROSOFT_TIMEOUT + 3  # given up long before Microsoft answers (20 s)
+        assert MICROSOFT_TIMEOUT <= seconds < MICROSOFT_TIMEOUT + 3  # given up well before Microsoft answers (20 s)
         assert page.url.path in ("/signin/", "/company/sso/"), page.url
         assert any(UNAVAILABLE in message for message in messages_on(page)), messages_on(page)
     for visitor in [ada, *returning, *signing_in]:
