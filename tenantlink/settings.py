@@ -326,7 +326,10 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "tenantlink.lib.logs.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "tenantlink.lib.logs.RequestIdFilter"},
+        "database_down": {"()": "tenantlink.lib.logs.DatabaseDownFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "tenantlink.lib.logs.JsonFormatter"},
@@ -334,7 +337,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # Each call to Microsoft is logged once, by tenantlink.sso.microsoft.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "django.request": {"filters": ["database_down"]},
+    },
 }
 
 # WhiteNoise serves the few static files straight from the app folders, so no collectstatic

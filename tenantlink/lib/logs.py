@@ -17,6 +17,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 request_id = contextvars.ContextVar("request_id", default="-")
 
@@ -54,6 +55,25 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record):
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
+        return True
+
+
+class DatabaseDownFilter(logging.Filter):
+    """A request that failed because the database is unreachable or busy is logged in one line,
+    not with two chained tracebacks: during an outage every request fails the same way, and the
+    page it got was the 503, not an error of ours."""
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, OperationalError | InterfaceError):
+            request = getattr(record, "request", None)
+            record.msg = "Database unavailable at %s: %s"
+            record.args = (
+                getattr(request, "path", "-"),
+                str(error).splitlines()[0] if str(error) else type(error).__name__,
+            )
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 

@@ -48,7 +48,7 @@ def test_a_sign_in_that_finds_the_database_busy_gets_the_503_page(browser, membe
     assert warnings[0].exc_info is None  # one line, no traceback
 
 
-def test_a_signed_in_user_whose_session_cannot_be_read_gets_the_503_page(browser, member, monkeypatch):
+def test_a_signed_in_user_whose_session_cannot_be_read_gets_the_503_page(browser, member, monkeypatch, caplog):
     sign_in(browser, member)
 
     def busy(self):
@@ -57,9 +57,14 @@ def test_a_signed_in_user_whose_session_cannot_be_read_gets_the_503_page(browser
     # The session is read in a middleware, before any view: Django's 500 handler answers there.
     monkeypatch.setattr(SessionStore, "load", busy)
 
-    response = browser.get("/portal/")
+    with caplog.at_level(logging.WARNING):
+        response = browser.get("/portal/")
 
     assert_friendly_503(response)
+    # During an outage every request fails like this: one line each, not two tracebacks.
+    logged = [record for record in caplog.records if record.name == "django.request"]
+    assert [record.getMessage() for record in logged] == ["Database unavailable at /portal/: database is locked"]
+    assert logged[0].levelno == logging.WARNING and logged[0].exc_info is None
 
 
 def test_a_session_that_cannot_be_saved_gets_the_503_page(browser, member, monkeypatch):
