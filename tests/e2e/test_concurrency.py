@@ -25,7 +25,8 @@ PEOPLE = 120  # who sign in, all at once
 MISTYPERS = 10  # other accounts that only get wrong passwords...
 WRONG_ATTEMPTS = 3  # ...this many each: below THROTTLE_ACCOUNT_FAILURES (5), so none is paused
 CLIENTS = 12  # browsers sending requests at the same moment
-WORKERS = 4
+WORKERS = 2  # processes, each with the threads of the shipped gunicorn.conf.py
+THREADS = 4
 PASSWORD = "concurrent-sign-in-password"
 
 SEED_PEOPLE = """
@@ -111,7 +112,8 @@ def mistype_password(url, username):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def busy_portal(request, tmp_path):
-    """A portal of its own with 4 workers on an empty database, and the people who will use it."""
+    """A portal of its own with several workers and threads on an empty database, and the people
+    who will use it."""
     if request.param == "sqlite":
         database_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     else:
@@ -120,7 +122,13 @@ def busy_portal(request, tmp_path):
     people = [(f"user{n:03}", f"Person {n:03}", pyotp.random_base32()) for n in range(PEOPLE + MISTYPERS)]
     try:
         # Every request comes from 127.0.0.1: the address limit must not pause the load itself.
-        with running_portal(database_url, tmp_path, workers=WORKERS, THROTTLE_ADDRESS_FAILURES="100000") as (
+        with running_portal(
+            database_url,
+            tmp_path,
+            workers=WORKERS,
+            extra_args=("--threads", str(THREADS)),
+            THROTTLE_ADDRESS_FAILURES="100000",
+        ) as (
             portal,
             service,
         ):
