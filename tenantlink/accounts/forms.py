@@ -49,7 +49,7 @@ class SignInForm(forms.Form):
             return self.cleaned_data
         # Looked up only to count attempts against the right account and to audit; the answer
         # is the same whether or not it exists.
-        known = User.objects.filter(username__iexact=username).first()
+        known = User.objects.with_username(username).first()
         if throttle.begin_attempt(self.request, username, known):
             user = authenticate(self.request, username=username, password=password)
         else:
@@ -208,7 +208,7 @@ class CompanyUserForm(forms.ModelForm):
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
-        if User.objects.filter(username__iexact=username).exists():
+        if User.objects.with_username(username).exists():
             raise ValidationError(_("This username is taken. Choose another one."), code="taken")
         return username
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.db import models, transaction
+from django.db.models import Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -21,7 +22,13 @@ class UserManager(BaseUserManager):
 
     def get_by_natural_key(self, username):
         # Usernames are unique regardless of case, so "Ada" and "ada" are one account.
-        return self.get(username__iexact=username)
+        return self.with_username(username).get()
+
+    def with_username(self, username):
+        """The user of `username` in any case, found through the index of the case-insensitive
+        unique constraint (lower(username)): `username__iexact` compares UPPER() on PostgreSQL,
+        which no index serves, so every sign-in would read the whole user table."""
+        return self.alias(username_lower=Lower("username")).filter(username_lower=Lower(Value(username)))
 
     def create_user(self, username, password=None, **fields):
         user = self.model(username=username, email=self.normalize_email(fields.pop("email", "")), **fields)
