@@ -229,6 +229,8 @@ DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{B
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# ModelBackend, with the user's company fetched with the user on every request.
+AUTHENTICATION_BACKENDS = ["tenantlink.accounts.backends.AccountBackend"]
 LOGIN_URL = "signin"
 LOGIN_REDIRECT_URL = "portal"
 

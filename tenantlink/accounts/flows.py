@@ -113,7 +113,7 @@ def complete_signin(request, user, method):
     Returns where the user was going."""
     next_url = request.session.get(PENDING, {}).get("next") or reverse("portal")
     forget_pending(request)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # rotates the session key
+    login(request, user, backend="tenantlink.accounts.backends.AccountBackend")  # rotates the session key
     now = int(time.time())
     request.session["signed_in_at"] = request.session["last_seen"] = now
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
