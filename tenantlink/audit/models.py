@@ -74,13 +74,15 @@ class AuditEventManager(models.Manager):
         actor's company, so that company administrators see the event in their log."""
         if actor is None and request is not None and request.user.is_authenticated:
             actor = request.user
-        if company is None:
-            company = getattr(target, "company", None) or getattr(actor, "company", None)
+        # By id: the company row itself is not needed, and reading it would cost a query.
+        company_id = company.pk if company is not None else None
+        if company_id is None:
+            company_id = getattr(target, "company_id", None) or getattr(actor, "company_id", None)
         event = self.create(
             action=action,
             actor=actor,
             actor_label=actor_label or (actor.username if actor else ""),
-            company=company,
+            company_id=company_id,
             target_user=target,
             target_label=target_label or (target.username if target else ""),
             client_ip=(client_address(request) or None) if request else None,
