@@ -152,7 +152,7 @@ def active_integrations(company):
 
 
 def may_connect(user):
-    return not Connection.objects.filter(user=user).exists() and bool(active_integrations(user.company))
+    return bool(active_integrations(user.company)) and not Connection.objects.filter(user=user).exists()
 
 
 def _secrets():

@@ -107,6 +107,7 @@ def offer_due(request):
     return (
         microsoft.is_configured()
         and not user.must_change_password
-        and not DeclinedOffer.objects.filter(user=user).exists()
+        # Cheapest and most often false first: most users' companies have no licence.
         and flows.may_connect(user)
+        and not DeclinedOffer.objects.filter(user=user).exists()
     )
