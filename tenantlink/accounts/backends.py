@@ -8,5 +8,8 @@ class AccountBackend(ModelBackend):
     their company in the same query: nearly every page shows or checks it."""
 
     def get_user(self, user_id):
-        user = User.objects.select_related("company").filter(pk=user_id).first()
-        return user if user is not None and self.user_can_authenticate(user) else None
+        try:
+            user = User.objects.select_related("company").get(pk=user_id)  # get(): no ORDER BY
+        except User.DoesNotExist:
+            return None
+        return user if self.user_can_authenticate(user) else None
