@@ -29,13 +29,18 @@ log = logging.getLogger(__name__)
 PENDING = "pending_signin"
 NEW_RECOVERY_CODES = "new_recovery_codes"
 SIGNIN_METHOD = "signin_method"
+MAX_NEXT_LENGTH = 500  # longer "next" values are not ours: they fall back to the default page
 
 
 def safe_next(request, fallback="portal"):
     """The `next` parameter if it points at a path on this site, otherwise `fallback`."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate.startswith("/") and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    if (
+        len(candidate) <= MAX_NEXT_LENGTH
+        and candidate.startswith("/")
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return candidate
     return reverse(fallback)
@@ -122,10 +127,18 @@ def complete_signin(request, user, method):
     return next_url
 
 
+def is_recent_full_signin(request):
+    """A sign-in with password and second factor within RECENT_SIGNIN_WINDOW seconds."""
+    full = request.session.get(SIGNIN_METHOD) not in (None, "microsoft")
+    return full and time.time() - request.session.get("signed_in_at", 0) <= settings.RECENT_SIGNIN_WINDOW
+
+
 def is_recent_signin(request):
-    """A full sign-in or a password confirmation within RECENT_SIGNIN_WINDOW seconds."""
-    last = max(request.session.get("signed_in_at", 0), request.session.get("reauthenticated_at", 0))
-    return time.time() - last <= settings.RECENT_SIGNIN_WINDOW
+    """A full sign-in or a password confirmation within RECENT_SIGNIN_WINDOW seconds. A Microsoft
+    sign-in is not enough: whoever holds the Microsoft account (its tenant's administrators
+    too) must not be able to replace the portal's own second factor without the password."""
+    confirmed = time.time() - request.session.get("reauthenticated_at", 0) <= settings.RECENT_SIGNIN_WINDOW
+    return confirmed or is_recent_full_signin(request)
 
 
 def send_invitation(request, user):

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tenantlink.accounts.flows import complete_signin, is_recent_signin
+from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
@@ -152,6 +152,10 @@ def active_integrations(company):
 
 
 def may_connect(user):
+    # Operator staff keep the portal's own password and second factor: their access to every
+    # company must not rest on one customer's Microsoft tenant.
+    if user.is_staff or user.is_superuser:
+        return False
     return bool(active_integrations(user.company)) and not Connection.objects.filter(user=user).exists()
 
 
@@ -226,11 +230,13 @@ def finish_connect(request, pending, params):
     user = request.user
     try:
         claims = microsoft_identity(pending, params)
-        if not is_recent_signin(request):
+        if not is_recent_full_signin(request):
             raise Refusal("not_recent")
         tid, oid = claims["tid"], claims["oid"]
         if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
             raise Refusal("personal_account")
+        if user.is_staff or user.is_superuser:
+            raise Refusal("staff")
         integration = next((i for i in active_integrations(user.company) if str(i.tenant_id) == tid), None)
         if integration is None:
             raise Refusal("tenant_not_integrated", tid)
@@ -278,6 +284,8 @@ def finish_signin(request, pending, params):
         user = connection.user
         if not user.is_active:
             raise Refusal("deactivated")
+        if user.is_staff or user.is_superuser:
+            raise Refusal("staff")
         if user.company is None or not user.company.has_sso():
             raise Refusal("licence")
         if connection.integration.status != Integration.Status.ACTIVE:

@@ -96,21 +96,31 @@ class Integration(models.Model):
     def needs_admin_consent(self):
         return self.failure_reason in NEEDS_ADMIN_CONSENT
 
+    def _record(self, new_status, **fields):
+        """Write the outcome of a call to Microsoft, which may have taken seconds: meanwhile an
+        administrator may have disabled the integration (it stays disabled) or deleted it (it
+        stays deleted: an UPDATE, never the INSERT a save() of a vanished row would do)."""
+        status = models.Case(
+            models.When(status=self.Status.DISABLED, then=models.Value(self.Status.DISABLED)),
+            default=models.Value(new_status),
+        )
+        Integration.objects.filter(pk=self.pk).update(status=status, **fields)
+        for name, value in fields.items():
+            setattr(self, name, value)
+        current = Integration.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        self.status = current or new_status
+
     def verified(self, consent_completed=False):
         """Microsoft confirmed the app in the tenant: usable, unless an administrator disabled it."""
         now = timezone.now()
-        self.last_verified_at = now
+        fields = {"last_verified_at": now, "failure_reason": "", "failure_code": ""}
         if consent_completed:
-            self.consent_completed_at = now
-        self.failure_reason = self.failure_code = ""
-        if self.status != self.Status.DISABLED:
-            self.status = self.Status.ACTIVE
-        self.save()
+            fields["consent_completed_at"] = now
+        self._record(self.Status.ACTIVE, **fields)
 
     def fail(self, reason, code=""):
         """Consent or verification did not succeed: the integration cannot be used."""
-        self.status, self.failure_reason, self.failure_code = self.Status.FAILED, reason, code[:40]
-        self.save()
+        self._record(self.Status.FAILED, failure_reason=reason, failure_code=code[:40])
 
     def disable(self):
         self.status = self.Status.DISABLED

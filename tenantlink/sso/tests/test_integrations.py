@@ -13,6 +13,7 @@ from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
 from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, FABRIKAM
 
@@ -415,3 +416,26 @@ def test_no_secret_reaches_a_page_a_log_line_or_the_audit_log(admin_client, fake
     assert CLIENT_SECRET not in str(list(AuditEvent.objects.values()))
     assert "Microsoft POST" in caplog.text  # the calls were logged...
     assert CLIENT_SECRET not in caplog.text  # ...without the secret
+
+
+def test_an_integration_disabled_or_deleted_while_microsoft_answers_stays_so(admin_client, fake_microsoft, monkeypatch):
+    integration = active_integration(admin_client, fake_microsoft)
+    real = microsoft_module.confirm_app_in_tenant
+
+    def meanwhile_disabled(tenant_id):
+        Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.DISABLED)
+        return real(tenant_id)
+
+    monkeypatch.setattr(microsoft_module, "confirm_app_in_tenant", meanwhile_disabled)
+    admin_client.post(f"/company/sso/{integration.pk}/verify/")
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.DISABLED
+
+    def meanwhile_deleted(tenant_id):
+        Integration.objects.filter(pk=integration.pk).delete()
+        return real(tenant_id)
+
+    Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.ACTIVE)
+    monkeypatch.setattr(microsoft_module, "confirm_app_in_tenant", meanwhile_deleted)
+    admin_client.post(f"/company/sso/{integration.pk}/verify/")
+    assert not Integration.objects.exists()

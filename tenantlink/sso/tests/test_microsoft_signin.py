@@ -165,9 +165,41 @@ def test_connecting_needs_a_recent_sign_in(client, member, contoso_integration, 
     session = client.session
     session["signed_in_at"] -= settings.RECENT_SIGNIN_WINDOW + 1
     session.save()
+    # A password confirmation alone is not enough: connecting needs a fresh full sign-in.
+    session = client.session
+    session["reauthenticated_at"] = session["signed_in_at"] + settings.RECENT_SIGNIN_WINDOW
+    session.save()
     response = client.post("/sso/connect/")
-    assert response.url.startswith("/profile/confirm-password/")
+    assert response.url == "/signin/?next=%2Fprofile%2Fsettings%2F"
+    assert "_auth_user_id" not in client.session
     assert not Connection.objects.exists()
+
+
+def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
+    client, member, contoso_integration, fake_microsoft
+):
+    """Whoever holds the Microsoft account must not replace the portal's own second factor."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    for path in ("/profile/authenticator/", "/profile/recovery-codes/"):
+        assert client.get(path).url.startswith("/profile/confirm-password/"), path
+
+
+def test_operator_staff_do_not_use_microsoft_sign_in(client, member, contoso_integration, fake_microsoft):
+    User.objects.filter(pk=member.pk).update(is_staff=True)
+    connected(member, contoso_integration)
+    response = microsoft_signin(client, fake_microsoft)
+    assert response.url == "/signin/"
+    assert "Operator staff sign in with username, password and second factor" in page_text(client.get("/signin/"))
+    Connection.objects.all().delete()
+    sign_in(client, member)
+    assert "Sign in with Microsoft" not in page_text(client.get("/profile/settings/"))
+
+
+def test_a_next_address_too_long_to_be_ours_falls_back(client, member, contoso_integration, fake_microsoft):
+    connected(member, contoso_integration)
+    _path, params = to_microsoft(client.post("/sso/signin/", {"next": "/portal/" + "x" * 600}))
+    assert microsoft_answers(client, fake_microsoft, params).url == "/portal/"
 
 
 @pytest.mark.parametrize(

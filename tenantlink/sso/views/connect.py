@@ -12,7 +12,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenantlink.accounts.flows import SIGNIN_METHOD, is_recent_signin, safe_next
+from tenantlink.accounts.flows import SIGNIN_METHOD, is_recent_full_signin, safe_next
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, get_company_object
@@ -40,10 +40,15 @@ def connect(request):
     if not microsoft.is_configured() or not flows.may_connect(request.user):
         messages.error(request, _("Microsoft sign-in cannot be turned on for your account now."))
         return redirect(next_url)
-    if not is_recent_signin(request):
-        # Connecting changes how the account signs in: only right after proving who you are.
-        messages.info(request, _("Confirm your password first; then choose “Enable” again."))
-        return redirect(reverse("reauthenticate") + "?" + urlencode({"next": reverse("profile_settings")}))
+    if not is_recent_full_signin(request):
+        # Connecting changes how the account signs in: only right after a sign-in with password
+        # and second factor (a password confirmation alone is not enough).
+        logout(request)
+        messages.info(
+            request,
+            _("For your security, sign in again with your password and code; then choose “Enable” right away."),
+        )
+        return redirect(reverse("signin") + "?" + urlencode({"next": reverse("profile_settings")}))
     return redirect(flows.start_connect(request, next_url))
 
 

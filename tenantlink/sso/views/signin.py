@@ -52,6 +52,7 @@ REFUSALS = {
         "Your Microsoft organization is not connected to this portal. Sign in with your username and password."
     ),
     "deactivated": _("Your portal account is deactivated. Ask your company's administrator."),
+    "staff": _("Operator staff sign in with username, password and second factor, not with Microsoft."),
     "licence": _(
         "Your company's single sign-on licence is not valid, so Microsoft sign-in is not available. "
         "Sign in with your username and password."
