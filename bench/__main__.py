@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench import load, stage
 from tests import postgres
+from tests.e2e.microsoft_steps import Authenticator
 
 CLIENTS = 6  # browsers at once: enough to keep every worker thread of a 2-core machine busy
 PHASE_SECONDS = 15
@@ -171,13 +172,13 @@ def main():
             # Password + TOTP sign-in, complete through the pages, several browsers at once.
             people = [load.person(name, seed.PASSWORD, totp) for name, totp in password_people]
             mine, people = people[:10], people[10:]
-            authenticator = load.Authenticator()
+            authenticator = Authenticator()
 
             def password_client(index):
                 own = people[index::CLIENTS]
 
                 def make():
-                    authenticator = load.Authenticator()
+                    authenticator = Authenticator()
                     return lambda: load.password_signin(site, own, authenticator)
 
                 return make
@@ -318,7 +319,7 @@ def _memory(table, site, portal, people, microsoft_people, member_cookies, admin
         own = people[index::CLIENTS]
 
         def make():
-            authenticator, browser = load.Authenticator(), load.MicrosoftBrowser(site, account)
+            authenticator, browser = Authenticator(), load.MicrosoftBrowser(site, account)
             page = load.KeepAlive(site.url, "/portal/", member_cookies)
             listing = load.KeepAlive(site.url, "/company/users/", admin_cookies)
             search = load.KeepAlive(site.url, "/company/users/?q=user+1", admin_cookies)

@@ -25,26 +25,6 @@ class Site:
     url: str
 
 
-class Authenticator:
-    """Authenticator apps for many people: each code is accepted once, so a person signs in at
-    most once per time-step: now, then the next step (accepted as clock drift), then waits.
-    (The previous step, also accepted, would be refused if the step changed on the way.)"""
-
-    def __init__(self):
-        self.last_step = {}
-
-    def code(self, person):
-        import pyotp
-
-        now = int(time.time()) // 30
-        step = max(self.last_step.get(person.username, 0) + 1, now)
-        while step > now + 1:
-            time.sleep(0.5)
-            now = int(time.time()) // 30
-        self.last_step[person.username] = step
-        return pyotp.TOTP(person.totp_seed).generate_otp(step)
-
-
 def _forget_portal(visitor):
     """A browser back at the sign-in page with no portal session; Microsoft's cookie stays."""
     for name in PORTAL_COOKIES:

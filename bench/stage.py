@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tenantlink import demo
+from tests.e2e import conftest
 from tests.e2e.conftest import FIELD_ENCRYPTION_KEY, ROOT, Service, base_environment, free_port
 
 PYTHON = sys.executable
@@ -21,24 +22,7 @@ def cores():
 
 def start_emulator(folder):
     url = f"http://127.0.0.1:{free_port()}"
-    service = Service(
-        "The Entra emulator",
-        [
-            PYTHON,
-            "-m",
-            "entra_emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            url.rsplit(":", 1)[1],
-            "--directory",
-            str(ROOT / "entra_emulator" / "demo_directory.json"),
-        ],
-        {**base_environment(), "PYTHONUNBUFFERED": "1"},
-        folder / "emulator.log",
-    )
-    service.wait_until_answering(f"{url}/organizations/v2.0/.well-known/openid-configuration")
-    return url, service
+    return url, conftest.start_emulator(url, folder / "emulator.log")
 
 
 def portal_environment(database_url, url, emulator_url, folder):

@@ -148,10 +148,8 @@ def emulator_url():
     return f"http://127.0.0.1:{free_port()}"
 
 
-@pytest.fixture(scope="session")
-def emulator(emulator_url, tmp_path_factory):
-    """The Entra emulator with the demo directory, answering at `emulator_url`."""
-    port = emulator_url.rsplit(":", 1)[1]
+def start_emulator(url, log_path):
+    """The Entra emulator with the demo directory as a process answering at `url`."""
     service = Service(
         "The Entra emulator",
         [
@@ -161,15 +159,22 @@ def emulator(emulator_url, tmp_path_factory):
             "--host",
             "127.0.0.1",
             "--port",
-            port,
+            url.rsplit(":", 1)[1],
             "--directory",
             str(ROOT / "entra_emulator" / "demo_directory.json"),
         ],
         {**base_environment(), "PYTHONUNBUFFERED": "1"},
-        tmp_path_factory.mktemp("emulator") / "output.log",
+        log_path,
     )
+    service.wait_until_answering(f"{url}/organizations/v2.0/.well-known/openid-configuration")
+    return service
+
+
+@pytest.fixture(scope="session")
+def emulator(emulator_url, tmp_path_factory):
+    """The Entra emulator with the demo directory, answering at `emulator_url`."""
+    service = start_emulator(emulator_url, tmp_path_factory.mktemp("emulator") / "output.log")
     try:
-        service.wait_until_answering(f"{emulator_url}/organizations/v2.0/.well-known/openid-configuration")
         yield emulator_url
     finally:
         service.stop()
@@ -319,17 +324,25 @@ def running_portal(database_url, folder, workers=2, extra_args=(), **settings):
         service.stop()
 
 
+@contextlib.contextmanager
+def reset_emulator(emulator_url, site_url):
+    """The emulator's control API, the emulator back at its start (demo directory, original
+    keys, no faults, nobody signed in), the portal at `site_url`'s callbacks registered."""
+    with httpx.Client(base_url=f"{emulator_url}/_emulator", timeout=10) as control:
+        control.post("/reset").raise_for_status()
+        for path in ("/sso/callback/", "/sso/consent/callback/"):
+            control.post(
+                f"/apps/{demo.DEMO_CLIENT_ID}/redirect_uris", json={"uri": f"{site_url}{path}"}
+            ).raise_for_status()
+        yield control
+
+
 @pytest.fixture
 def emulator_control(emulator, portal):
     """The emulator's control API (an httpx client at /_emulator/), with the emulator back at its
     start for each test: the demo directory, original keys, no faults, nobody signed in. The demo
     app is registered for the ports of `make demo`; the portal under test's callbacks are added."""
-    with httpx.Client(base_url=f"{emulator}/_emulator", timeout=10) as control:
-        control.post("/reset").raise_for_status()
-        for path in ("/sso/callback/", "/sso/consent/callback/"):
-            control.post(
-                f"/apps/{demo.DEMO_CLIENT_ID}/redirect_uris", json={"uri": f"{portal.url}{path}"}
-            ).raise_for_status()
+    with reset_emulator(emulator, portal.url) as control:
         yield control
         # A hanging or failing endpoint must not outlive the test that asked for it.
         control.delete("/faults").raise_for_status()

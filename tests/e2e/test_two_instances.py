@@ -22,7 +22,7 @@ import pytest
 
 from tenantlink import demo
 from tests import postgres
-from tests.e2e.conftest import Portal, demo_people, free_port, running_portal
+from tests.e2e.conftest import Portal, demo_people, free_port, reset_emulator, running_portal
 from tests.e2e.microsoft_steps import (
     BEN_AT_MICROSOFT,
     CONNECT_BEN,
@@ -161,12 +161,7 @@ def console(instances, tmp_path_factory):
 def microsoft(emulator, instances):
     """The emulator at its start, with the public callbacks registered for the demo app."""
     public, _instances = instances
-    with httpx.Client(base_url=f"{emulator}/_emulator", timeout=10) as control:
-        control.post("/reset").raise_for_status()
-        for path in ("/sso/callback/", "/sso/consent/callback/"):
-            control.post(
-                f"/apps/{demo.DEMO_CLIENT_ID}/redirect_uris", json={"uri": f"{public.url}{path}"}
-            ).raise_for_status()
+    with reset_emulator(emulator, public.url) as control:
         yield control
 
 
