@@ -17,11 +17,7 @@ class Company(models.Model):
 
     def current_licence(self, product, at=None):
         """The licence for `product` that is valid at `at` (now by default), or None."""
-        at = at or timezone.now()
-        for licence in self.licences.filter(product=product, revoked=False).order_by("-valid_until"):
-            if licence.is_valid(at):
-                return licence
-        return None
+        return self.licences.valid(product, at).order_by("-valid_until").first()
 
     def has_sso(self, at=None):
         return self.current_licence(Licence.Product.SSO, at) is not None
@@ -43,6 +39,13 @@ class Company(models.Model):
         return self.licences.filter(product=product, revoked=False).update(revoked=True, revoked_at=timezone.now())
 
 
+class LicenceQuerySet(models.QuerySet):
+    def valid(self, product, at=None):
+        """The licences for `product` in force at `at` (now by default): as Licence.is_valid."""
+        at = at or timezone.now()
+        return self.filter(product=product, revoked=False, valid_from__lte=at, valid_until__gt=at)
+
+
 class Licence(models.Model):
     class Product(models.TextChoices):
         SSO = "sso", _("Single sign-on with Microsoft")
@@ -54,6 +57,8 @@ class Licence(models.Model):
     revoked = models.BooleanField(_("revoked"), default=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = LicenceQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("licence")

@@ -13,6 +13,7 @@ import smtplib
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.companies.models import Licence
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
@@ -323,13 +325,12 @@ def disconnect(request, connection):
 
 def still_usable(connection_id, user):
     """Whether a session opened with Microsoft may go on: the connection exists, its integration
-    is active and the company's licence valid (a deactivated user is signed out by Django)."""
-    connection = (
-        Connection.objects.filter(pk=connection_id, user=user, integration__status=Integration.Status.ACTIVE)
-        .select_related("integration__company")
-        .first()
-    )
-    return connection is not None and connection.integration.company.has_sso()
+    is active and the company's licence valid (a deactivated user is signed out by Django). One
+    query: it runs on every request of such a session."""
+    valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("integration__company"))
+    return Connection.objects.filter(
+        Exists(valid_licence), pk=connection_id, user=user, integration__status=Integration.Status.ACTIVE
+    ).exists()
 
 
 def notify(request, user, what, connection):
