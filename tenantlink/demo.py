@@ -76,7 +76,11 @@ def seed():
 
     from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
     from tenantlink.companies.models import Company, Licence
-    from tenantlink.sso.models import Integration
+    from tenantlink.sso.models import CachedDocument, Integration
+
+    # The emulator makes new signing keys at every start: keys cached from the last run would
+    # refuse its tokens for minutes (an unknown key is fetched again at most every 5 minutes).
+    CachedDocument.objects.all().delete()
 
     for spec in COMPANIES:
         company, _ = Company.objects.get_or_create(name=spec["name"])

@@ -193,3 +193,15 @@ def test_the_secret_can_come_from_a_file(tmp_path):
     assert (secret, problem) == ("from-a-file", "")
     missing = {"ENTRA_CLIENT_ID": CONFIGURED["ENTRA_CLIENT_ID"], "ENTRA_CLIENT_SECRET_FILE": str(tmp_path / "nope")}
     assert "ENTRA_CLIENT_SECRET_FILE cannot be read" in entra_configuration(missing)[4]
+
+
+def test_the_demo_forgets_the_keys_of_an_earlier_emulator():
+    """`make demo` starts an emulator with new keys: keys cached by the last run would refuse
+    its tokens until the next refetch is allowed."""
+    from tenantlink.demo import seed
+
+    CachedDocument.objects.create(
+        url="http://127.0.0.1:8400/organizations/discovery/v2.0/keys", body={"keys": []}, fetched_at=timezone.now()
+    )
+    seed()
+    assert not CachedDocument.objects.exists()
