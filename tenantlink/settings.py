@@ -72,6 +72,9 @@ def database_from_url(url):
                 "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
             },
+            # Each thread keeps its connection across requests instead of opening the file and
+            # running the commands above for every request.
+            "CONN_MAX_AGE": 60,
         }
     if parts.scheme in ("postgres", "postgresql"):
         name = unquote(parts.path.lstrip("/"))
@@ -246,7 +249,7 @@ PASSWORD_RESET_TIMEOUT = env_int("INVITATION_LIFETIME", 3 * 24 * 3600, minimum=6
 
 # Sessions: an absolute lifetime (the cookie and server-side expiry) and an idle lifetime
 # enforced by tenantlink.lib.middleware.session_lifetime.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "tenantlink.accounts.sessions"  # database sessions, read with their user
 SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_LIFETIME", 12 * 3600, minimum=300)
 SESSION_IDLE_LIFETIME = env_int("SESSION_IDLE_LIFETIME", 30 * 60, minimum=60)
 SESSION_COOKIE_HTTPONLY = True

@@ -49,7 +49,7 @@ class SignInForm(forms.Form):
             return self.cleaned_data
         # Looked up only to count attempts against the right account and to audit; the answer
         # is the same whether or not it exists.
-        known = User.objects.with_username(username).first()
+        known = User.objects.with_username(username).select_related("totp").first()  # totp: where next
         user = None
         if throttle.begin_attempt(self.request, username, known) and known is not None:
             # The account found above, checked directly: one password hash computed, and the

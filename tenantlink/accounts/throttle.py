@@ -13,7 +13,7 @@ import unicodedata
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from tenantlink.accounts.models import Throttle
@@ -51,34 +51,35 @@ def _label(key, user):
     return user.username if user else UNKNOWN_USERNAME
 
 
+def _count(key, limit, now, window):
+    """Count one attempt with a single UPDATE: the usual case of a key that has a row, is not
+    paused and has attempts left (a window that has passed starts again at 1). 0 rows when any
+    of that is not so."""
+    window_passed = Q(window_started_at__lt=now - window)
+    return Throttle.objects.filter(
+        Q(key=key, locked_until__isnull=True) & (window_passed | Q(failures__lt=limit))
+    ).update(
+        failures=Case(When(window_passed, then=Value(1)), default=F("failures") + 1),
+        window_started_at=Case(When(window_passed, then=Value(now)), default=F("window_started_at")),
+    )
+
+
 def begin_attempt(request, username, user=None):
     """Count one attempt for the account and the address. False, and nothing counted, when
     either is paused: then the secret must not be checked at all."""
     now = timezone.now()
     window = datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
-    ended, started = [], []
+    # Always lock the rows in the same order (sorted by key), so that two requests cannot wait
+    # for each other.
+    keys = sorted(_keys(request, username, user))
     with transaction.atomic():
-        throttles = []
-        # Always lock the rows in the same order (sorted by key), so that two requests cannot
-        # wait for each other.
-        for key, limit in sorted(_keys(request, username, user)):
-            throttle, _created = Throttle.objects.select_for_update().get_or_create(
-                key=key, defaults={"window_started_at": now}
-            )
-            if throttle.locked_until and throttle.locked_until <= now:
-                ended.append(throttle.key)
-                throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
-            elif not throttle.locked_until and now - throttle.window_started_at > window:
-                throttle.failures, throttle.window_started_at = 0, now
-            if not throttle.locked_until and throttle.failures >= limit:
-                throttle.locked_until = now + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
-                started.append(throttle)
-            throttles.append(throttle)
-        allowed = not any(throttle.locked_until for throttle in throttles)
-        for throttle in throttles:
-            if allowed:
-                throttle.failures += 1
-            throttle.save()
+        counted = [key for key, limit in keys if _count(key, limit, now, window)]
+        if len(counted) == len(keys):
+            return True
+        # A row is missing, a pause starts or ends: give back what was counted (those rows are
+        # locked by this transaction already) and decide key by key.
+        Throttle.objects.filter(key__in=counted).update(failures=F("failures") - 1)
+        allowed, ended, started = _count_slowly(keys, now, window)
     for key in ended:
         AuditEvent.objects.record(Action.SIGNIN_UNLOCKED, request=request, target=user, target_label=_label(key, user))
     for throttle in started:
@@ -94,20 +95,45 @@ def begin_attempt(request, username, user=None):
     return allowed
 
 
+def _count_slowly(keys, now, window):
+    """(allowed, keys whose pause ended, throttles whose pause starts), rows locked one by one."""
+    ended, started, throttles = [], [], []
+    for key, limit in keys:
+        throttle, _created = Throttle.objects.select_for_update().get_or_create(
+            key=key, defaults={"window_started_at": now}
+        )
+        if throttle.locked_until and throttle.locked_until <= now:
+            ended.append(throttle.key)
+            throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
+        elif not throttle.locked_until and now - throttle.window_started_at > window:
+            throttle.failures, throttle.window_started_at = 0, now
+        if not throttle.locked_until and throttle.failures >= limit:
+            throttle.locked_until = now + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
+            started.append(throttle)
+        throttles.append(throttle)
+    allowed = not any(throttle.locked_until for throttle in throttles)
+    for throttle in throttles:
+        if allowed:
+            throttle.failures += 1
+        throttle.save()
+    return allowed, ended, started
+
+
 def attempt_succeeded(request, user):
     """The secret was right: give this attempt back to the account and the address. Failed
     attempts stay counted until the whole sign-in succeeds (clear_account), so a stolen password
     cannot be used to guess second-factor codes without limit."""
-    # Row by row in the order begin_attempt locks them: one UPDATE … WHERE key IN (…) locks rows
-    # in an order of the database's choosing, and two sign-ins of one user could then deadlock.
-    with transaction.atomic():
-        for key in sorted([account_key(user.username, user), _address_key(request)]):
-            Throttle.objects.filter(key=key, failures__gt=0).update(failures=F("failures") - 1)
+    # Row by row, each UPDATE a transaction of its own: holding no lock while asking for the
+    # next, two sign-ins of one user cannot wait for each other.
+    for key in (account_key(user.username, user), _address_key(request)):
+        Throttle.objects.filter(key=key, failures__gt=0).update(failures=F("failures") - 1)
 
 
 def clear_account(user):
-    """A complete sign-in forgives the account's earlier failures (not the address's)."""
-    Throttle.objects.filter(key=account_key(user.username, user)).delete()
+    """A complete sign-in forgives the account's earlier failures (not the address's). The row
+    stays, so that the next attempt is counted with one UPDATE; the daily purge removes it once
+    its window has passed."""
+    Throttle.objects.filter(key=account_key(user.username, user), failures__gt=0).update(failures=0)
 
 
 def address_paused(request):

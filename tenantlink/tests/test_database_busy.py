@@ -6,11 +6,11 @@ import logging
 
 import pytest
 from django.contrib.auth import get_user
-from django.contrib.sessions.backends.db import SessionStore
 from django.db import InterfaceError, OperationalError
 from django.test import Client
 from django.utils.functional import SimpleLazyObject
 
+from tenantlink.accounts.sessions import SessionStore
 from tenantlink.conftest import PASSWORD, sign_in
 from tenantlink.lib.errors import service_unavailable
 

@@ -4,12 +4,11 @@ does."""
 import datetime
 import io
 
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.utils import timezone
 
-from tenantlink.accounts.models import Throttle
+from tenantlink.accounts.models import Session, Throttle
+from tenantlink.accounts.sessions import SessionStore
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 

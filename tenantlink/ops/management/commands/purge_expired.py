@@ -1,12 +1,11 @@
 import datetime
 
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
 from django.db.models import Q
 from django.utils import timezone
 
-from tenantlink.accounts.models import Throttle
+from tenantlink.accounts.models import Session, Throttle
 from tenantlink.audit.models import AuditEvent
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 

@@ -1,0 +1,86 @@
+"""The session engine (SESSION_ENGINE): Django's database sessions with fewer round trips.
+
+- A request reads its session together with the signed-in user and their company, in one query;
+  AccountBackend.get_user takes that user instead of reading it again.
+- A new session key is not first looked up: the key is 32 random characters, and the INSERT's
+  unique constraint still refuses a duplicate (create() then draws another).
+- Rotating the key at sign-in (cycle_key) deletes the old row at once and writes the new one
+  once, with its data, when the response is saved — not an empty row first and an UPDATE later.
+- Outside a transaction, a save is its single INSERT or UPDATE, without BEGIN and COMMIT around
+  it.
+"""
+
+import contextlib
+import contextvars
+
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends import db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.utils.crypto import get_random_string
+
+# The user read with the session most recently loaded on this thread (None: no signed-in user).
+_loaded_user = contextvars.ContextVar("loaded_user", default=None)
+
+
+def take_loaded_user(user_id):
+    """The user read with this request's session when its id is `user_id`, else None; once."""
+    user = _loaded_user.get()
+    _loaded_user.set(None)
+    return user if user is not None and str(user.pk) == str(user_id) else None
+
+
+class SessionStore(db.SessionStore):
+    @classmethod
+    def get_model_class(cls):
+        from tenantlink.accounts.models import Session
+
+        return Session
+
+    def load(self):
+        session = self._get_session_from_db()  # with the user and company (the model's manager)
+        _loaded_user.set(session.user if session else None)
+        return self.decode(session.session_data) if session else {}
+
+    def _get_new_session_key(self):
+        return get_random_string(32, VALID_KEY_CHARS)
+
+    def create_model_instance(self, data):
+        session = super().create_model_instance(data)
+        session.user_id = data.get(SESSION_KEY)
+        return session
+
+    def cycle_key(self):
+        data, old_key = self._session, self.session_key
+        self._session_key = None  # save() creates the new row, with the data
+        self._session_cache = data
+        self.modified = True
+        if old_key:
+            self.delete(old_key)
+
+    def save(self, must_create=False):
+        if self.session_key is None:
+            return self.create()
+        session = self.create_model_instance(self._get_session(no_load=must_create))
+        using = router.db_for_write(self.model, instance=session)
+        # Inside a transaction the savepoint keeps a failed INSERT from breaking it.
+        guard = transaction.atomic(using=using) if connections[using].in_atomic_block else contextlib.nullcontext()
+        try:
+            with guard:
+                session.save(force_insert=must_create, force_update=not must_create, using=using)
+        except IntegrityError:
+            if must_create:
+                raise CreateError from None
+            raise
+        except DatabaseError:
+            if not must_create:
+                raise UpdateError from None
+            raise
+
+    def delete(self, session_key=None):
+        session_key = session_key or self.session_key
+        if session_key is not None:
+            # One DELETE: the row has no relations or signals for QuerySet.delete() to see to,
+            # which would wrap it in a transaction.
+            sessions = self.model.objects.filter(session_key=session_key)
+            sessions._raw_delete(sessions.db)
