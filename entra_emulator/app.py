@@ -1,23 +1,25 @@
-"""The Starlette application: metadata endpoints (discovery, keys), Graph, and the routing table
-that brings in sign-in, token and control endpoints."""
+"""The Starlette application: metadata endpoints (discovery, keys), fault injection, and the
+routing table that brings in sign-in, token, Graph and control endpoints."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import control, errors, grants, signin
+from . import control, errors, grants, graph, signin
 from .faults import endpoint_of
-from .responses import emulator_of, error_page, json_error, render, trace_of
+from .responses import emulator_of, error_page, json_error, render
 from .state import Emulator
-from .tokens import InvalidToken, pairwise_sub, verify_graph_token
+
+JSON = "application/json"
+# Half an answer, not valid UTF-8: what a broken proxy or a cut connection leaves a client with.
+GARBAGE_BODY = b'{"error": {"code": "\xff\xfe<html><body>502 Bad Gat'
 
 
 def discovery_document(emulator: Emulator, tenant) -> dict:
@@ -96,91 +98,6 @@ async def jwks(request):
     return JSONResponse(emulator.keys.jwks(issuer), headers={"Cache-Control": "max-age=86400, private"})
 
 
-def _graph_error(request, status: int, code: str, message: str) -> JSONResponse:
-    now = datetime.fromtimestamp(emulator_of(request).now(), UTC)
-    trace = trace_of(request)
-    return JSONResponse(
-        {
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "request-id": trace.trace_id,
-                    "client-request-id": trace.correlation_id,
-                },
-            }
-        },
-        status_code=status,
-        headers={"WWW-Authenticate": 'Bearer realm=""'} if status == 401 else None,
-    )
-
-
-def _graph_caller(request):
-    """(claims, user) for a valid delegated Graph token, or an error response."""
-    emulator = emulator_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None, _graph_error(request, 401, "InvalidAuthenticationToken", "Access token is empty.")
-    try:
-        claims = verify_graph_token(token.strip(), emulator.keys, emulator.issuer, emulator.now())
-    except InvalidToken as exc:
-        return None, _graph_error(request, 401, "InvalidAuthenticationToken", str(exc))
-    if claims.get("idtyp") == "app":
-        return None, _graph_error(
-            request, 400, "BadRequest", "/me request is only valid with delegated authentication flow."
-        )
-    user = emulator.directory.find_user(claims.get("tid", ""), claims.get("oid", ""))
-    if user is None or not user.enabled:
-        return None, _graph_error(request, 401, "InvalidAuthenticationToken", "The user does not exist.")
-    return (claims, user), None
-
-
-async def graph_me(request):
-    caller, failure = _graph_caller(request)
-    if failure:
-        return failure
-    claims, user = caller
-    if "user.read" not in claims.get("scp", "").lower().split():
-        return _graph_error(
-            request, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
-        )
-    return JSONResponse(
-        {
-            "@odata.context": f"{emulator_of(request).public_url}/v1.0/$metadata#users/$entity",
-            "businessPhones": [],
-            "displayName": user.display_name,
-            "givenName": user.given_name,
-            "jobTitle": None,
-            "mail": user.mail,
-            "mobilePhone": None,
-            "officeLocation": None,
-            "preferredLanguage": None,
-            "surname": user.surname,
-            "userPrincipalName": user.upn,
-            "id": user.oid,
-        }
-    )
-
-
-async def userinfo(request):
-    caller, failure = _graph_caller(request)
-    if failure:
-        return failure
-    claims, user = caller
-    # Microsoft: the same pairwise subject as in the app's ID token.
-    info = {
-        "sub": pairwise_sub(claims.get("appid", ""), claims["tid"], user.oid),
-        "name": user.display_name,
-        "family_name": user.surname,
-        "given_name": user.given_name,
-        "picture": f"{emulator_of(request).public_url}/v1.0/me/photo/$value",
-    }
-    if user.mail and "email" in claims.get("scp", "").split():
-        info["email"] = user.mail
-    return JSONResponse(info)
-
-
 async def error_lookup(request):
     code = request.query_params.get("code", "")
     return render("lookup.html", code=code)
@@ -204,20 +121,26 @@ class FaultMiddleware:
         if fault and fault.hang_seconds:
             await asyncio.sleep(fault.hang_seconds)
         if fault and fault.status:
-            request = Request(scope, receive)
-            error = errors.service_unavailable(fault.status)
-            error.status = fault.status
-            if endpoint in ("authorize", "adminconsent", "other"):
-                response = error_page(request, error)
-            elif endpoint == "graph":
-                response = _graph_error(
-                    request, fault.status, "serviceNotAvailable", "The service is temporarily unavailable."
-                )
-            else:
-                response = json_error(request, error)
+            response = _fault_response(Request(scope, receive), endpoint, fault)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _fault_response(request, endpoint: str, fault) -> Response:
+    """The failing answer a fault asks for, in the shape of the endpoint (or garbled)."""
+    pages = endpoint in ("authorize", "adminconsent", "other")
+    if fault.garbage_body:
+        response = Response(GARBAGE_BODY, status_code=fault.status, media_type="text/html" if pages else JSON)
+    elif endpoint == "graph":
+        response = graph.error_response(request, graph.unavailable(fault.status))
+    else:
+        error = errors.service_unavailable(fault.status)
+        error.status = fault.status
+        response = error_page(request, error) if pages else json_error(request, error)
+    if fault.retry_after is not None:
+        response.headers["Retry-After"] = str(fault.retry_after)
+    return response
 
 
 async def http_error(request, exc: HTTPException):
@@ -241,7 +164,9 @@ async def http_error(request, exc: HTTPException):
     endpoint = endpoint_of(path)
     if endpoint == "graph":
         message = "Specified HTTP method is not allowed for the request target."
-        response = _graph_error(request, error.status, "BadRequest", message if error.status == 405 else exc.detail)
+        response = graph.error_response(
+            request, graph.GraphError(error.status, "BadRequest", message if error.status == 405 else exc.detail)
+        )
     elif endpoint in ("token", "discovery", "jwks"):
         response = json_error(request, error)
     else:
@@ -254,8 +179,7 @@ def create_app(emulator: Emulator) -> Starlette:
     routes = [
         Route("/", home),
         Route("/error", error_lookup),
-        Route("/v1.0/me", graph_me),
-        Route("/oidc/userinfo", userinfo, methods=["GET", "POST"]),
+        *graph.routes,
         *control.routes,
         Route("/{tenant}/v2.0/.well-known/openid-configuration", discovery),
         Route("/{tenant}/discovery/v2.0/keys", jwks),

@@ -107,12 +107,28 @@ async def update_user(request):
     return emulator_of(request).directory.update_user(tenant, _user(request, tenant), await _body(request)).to_dict()
 
 
+def _tenant_without_expired_deletions(request):
+    tenant = _tenant(request)
+    tenant.purge_deleted_users(emulator_of(request).now_datetime())
+    return tenant
+
+
 @endpoint
 async def delete_user(request):
-    tenant = _tenant(request)
+    """Microsoft's delete: the user moves to "Deleted users", restorable for 30 days."""
+    tenant = _tenant_without_expired_deletions(request)
     user = _user(request, tenant)
-    tenant.users.remove(user)
+    tenant.delete_user(user, emulator_of(request).now_datetime())
     return {"deleted": user.oid}
+
+
+@endpoint
+async def restore_user(request):
+    tenant = _tenant_without_expired_deletions(request)
+    user = tenant.find_deleted_user(request.path_params["user"])
+    if user is None:
+        raise NotFound(f"no deleted user {request.path_params['user']!r} in {tenant.domain} (kept for 30 days)")
+    return emulator_of(request).directory.restore_user(tenant, user).to_dict()
 
 
 @endpoint
@@ -212,6 +228,7 @@ routes = [
     Route("/_emulator/tenants/{tenant}/users", upsert_user, methods=["POST"]),
     Route("/_emulator/tenants/{tenant}/users/{user}", update_user, methods=["PATCH"]),
     Route("/_emulator/tenants/{tenant}/users/{user}", delete_user, methods=["DELETE"]),
+    Route("/_emulator/tenants/{tenant}/users/{user}/restore", restore_user, methods=["POST"]),
     Route("/_emulator/tenants/{tenant}/service_principals/{client_id}", delete_service_principal, methods=["DELETE"]),
     Route("/_emulator/apps", upsert_app, methods=["POST"]),
     Route("/_emulator/apps/{client_id}", update_app, methods=["PATCH"]),

@@ -8,9 +8,10 @@ merge → ``from_dict`` so that every change is validated by the same loader.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -18,6 +19,18 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 # Aliases under which a tenant may be addressed without naming a tenant.
 MULTI_TENANT_ALIASES = ("common", "organizations")
+# Graph's application permissions (app roles) that the emulator knows, by their real IDs.
+GRAPH_APP_ROLES = {"df021288-bdef-4463-88db-98f22de89214": "User.Read.All"}
+GLOBAL_ADMINISTRATOR = "Global Administrator"
+# Only these two roles may grant Graph application permissions; the others may grant the rest.
+ADMIN_ROLES = (
+    GLOBAL_ADMINISTRATOR,
+    "Privileged Role Administrator",
+    "Cloud Application Administrator",
+    "Application Administrator",
+)
+GRAPH_APP_ROLE_GRANTORS = ADMIN_ROLES[:2]
+DELETED_USER_RETENTION_DAYS = 30
 
 
 class DirectoryError(ValueError):
@@ -84,6 +97,40 @@ def _datetime(value: str, what: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _graph_app_role(entry, what: str) -> str:
+    """The name of a Graph app role from a manifest entry ``{"id": <role id>, "type": "Role"}``."""
+    if not isinstance(entry, dict) or entry.get("type") != "Role":
+        raise DirectoryError(
+            f'{what} entries must be {{"id": <app role id>, "type": "Role"}}; delegated permissions go in required_scopes'
+        )
+    role = GRAPH_APP_ROLES.get(str(entry.get("id", "")).lower())
+    if role is None:
+        raise DirectoryError(f"{what}: {entry.get('id')!r} is not a Graph app role the emulator knows")
+    return role
+
+
+def _required_resource_access(value) -> list[dict]:
+    """The manifest's ``requiredResourceAccess``, limited to Graph's application permissions."""
+    entries = _list(value, "app required_resource_access")
+    for entry in entries:
+        resource = _require(entry, "resourceAppId", "required_resource_access entry")
+        if str(resource).lower() != GRAPH_APP_ID:
+            raise DirectoryError(f"required_resource_access: only Microsoft Graph ({GRAPH_APP_ID}) is emulated")
+        for access in _list(entry.get("resourceAccess"), "resourceAccess"):
+            _graph_app_role(access, "resourceAccess")
+    return entries
+
+
+def _known_app_role(name: str) -> str:
+    if name not in GRAPH_APP_ROLES.values():
+        raise DirectoryError(f"{name!r} is not a Graph app role the emulator knows")
+    return name
+
+
 def is_guid(value: str) -> bool:
     try:
         uuid.UUID(value)
@@ -128,7 +175,7 @@ class Secret:
         )
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "expires": self.expires.isoformat().replace("+00:00", "Z")}
+        return {"value": self.value, "expires": _iso(self.expires)}
 
 
 @dataclass
@@ -138,6 +185,8 @@ class App:
     secrets: list[Secret] = field(default_factory=list)
     redirect_uris: list[str] = field(default_factory=list)
     required_scopes: list[str] = field(default_factory=list)
+    # The manifest's requiredResourceAccess: the application permissions the app is configured with.
+    required_resource_access: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> App:
@@ -147,6 +196,7 @@ class App:
             secrets=[Secret.from_dict(s) for s in _list(data.get("secrets"), "app secrets")],
             redirect_uris=_strings(data.get("redirect_uris"), "app redirect_uris"),
             required_scopes=_strings(data.get("required_scopes"), "app required_scopes"),
+            required_resource_access=_required_resource_access(data.get("required_resource_access")),
         )
 
     def to_dict(self) -> dict:
@@ -156,7 +206,14 @@ class App:
             "secrets": [s.to_dict() for s in self.secrets],
             "redirect_uris": list(self.redirect_uris),
             "required_scopes": list(self.required_scopes),
+            "required_resource_access": copy.deepcopy(self.required_resource_access),
         }
+
+    @property
+    def graph_app_roles(self) -> list[str]:
+        """The Graph application permissions configured on the registration, by name."""
+        entries = [a for r in self.required_resource_access for a in r.get("resourceAccess", [])]
+        return list(dict.fromkeys(_graph_app_role(a, "resourceAccess") for a in entries))
 
 
 @dataclass
@@ -168,17 +225,26 @@ class User:
     mail: str | None = None
     admin: bool = False
     enabled: bool = True
+    admin_role: str | None = None  # for administrators: one of ADMIN_ROLES
+    deleted: datetime | None = None  # when it was (soft-)deleted
 
     @classmethod
     def from_dict(cls, data: dict) -> User:
+        admin = _bool(data, "admin", False, "user")
+        # Ignored for others, so that taking "admin" away is one change.
+        admin_role = (data.get("admin_role") or GLOBAL_ADMINISTRATOR) if admin else None
+        if admin and admin_role not in ADMIN_ROLES:
+            raise DirectoryError(f"user 'admin_role' must be one of: {', '.join(ADMIN_ROLES)}")
         return cls(
             oid=_guid(_require(data, "oid", "user"), "user oid"),
             upn=_text(data, "upn", "user"),
             display_name=_text(data, "display_name", "user"),
             password=_text(data, "password", "user"),
             mail=_text(data, "mail", "user") if data.get("mail") else None,
-            admin=_bool(data, "admin", False, "user"),
+            admin=admin,
             enabled=_bool(data, "enabled", True, "user"),
+            admin_role=admin_role,
+            deleted=_datetime(data["deleted"], "user deleted") if data.get("deleted") else None,
         )
 
     def to_dict(self) -> dict:
@@ -189,8 +255,14 @@ class User:
             "mail": self.mail,
             "password": self.password,
             "admin": self.admin,
+            "admin_role": self.admin_role,
             "enabled": self.enabled,
+            **({"deleted": _iso(self.deleted)} if self.deleted else {}),
         }
+
+    @property
+    def may_grant_graph_app_roles(self) -> bool:
+        return self.admin_role in GRAPH_APP_ROLE_GRANTORS
 
     @property
     def given_name(self) -> str:
@@ -200,6 +272,11 @@ class User:
     def surname(self) -> str | None:
         parts = self.display_name.split(" ", 1)
         return parts[1] if len(parts) > 1 else None
+
+
+def _user_by_ref(users: list[User], ref: str) -> User | None:
+    ref = (ref or "").lower()
+    return next((u for u in users if ref in (u.oid, u.upn.lower())), None)
 
 
 @dataclass
@@ -217,6 +294,10 @@ class Tenant:
     admin_consents: dict[str, list[str]] = field(default_factory=dict)
     # Grants users made for themselves: client_id → {oid → scopes}.
     user_consents: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    # Application permissions granted to an app's service principal: client_id → Graph app roles.
+    app_role_assignments: dict[str, list[str]] = field(default_factory=dict)
+    # Soft-deleted users ("Deleted users"), restorable for DELETED_USER_RETENTION_DAYS.
+    deleted_users: list[User] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> Tenant:
@@ -245,8 +326,17 @@ class Tenant:
                 }
                 for c, by_user in _mapping(data.get("user_consents"), "user_consents").items()
             },
+            app_role_assignments={
+                _guid(c, "app with app roles"): [
+                    _known_app_role(r) for r in _strings(roles, "app_role_assignments roles")
+                ]
+                for c, roles in _mapping(data.get("app_role_assignments"), "app_role_assignments").items()
+            },
+            deleted_users=[User.from_dict(u) for u in _list(data.get("deleted_users"), "tenant deleted_users")],
         )
-        oids = [u.oid for u in tenant.users]
+        if any(u.deleted for u in tenant.users) or not all(u.deleted for u in tenant.deleted_users):
+            raise DirectoryError(f"tenant {tenant.domain}: only deleted_users carry 'deleted'")
+        oids = [u.oid for u in tenant.users + tenant.deleted_users]
         if len(set(oids)) != len(oids):
             raise DirectoryError(f"tenant {tenant.domain} has two users with the same oid")
         return tenant
@@ -263,18 +353,33 @@ class Tenant:
             "assignments": {c: list(o) for c, o in self.assignments.items()},
             "admin_consents": {c: list(s) for c, s in self.admin_consents.items()},
             "user_consents": {c: {o: list(s) for o, s in by_user.items()} for c, by_user in self.user_consents.items()},
+            "app_role_assignments": {c: list(r) for c, r in self.app_role_assignments.items()},
+            "deleted_users": [u.to_dict() for u in self.deleted_users],
         }
 
     def find_user(self, ref: str) -> User | None:
         """A user by object ID or by user principal name (case-insensitive)."""
-        ref = (ref or "").lower()
-        return next((u for u in self.users if ref in (u.oid, u.upn.lower())), None)
+        return _user_by_ref(self.users, ref)
 
     def granted_scopes(self, client_id: str, oid: str) -> list[str]:
         return self.admin_consents.get(client_id, []) + self.user_consents.get(client_id, {}).get(oid, [])
 
     def has_consent(self, client_id: str, oid: str, scopes) -> bool:
         return client_id in self.service_principals and covers(self.granted_scopes(client_id, oid), scopes)
+
+    def delete_user(self, user: User, now: datetime) -> None:
+        """Microsoft's delete: the user moves to "Deleted users" and can no longer sign in."""
+        self.users.remove(user)
+        user.deleted = now
+        self.deleted_users.append(user)
+
+    def purge_deleted_users(self, now: datetime) -> None:
+        """Deleted users are gone for good after the retention period."""
+        cutoff = now - timedelta(days=DELETED_USER_RETENTION_DAYS)
+        self.deleted_users = [u for u in self.deleted_users if u.deleted > cutoff]
+
+    def find_deleted_user(self, ref: str) -> User | None:
+        return _user_by_ref(self.deleted_users, ref)
 
     def is_assigned(self, client_id: str, oid: str) -> bool:
         return not self.assignment_required or oid in self.assignments.get(client_id, [])
@@ -283,12 +388,15 @@ class Tenant:
         if client_id not in self.service_principals:
             self.service_principals.append(client_id)
 
-    def grant_admin_consent(self, client_id: str, scopes) -> None:
+    def grant_admin_consent(self, client_id: str, scopes, app_roles=()) -> None:
         """What "Grant admin consent" / the admin consent endpoint does: creates the app's
-        service principal here and a tenant-wide grant."""
+        service principal here, a tenant-wide grant, and assigns it the application permissions."""
         self._add_service_principal(client_id)
         granted = self.admin_consents.setdefault(client_id, [])
         granted.extend(s for s in scopes if not covers(granted, [s]))
+        if app_roles:
+            assigned = self.app_role_assignments.setdefault(client_id, [])
+            assigned.extend(r for r in app_roles if r not in assigned)
 
     def grant_user_consent(self, client_id: str, oid: str, scopes) -> None:
         self._add_service_principal(client_id)
@@ -299,6 +407,7 @@ class Tenant:
         """Deleting the enterprise application also removes every grant made to it."""
         self.admin_consents.pop(client_id, None)
         self.user_consents.pop(client_id, None)
+        self.app_role_assignments.pop(client_id, None)
         if client_id in self.service_principals:
             self.service_principals.remove(client_id)
             return True
@@ -374,6 +483,12 @@ class Directory:
         merged = {**user.to_dict(), **changes, "oid": user.oid}
         users = [merged if u is user else u.to_dict() for u in tenant.users]
         return self.update_tenant(tenant, {"users": users}).find_user(user.oid)
+
+    def restore_user(self, tenant: Tenant, user: User) -> User:
+        """Back from "Deleted users", refused while an active user holds its name."""
+        users = [u.to_dict() for u in tenant.users] + [{**user.to_dict(), "deleted": None}]
+        deleted = [u.to_dict() for u in tenant.deleted_users if u is not user]
+        return self.update_tenant(tenant, {"users": users, "deleted_users": deleted}).find_user(user.oid)
 
     def upsert_app(self, data: dict) -> App:
         app = App.from_dict(data)

@@ -1,7 +1,8 @@
-"""Fault injection: broken ID tokens and failing or hanging endpoints, on demand.
+"""Fault injection: broken ID tokens and failing, throttled, garbled or hanging endpoints, on demand.
 
-A fault is added through ``POST /_emulator/faults`` and applies to the next ``times`` ID tokens
-or requests (an integer, default 1, or ``"always"``). ``POST /_emulator/reset`` clears them.
+A fault is added through ``POST /_emulator/faults`` and applies to the next ``times`` ID tokens,
+requests or (with ``batch_item``) requests inside a Graph ``$batch`` (an integer, default 1, or
+``"always"``). ``POST /_emulator/reset`` clears them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ TOKEN_FAULTS = (
 )
 ENDPOINTS = ("token", "authorize", "discovery", "jwks", "adminconsent", "graph", "*")
 MAX_HANG_SECONDS = 300
+MAX_RETRY_AFTER = 3600
 
 
 @dataclass
@@ -37,13 +39,19 @@ class Fault:
     endpoint: str | None = None
     status: int | None = None
     hang_seconds: float = 0
+    retry_after: int | None = None  # seconds, sent as the Retry-After header
+    garbage_body: bool = False  # a body that is not the endpoint's JSON or page
+    batch_item: bool = False  # hits one request inside a Graph $batch, not a whole HTTP request
 
     def to_dict(self) -> dict:
         data = {"id": self.id, "times": "always" if self.remaining is None else self.remaining}
         if self.token_fault:
             data["fault"] = self.token_fault
-        else:
-            data.update(endpoint=self.endpoint, status=self.status, hang_seconds=self.hang_seconds)
+            return data
+        data.update(endpoint=self.endpoint, status=self.status, hang_seconds=self.hang_seconds)
+        for key in ("retry_after", "garbage_body", "batch_item"):
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         return data
 
 
@@ -64,6 +72,43 @@ def endpoint_of(path: str) -> str | None:
     if path.startswith("/v1.0/") or path == "/oidc/userinfo":
         return "graph"
     return "other"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _endpoint_fault(fault_id: int, remaining: int | None, spec: dict) -> Fault:
+    endpoint = spec["endpoint"]
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; known: {', '.join(ENDPOINTS)}")
+    garbage, batch_item = spec.get("garbage_body", False), spec.get("batch_item", False)
+    if not isinstance(garbage, bool) or not isinstance(batch_item, bool):
+        raise ValueError("'garbage_body' and 'batch_item' must be true or false")
+    # A garbled body may come with a success status: that is what a client most easily trusts.
+    status = spec.get("status", 200 if garbage else None)
+    if status is not None and not (_is_int(status) and (200 if garbage else 400) <= status <= 599):
+        raise ValueError("'status' must be an HTTP error status such as 500 or 503")
+    hang = spec.get("hang_seconds", 0)
+    if not isinstance(hang, (int, float)) or isinstance(hang, bool) or not 0 <= hang <= MAX_HANG_SECONDS:
+        raise ValueError(f"'hang_seconds' must be a number from 0 to {MAX_HANG_SECONDS}")
+    if status is None and not hang:
+        raise ValueError("an endpoint fault needs 'status', 'hang_seconds' or 'garbage_body'")
+    retry_after = spec.get("retry_after")
+    if retry_after is not None and not (status and _is_int(retry_after) and 0 <= retry_after <= MAX_RETRY_AFTER):
+        raise ValueError(f"'retry_after' goes with a 'status' and is a whole number from 0 to {MAX_RETRY_AFTER}")
+    if batch_item and (endpoint != "graph" or hang or garbage or status is None):
+        raise ValueError("a 'batch_item' fault is a Graph fault with a 'status' (and 'retry_after'), nothing else")
+    return Fault(
+        fault_id,
+        remaining,
+        endpoint=endpoint,
+        status=status,
+        hang_seconds=hang,
+        retry_after=retry_after,
+        garbage_body=garbage,
+        batch_item=batch_item,
+    )
 
 
 class FaultBook:
@@ -87,19 +132,7 @@ class FaultBook:
                 raise ValueError(f"unknown fault {spec['fault']!r}; known: {', '.join(TOKEN_FAULTS)}")
             fault = Fault(next(self._ids), remaining, token_fault=spec["fault"])
         elif "endpoint" in spec:
-            if spec["endpoint"] not in ENDPOINTS:
-                raise ValueError(f"unknown endpoint {spec['endpoint']!r}; known: {', '.join(ENDPOINTS)}")
-            status = spec.get("status")
-            hang = spec.get("hang_seconds", 0)
-            if status is not None and (
-                not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599
-            ):
-                raise ValueError("'status' must be an HTTP error status such as 500 or 503")
-            if not isinstance(hang, (int, float)) or isinstance(hang, bool) or not 0 <= hang <= MAX_HANG_SECONDS:
-                raise ValueError(f"'hang_seconds' must be a number from 0 to {MAX_HANG_SECONDS}")
-            if status is None and not hang:
-                raise ValueError("an endpoint fault needs 'status' or 'hang_seconds'")
-            fault = Fault(next(self._ids), remaining, endpoint=spec["endpoint"], status=status, hang_seconds=hang)
+            fault = _endpoint_fault(next(self._ids), remaining, spec)
         else:
             raise ValueError("a fault needs either 'fault' (an ID-token fault) or 'endpoint'")
         self._faults.append(fault)
@@ -119,11 +152,18 @@ class FaultBook:
         return [f.token_fault for f in taken]
 
     def take_http_fault(self, endpoint: str) -> Fault | None:
-        for fault in self._faults:
-            if fault.endpoint and (fault.endpoint == endpoint or (fault.endpoint == "*" and endpoint)):
-                self._consume(fault)
-                return fault
-        return None
+        return self._take(
+            lambda f: f.endpoint and not f.batch_item and (f.endpoint == endpoint or (f.endpoint == "*" and endpoint))
+        )
+
+    def take_batch_item_fault(self) -> Fault | None:
+        return self._take(lambda f: f.batch_item)
+
+    def _take(self, matches) -> Fault | None:
+        fault = next((f for f in self._faults if matches(f)), None)
+        if fault:
+            self._consume(fault)
+        return fault
 
     def clear(self) -> None:
         self._faults.clear()

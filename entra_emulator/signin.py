@@ -30,6 +30,7 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "Maintain access to data you have given it access to",
     f"{GRAPH_RESOURCE}/User.Read": "Sign you in and read your profile",
 }
+APP_ROLE_DESCRIPTIONS = {"User.Read.All": "Read all users' full profiles"}
 
 
 async def _form(request) -> dict:
@@ -60,6 +61,10 @@ def _requested_app(emulator, params: dict, ref: str):
     if redirect_uri not in app.redirect_uris:
         raise errors.redirect_uri_mismatch(redirect_uri, app.client_id)
     return tenant, app
+
+
+def _asks_for_default(value: str) -> bool:
+    return any(normalize_scope(s) == f"{GRAPH_RESOURCE}/.default" for s in value.split())
 
 
 def _scopes(value: str, app, tenant, ref: str) -> list[str]:
@@ -146,6 +151,8 @@ async def admin_consent(request):
         scopes = _scopes(params["scope"], app, tenant, ref)
     except AadError as error:
         return error_to_app(request, params["redirect_uri"], "query", error, params.get("state"))
+    # Application permissions are static: only "/.default" asks for those the app is registered with.
+    app_roles = app.graph_app_roles if _asks_for_default(params["scope"]) else []
     sign_in = emulator.start_sign_in(
         kind="adminconsent",
         authority=ref,
@@ -155,6 +162,7 @@ async def admin_consent(request):
         response_mode="query",
         state=params.get("state"),
         scopes=scopes,
+        app_roles=app_roles,
         prompt="select_account",
         login_hint=params.get("login_hint") or None,
     )
@@ -223,7 +231,7 @@ def _continue(request, sign_in):
         )
 
     if sign_in.kind == "adminconsent":
-        if not user.admin:
+        if not _may_grant_admin_consent(user, sign_in):
             return render("approval.html", sign_in=sign_in, app=app, tenant=tenant, user=user)
         return _consent_page(sign_in, app, tenant, user)
 
@@ -251,6 +259,12 @@ def _continue(request, sign_in):
             "session_state": session.sid,
         },
     )
+
+
+def _may_grant_admin_consent(user, sign_in) -> bool:
+    """Every administrator role may grant delegated permissions; Graph's application
+    permissions need a Global Administrator or a Privileged Role Administrator."""
+    return user.admin and (user.may_grant_graph_app_roles or not sign_in.app_roles)
 
 
 def _fail(request, sign_in, error: AadError, extra: dict | None = None):
@@ -288,6 +302,7 @@ def _sign_in_page(
 
 def _consent_page(sign_in, app, tenant, user):
     permissions = [SCOPE_DESCRIPTIONS.get(s, s) for s in sign_in.scopes]
+    permissions += [APP_ROLE_DESCRIPTIONS.get(r, r) for r in sign_in.app_roles]
     return render(
         "consent.html", sign_in=sign_in, app=app, tenant=tenant, user=user, permissions=list(dict.fromkeys(permissions))
     )
@@ -380,9 +395,9 @@ async def accept_consent(request):
     form = await _form(request)
     app = emulator_of(request).directory.find_app(sign_in.client_id)
     if sign_in.kind == "adminconsent":
-        if not user.admin:
+        if not _may_grant_admin_consent(user, sign_in):
             return render("approval.html", sign_in=sign_in, app=app, tenant=tenant, user=user)
-        tenant.grant_admin_consent(sign_in.client_id, sign_in.scopes)
+        tenant.grant_admin_consent(sign_in.client_id, sign_in.scopes, sign_in.app_roles)
         emulator_of(request).sign_ins.pop(sign_in.id, None)
         return to_app(
             sign_in.redirect_uri,

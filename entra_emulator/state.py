@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from . import errors
 from .directory import MULTI_TENANT_ALIASES, Directory, Tenant
@@ -37,6 +38,7 @@ class SignIn:
     state: str | None
     scopes: list[str]
     created: float
+    app_roles: list[str] = field(default_factory=list)  # Graph application permissions asked for
     nonce: str | None = None
     code_challenge: str | None = None
     code_challenge_method: str | None = None
@@ -106,6 +108,9 @@ class Emulator:
 
     def now(self) -> float:
         return time.time() + self.clock_offset
+
+    def now_datetime(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
 
     # --- Issuers and tenants ---
 

@@ -171,15 +171,17 @@ def graph_user_token_claims(*, issuer: str, tenant: Tenant, user: User, app: App
 def graph_app_token_claims(*, issuer: str, tenant: Tenant, app: App, now: int) -> dict:
     """An app-only Graph access token (client credentials), for the app's service principal.
 
-    ``roles`` lists the application permissions granted in the tenant, and Microsoft leaves the
-    claim out when none were granted. The emulator grants no application permissions (an app's
-    ``required_scopes`` are delegated ones), so the claim is never present; nor is ``scp``, which
-    app-only tokens never carry."""
+    ``roles`` lists the application permissions granted in the tenant (by admin consent with
+    ``/.default``); Microsoft leaves the claim out when none were granted. App-only tokens never
+    carry ``scp``."""
     oid = service_principal_oid(tenant.id, app.client_id)
     claims = {"aud": GRAPH_RESOURCE, **_common_claims(issuer, tenant.id, now)}
     claims.update(
         app_displayname=app.display_name, appid=app.client_id, appidacr="1", idtyp="app", oid=oid, sub=oid, ver="1.0"
     )
+    roles = tenant.app_role_assignments.get(app.client_id)
+    if roles:
+        claims["roles"] = list(roles)
     return claims
 
 
@@ -252,6 +254,8 @@ def verify_graph_token(token: str, keys: KeyRing, issuer_for, now: float) -> dic
             audience=list(GRAPH_AUDIENCES),
             options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("Access token validation failure. Invalid audience.") from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"Invalid token: {exc}") from None
     if claims.get("iss") != issuer_for(claims.get("tid", "")):

@@ -21,6 +21,8 @@ REDIRECT_URI = "http://127.0.0.1:8000/sso/callback/"
 CONSENT_REDIRECT_URI = "http://127.0.0.1:8000/sso/consent/callback/"
 PASSWORD = "Entra-demo-1"
 GRAPH_USER_READ = "https://graph.microsoft.com/User.Read"
+# Asks for the app's configured permissions; the only way to ask for application permissions.
+GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 # What the portal asks for, at admin consent and at sign-in: no Graph permission, no offline_access.
 PORTAL_SCOPES = "openid profile email"
 
@@ -238,7 +240,7 @@ class Emulator:
             "grant_type": "client_credentials",
             "client_id": CLIENT_ID,
             "client_secret": SECRET,
-            "scope": "https://graph.microsoft.com/.default",
+            "scope": GRAPH_DEFAULT,
             **form,
         }
         return self.token(tenant, **body)

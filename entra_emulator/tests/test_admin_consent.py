@@ -1,7 +1,9 @@
 """Admin consent, and the client-credentials check a portal uses to verify it.
 
 The demo app is registered, and consented to, with the delegated permissions the portal asks for:
-``openid profile email``, no Graph permission and no ``offline_access``.
+``openid profile email``, no Graph permission and no ``offline_access``. Its registration also
+declares Graph's ``User.Read.All`` application permission, which only admin consent with
+``/.default``, by a Global Administrator or Privileged Role Administrator, grants.
 """
 
 import pytest
@@ -15,6 +17,7 @@ from .support import (
     FABRIKAM,
     FIONA,
     FRANK,
+    GRAPH_DEFAULT,
     GRAPH_USER_READ,
     PORTAL_SCOPES,
     claims_of,
@@ -306,3 +309,104 @@ def test_fiona_gets_a_code_silently_once_signed_in_after_the_admin_grant(emulato
     assert redirect_params(browser.authorize(scope=PORTAL_SCOPES, prompt="none"))["code"]
     wider = redirect_params(browser.authorize(scope=f"{PORTAL_SCOPES} offline_access", prompt="none"))
     assert wider["error"] == "consent_required"
+
+
+# --- Application permissions (app roles) ---
+
+USER_READ_ALL = {
+    "resourceAppId": "00000003-0000-0000-c000-000000000000",
+    "resourceAccess": [{"id": "df021288-bdef-4463-88db-98f22de89214", "type": "Role"}],
+}
+
+
+def app_roles_in_token(emulator, tenant: str) -> list[str] | None:
+    return claims_of(emulator.client_credentials(tenant).json()["access_token"]).get("roles")
+
+
+def make_admin(emulator, person, role: str) -> None:
+    emulator.control("PATCH", f"tenants/{person.tid}/users/{person.oid}", {"admin": True, "admin_role": role})
+
+
+def test_the_app_registration_declares_user_read_all(emulator):
+    app = emulator.control("GET", "directory").json()["apps"][0]
+
+    assert app["required_resource_access"] == [USER_READ_ALL]
+
+
+def test_admin_consent_with_default_grants_the_application_permissions(emulator, browser):
+    consent = browser.sign_in(browser.admin_consent(CONTOSO, scope=GRAPH_DEFAULT), ADA)
+    assert "Read all users" in consent.text
+
+    params = redirect_params(browser.accept(consent), to=CONSENT_REDIRECT_URI)
+
+    assert params["tenant"] == CONTOSO
+    assert tenant_in_directory(emulator, CONTOSO)["app_role_assignments"] == {CLIENT_ID: ["User.Read.All"]}
+    assert app_roles_in_token(emulator, CONTOSO) == ["User.Read.All"]
+
+
+def test_admin_consent_with_named_scopes_grants_no_application_permissions(emulator, browser):
+    consent = browser.sign_in(browser.admin_consent(CONTOSO, scope=PORTAL_SCOPES), ADA)
+    assert "Read all users" not in consent.text
+
+    browser.accept(consent)
+
+    assert tenant_in_directory(emulator, CONTOSO)["app_role_assignments"] == {}
+    assert app_roles_in_token(emulator, CONTOSO) is None
+
+
+def test_a_privileged_role_administrator_may_grant_application_permissions(emulator, browser):
+    make_admin(emulator, BEN, "Privileged Role Administrator")
+
+    browser.grant_admin_consent(BEN, scope=GRAPH_DEFAULT)
+
+    assert app_roles_in_token(emulator, CONTOSO) == ["User.Read.All"]
+
+
+@pytest.mark.parametrize("role", ["Cloud Application Administrator", "Application Administrator"])
+def test_an_application_administrator_needs_a_higher_admin_for_application_permissions(emulator, browser, role):
+    make_admin(emulator, BEN, role)
+
+    page = browser.sign_in(browser.admin_consent(CONTOSO, scope=GRAPH_DEFAULT), BEN)
+
+    assert "Need admin approval" in page.text and "Permissions requested" not in page.text
+    params = redirect_params(browser.leave_without_approval(page), to=CONSENT_REDIRECT_URI)
+    assert params == {"error": "access_denied", "error_subcode": "cancel", "state": "consent-state"}
+    assert error_of(emulator.client_credentials(CONTOSO)) == ("unauthorized_client", 700016)
+
+
+def test_an_application_administrator_may_still_grant_delegated_permissions(emulator, browser):
+    make_admin(emulator, BEN, "Cloud Application Administrator")
+
+    params = browser.grant_admin_consent(BEN, scope=PORTAL_SCOPES)
+
+    assert params["tenant"] == CONTOSO
+    assert app_roles_in_token(emulator, CONTOSO) is None
+
+
+def test_a_plain_user_at_admin_consent_with_default_is_told_an_admin_must_approve(emulator, browser):
+    page = browser.sign_in(browser.admin_consent(CONTOSO, scope=GRAPH_DEFAULT), BEN)
+
+    assert "Need admin approval" in page.text
+    assert tenant_in_directory(emulator, CONTOSO)["app_role_assignments"] == {}
+
+
+def test_a_tenant_must_consent_again_after_a_permission_is_added(emulator, browser):
+    emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_resource_access": []}).raise_for_status()
+    browser.grant_admin_consent(ADA, scope=GRAPH_DEFAULT)
+    emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_resource_access": [USER_READ_ALL]}).raise_for_status()
+    assert app_roles_in_token(emulator, CONTOSO) is None
+
+    browser.grant_admin_consent(ADA, scope=GRAPH_DEFAULT)
+
+    assert app_roles_in_token(emulator, CONTOSO) == ["User.Read.All"]
+
+
+def test_removing_the_app_from_the_tenant_takes_its_application_permissions_away(emulator, browser):
+    browser.grant_admin_consent(ADA, scope=GRAPH_DEFAULT)
+    emulator.control("DELETE", f"tenants/{CONTOSO}/service_principals/{CLIENT_ID}").raise_for_status()
+    assert error_of(emulator.client_credentials(CONTOSO))[1] == 700016
+
+    browser.grant_admin_consent(ADA, scope=PORTAL_SCOPES)
+
+    assert tenant_in_directory(emulator, CONTOSO)["app_role_assignments"] == {}
+    assert app_roles_in_token(emulator, CONTOSO) is None

@@ -11,6 +11,8 @@ from entra_emulator import DEMO_DIRECTORY
 from .conftest import REPO_ROOT, start_emulator, stop
 from .support import BEN, CLIENT_ID, CONTOSO, FABRIKAM, redirect_params
 
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+
 
 def test_it_shows_the_directory_as_loaded(emulator):
     directory = emulator.control("GET", "directory").json()
@@ -79,6 +81,85 @@ def test_a_user_can_be_deleted(emulator, browser):
     assert "This username may be incorrect" in browser.sign_in(browser.authorize(), BEN).text
 
 
+def contoso(emulator) -> dict:
+    return next(t for t in emulator.control("GET", "directory").json()["tenants"] if t["id"] == CONTOSO)
+
+
+def test_a_deleted_user_is_kept_among_the_deleted_users(emulator):
+    emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.oid}").raise_for_status()
+
+    tenant = contoso(emulator)
+
+    assert BEN.oid not in [u["oid"] for u in tenant["users"]]
+    (deleted,) = tenant["deleted_users"]
+    assert deleted["oid"] == BEN.oid and deleted["deleted"].endswith("Z")
+
+
+def test_a_deleted_user_can_be_restored_and_sign_in_again(emulator, browser):
+    emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.oid}").raise_for_status()
+
+    response = emulator.control("POST", f"tenants/{CONTOSO}/users/{BEN.upn}/restore")
+
+    assert response.status_code == 200
+    assert response.json()["oid"] == BEN.oid and "deleted" not in response.json()
+    assert contoso(emulator)["deleted_users"] == []
+    assert "Permissions requested" in browser.sign_in(browser.authorize(), BEN).text
+
+
+def test_a_deleted_user_is_gone_for_good_after_thirty_days(emulator):
+    emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.oid}").raise_for_status()
+    emulator.control("POST", "clock", {"advance_seconds": 30 * 86400 + 1}).raise_for_status()
+
+    response = emulator.control("POST", f"tenants/{CONTOSO}/users/{BEN.oid}/restore")
+
+    assert response.status_code == 404
+    assert contoso(emulator)["deleted_users"] == []
+
+
+def test_a_deleted_user_can_be_restored_on_the_thirtieth_day(emulator):
+    emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.oid}").raise_for_status()
+    emulator.control("POST", "clock", {"advance_seconds": 30 * 86400 - 60}).raise_for_status()
+
+    assert emulator.control("POST", f"tenants/{CONTOSO}/users/{BEN.oid}/restore").status_code == 200
+
+
+def test_a_restore_is_refused_while_another_user_has_the_name(emulator):
+    emulator.control("DELETE", f"tenants/{CONTOSO}/users/{BEN.oid}").raise_for_status()
+    successor = {
+        "oid": "0b3f0d8e-9a44-4c1e-8d57-3c0b9f1e2a57",
+        "upn": BEN.upn,
+        "display_name": "Ben II",
+        "password": "x",
+    }
+    emulator.control("POST", f"tenants/{CONTOSO}/users", successor).raise_for_status()
+
+    response = emulator.control("POST", f"tenants/{CONTOSO}/users/{BEN.oid}/restore")
+
+    assert response.status_code == 400
+    assert contoso(emulator)["deleted_users"][0]["oid"] == BEN.oid
+
+
+def test_only_deleted_users_can_be_restored(emulator):
+    assert emulator.control("POST", f"tenants/{CONTOSO}/users/{BEN.oid}/restore").status_code == 404
+
+
+def test_an_administrator_is_a_global_administrator_unless_told_otherwise(emulator):
+    users = {u["upn"]: u for u in contoso(emulator)["users"]}
+
+    assert users["ada@contoso.onmicrosoft.com"]["admin_role"] == "Global Administrator"
+    assert users[BEN.upn]["admin_role"] is None
+
+
+def test_taking_admin_away_drops_the_admin_role(emulator):
+    url = f"tenants/{CONTOSO}/users/ada@contoso.onmicrosoft.com"
+    emulator.control("PATCH", url, {"admin_role": "Application Administrator"}).raise_for_status()
+
+    response = emulator.control("PATCH", url, {"admin": False})
+
+    assert response.status_code == 200
+    assert response.json()["admin_role"] is None
+
+
 def test_the_whole_directory_can_be_replaced_and_reset_restores_it(emulator):
     assert emulator.control("PUT", "directory", {"tenants": [], "apps": []}).json() == {"tenants": [], "apps": []}
 
@@ -124,6 +205,23 @@ def test_invalid_changes_are_refused_and_change_nothing(emulator):
         emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_scopes": "openid"}),
         emulator.control("PATCH", f"apps/{CLIENT_ID}", {"display_name": {"a": 1}}),
         emulator.control("PUT", "directory", {"tenants": 5}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}/users/ada@contoso.onmicrosoft.com", {"admin_role": "Boss"}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"app_role_assignments": {CLIENT_ID: ["Mail.Send"]}}),
+        emulator.control("PATCH", f"tenants/{CONTOSO}", {"deleted_users": [{"oid": BEN.oid}]}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_resource_access": {"a": 1}}),
+        emulator.control("PATCH", f"apps/{CLIENT_ID}", {"required_resource_access": [{"resourceAppId": CLIENT_ID}]}),
+        *[
+            emulator.control(
+                "PATCH",
+                f"apps/{CLIENT_ID}",
+                {"required_resource_access": [{"resourceAppId": GRAPH_APP_ID, "resourceAccess": [access]}]},
+            )
+            for access in (
+                {"id": "df021288-bdef-4463-88db-98f22de89214", "type": "Scope"},
+                {"id": "00000000-0000-0000-0000-000000000001", "type": "Role"},
+                "User.Read.All",
+            )
+        ],
     ]
 
     assert [a.status_code for a in answers] == [400] * len(answers)

@@ -217,6 +217,15 @@ def test_prompt_none_errors_are_unaffected_by_token_faults(emulator, browser):
         {"endpoint": "token", "hang_seconds": True},
         {"endpoint": "token", "status": True},
         {"something": "else"},
+        {"endpoint": "graph", "retry_after": 5},
+        {"endpoint": "graph", "status": 429, "retry_after": -1},
+        {"endpoint": "graph", "status": 429, "retry_after": "soon"},
+        {"endpoint": "graph", "garbage_body": "yes"},
+        {"endpoint": "graph", "garbage_body": True, "status": 100},
+        {"endpoint": "token", "batch_item": True, "status": 429},
+        {"endpoint": "graph", "batch_item": True, "hang_seconds": 1},
+        {"endpoint": "graph", "batch_item": True, "status": 429, "garbage_body": True},
+        {"endpoint": "graph", "batch_item": True},
     ],
 )
 def test_a_malformed_fault_is_refused(emulator, spec):
@@ -224,3 +233,34 @@ def test_a_malformed_fault_is_refused(emulator, spec):
 
     assert response.status_code == 400
     assert response.json()["error"]
+
+
+def test_a_throttled_token_endpoint_says_when_to_retry(emulator):
+    emulator.fault(endpoint="token", status=429, retry_after=2)
+
+    response = emulator.client_credentials(CONTOSO)
+
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["error"] == "server_error"
+
+
+def test_a_garbled_page_is_html_and_a_garbled_document_is_json(emulator, browser):
+    emulator.fault(endpoint="authorize", garbage_body=True, status=502)
+    emulator.fault(endpoint="discovery", garbage_body=True)
+
+    page = browser.authorize()
+    document = emulator.http.get("/common/v2.0/.well-known/openid-configuration")
+
+    assert page.status_code == 502 and page.headers["content-type"].startswith("text/html")
+    assert document.status_code == 200 and document.headers["content-type"].startswith("application/json")
+    with pytest.raises(ValueError):
+        document.json()
+
+
+def test_faults_list_their_extra_settings(emulator):
+    emulator.fault(endpoint="graph", batch_item=True, status=429, retry_after=4, times="always")
+
+    (fault,) = emulator.control("GET", "faults").json()["faults"]
+
+    assert fault["batch_item"] is True and fault["retry_after"] == 4 and fault["status"] == 429
