@@ -19,6 +19,8 @@ from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, 
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.utils.crypto import get_random_string
 
+from tenantlink.lib.queries import delete_rows
+
 # The user read with the session most recently loaded on this thread (None: no signed-in user).
 _loaded_user = contextvars.ContextVar("loaded_user", default=None)
 
@@ -80,7 +82,4 @@ class SessionStore(db.SessionStore):
     def delete(self, session_key=None):
         session_key = session_key or self.session_key
         if session_key is not None:
-            # One DELETE: the row has no relations or signals for QuerySet.delete() to see to,
-            # which would wrap it in a transaction.
-            sessions = self.model.objects.filter(session_key=session_key)
-            sessions._raw_delete(sessions.db)
+            delete_rows(self.model.objects.filter(session_key=session_key))

@@ -11,6 +11,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.lib.queries import delete_rows
+
 # Why a consent or verification failed, in words an administrator understands. The key is stored;
 # the raw Microsoft error code goes to the audit log (and next to the text, never instead of it).
 GRANT_ADMIN_CONSENT = _(
@@ -241,7 +243,7 @@ class PendingAuthorization(models.Model):
             .first()
         )
         # Two callbacks with the same state at once: only the one whose delete removed the row wins.
-        if pending is None or cls.objects.filter(pk=pending.pk).delete()[0] != 1:
+        if pending is None or delete_rows(cls.objects.filter(pk=pending.pk)) != 1:
             return None
         return pending
 
