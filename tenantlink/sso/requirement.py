@@ -111,7 +111,12 @@ def check_all():
 
 def after_signin(request, response):
     """Apply the requirement to the sign-in this request has just completed (once per session).
-    Returns the response to send: the one given, or the refusal."""
+    Returns the response to send: the one given, or the refusal.
+
+    It runs after accounts has completed the sign-in (accounts knows nothing of Microsoft), so a
+    refused member's audit trail reads "Signed in" — the password and code were right — followed
+    at once by "Sign-in failed" with the reason microsoft_required; the session never reached
+    the browser."""
     request.session[DECIDED] = True
     user = request.user
     if request.session.get(SIGNIN_METHOD) == "microsoft" or exempt(user) or not user.company.microsoft_required:
