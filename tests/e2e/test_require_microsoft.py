@@ -196,6 +196,23 @@ def test_the_requirement_pauses_when_the_licence_ends_and_returns_with_the_renew
     assert count(console, "sso.required.paused") == 1
 
 
+def test_the_requirement_pauses_when_no_integration_is_active(visitor, portal, required, console, authenticator):
+    ada = Visitor(portal)
+    try:
+        password_and_code(ada, required["ada"], authenticator)  # exempt: she can always fix the set-up
+        integration = console.run(
+            "from tenantlink.sso.models import Integration\nprint(Integration.objects.get(display_name='Contoso').pk)"
+        ).strip()
+        page = ada.post(f"/company/sso/{integration}/disable/")
+    finally:
+        ada.close()
+
+    assert "No integration is active, so the requirement is paused" in page.text
+    assert last_event(console, "sso.required.paused")["details"] == {"reason": "integration"}
+    assert password_and_code(visitor, required["ben"], authenticator).url.path == "/portal/"  # nobody locked out
+    assert count(console, "sso.required.paused") == 1
+
+
 def test_the_operator_turns_it_off_with_the_command(portal, visitor, required, console, authenticator):
     console.run(CONNECT_BEN)
 
