@@ -65,8 +65,16 @@ def evaluate(company, user=None):
     paused is recorded on the way."""
     if not company.microsoft_required:
         return State(False, "off")
+    state = _check(company, user)
+    if state.reason != "configuration":  # the installation's problem, not the company's: not recorded
+        record_pause(company, state.reason)
+    return state
+
+
+def _check(company, user=None):
+    """What the requirement lacks to apply now ("configuration", "licence", "integration" or
+    nothing) and `user`'s connection, in one query (none when not configured)."""
     if not microsoft.is_configured():
-        # The installation's problem, not the company's: nobody is locked out, nothing recorded.
         return State(False, "configuration")
     flags = {
         "licensed": Exists(Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("pk"))),
@@ -78,7 +86,6 @@ def evaluate(company, user=None):
         flags["connected"] = Exists(connections)
     row = Company.objects.filter(pk=company.pk).values(**flags).get()
     reason = "" if row["licensed"] and row["integrated"] else "licence" if not row["licensed"] else "integration"
-    record_pause(company, reason)
     return State(not reason, reason, row.get("usable", False), row.get("connected", False))
 
 
@@ -189,14 +196,9 @@ def members(company):
 
 
 def refusal(company):
-    """Why the requirement cannot be turned on now; None when it can."""
-    if not microsoft.is_configured():
-        return "configuration"
-    if not company.has_sso():
-        return "licence"
-    if not company.sso_integrations.filter(status=Integration.Status.ACTIVE).exists():
-        return "integration"
-    return None
+    """Why the requirement cannot be turned on now ("configuration", "licence" or
+    "integration"); None when it can."""
+    return _check(company).reason or None
 
 
 def turn_on(request, company):
