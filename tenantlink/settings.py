@@ -202,6 +202,7 @@ MIDDLEWARE = [
     "tenantlink.lib.middleware.session_lifetime",
     "tenantlink.lib.middleware.user_time_zone",
     "tenantlink.accounts.middleware.require_password_change",
+    "tenantlink.sso.middleware.microsoft_required",
     "tenantlink.sso.middleware.microsoft_sessions",
     "tenantlink.lib.middleware.friendly_405",
     "tenantlink.lib.middleware.database_unavailable",

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
-from tenantlink.sso.views import connect, integrations
+from tenantlink.sso.views import connect, integrations, requirement
 from tenantlink.sso.views import signin as microsoft_signin
 
 urlpatterns = [
@@ -27,6 +27,7 @@ urlpatterns = [
     path("sso/offer/", connect.offer, name="sso_offer"),
     path("sso/offer/decline/", connect.decline, name="sso_decline"),
     path("sso/connect/", connect.connect, name="sso_connect"),
+    path("sso/required/", requirement.refused, name="sso_required"),
     path("profile/microsoft/disconnect/", connect.disconnect_own, name="sso_disconnect"),
     path(
         "company/users/<int:user_id>/microsoft/disconnect/",
@@ -63,6 +64,9 @@ urlpatterns = [
     path("company/sso/<int:integration_id>/enable/", integrations.enable, name="sso_integration_enable"),
     path("company/sso/<int:integration_id>/delete/", integrations.delete, name="sso_integration_delete"),
     path("sso/consent/callback/", integrations.consent_callback, name="sso_consent_callback"),
+    # Require Microsoft sign-in for members (company administrators)
+    path("company/sso/require/", requirement.review, name="sso_require"),
+    path("company/sso/require/off/", requirement.turn_off, name="sso_require_off"),
     path("company/audit/", audit.audit_log, name="audit_log"),
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),

@@ -64,7 +64,7 @@ def pending_user(request):
     pending = request.session.get(PENDING)
     if not pending:
         return None
-    user = User.objects.filter(pk=pending["user_id"], is_active=True).select_related("totp").first()
+    user = User.objects.filter(pk=pending["user_id"], is_active=True).select_related("totp", "company").first()
     if (
         pending["expires"] < time.time()
         or user is None

@@ -42,6 +42,10 @@ class Action(models.TextChoices):
     SSO_DISCONNECTED = "sso.disconnected", _("Removed a Microsoft connection")
     SSO_OFFER_DECLINED = "sso.offer_declined", _("Declined Microsoft sign-in")
     SSO_SESSION_ENDED = "sso.session_ended", _("Microsoft session ended")
+    SSO_REQUIRED_ON = "sso.required.on", _("Required Microsoft sign-in for members")
+    SSO_REQUIRED_OFF = "sso.required.off", _("Stopped requiring Microsoft sign-in")
+    SSO_REQUIRED_PAUSED = "sso.required.paused", _("Requirement of Microsoft sign-in paused")
+    SSO_REQUIRED_RESUMED = "sso.required.resumed", _("Requirement of Microsoft sign-in resumed")
     # Changes made by operator staff in the Django admin (/staff/) that no portal action covers.
     STAFF_ADDED = "staff.added", _("Added by operator staff")
     STAFF_CHANGED = "staff.changed", _("Changed by operator staff")

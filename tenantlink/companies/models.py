@@ -6,6 +6,13 @@ from django.utils.translation import gettext_lazy as _
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The administrator's choice "Require Microsoft sign-in for members" (tenantlink.sso.requirement
+    # decides when it applies). Kept on the company row, which every sign-in reads anyway, so that
+    # companies without it cost no query at all.
+    microsoft_required = models.BooleanField(_("Microsoft sign-in required for members"), default=False)
+    # Whether the requirement was last found paused (no valid licence or no active integration):
+    # changed only by a conditional UPDATE, so that each pause and its end is audited once.
+    microsoft_requirement_paused = models.BooleanField(_("requirement of Microsoft sign-in paused"), default=False)
 
     class Meta:
         verbose_name = _("company")
@@ -33,6 +40,21 @@ class Company(models.Model):
             licence.save(update_fields=["valid_until"])
             return licence, False
         return self.licences.create(product=product, valid_from=valid_from, valid_until=valid_until), True
+
+    def require_microsoft(self):
+        """Turn the requirement on; False when it was on already (another tab, another process)."""
+        return self._set_microsoft_required(True)
+
+    def stop_requiring_microsoft(self):
+        """Turn the requirement off; False when it was off already."""
+        return self._set_microsoft_required(False)
+
+    def _set_microsoft_required(self, required):
+        changed = Company.objects.filter(pk=self.pk, microsoft_required=not required).update(
+            microsoft_required=required, microsoft_requirement_paused=False
+        )
+        self.microsoft_required, self.microsoft_requirement_paused = required, False
+        return bool(changed)
 
     def revoke_licences(self, product):
         """Revoke every unrevoked licence of `product`; return how many were revoked."""

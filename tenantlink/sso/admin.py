@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
 from tenantlink.audit.staff_admin import StaffAuditMixin
+from tenantlink.companies import admin as companies_admin
+from tenantlink.companies.models import Company
+from tenantlink.sso import requirement
 from tenantlink.sso.models import Connection, Integration
 
 
@@ -26,3 +30,22 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
 class ConnectionAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
     list_display = ["user", "username", "integration", "connected_at", "last_signin_at"]
     search_fields = ["user__username", "username", "tid", "oid"]
+
+
+# The company pages gain the operator's way out of a required Microsoft sign-in (the companies app
+# knows nothing of Microsoft). Turning it on is the company administrator's, after the dry run, so
+# the flags are not form fields here.
+admin.site.unregister(Company)
+
+
+@admin.register(Company)
+class CompanyAdmin(companies_admin.CompanyAdmin):
+    list_display = ["name", "has_sso", "microsoft_required", "created_at"]
+    list_filter = ["microsoft_required"]
+    readonly_fields = ["microsoft_required", "microsoft_requirement_paused"]
+    actions = ["stop_requiring_microsoft"]
+
+    @admin.action(description=_("Stop requiring Microsoft sign-in"))
+    def stop_requiring_microsoft(self, request, queryset):
+        stopped = sum(requirement.turn_off(company, request=request, via="staff admin") for company in queryset)
+        self.message_user(request, _("%d companies no longer require Microsoft sign-in.") % stopped, messages.SUCCESS)

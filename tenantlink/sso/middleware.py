@@ -7,9 +7,45 @@ from django.utils.translation import gettext as _
 
 from tenantlink.accounts.flows import SIGNIN_METHOD
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.sso import flows
+from tenantlink.sso import flows, requirement
 from tenantlink.sso.views.connect import offer_due
 from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, PREFERRED_METHOD, remember_method
+
+# What a half-signed-in session that must connect may reach (see tenantlink.sso.requirement):
+# the offer, connecting and Microsoft's way back, signing out, and recovery codes made by this
+# sign-in (shown once).
+WHILE_CONNECTING = ("sso_offer", "sso_connect", "sso_callback", "signout", "new_recovery_codes")
+
+
+def microsoft_required(get_response):
+    """Companies that require Microsoft sign-in: decided in the request that completes a sign-in,
+    so that no unrestricted session ever reaches the browser; a session that must connect first
+    is sent back to the offer from any other address, whatever the method."""
+    allowed = set()
+
+    def may_pass(request):
+        if not allowed:
+            allowed.update(reverse(name) for name in WHILE_CONNECTING)
+        if request.path in allowed or request.path.startswith(("/static/", "/health/")):
+            return True
+        # A new initial password comes first (accounts' own rule): else each would send to the other.
+        return request.user.must_change_password and request.path == reverse("change_password")
+
+    def middleware(request):
+        if request.user.is_authenticated and not may_pass(request) and requirement.must_connect(request):
+            next_url = request.get_full_path() if request.method == "GET" else reverse("portal")
+            return redirect(reverse("sso_offer") + "?" + urlencode({"next": next_url}))
+        response = get_response(request)
+        if (
+            request.user.is_authenticated
+            and request.session.get(SIGNIN_METHOD)
+            and not request.session.get(requirement.DECIDED)
+        ):
+            response = requirement.after_signin(request, response)
+        return response
+
+    return middleware
+
 
 # Pages the offer never interrupts: Microsoft's own round trips, signing out, My Profile (a new
 # password, new recovery codes shown once), static files and the operator admin.

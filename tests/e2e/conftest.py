@@ -362,3 +362,13 @@ def people_without_integrations(portal):
         "AuditEvent.objects.filter(action__startswith='sso.').delete()\n"
     )
     return demo_people()
+
+
+@pytest.fixture(scope="module")
+def console(portal, tmp_path_factory):
+    """A Django console on the portal's database for the module's stories (microsoft_steps.Console)."""
+    from tests.e2e.microsoft_steps import Console  # it imports this module
+
+    console = Console(portal, tmp_path_factory.mktemp("console") / "output.log")
+    yield console
+    console.close()

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tenantlink.sso import microsoft as microsoft_module
+from tenantlink.sso.models import Integration
 
 AUTHORITY = "https://login.microsoftonline.com"
 CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
@@ -148,3 +149,11 @@ def fake_microsoft(settings, monkeypatch):
 
 def json_body(response):
     return json.loads(response.content)
+
+
+@pytest.fixture
+def contoso_integration(contoso, admin, fake_microsoft):
+    """Contoso Ltd's integration of the Contoso tenant, active, and Microsoft answered by a fake."""
+    return Integration.objects.create(
+        company=contoso, tenant_id=CONTOSO, display_name="Contoso", status=Integration.Status.ACTIVE, created_by=admin
+    )

@@ -19,13 +19,6 @@ from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 BEN_OID = "15550e69-065f-4d2c-b54d-9fd19885ed4c"
 
 
-@pytest.fixture
-def contoso_integration(contoso, admin, fake_microsoft):
-    return Integration.objects.create(
-        company=contoso, tenant_id=CONTOSO, display_name="Contoso", status=Integration.Status.ACTIVE, created_by=admin
-    )
-
-
 def to_microsoft(response):
     """The authorization request the portal sent the browser to; its parameters."""
     assert response.status_code == 302, response

@@ -16,7 +16,7 @@ from tenantlink.accounts.flows import SIGNIN_METHOD, is_recent_full_signin, safe
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, get_company_object
-from tenantlink.sso import flows, microsoft
+from tenantlink.sso import flows, microsoft, requirement
 from tenantlink.sso.models import Connection, DeclinedOffer
 from tenantlink.sso.views.signin import PREFERRED_METHOD
 
@@ -25,11 +25,12 @@ OFFERED = "microsoft_offered"  # in the session: the offer after this sign-in ha
 
 @login_required
 def offer(request):
-    """After a password + second factor sign-in: would the user like to sign in with Microsoft?"""
+    """After a password + second factor sign-in: would the user like to sign in with Microsoft?
+    Where the company requires it, the same page without "Not now" (tenantlink.sso.requirement)."""
     next_url = safe_next(request)
     if not microsoft.is_configured() or not flows.may_connect(request.user):
         return redirect(next_url)
-    return render(request, "sso/offer.html", {"next": next_url})
+    return render(request, "sso/offer.html", {"next": next_url, "required": requirement.must_connect(request)})
 
 
 @login_required

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
-from tenantlink.sso import flows, microsoft
+from tenantlink.sso import flows, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm
 from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
 
@@ -68,6 +68,9 @@ def overview(request):
         "last_licence": company.licences.filter(product=Licence.Product.SSO).first(),
         "integrations": integrations.annotate(connected=Count("connections")),
         "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
+        # Seen here first after an integration is disabled or deleted: the pause is recorded now.
+        "requirement": requirement.evaluate(company),
+        "can_require": not company.microsoft_required and requirement.refusal(company) is None,
     }
     return render(request, "sso/integrations.html", context)
 

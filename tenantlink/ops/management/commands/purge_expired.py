@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from tenantlink.accounts.models import Session, Throttle
 from tenantlink.audit.models import AuditEvent
+from tenantlink.sso import requirement
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 
 # A discovery document or key set in use is fetched again every ENTRA_METADATA_LIFETIME; one not
@@ -19,7 +20,7 @@ class Command(BaseCommand):
     help = (
         "Delete what is no longer needed: expired sessions, throttle counts and Microsoft flows "
         "that were never finished, Microsoft documents not fetched for 30 days, and audit events "
-        "older than AUDIT_RETENTION_DAYS. Run it daily."
+        "older than AUDIT_RETENTION_DAYS; record pauses of required Microsoft sign-in. Run it daily."
     )
 
     def handle(self, **options):
@@ -38,6 +39,9 @@ class Command(BaseCommand):
             f"Deleted {throttles} expired throttle counts, {sessions} expired sessions, {pending} unfinished "
             f"Microsoft flows and {documents} old Microsoft documents."
         )
+        # So that the audit log shows a pause (or its end) even on a day nobody signed in.
+        changed = requirement.check_all()
+        self.stdout.write(f"Required Microsoft sign-in paused or resumed for {changed} companies.")
         if settings.AUDIT_RETENTION_DAYS:
             cutoff = now - datetime.timedelta(days=settings.AUDIT_RETENTION_DAYS)
             events, _ = AuditEvent.objects.filter(created_at__lt=cutoff).delete()
