@@ -155,12 +155,13 @@ def send_invitation(request, user):
         "SITE_NAME": settings.SITE_NAME,
     }
     try:
-        send_mail(
-            _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
-            render_to_string("accounts/email/invitation.txt", context),
-            None,
-            [user.email],
-        )
+        with user.addressed():
+            send_mail(
+                _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
+                render_to_string("accounts/email/invitation.txt", context),
+                None,
+                [user.email],
+            )
     except (smtplib.SMTPException, OSError) as error:
         log.warning("Invitation to user %s not sent: %s", user.pk, error.__class__.__name__)
         AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user, outcome=Outcome.FAILURE)
