@@ -9,6 +9,8 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import fresh_page
+
 pytestmark = pytest.mark.e2e
 
 SWEDISH_DATE_TIME = re.compile(
@@ -19,11 +21,8 @@ SWEDISH_DATE_TIME = re.compile(
 @pytest.fixture
 def swedish_page(browser):
     """A browser set to Swedish (its Accept-Language is sv-SE)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="sv-SE")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    with fresh_page(browser, locale="sv-SE") as page:
+        yield page
 
 
 def sign_in(page, portal, person):
@@ -75,10 +74,7 @@ def test_a_member_signs_in_changes_his_settings_and_signs_out_in_swedish(swedish
 
 
 def test_the_language_switch_works_without_javascript(browser, portal, people):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US", java_script_enabled=False)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    try:
+    with fresh_page(browser, locale="en-US", java_script_enabled=False) as page:
         page.goto(f"{portal.url}/signin/")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
@@ -93,5 +89,3 @@ def test_the_language_switch_works_without_javascript(browser, portal, people):
         page.get_by_role("button", name="Logga ut").click()
         page.get_by_role("button", name="Suomi").click()
         expect(page.get_by_role("heading", name="Kirjaudu sisään")).to_be_visible()
-    finally:
-        context.close()
