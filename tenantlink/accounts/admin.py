@@ -37,7 +37,7 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
     ordering = ["username"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        (_("Person"), {"fields": ["display_name", "email", "time_zone"]}),
+        (_("Person"), {"fields": ["display_name", "email", "language", "time_zone"]}),
         (_("Company"), {"fields": ["company", "role"]}),
         (
             _("Access"),

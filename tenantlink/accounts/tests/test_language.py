@@ -124,3 +124,14 @@ def test_an_invitation_is_written_in_the_inviters_language(client, contoso):
 
     assert mail.outbox[-1].subject == "Sinut on kutsuttu palveluun Tenantlink"
     assert "Käyttäjätunnuksesi: carol" in mail.outbox[-1].body
+
+
+@pytest.mark.parametrize(
+    ("language", "title"), [("en", "Page not found"), ("sv", "Sidan hittades inte"), ("fi", "Sivua ei löytynyt")]
+)
+def test_error_pages_speak_the_language(client, language, title):
+    response = client.get("/no-such-page/", headers={"accept-language": language})
+
+    assert response.status_code == 404
+    assert heading(response) == title
+    assert f"<title>{title} · Tenantlink</title>" in response.content.decode()
