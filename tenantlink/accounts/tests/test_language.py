@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 from django.core import mail
 
-from tenantlink.accounts.models import User
-from tenantlink.conftest import make_user, sign_in
+from tenantlink.accounts.models import RecoveryCode, User
+from tenantlink.conftest import PASSWORD, make_user, sign_in
 
 SIGN_IN = {"en": "Sign in", "sv": "Logga in", "fi": "Kirjaudu sisään"}
 MY_PROFILE = {"en": "My Profile", "sv": "Min profil", "fi": "Oma profiili"}
@@ -59,6 +59,17 @@ def test_a_users_own_language_wins_over_the_browser(client, member):
     response = client.get("/profile/", headers={"accept-language": "sv"})
 
     assert heading(response) == MY_PROFILE["fi"]
+
+
+def test_the_message_of_the_sign_in_itself_is_in_the_users_language(client, member):
+    member.language = "fi"
+    member.save(update_fields=["language"])
+    recovery_code = RecoveryCode.replace_for(member)[0]
+    client.post("/signin/", {"username": member.username, "password": PASSWORD}, headers={"accept-language": "sv"})
+
+    response = client.post("/signin/verify/", {"code": recovery_code}, headers={"accept-language": "sv"}, follow=True)
+
+    assert "Kirjauduit sisään palautuskoodilla. Jäljellä on 9 käyttämätöntä koodia" in response.content.decode()
 
 
 def test_without_a_choice_a_signed_in_user_gets_the_browsers_language(member_client):
