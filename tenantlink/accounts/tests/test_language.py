@@ -16,7 +16,11 @@ MY_PROFILE = {"en": "My Profile", "sv": "Min profil", "fi": "Oma profiili"}
 
 
 def heading(response):
-    return re.search(r"<h1>(.*?)</h1>", response.content.decode()).group(1)
+    return heading_text(response.content.decode())
+
+
+def heading_text(page):
+    return re.search(r"<h1>(.*?)</h1>", page).group(1)
 
 
 @pytest.mark.parametrize("language", ["en", "sv", "fi"])
@@ -146,3 +150,10 @@ def test_error_pages_speak_the_language(client, language, title):
     assert response.status_code == 404
     assert heading(response) == title
     assert f"<title>{title} · Tenantlink</title>" in response.content.decode()
+
+
+def test_the_audit_logs_date_filter_keeps_its_dates_in_finnish(admin_client):
+    page = admin_client.get("/company/audit/?since=2026-03-05", headers={"accept-language": "fi"}).content.decode()
+
+    assert heading_text(page) == "Valvontaloki"
+    assert re.search(r'<input type="date" name="since" value="2026-03-05"', page)
