@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint lock bench
+.PHONY: demo test lint lock bench messages
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# After changing or adding a translatable string: update the Swedish and Finnish catalogues
+# (tenantlink/locale/*/LC_MESSAGES/django.po), translate what is new, then run it again to
+# compile the .mo files that are committed beside them. Needs GNU gettext (msgfmt, xgettext).
+messages: $(VENV)/.installed
+	cd tenantlink && DEBUG=true ../$(PY) ../manage.py makemessages --locale sv --locale fi --no-obsolete --add-location file --ignore "tests/*" --ignore "*/tests/*"
+	cd tenantlink && DEBUG=true ../$(PY) ../manage.py compilemessages --locale sv --locale fi
 
 lock:
 	$(PYTHON) -m venv /tmp/tenantlink-lock && /tmp/tenantlink-lock/bin/pip install --quiet -r requirements.in

@@ -5,7 +5,7 @@ import datetime
 
 import pyotp
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.companies.models import Company, Licence
@@ -16,6 +16,14 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(autouse=True)
 def _db(db):
     """Every portal test may use the database."""
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """A page in another language leaves that language active in the thread: back to English,
+    so that the next test's messages read as it expects."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

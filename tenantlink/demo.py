@@ -96,6 +96,7 @@ def seed():
         user.display_name, user.email, user.role = name, email, role
         user.company = Company.objects.get(name=company)
         user.is_active, user.must_change_password = True, False
+        user.language, user.time_zone = "", ""  # the browser's language, the portal's time zone
         user.set_password(password)
         user.save()
         user.reset_second_factor()

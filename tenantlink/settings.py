@@ -200,7 +200,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "tenantlink.lib.middleware.session_lifetime",
-    "tenantlink.lib.middleware.user_time_zone",
+    "tenantlink.lib.middleware.user_locale",
     "tenantlink.accounts.middleware.require_password_change",
     "tenantlink.sso.middleware.microsoft_required",
     "tenantlink.sso.middleware.microsoft_sessions",
@@ -220,6 +220,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenantlink.lib.context.site",
@@ -303,8 +304,11 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # for the file-based backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tenantlink <no-reply@tenantlink.invalid>")
 
+# English first; a signed-in user's choice (My Profile → Settings) wins over the language cookie
+# of the sign-in page's switch, which wins over the browser's Accept-Language. Each language is
+# named in itself, so that anyone can find their own.
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English")]
+LANGUAGES = [("en", "English"), ("sv", "Svenska"), ("fi", "Suomi")]
 LOCALE_PATHS = [BASE_DIR / "tenantlink" / "locale"]
 USE_I18N = True
 TIME_ZONE = "UTC"

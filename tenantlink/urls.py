@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
+from django.views.i18n import set_language
 
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
@@ -21,6 +22,8 @@ urlpatterns = [
     path("signin/verify/", signin.signin_verify, name="signin_verify"),
     path("signin/enrol/", signin.signin_enrol, name="signin_enrol"),
     path("signout/", signin.signout, name="signout"),
+    # The sign-in page's language switch: a plain form, sets the language cookie
+    path("language/", set_language, name="set_language"),
     # Flows 3–5: sign in with Microsoft, connect and disconnect a Microsoft account
     path("sso/signin/", microsoft_signin.start, name="sso_signin"),
     path("sso/callback/", microsoft_signin.callback, name="sso_callback"),

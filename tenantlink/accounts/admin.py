@@ -8,6 +8,7 @@ from django.db import router, transaction
 from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
 from tenantlink.accounts.models import User
@@ -36,7 +37,7 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
     ordering = ["username"]
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
-        (_("Person"), {"fields": ["display_name", "email", "time_zone"]}),
+        (_("Person"), {"fields": ["display_name", "email", "language", "time_zone"]}),
         (_("Company"), {"fields": ["company", "role"]}),
         (
             _("Access"),
@@ -57,7 +58,13 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
         for user in queryset:
             user.reset_second_factor()
             AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=user, via="staff admin")
-        self.message_user(request, _("Reset the second factor of %d users.") % queryset.count(), messages.SUCCESS)
+        count = queryset.count()
+        self.message_user(
+            request,
+            ngettext("Reset the second factor of %(count)d user.", "Reset the second factor of %(count)d users.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     @method_decorator(sensitive_post_parameters())
     def user_change_password(self, request, id, form_url=""):

@@ -14,6 +14,7 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
@@ -124,6 +125,8 @@ def complete_signin(request, user, method):
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
     throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
+    if user.language:  # this request's messages ("signed in with a recovery code") in the user's language too
+        translation.activate(user.language)
     return next_url
 
 
@@ -155,12 +158,13 @@ def send_invitation(request, user):
         "SITE_NAME": settings.SITE_NAME,
     }
     try:
-        send_mail(
-            _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
-            render_to_string("accounts/email/invitation.txt", context),
-            None,
-            [user.email],
-        )
+        with user.addressed():
+            send_mail(
+                _("You are invited to %(site)s") % {"site": settings.SITE_NAME},
+                render_to_string("accounts/email/invitation.txt", context),
+                None,
+                [user.email],
+            )
     except (smtplib.SMTPException, OSError) as error:
         log.warning("Invitation to user %s not sent: %s", user.pk, error.__class__.__name__)
         AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user, outcome=Outcome.FAILURE)

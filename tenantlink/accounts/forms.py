@@ -2,6 +2,7 @@ import functools
 import zoneinfo
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.hashers import make_password
@@ -259,7 +260,13 @@ def time_zone_choices():
     return [("", _("Portal default")), ("UTC", "UTC"), *((zone, zone.replace("_", " ")) for zone in zones)]
 
 
-class TimeZoneForm(forms.ModelForm):
+class PreferencesForm(forms.ModelForm):
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=[("", _("The browser's language")), *settings.LANGUAGES],
+        required=False,
+        help_text=_("The language of the portal's pages and of the emails it sends you."),
+    )
     time_zone = forms.ChoiceField(
         label=_("Time zone"),
         choices=time_zone_choices,
@@ -269,4 +276,4 @@ class TimeZoneForm(forms.ModelForm):
 
     class Meta:
         model = User
-        fields = ["time_zone"]
+        fields = ["language", "time_zone"]

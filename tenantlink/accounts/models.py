@@ -1,7 +1,9 @@
+import contextlib
 import hashlib
 import hmac
 import secrets
 import time
+import zoneinfo
 
 import pyotp
 from django.conf import settings
@@ -11,7 +13,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession, BaseSessio
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
@@ -68,6 +70,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(_("operator staff"), default=False)
     must_change_password = models.BooleanField(_("must change password at next sign-in"), default=False)
     time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Empty: the sign-in page's choice or the browser's. db_default, so that code from before
+    # this field (and plain INSERTs) can still add users.
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, blank=True, default="", db_default=""
+    )
     # Part of every session's check value: raising it ends all of the user's sessions at once.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
@@ -102,6 +109,20 @@ class User(AbstractBaseUser, PermissionsMixin):
             secret=secret,
             algorithm="sha256",
         ).hexdigest()
+
+    def local_zone(self):
+        """The user's time zone, or the portal's default (also for a zone that no longer exists)."""
+        if self.time_zone:
+            with contextlib.suppress(zoneinfo.ZoneInfoNotFoundError, ValueError):
+                return zoneinfo.ZoneInfo(self.time_zone)
+        return zoneinfo.ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
+
+    @contextlib.contextmanager
+    def addressed(self):
+        """Write to this user (an email) in their language and time zone, whoever's request it is.
+        Without a chosen language, the current one: an invitation goes out in the inviter's."""
+        with translation.override(self.language or translation.get_language()), timezone.override(self.local_zone()):
+            yield
 
     def deactivate(self):
         self.is_active = False
@@ -145,7 +166,7 @@ class TOTPDevice(models.Model):
     confirmed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self):
-        return f"Authenticator of {self.user}"
+        return _("Authenticator of %(user)s") % {"user": self.user}
 
     @staticmethod
     def new_seed():
@@ -212,7 +233,9 @@ class RecoveryCode(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="accounts_recoverycode_unique")]
 
     def __str__(self):
-        return f"Recovery code of {self.user} ({'used' if self.used_at else 'unused'})"
+        if self.used_at:
+            return _("Recovery code of %(user)s (used)") % {"user": self.user}
+        return _("Recovery code of %(user)s (unused)") % {"user": self.user}
 
     @staticmethod
     def _hash(code):

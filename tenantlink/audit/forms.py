@@ -15,6 +15,9 @@ DATE_RANGE = [
     MinValueValidator(EARLIEST, _("Enter a date from %(limit_value)s on.")),
     MaxValueValidator(LATEST, _("Enter a date up to %(limit_value)s.")),
 ]
+# The browser shows a date field in its own language's way, but its value is always ISO 8601,
+# whatever the page's language would write (5.3.2026 in Finnish).
+DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class AuditFilterForm(forms.Form):
@@ -22,12 +25,8 @@ class AuditFilterForm(forms.Form):
         label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone")
     )
     action = forms.ChoiceField(label=_("Action"), required=False)
-    since = forms.DateField(
-        label=_("From"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        label=_("To"), required=False, validators=DATE_RANGE, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    since = forms.DateField(label=_("From"), required=False, validators=DATE_RANGE, widget=DATE_PICKER)
+    until = forms.DateField(label=_("To"), required=False, validators=DATE_RANGE, widget=DATE_PICKER)
 
     def __init__(self, company, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies.models import Company, Licence
@@ -19,7 +20,7 @@ class CompanyAdmin(StaffAuditMixin, admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [LicenceInline]
 
-    @admin.display(boolean=True, description="SSO licence valid")
+    @admin.display(boolean=True, description=_("SSO licence valid"))
     def has_sso(self, company):
         return company.has_sso()
 

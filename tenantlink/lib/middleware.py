@@ -1,4 +1,3 @@
-import contextlib
 import logging
 import time
 import zoneinfo
@@ -7,7 +6,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tenantlink.lib import errors
@@ -75,14 +74,19 @@ def session_lifetime(get_response):
     return middleware
 
 
-def user_time_zone(get_response):
+def user_locale(get_response):
+    """Dates and times in the user's time zone, pages in the user's language. The user row is
+    loaded for the session check anyway, so this costs no query; without a choice (or signed
+    out) LocaleMiddleware's language stays: the language cookie, else Accept-Language."""
     default = zoneinfo.ZoneInfo(settings.DEFAULT_USER_TIME_ZONE)
 
     def middleware(request):
         zone = default
-        if request.user.is_authenticated and request.user.time_zone:
-            with contextlib.suppress(zoneinfo.ZoneInfoNotFoundError, ValueError):
-                zone = zoneinfo.ZoneInfo(request.user.time_zone)
+        if request.user.is_authenticated:
+            zone = request.user.local_zone()
+            if request.user.language:
+                translation.activate(request.user.language)
+                request.LANGUAGE_CODE = request.user.language
         timezone.activate(zone)
         try:
             return get_response(request)

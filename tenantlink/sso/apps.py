@@ -2,12 +2,13 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 
 class Config(AppConfig):
     name = "tenantlink.sso"
     label = "sso"
-    verbose_name = "Single sign-on"
+    verbose_name = _("Single sign-on")
 
     def ready(self):
         # Said once per process, for the operator; the pages only say "not configured".

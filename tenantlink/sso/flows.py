@@ -342,16 +342,17 @@ def notify(request, user, what, connection):
         "user": user,
         "what": what,
         "connection": connection,
-        "when": timezone.localtime(),
+        "when": timezone.now(),
         "by_admin": request.user.is_authenticated and request.user != user,
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
     }
-    subject = {
-        "connected": _("A Microsoft account was connected to your %(site)s account"),
-        "disconnected": _("Microsoft sign-in was removed from your %(site)s account"),
-    }[what] % {"site": settings.SITE_NAME}
     try:
-        send_mail(subject, render_to_string("sso/email/connection.txt", context), None, [user.email])
+        with user.addressed():
+            subject = {
+                "connected": _("A Microsoft account was connected to your %(site)s account"),
+                "disconnected": _("Microsoft sign-in was removed from your %(site)s account"),
+            }[what] % {"site": settings.SITE_NAME}
+            send_mail(subject, render_to_string("sso/email/connection.txt", context), None, [user.email])
     except (smtplib.SMTPException, OSError) as error:
         log.warning("Connection notice to user %s not sent: %s", user.pk, error.__class__.__name__)

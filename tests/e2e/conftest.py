@@ -256,14 +256,23 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh browser profile per test (no cookies carried over), at a desktop size."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+@contextlib.contextmanager
+def fresh_page(browser, **options):
+    """A page in a fresh browser profile (no cookies carried over), at a desktop size; `options`
+    for the profile, such as locale="sv-SE" or java_script_enabled=False."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, **options)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser):
+    with fresh_page(browser) as page:
+        yield page
 
 
 @contextlib.contextmanager

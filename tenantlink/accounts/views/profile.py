@@ -2,18 +2,20 @@
 
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from tenantlink.accounts import flows
 from tenantlink.accounts.decorators import recent_signin_required
-from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm, TimeZoneForm
+from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm, PreferencesForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.audit.models import Action, AuditEvent
 
@@ -23,15 +25,33 @@ def overview(request):
     return render(request, "accounts/profile_overview.html", {"tab": "overview"})
 
 
+def _remember_language(response, language):
+    """The language cookie too, as the sign-in page's switch sets it: the sign-in page keeps the
+    user's language after signing out (and goes back to the browser's when the choice is removed)."""
+    if not language:
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME, samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    else:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        )
+    return response
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_tab(request):
     user = request.user
-    zone_form = TimeZoneForm(instance=user, data=request.POST if request.method == "POST" else None)
-    if zone_form.is_valid():
-        zone_form.save()
-        messages.success(request, _("Your time zone has been saved."))
-        return redirect("profile_settings")
+    preferences_form = PreferencesForm(instance=user, data=request.POST if request.method == "POST" else None)
+    if preferences_form.is_valid():
+        preferences_form.save()
+        translation.activate(user.language or translation.get_language())  # the message in the new language
+        messages.success(request, _("Your language and time zone have been saved."))
+        return _remember_language(redirect("profile_settings"), user.language)
     return render(
         request,
         "accounts/profile_settings.html",
@@ -39,7 +59,7 @@ def settings_tab(request):
             "tab": "settings",
             "device": getattr(user, "totp", None),
             "recovery_codes_left": RecoveryCode.remaining(user),
-            "zone_form": zone_form,
+            "preferences_form": preferences_form,
         },
     )
 

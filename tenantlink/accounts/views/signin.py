@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode, urlsafe_base64_decode
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenantlink.accounts import flows, throttle
@@ -46,12 +47,15 @@ def signin_verify(request):
     if form.is_valid():
         next_url = flows.complete_signin(request, user, "recovery_code" if form.used_recovery_code else "totp")
         if form.used_recovery_code:
+            remaining = RecoveryCode.remaining(user)
             messages.warning(
                 request,
-                _(
-                    "You signed in with a recovery code. %(count)d unused codes remain; you can make new ones in My Profile → Settings."
+                ngettext(
+                    "You signed in with a recovery code. %(count)d unused code remains; you can make new ones in My Profile → Settings.",
+                    "You signed in with a recovery code. %(count)d unused codes remain; you can make new ones in My Profile → Settings.",
+                    remaining,
                 )
-                % {"count": RecoveryCode.remaining(user)},
+                % {"count": remaining},
             )
         return redirect(next_url)
     if form.is_bound and throttle.address_paused(request):

@@ -3,6 +3,9 @@ a password sign-in, connecting, signing in with Microsoft alone, every refusal, 
 and sessions that end with their connection. The end-to-end tests repeat the story against the
 Entra emulator in a browser."""
 
+import datetime
+import re
+import zoneinfo
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -343,6 +346,43 @@ def test_an_administrator_disconnects_a_member(admin_client, member, contoso_int
     admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/")
     assert not Connection.objects.exists()
     assert "done by your company's administrator" in mail.outbox[-1].body
+
+
+SWEDISH_MONTHS = [
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+]
+
+
+def test_the_notice_is_written_in_the_members_language_and_time_zone(admin_client, member, contoso_integration):
+    member.language, member.time_zone = "sv", "Asia/Tokyo"
+    member.save(update_fields=["language", "time_zone"])
+    connected(member, contoso_integration)
+
+    tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+    before = datetime.datetime.now(tokyo)
+    admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/")
+    after = datetime.datetime.now(tokyo)
+
+    message = mail.outbox[-1]
+    assert message.subject == "Inloggning med Microsoft har tagits bort från ditt konto på Tenantlink"
+    when = re.search(r"Den (\d+) (\w+) (\d{4}) (\d\d):\d\d kopplades Microsoft-kontot ben@contoso", message.body)
+    assert when and when.group(2) in SWEDISH_MONTHS
+    assert int(when.group(4)) in (before.hour, after.hour)  # in the member's time zone, not the administrator's
+    assert "Detta gjordes av ditt företags administratör." in message.body
+    # The administrator's own pages stay in English.
+    assert "Disconnect" not in page_text(admin_client.get(f"/company/users/{member.pk}/"))
+    assert "Users" in page_text(admin_client.get("/company/users/"))
 
 
 def test_another_companys_administrator_cannot_disconnect(client, member, contoso_integration, outsider):
