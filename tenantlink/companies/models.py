@@ -9,10 +9,14 @@ class Company(models.Model):
     # The administrator's choice "Require Microsoft sign-in for members" (tenantlink.sso.requirement
     # decides when it applies). Kept on the company row, which every sign-in reads anyway, so that
     # companies without it cost no query at all.
-    microsoft_required = models.BooleanField(_("Microsoft sign-in required for members"), default=False)
+    microsoft_required = models.BooleanField(
+        _("Microsoft sign-in required for members"), default=False, db_default=False
+    )
     # Whether the requirement was last found paused (no valid licence or no active integration):
     # changed only by a conditional UPDATE, so that each pause and its end is audited once.
-    microsoft_requirement_paused = models.BooleanField(_("requirement of Microsoft sign-in paused"), default=False)
+    microsoft_requirement_paused = models.BooleanField(
+        _("requirement of Microsoft sign-in paused"), default=False, db_default=False
+    )
 
     class Meta:
         verbose_name = _("company")

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='company',
             name='microsoft_required',
-            field=models.BooleanField(default=False, verbose_name='Microsoft sign-in required for members'),
+            field=models.BooleanField(db_default=False, default=False, verbose_name='Microsoft sign-in required for members'),
         ),
         migrations.AddField(
             model_name='company',
             name='microsoft_requirement_paused',
-            field=models.BooleanField(default=False, verbose_name='requirement of Microsoft sign-in paused'),
+            field=models.BooleanField(db_default=False, default=False, verbose_name='requirement of Microsoft sign-in paused'),
         ),
     ]
