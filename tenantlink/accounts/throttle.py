@@ -12,8 +12,8 @@ import hashlib
 import unicodedata
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from tenantlink.accounts.models import Throttle
@@ -51,17 +51,34 @@ def _label(key, user):
     return user.username if user else UNKNOWN_USERNAME
 
 
+# One statement counts an attempt in the usual case: a new key gets its row with 1; a key that is
+# not paused and has attempts left gets 1 more (or 1 again once its window has passed). It
+# changes no row when the key is paused or has used up its attempts; begin_attempt then decides
+# in Python. (An upsert with conditions, which the ORM cannot write; PostgreSQL and SQLite both
+# run it.)
+_COUNT = """
+INSERT INTO {table} ({key}, {failures}, {started}, {locked}) VALUES (%s, 1, %s, NULL)
+ON CONFLICT ({key}) DO UPDATE SET
+    {failures} = CASE WHEN {table}.{started} < %s THEN 1 ELSE {table}.{failures} + 1 END,
+    {started} = CASE WHEN {table}.{started} < %s THEN %s ELSE {table}.{started} END
+WHERE {table}.{locked} IS NULL AND ({table}.{started} < %s OR {table}.{failures} < %s)
+"""
+
+
 def _count(key, limit, now, window):
-    """Count one attempt with a single UPDATE: the usual case of a key that has a row, is not
-    paused and has attempts left (a window that has passed starts again at 1). 0 rows when any
-    of that is not so."""
-    window_passed = Q(window_started_at__lt=now - window)
-    return Throttle.objects.filter(
-        Q(key=key, locked_until__isnull=True) & (window_passed | Q(failures__lt=limit))
-    ).update(
-        failures=Case(When(window_passed, then=Value(1)), default=F("failures") + 1),
-        window_started_at=Case(When(window_passed, then=Value(now)), default=F("window_started_at")),
+    """1 when one attempt was counted for `key` in a single statement, 0 when not (see _COUNT)."""
+    quote = connection.ops.quote_name
+    sql = _COUNT.format(
+        table=quote(Throttle._meta.db_table),
+        key=quote("key"),
+        failures=quote("failures"),
+        started=quote("window_started_at"),
+        locked=quote("locked_until"),
     )
+    now_value, cutoff = (connection.ops.adapt_datetimefield_value(moment) for moment in (now, now - window))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key, now_value, cutoff, cutoff, now_value, cutoff, limit])
+        return cursor.rowcount
 
 
 def begin_attempt(request, username, user=None):
@@ -76,8 +93,8 @@ def begin_attempt(request, username, user=None):
         counted = [key for key, limit in keys if _count(key, limit, now, window)]
         if len(counted) == len(keys):
             return True
-        # A row is missing, a pause starts or ends: give back what was counted (those rows are
-        # locked by this transaction already) and decide key by key.
+        # A pause starts or ends: give back what was counted (those rows are locked by this
+        # transaction already) and decide key by key.
         Throttle.objects.filter(key__in=counted).update(failures=F("failures") - 1)
         allowed, ended, started = _count_slowly(keys, now, window)
     for key in ended:
