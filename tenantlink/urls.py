@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
-from tenantlink.sso.views import connect, integrations
+from tenantlink.sso.views import connect, integrations, leavers
 from tenantlink.sso.views import signin as microsoft_signin
 
 urlpatterns = [
@@ -63,6 +63,11 @@ urlpatterns = [
     path("company/sso/<int:integration_id>/enable/", integrations.enable, name="sso_integration_enable"),
     path("company/sso/<int:integration_id>/delete/", integrations.delete, name="sso_integration_delete"),
     path("sso/consent/callback/", integrations.consent_callback, name="sso_consent_callback"),
+    # The leaver check of an integration
+    path("company/sso/<int:integration_id>/leavers/", leavers.turn_on, name="sso_leavers_on"),
+    path("company/sso/<int:integration_id>/leavers/off/", leavers.turn_off, name="sso_leavers_off"),
+    path("company/sso/<int:integration_id>/leavers/policy/", leavers.change_policy, name="sso_leavers_policy"),
+    path("company/sso/<int:integration_id>/leavers/confirm/", leavers.confirm, name="sso_leavers_confirm"),
     path("company/audit/", audit.audit_log, name="audit_log"),
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),
