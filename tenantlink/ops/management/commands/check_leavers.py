@@ -30,10 +30,14 @@ class Command(BaseCommand):
                 # A service keeps going: the next pass may well work (the database was restarted, say).
                 log.exception("Leaver check pass failed")
             else:
-                self.stdout.write(
-                    "Leaver check: {integrations} integrations, {checked} connections checked, {acted} users "
-                    "lost access, {held} held back for confirmation, {failing} integrations failing.".format(**summary)
-                )
+                # As a service, a line only when something happened (or failed).
+                if not every or summary["acted"] or summary["held"] or summary["failing"]:
+                    self.stdout.write(
+                        "Leaver check: {integrations} integrations, {checked} connections checked, {acted} users "
+                        "lost access, {held} held back for confirmation, {failing} integrations failing.".format(
+                            **summary
+                        )
+                    )
             if not every:
                 return
             close_old_connections()
