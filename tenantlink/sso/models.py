@@ -90,21 +90,31 @@ class Integration(models.Model):
     consent_completed_at = models.DateTimeField(_("consent completed at"), null=True, blank=True)
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
     # The leaver check (opt-in): people disabled or deleted at Microsoft lose access here.
+    # Database defaults too: processes of the previous release, still running while this one's
+    # migration is applied, insert integrations without these columns.
     leaver_check = models.CharField(
-        _("leaver check"), max_length=20, choices=LeaverCheck.choices, default=LeaverCheck.OFF
+        _("leaver check"), max_length=20, choices=LeaverCheck.choices, default=LeaverCheck.OFF, db_default="off"
     )
     leaver_policy = models.CharField(
-        _("leaver policy"), max_length=20, choices=LeaverPolicy.choices, default=LeaverPolicy.DEACTIVATE
+        _("leaver policy"),
+        max_length=20,
+        choices=LeaverPolicy.choices,
+        default=LeaverPolicy.DEACTIVATE,
+        db_default="deactivate",
     )
-    leaver_failure_reason = models.CharField(_("leaver check failure"), max_length=40, blank=True)
-    leaver_failure_code = models.CharField(_("leaver check failure code"), max_length=40, blank=True)
+    leaver_failure_reason = models.CharField(
+        _("leaver check failure"), max_length=40, blank=True, default="", db_default=""
+    )
+    leaver_failure_code = models.CharField(
+        _("leaver check failure code"), max_length=40, blank=True, default="", db_default=""
+    )
     # Administrators are told once that the check fails, not at every run.
     leaver_failure_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     leaver_checked_at = models.DateTimeField(_("last leaver check"), null=True, blank=True)
     # The safety valve: how many leavers the last run found but did not act on, and how many an
     # administrator then confirmed (the next run acts on at most that many).
-    leaver_held = models.PositiveIntegerField(_("leavers waiting for confirmation"), default=0)
-    leaver_confirmed = models.PositiveIntegerField(default=0, editable=False)
+    leaver_held = models.PositiveIntegerField(_("leavers waiting for confirmation"), default=0, db_default=0)
+    leaver_confirmed = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     # A runner claims the integration until then, so that runners on several machines share the work.
     leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
