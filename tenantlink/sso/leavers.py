@@ -167,8 +167,9 @@ def _looked_up(integration):
         total += len(batch)
         enabled = microsoft.accounts_enabled(token, [str(oid) for _pk, oid in batch])
         for pk, oid in batch:
-            if enabled.get(str(oid)) is not True:
-                leavers.append((pk, Leaver.Reason.DELETED if enabled.get(str(oid)) is None else Leaver.Reason.DISABLED))
+            state = enabled[str(oid)]  # every one answered, or accounts_enabled raised
+            if state is not True:
+                leavers.append((pk, Leaver.Reason.DELETED if state is None else Leaver.Reason.DISABLED))
         Integration.objects.filter(pk=integration.pk).update(leaver_lease_until=timezone.now() + LEASE)
     return leavers, total
 
@@ -180,6 +181,10 @@ def check(integration):
     except MicrosoftError as error:
         _failing(integration, error)
         return {"failing": 1}
+    # Asking Microsoft took a while: act only as the administrators want it now.
+    integration.refresh_from_db(fields=["leaver_check", "leaver_policy", "leaver_confirmed"])
+    if integration.leaver_check not in CHECKED:
+        return {"checked": total}
     if integration.leaver_check == Integration.LeaverCheck.FAILING:
         integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=CHECKED)
     too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total

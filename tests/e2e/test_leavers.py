@@ -371,6 +371,7 @@ def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
     check = page.locator("xpath=//dt[normalize-space()='Leaver check']/following-sibling::dd[1]")
     expect(check).to_have_text("On")
     assert_accessible(page, "single sign-on with the leaver check on")
+    screenshot(page, screenshots, "leaver-check-on")
 
     users_at_microsoft(emulator_control, BEN_AT_MICROSOFT.upn, enabled=False)
     check_leavers(portal)

@@ -205,6 +205,20 @@ def test_remove_the_connection_only(checked, fake_microsoft, member):
     assert Leaver.objects.get().policy == "disconnect"
 
 
+def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake_microsoft, member, monkeypatch):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    real = microsoft_module.accounts_enabled
+
+    def meanwhile_turned_off(*args):
+        Integration.objects.update(leaver_check=Integration.LeaverCheck.OFF)
+        return real(*args)
+
+    monkeypatch.setattr(microsoft_module, "accounts_enabled", meanwhile_turned_off)
+    run()
+    member.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists()
+
+
 def test_enabled_users_are_left_alone_and_asked_about_in_batches_of_twenty(checked, fake_microsoft, contoso):
     for number in range(45):
         connect(make_user(f"user{number}", contoso, enrolled=False), checked, fake_microsoft)
