@@ -20,6 +20,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -144,6 +145,9 @@ def check_all():
         summary["integrations"] += 1
         try:
             outcome = check(integration)
+        except Exception:  # noqa: BLE001 (one integration's surprise must not stop the pass for all others)
+            log.exception("Leaver check of integration %s stopped", pk)
+            outcome = {"failing": 1}
         finally:
             Integration.objects.filter(pk=pk).update(leaver_lease_until=None, leaver_checked_at=timezone.now())
         for key, value in outcome.items():
@@ -198,6 +202,7 @@ def check(integration):
     return {"checked": total, "acted": len(acted)}
 
 
+@transaction.atomic  # the action and its record: both or neither
 def _act(integration, connection_pk, reason):
     """Apply the integration's policy to one leaver: a Leaver record, or None when there was
     nothing left to do (another runner did it, or the connection went meanwhile)."""

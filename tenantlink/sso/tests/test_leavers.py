@@ -19,7 +19,7 @@ from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 from tenantlink.sso import leavers
 from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
-from tenantlink.sso.tests.conftest import CONTOSO
+from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
 BEN = "15550e69-065f-4d2c-b54d-9fd19885ed4c"
 
@@ -217,6 +217,28 @@ def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake
     run()
     member.refresh_from_db()
     assert member.is_active and not Leaver.objects.exists()
+
+
+def test_a_surprise_in_one_integration_does_not_stop_the_others(checked, fake_microsoft, contoso, monkeypatch):
+    fake_microsoft.app_in.add(FABRIKAM)
+    fake_microsoft.roles_in.add(FABRIKAM)
+    fabrikam = Integration.objects.create(
+        company=contoso, tenant_id=FABRIKAM, display_name="Fabrikam", status="active", leaver_check="on"
+    )
+    carol, dave = make_user("carol", contoso), make_user("dave", contoso)
+    connect(carol, checked, fake_microsoft, enabled=False)
+    Connection.objects.create(user=dave, integration=fabrikam, tid=FABRIKAM, oid=uuid.uuid4())
+    real, calls = microsoft_module.accounts_enabled, []
+
+    def first_one_breaks(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(*args)
+
+    monkeypatch.setattr(microsoft_module, "accounts_enabled", first_one_breaks)
+    assert "1 users lost access" in run()  # Fabrikam's Dave is not at Microsoft: deleted
+    assert len(calls) == 2
 
 
 def test_enabled_users_are_left_alone_and_asked_about_in_batches_of_twenty(checked, fake_microsoft, contoso):
