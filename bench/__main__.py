@@ -116,7 +116,7 @@ def growth_figures(url, admin_cookies, sample):
     }
 
 
-PHASES = ("password", "microsoft", "pages", "growth", "memory")
+PHASES = ("password", "microsoft", "pages", "growth", "memory", "leavers")
 
 
 def chosen_phases(argv):
@@ -196,8 +196,14 @@ def main():
                 visitor.sign_in_with_password(load.person(admin[0], seed.PASSWORD, admin[1]), authenticator)
                 admin_cookies = cookies_of(visitor)
                 visitor.close()
+            if "leavers" in phases:
+                small_leavers = _leaver_pass(emulator_url, env, connections)
             if "growth" in phases:
                 _growth(table, url, admin_cookies, connections)
+            if "leavers" in phases:
+                if "growth" not in phases:
+                    seed.grow(*LARGE)
+                _leaver_figures(table, small_leavers, _leaver_pass(emulator_url, env, connections))
             if "memory" in phases:
                 # Memory: fresh workers (SIGHUP), then a mix of every kind of request.
                 visitor = load.Visitor(site)
@@ -308,6 +314,37 @@ def _growth(table, url, admin_cookies, connections):
             "≤ 1.5×",
             ratio <= 1.5,
         )
+
+
+def _leaver_pass(emulator_url, env, connections):
+    from bench import leavers
+
+    checked, tenants = leavers.prepare(emulator_url)
+    connections.close_all()
+    seconds, cpu, peak, output = leavers.one_pass(env)
+    print(f"leaver check over {checked:,} connections in {tenants:,} tenants: {seconds:.0f} s ({output})", flush=True)
+    return checked, tenants, seconds, cpu, peak
+
+
+def _leaver_figures(table, small, large):
+    checked, tenants, seconds, cpu, peak = large
+    table.add(
+        f"Leaver check: one full pass over {checked:,} connections in {tenants:,} tenants against the emulator",
+        f"{seconds:.0f} s",
+        "< 600 s",
+        seconds < 600,
+    )
+    table.add(
+        "Leaver check: runner CPU per checked connection",
+        f"{cpu / max(checked, 1) * 1000:.2f} ms ({cpu:.0f} s in all)",
+    )
+    ratio = peak / small[4]
+    table.add(
+        f"Leaver check: runner peak memory, {checked:,} ÷ {small[0]:,} connections",
+        f"{peak / 2**20:.0f} MiB ÷ {small[4] / 2**20:.0f} MiB = {ratio:.2f}×",
+        "≤ 1.2× (flat)",
+        ratio <= 1.2,
+    )
 
 
 def _memory(table, site, portal, people, microsoft_people, member_cookies, admin_cookies, seed):

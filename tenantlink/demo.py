@@ -19,6 +19,7 @@ EMULATOR_DIRECTORY = ROOT / "entra_emulator" / "demo_directory.json"
 
 DEMO_CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
 DEMO_CLIENT_SECRET = "tenantlink-demo-secret"  # the emulator's demo app registration, not a real secret
+LEAVER_CHECK_INTERVAL = 30  # seconds between passes of the leaver check in the demo
 
 COMPANIES = [
     {"name": "Contoso Ltd", "sso_days": 365},
@@ -76,7 +77,7 @@ def seed():
 
     from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
     from tenantlink.companies.models import Company, Licence
-    from tenantlink.sso.models import CachedDocument, Integration
+    from tenantlink.sso.models import CachedDocument, Integration, Leaver
 
     # The emulator makes new signing keys at every start: keys cached from the last run would
     # refuse its tokens for minutes (an unknown key is fetched again at most every 5 minutes).
@@ -100,6 +101,7 @@ def seed():
         user.set_password(password)
         user.save()
         user.reset_second_factor()
+        Leaver.objects.filter(user=user).delete()
         if totp_seed:
             TOTPDevice.enrol(user, totp_seed, step=0)
             RecoveryCode.replace_for(user)
@@ -141,6 +143,10 @@ def print_microsoft_accounts():
     print(
         "\nSingle sign-on: sign in as ada, open Single sign-on → Add integration, enter "
         "contoso.onmicrosoft.com and approve at Microsoft as ada@contoso.onmicrosoft.com."
+    )
+    print(
+        f"Leaver check: runs every {LEAVER_CHECK_INTERVAL} s; turn it on for the integration on the Single "
+        "sign-on page (README: Leavers lose access)."
     )
 
 
@@ -204,7 +210,11 @@ def main():
         cwd=ROOT,
         env=env,
     )
-    # Stopped by a service manager or `kill`: leave through `finally`, which stops both servers.
+    # The leaver check, as an operator runs it (README: a systemd timer or cron), but every 30 s.
+    leaver_check = subprocess.Popen(
+        [python, "manage.py", "check_leavers", "--every", str(LEAVER_CHECK_INTERVAL)], cwd=ROOT, env=env
+    )
+    # Stopped by a service manager or `kill`: leave through `finally`, which stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ready = False
     try:
@@ -218,10 +228,10 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (portal, emulator):
+        for process in (leaver_check, portal, emulator):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (portal, emulator):
+        for process in (leaver_check, portal, emulator):
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -6,7 +6,7 @@ from django.views.i18n import set_language
 from tenantlink import views
 from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
-from tenantlink.sso.views import connect, integrations, requirement
+from tenantlink.sso.views import connect, integrations, leavers, requirement
 from tenantlink.sso.views import signin as microsoft_signin
 
 urlpatterns = [
@@ -70,6 +70,11 @@ urlpatterns = [
     # Require Microsoft sign-in for members (company administrators)
     path("company/sso/require/", requirement.review, name="sso_require"),
     path("company/sso/require/off/", requirement.turn_off, name="sso_require_off"),
+    # The leaver check of an integration
+    path("company/sso/<int:integration_id>/leavers/", leavers.turn_on, name="sso_leavers_on"),
+    path("company/sso/<int:integration_id>/leavers/off/", leavers.turn_off, name="sso_leavers_off"),
+    path("company/sso/<int:integration_id>/leavers/policy/", leavers.change_policy, name="sso_leavers_policy"),
+    path("company/sso/<int:integration_id>/leavers/confirm/", leavers.confirm, name="sso_leavers_confirm"),
     path("company/audit/", audit.audit_log, name="audit_log"),
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),

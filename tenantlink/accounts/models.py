@@ -125,9 +125,14 @@ class User(AbstractBaseUser, PermissionsMixin):
             yield
 
     def deactivate(self):
-        self.is_active = False
-        self.save(update_fields=["is_active"])
-        self.end_all_sessions()  # so that a reactivation does not bring an old session back
+        """Refuse every sign-in and end every session (so that a reactivation does not bring an
+        old session back). One conditional UPDATE: False when the user was already deactivated,
+        say by someone else at the same moment, so that it is done and recorded once."""
+        changed = User.objects.filter(pk=self.pk, is_active=True).update(
+            is_active=False, session_generation=models.F("session_generation") + 1
+        )
+        self.refresh_from_db(fields=["is_active", "session_generation"])
+        return bool(changed)
 
     def reactivate(self):
         self.is_active = True

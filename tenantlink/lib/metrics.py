@@ -33,7 +33,7 @@ LOCKOUTS = Counter(
 )
 MICROSOFT_SECONDS = Histogram(
     "tenantlink_microsoft_request_duration_seconds",
-    "Calls to Microsoft, by endpoint (discovery, keys, token).",
+    "Calls to Microsoft, by endpoint (discovery, keys, token, graph).",
     ["endpoint"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )

@@ -21,7 +21,15 @@ class ReadOnlyFields:
 
 @admin.register(Integration)
 class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
-    list_display = ["display_name", "company", "tenant_id", "status", "consent_completed_at", "last_verified_at"]
+    list_display = [
+        "display_name",
+        "company",
+        "tenant_id",
+        "status",
+        "leaver_check",
+        "consent_completed_at",
+        "last_verified_at",
+    ]
     list_filter = ["status"]
     search_fields = ["display_name", "company__name", "tenant_id"]
 

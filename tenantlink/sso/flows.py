@@ -88,7 +88,7 @@ def verify(request, integration, consent_completed=False):
     return None
 
 
-def _consent_error(params):
+def consent_error(params):
     """MicrosoftError for the error a consent callback carries (branch on codes, never on text)."""
     code = microsoft.error_code(params)
     error = params.get("error", "")
@@ -108,7 +108,7 @@ def finish_consent(request, integration, params):
     """Microsoft sent the administrator back. Returns None when the integration is active now,
     "licence" when the licence ended meanwhile (nothing activated), else the MicrosoftError."""
     if params.get("error"):  # Microsoft's answer first, so its code is never lost
-        error = _consent_error(params)
+        error = consent_error(params)
         integration.fail(error.reason, error.code)
         record(
             request,

@@ -75,3 +75,16 @@ class AddIntegrationForm(forms.Form):
         if not self.cleaned_data.get("display_name", "").strip():
             self.cleaned_data["display_name"] = value
         return self.cleaned_data
+
+
+class LeaverPolicyForm(forms.Form):
+    policy = forms.ChoiceField(
+        label=_("When someone's Microsoft account is disabled or deleted"),
+        choices=Integration.LeaverPolicy.choices,
+        initial=Integration.LeaverPolicy.DEACTIVATE,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Deactivating ends every session of the portal user and refuses their password and code too. "
+            "Removing the connection only ends the sessions opened with Microsoft; the password still works."
+        ),
+    )

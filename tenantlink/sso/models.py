@@ -46,6 +46,12 @@ FAILURE_REASONS = {
         "This installation's registration at Microsoft was refused (for example an expired client "
         "secret). The operator of this portal has to fix it; nothing needs to change in your tenant."
     ),
+    "permission_missing": _(
+        "Microsoft does not (or no longer) let the portal read whether your users' accounts are enabled "
+        "(the permission “Read all users' full profiles”, User.Read.All). Only a Global Administrator or "
+        "Privileged Role Administrator of the tenant can grant it: turn the leaver check on again and "
+        "approve at Microsoft with such an account."
+    ),
 }
 # After these, approving again (or "Grant admin consent") is what helps.
 NEEDS_ADMIN_CONSENT = {"cancelled", "approval_required", "app_not_found"}
@@ -61,6 +67,16 @@ class Integration(models.Model):
         DISABLED = "disabled", _("Disabled")
         FAILED = "failed", _("Consent failed")
 
+    class LeaverCheck(models.TextChoices):
+        OFF = "off", _("Off")
+        WAITING = "waiting", _("Waiting for permission")
+        ON = "on", _("On")
+        FAILING = "failing", _("Failing")
+
+    class LeaverPolicy(models.TextChoices):
+        DEACTIVATE = "deactivate", _("Deactivate the portal user")
+        DISCONNECT = "disconnect", _("Remove the Microsoft connection only")
+
     company = models.ForeignKey(
         "companies.Company", models.CASCADE, related_name="sso_integrations", verbose_name=_("company")
     )
@@ -75,6 +91,34 @@ class Integration(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     consent_completed_at = models.DateTimeField(_("consent completed at"), null=True, blank=True)
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
+    # The leaver check (opt-in): people disabled or deleted at Microsoft lose access here.
+    # Database defaults too: processes of the previous release, still running while this one's
+    # migration is applied, insert integrations without these columns.
+    leaver_check = models.CharField(
+        _("leaver check"), max_length=20, choices=LeaverCheck.choices, default=LeaverCheck.OFF, db_default="off"
+    )
+    leaver_policy = models.CharField(
+        _("leaver policy"),
+        max_length=20,
+        choices=LeaverPolicy.choices,
+        default=LeaverPolicy.DEACTIVATE,
+        db_default="deactivate",
+    )
+    leaver_failure_reason = models.CharField(
+        _("leaver check failure"), max_length=40, blank=True, default="", db_default=""
+    )
+    leaver_failure_code = models.CharField(
+        _("leaver check failure code"), max_length=40, blank=True, default="", db_default=""
+    )
+    # Administrators are told once that the check fails, not at every run.
+    leaver_failure_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    leaver_checked_at = models.DateTimeField(_("last leaver check"), null=True, blank=True)
+    # The safety valve: how many leavers the last run found but did not act on, and how many an
+    # administrator then confirmed (the next run acts on at most that many).
+    leaver_held = models.PositiveIntegerField(_("leavers waiting for confirmation"), default=0, db_default=0)
+    leaver_confirmed = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    # A runner claims the integration until then, so that runners on several machines share the work.
+    leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("single sign-on integration")
@@ -124,6 +168,26 @@ class Integration(models.Model):
         """Consent or verification did not succeed: the integration cannot be used."""
         self._record(self.Status.FAILED, failure_reason=reason, failure_code=code[:40])
 
+    @property
+    def leaver_failure_message(self):
+        return FAILURE_REASONS.get(self.leaver_failure_reason, "")
+
+    def set_leaver_check(self, state, reason="", code="", only_from=None):
+        """Move the leaver check to `state`; with `only_from`, only if it is still in one of those
+        states (an administrator may have turned it off while Microsoft was being asked). Whether
+        it moved."""
+        rows = Integration.objects.filter(pk=self.pk)
+        if only_from is not None:
+            rows = rows.filter(leaver_check__in=only_from)
+        fields = {"leaver_check": state, "leaver_failure_reason": reason, "leaver_failure_code": code[:40]}
+        if state != self.LeaverCheck.FAILING:
+            fields["leaver_failure_notified_at"] = None
+        if not rows.update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True
+
     def disable(self):
         self.status = self.Status.DISABLED
         self.save(update_fields=["status"])
@@ -157,6 +221,30 @@ class Connection(models.Model):
 
     def __str__(self):
         return f"{self.user} ↔ {self.username or self.oid}"
+
+
+class Leaver(models.Model):
+    """A portal user whose Microsoft account was disabled or deleted, and what the leaver check did
+    about it. Kept after the connection is gone, so that the user's page can say why."""
+
+    class Reason(models.TextChoices):
+        DISABLED = "disabled", _("The Microsoft account was disabled")
+        DELETED = "deleted", _("The Microsoft account was deleted")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="leaver_records")
+    integration = models.ForeignKey(Integration, models.SET_NULL, null=True, blank=True, related_name="+")
+    tid = models.UUIDField(_("tenant ID"))
+    oid = models.UUIDField(_("object ID"))
+    username = models.CharField(_("Microsoft username"), max_length=254, blank=True)
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    policy = models.CharField(_("action"), max_length=20, choices=Integration.LeaverPolicy.choices)
+    acted_at = models.DateTimeField(_("when"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-acted_at", "-id"]
+
+    def __str__(self):
+        return f"{self.user} ({self.reason}, {self.acted_at:%Y-%m-%d})"
 
 
 class DeclinedOffer(models.Model):
@@ -196,6 +284,7 @@ class PendingAuthorization(models.Model):
         CONSENT = "consent", _("Admin consent")
         CONNECT = "connect", _("Connect a Microsoft account")
         SIGNIN = "signin", _("Sign in with Microsoft")
+        LEAVER_CONSENT = "leaver_consent", _("Admin consent for the leaver check")
 
     state_digest = models.CharField(max_length=64, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)

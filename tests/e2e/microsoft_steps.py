@@ -313,16 +313,17 @@ def _form_action(page, ending):
     return html.unescape(found.group(1))
 
 
-def admin_consent_at_microsoft(emulator, portal, tenant, admin):
+def admin_consent_at_microsoft(emulator, portal, tenant, admin, scope="openid profile email"):
     """A Microsoft administrator approves the portal for the whole `tenant` on Microsoft's pages
-    (the portal's own part of it is the set-up story's)."""
+    (the portal's own part of it is the set-up story's); with `scope`
+    https://graph.microsoft.com/.default, the Graph application permissions too."""
     with httpx.Client(base_url=emulator, timeout=10) as browser:
         page = browser.get(
             f"/{tenant}/v2.0/adminconsent",
             params={
                 "client_id": portal.env["ENTRA_CLIENT_ID"],
                 "redirect_uri": f"{portal.url}/sso/consent/callback/",
-                "scope": "openid profile email",
+                "scope": scope,
                 "state": "approved-outside-the-portal",
             },
         )

@@ -1,6 +1,8 @@
 """A Microsoft for the portal's own tests: the platform's app registration configured, and every
 call to Microsoft answered by FakeMicrosoft through httpx's mock transport (end-to-end tests use
-the Entra emulator instead). Failures are one line each: `microsoft.fail_with(...)`."""
+the Entra emulator instead). Failures are one line each: `microsoft.fail_with(...)`; Graph's own
+with `microsoft.graph_answers` (whole $batch answers, in turn) and `microsoft.item_answers`
+(per user inside a batch)."""
 
 import json
 import time
@@ -54,6 +56,10 @@ class FakeMicrosoft:
         self.failure = None
         self.published = [public_jwk(SIGNING_KEY, "key-1")]
         self.codes = {}  # authorization code → the ID token it is redeemed for, once
+        self.roles_in = set()  # tenants that granted the application permission User.Read.All
+        self.accounts = {}  # Graph: object ID → accountEnabled; users not here are deleted (404)
+        self.graph_answers = []  # httpx.Responses for the next $batch requests, in turn
+        self.item_answers = {}  # object ID → (status, headers) for that user's next batch item
 
     def id_token(self, nonce="the-nonce", tid=CONTOSO, key=SIGNING_KEY, kid="key-1", headers=None, **changes):
         """An ID token as Microsoft issues it; `changes` replace claims (None removes one)."""
@@ -92,6 +98,8 @@ class FakeMicrosoft:
             raise self.failure
         if self.failure is not None:
             return self.failure
+        if request.url.host == "graph.microsoft.com":
+            return self.graph(request)
         parts = urlsplit(str(request.url)).path.strip("/").split("/")
         name, rest = parts[0], "/".join(parts[1:])
         if rest == "v2.0/.well-known/openid-configuration":
@@ -116,6 +124,7 @@ class FakeMicrosoft:
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "msgraph_host": "graph.microsoft.com",
             },
         )
 
@@ -132,7 +141,32 @@ class FakeMicrosoft:
             return httpx.Response(200, json={"token_type": "Bearer", "id_token": id_token, "access_token": "x.y.z"})
         if tid not in self.app_in:
             return aad_error(400, "unauthorized_client", 700016, "Application not found in the directory.")
-        return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0.eyJ0.c2ln"})
+        claims = {"aud": "https://graph.microsoft.com", "tid": tid, "idtyp": "app"}
+        if tid in self.roles_in:
+            claims["roles"] = ["User.Read.All"]
+        access_token = jwt.encode(claims, SIGNING_KEY, algorithm="RS256")
+        return httpx.Response(200, json={"token_type": "Bearer", "expires_in": 3599, "access_token": access_token})
+
+    def graph(self, request):
+        """Graph's $batch of GET /users/{id}?$select=id,accountEnabled, answered from `accounts`."""
+        if self.graph_answers:
+            return self.graph_answers.pop(0)
+        claims = jwt.decode(
+            request.headers["Authorization"].removeprefix("Bearer "), options={"verify_signature": False}
+        )
+        responses = []
+        for item in json.loads(request.content)["requests"]:
+            oid = item["url"].split("/")[2].split("?")[0]
+            if "User.Read.All" not in claims.get("roles", []):
+                status, headers, body = 403, {}, {"error": {"code": "Authorization_RequestDenied"}}
+            elif oid in self.item_answers:
+                (status, headers), body = self.item_answers.pop(oid), {"error": {"code": "TooManyRequests"}}
+            elif oid in self.accounts:
+                status, headers, body = 200, {}, {"id": oid, "accountEnabled": self.accounts[oid]}
+            else:
+                status, headers, body = 404, {}, {"error": {"code": "Request_ResourceNotFound"}}
+            responses.append({"id": item["id"], "status": status, "headers": headers, "body": body})
+        return httpx.Response(200, json={"responses": responses[::-1]})  # any order, as at Graph
 
 
 @pytest.fixture
@@ -144,6 +178,7 @@ def fake_microsoft(settings, monkeypatch):
     settings.ENTRA_CONFIGURATION_PROBLEM = ""
     fake = FakeMicrosoft()
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
+    monkeypatch.setattr(microsoft_module, "_app_tokens", type(microsoft_module._app_tokens)())
     return fake
 
 

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
-from tenantlink.sso import flows, microsoft, requirement
-from tenantlink.sso.forms import AddIntegrationForm
+from tenantlink.sso import flows, leavers, microsoft, requirement
+from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
 from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
 
 NOT_CONFIGURED = gettext_lazy(
@@ -61,12 +61,20 @@ def _explain(request, integration, error):
 @company_admin_required
 def overview(request):
     company = request.user.company
-    integrations = company_objects(request, Integration.objects).select_related("created_by")
+    integrations = list(
+        company_objects(request, Integration.objects)
+        .select_related("created_by")
+        .annotate(connected=Count("connections"))
+    )
+    for integration in integrations:
+        integration.leaver_form = LeaverPolicyForm(
+            auto_id=f"leavers-{integration.pk}-%s", initial={"policy": integration.leaver_policy}
+        )
     context = {
         "configured": microsoft.is_configured(),
         "licence": company.current_licence(Licence.Product.SSO),
         "last_licence": company.licences.filter(product=Licence.Product.SSO).first(),
-        "integrations": integrations.annotate(connected=Count("connections")),
+        "integrations": integrations,
         "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
         # Seen here first after an integration is disabled or deleted: the pause is recorded now.
         "requirement": requirement.evaluate(company),
@@ -105,7 +113,12 @@ def retry_consent(request, integration_id):
 @require_GET
 def consent_callback(request):
     """Microsoft sends the administrator back here after admin consent (the one fixed redirect URI)."""
-    pending = PendingAuthorization.take(request, request.GET.get("state"), PendingAuthorization.Purpose.CONSENT)
+    pending = PendingAuthorization.take(
+        request,
+        request.GET.get("state"),
+        PendingAuthorization.Purpose.CONSENT,
+        PendingAuthorization.Purpose.LEAVER_CONSENT,
+    )
     if pending is None or pending.user_id != request.user.pk or pending.integration is None:
         AuditEvent.objects.record(
             Action.SSO_CONSENT_FAILED,
@@ -125,6 +138,8 @@ def consent_callback(request):
     integration = pending.integration
     if not request.user.is_company_admin or integration.company_id != request.user.company_id:
         raise PermissionDenied
+    if pending.purpose == PendingAuthorization.Purpose.LEAVER_CONSENT:
+        return _leaver_consent_callback(request, integration)
     result = flows.finish_consent(request, integration, request.GET)
     if result == "licence":
         messages.error(
@@ -140,6 +155,19 @@ def consent_callback(request):
     else:
         messages.success(
             request, _("%(name)s is active: Microsoft confirmed the approval.") % {"name": integration.display_name}
+        )
+    return redirect("sso_integrations")
+
+
+def _leaver_consent_callback(request, integration):
+    error = leavers.finish_consent(request, integration, request.GET)
+    if error is not None:
+        _explain(request, integration, error)
+    else:
+        messages.success(
+            request,
+            _("The leaver check of %(name)s is on: Microsoft granted the permission.")
+            % {"name": integration.display_name},
         )
     return redirect("sso_integrations")
 

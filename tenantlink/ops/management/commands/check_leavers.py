@@ -1,0 +1,44 @@
+import logging
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from tenantlink.sso import leavers
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = (
+        "The leaver check: look up at Microsoft every user connected through an integration whose "
+        "leaver check is on, and apply its policy to those disabled or deleted there. One pass, or "
+        "with --every a pass every SECONDS as a service. Several runners may run at once."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--every", type=int, metavar="SECONDS", help="keep running, a pass every SECONDS")
+
+    def handle(self, every=None, **options):
+        while True:
+            started = time.monotonic()
+            try:
+                summary = leavers.check_all()
+            except Exception:
+                if not every:
+                    raise
+                # A service keeps going: the next pass may well work (the database was restarted, say).
+                log.exception("Leaver check pass failed")
+            else:
+                # As a service, a line only when something happened (or failed).
+                if not every or summary["acted"] or summary["held"] or summary["failing"]:
+                    self.stdout.write(
+                        "Leaver check: {integrations} integrations, {checked} connections checked, {acted} users "
+                        "lost access, {held} held back for confirmation, {failing} integrations failing.".format(
+                            **summary
+                        )
+                    )
+            if not every:
+                return
+            close_old_connections()
+            time.sleep(max(every - (time.monotonic() - started), 1))

@@ -1,0 +1,306 @@
+"""The leaver check: people whom their company's Microsoft administrator disabled or deleted in
+Entra ID lose access to the portal. An opt-in per integration, after a Microsoft Global
+Administrator (or Privileged Role Administrator) grants the Graph application permission
+User.Read.All; then `manage.py check_leavers` looks up every connected user and applies the
+integration's policy.
+
+Only "disabled" (accountEnabled false) and "deleted" (404 Request_ResourceNotFound) act on
+anyone. Every other answer — refused token, withdrawn consent, 403, 5xx, garbage, timeouts —
+changes nobody: the check shows *Failing* and the administrators are told once. A run that would
+act on more than LEAVER_SAFETY_SHARE of an integration's connected users (and more than
+LEAVER_SAFETY_MINIMUM) acts on none until an administrator confirms. Nothing is undone by itself.
+
+Several runners may run at once (on several machines): each claims an integration with a lease
+(a conditional UPDATE), and each action is a conditional UPDATE or DELETE, so that a second
+runner's action on the same user is a no-op and is not recorded twice."""
+
+import datetime
+import logging
+import smtplib
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.companies.models import Licence
+from tenantlink.sso import microsoft
+from tenantlink.sso.flows import consent_error, record
+from tenantlink.sso.microsoft import MicrosoftError
+from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
+
+log = logging.getLogger(__name__)
+
+LEAVER_SAFETY_SHARE = 0.2
+LEAVER_SAFETY_MINIMUM = 5
+LEASE = datetime.timedelta(minutes=10)  # renewed after every batch
+RUNNER = "leaver-check"  # the audit log's actor for what a run does
+CHECKED = (Integration.LeaverCheck.ON, Integration.LeaverCheck.FAILING)
+
+
+# --- Turning it on and off (company administrators) ------------------------------------------------
+
+
+def start_consent(request, integration, policy):
+    """Where the administrator approves the permission at Microsoft; the check waits for it."""
+    Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy)
+    integration.leaver_policy = policy
+    integration.set_leaver_check(Integration.LeaverCheck.WAITING)
+    state = PendingAuthorization.begin(
+        request, PendingAuthorization.Purpose.LEAVER_CONSENT, user=request.user, integration=integration
+    )
+    record(request, Action.SSO_LEAVER_CHECK_REQUESTED, integration, policy=policy)
+    return microsoft.admin_consent_url(integration.tenant_id, state, scope=microsoft.APP_ONLY_SCOPE)
+
+
+def finish_consent(request, integration, params):
+    """Microsoft sent the administrator back from approving the permission. None when the check
+    is on now, otherwise the MicrosoftError. On only when a token Microsoft issues now carries
+    User.Read.All: the callback's parameters prove nothing."""
+    error = None
+    if params.get("error"):
+        error = consent_error(params)
+        if error.reason in ("cancelled", "approval_required"):
+            error = MicrosoftError("permission_missing", error.code)
+    elif params.get("admin_consent", "").lower() != "true":
+        error = MicrosoftError("bad_answer", "no admin_consent")
+    else:
+        try:
+            _token, roles = microsoft.app_only_token(integration.tenant_id, fresh=True)
+            if microsoft.READ_USERS_ROLE not in roles:
+                error = MicrosoftError("permission_missing", "no User.Read.All")
+        except MicrosoftError as refused:
+            error = refused
+    if error is None:
+        integration.set_leaver_check(Integration.LeaverCheck.ON)
+        record(request, Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy)
+        return None
+    integration.set_leaver_check(Integration.LeaverCheck.FAILING, error.reason, error.code)
+    Integration.objects.filter(pk=integration.pk).update(leaver_failure_notified_at=timezone.now())
+    record(request, Action.SSO_LEAVER_CHECK_FAILED, integration, Outcome.FAILURE, reason=error.reason, code=error.code)
+    return error
+
+
+def turn_off(request, integration):
+    integration.set_leaver_check(Integration.LeaverCheck.OFF)
+    Integration.objects.filter(pk=integration.pk).update(leaver_held=0, leaver_confirmed=0)
+    microsoft.forget_app_only_token(integration.tenant_id)
+    record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
+
+
+def change_policy(request, integration, policy):
+    if Integration.objects.filter(pk=integration.pk).exclude(leaver_policy=policy).update(leaver_policy=policy):
+        integration.leaver_policy = policy
+        record(request, Action.SSO_LEAVER_POLICY_CHANGED, integration, policy=policy)
+
+
+def confirm_held(request, integration):
+    """Let the next run act on the leavers the safety valve held back (at most as many)."""
+    held = integration.leaver_held
+    if held and Integration.objects.filter(pk=integration.pk, leaver_held=held).update(leaver_confirmed=held):
+        record(request, Action.SSO_LEAVERS_CONFIRMED, integration, leavers=held)
+        return held
+    return 0
+
+
+# --- The check ---------------------------------------------------------------------------------------
+
+
+def _due(started):
+    """Integrations whose check is on (or failing, to see whether it works again), usable and
+    under a valid licence, not yet checked in the pass that began at `started`."""
+    valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("company"))
+    return Integration.objects.filter(
+        Exists(valid_licence),
+        Q(leaver_checked_at__isnull=True) | Q(leaver_checked_at__lt=started),
+        leaver_check__in=CHECKED,
+        status__in=(Integration.Status.ACTIVE, Integration.Status.DISABLED),
+    )
+
+
+def _claim(pk, started):
+    """The integration, if this runner got it: nobody else holds a lease and it is still due."""
+    now = timezone.now()
+    claimed = (
+        _due(started)
+        .filter(Q(leaver_lease_until__isnull=True) | Q(leaver_lease_until__lt=now), pk=pk)
+        .update(leaver_lease_until=now + LEASE)
+    )
+    return Integration.objects.select_related("company").filter(pk=pk).first() if claimed else None
+
+
+def check_all():
+    """One pass over every integration with the check on. A summary of what it did."""
+    started = timezone.now()
+    summary = {"integrations": 0, "checked": 0, "acted": 0, "held": 0, "failing": 0}
+    for pk in list(_due(started).order_by("pk").values_list("pk", flat=True)):
+        integration = _claim(pk, started)
+        if integration is None:
+            continue  # another runner has it
+        summary["integrations"] += 1
+        try:
+            outcome = check(integration)
+        except Exception:  # noqa: BLE001 (one integration's surprise must not stop the pass for all others)
+            log.exception("Leaver check of integration %s stopped", pk)
+            outcome = {"failing": 1}
+        finally:
+            Integration.objects.filter(pk=pk).update(leaver_lease_until=None, leaver_checked_at=timezone.now())
+        for key, value in outcome.items():
+            summary[key] += value
+    return summary
+
+
+def _looked_up(integration):
+    """The connections whose Microsoft account is disabled or deleted, with the reason, and how
+    many connections there are; MicrosoftError when Microsoft does not say so clearly about
+    every one of them."""
+    token, roles = microsoft.app_only_token(integration.tenant_id)
+    if microsoft.READ_USERS_ROLE not in roles:
+        raise MicrosoftError("permission_missing", "no User.Read.All")
+    leavers, total, last = [], 0, 0
+    # Users already deactivated have lost access: they are neither looked up nor counted.
+    rows = Connection.objects.filter(integration=integration, user__is_active=True)
+    rows = rows.order_by("pk").values_list("pk", "oid")
+    while batch := list(rows.filter(pk__gt=last)[: microsoft.BATCH_SIZE]):
+        last = batch[-1][0]
+        total += len(batch)
+        enabled = microsoft.accounts_enabled(token, [str(oid) for _pk, oid in batch])
+        for pk, oid in batch:
+            state = enabled[str(oid)]  # every one answered, or accounts_enabled raised
+            if state is not True:
+                leavers.append((pk, Leaver.Reason.DELETED if state is None else Leaver.Reason.DISABLED))
+        Integration.objects.filter(pk=integration.pk).update(leaver_lease_until=timezone.now() + LEASE)
+    return leavers, total
+
+
+def check(integration):
+    """Check one integration's connected users and act on its leavers."""
+    try:
+        leavers, total = _looked_up(integration)
+    except MicrosoftError as error:
+        _failing(integration, error)
+        return {"failing": 1}
+    # Asking Microsoft took a while: act only as the administrators want it now.
+    integration.refresh_from_db(fields=["leaver_check", "leaver_policy", "leaver_confirmed"])
+    if integration.leaver_check not in CHECKED:
+        return {"checked": total}
+    if integration.leaver_check == Integration.LeaverCheck.FAILING:
+        integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=CHECKED)
+    too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total
+    if too_many and len(leavers) > integration.leaver_confirmed:
+        _hold(integration, len(leavers), total)
+        return {"checked": total, "held": len(leavers)}
+    acted = [done for pk, reason in leavers if (done := _act(integration, pk, reason))]
+    Integration.objects.filter(pk=integration.pk).update(leaver_held=0, leaver_confirmed=0)
+    if acted:
+        tell_administrators(integration, "acted", acted=acted)
+    return {"checked": total, "acted": len(acted)}
+
+
+@transaction.atomic  # the action and its record: both or neither
+def _act(integration, connection_pk, reason):
+    """Apply the integration's policy to one leaver: a Leaver record, or None when there was
+    nothing left to do (another runner did it, or the connection went meanwhile)."""
+    connection = Connection.objects.select_related("user").filter(pk=connection_pk).first()
+    if connection is None:
+        return None
+    user, policy = connection.user, integration.leaver_policy
+    if policy == Integration.LeaverPolicy.DEACTIVATE:
+        # Conditional: only the runner that deactivates records it. The connection stays, so
+        # that the user's page shows which Microsoft account it was.
+        if not user.deactivate():
+            return None
+    elif not Connection.objects.filter(pk=connection.pk).delete()[0]:
+        return None
+    leaver = Leaver.objects.create(
+        user=user,
+        integration=integration,
+        tid=connection.tid,
+        oid=connection.oid,
+        username=connection.username,
+        reason=reason,
+        policy=policy,
+    )
+    AuditEvent.objects.record(
+        Action.SSO_LEAVER,
+        actor_label=RUNNER,
+        company=integration.company,
+        target=user,
+        reason=reason,
+        policy=policy,
+        tenant=str(connection.tid),
+        oid=str(connection.oid),
+        microsoft_username=connection.username,
+    )
+    return leaver
+
+
+def _failing(integration, error):
+    """Nobody is changed. The check shows why; administrators are told the first time only."""
+    log.warning("Leaver check of integration %s failing: %s", integration.pk, error)
+    integration.set_leaver_check(Integration.LeaverCheck.FAILING, error.reason, error.code, only_from=CHECKED)
+    first = Integration.objects.filter(pk=integration.pk, leaver_failure_notified_at__isnull=True).update(
+        leaver_failure_notified_at=timezone.now()
+    )
+    if first:
+        record(
+            None,
+            Action.SSO_LEAVER_CHECK_FAILED,
+            integration,
+            Outcome.FAILURE,
+            actor_label=RUNNER,
+            reason=error.reason,
+            code=error.code,
+        )
+        tell_administrators(integration, "failing", error=error)
+
+
+def _hold(integration, count, total):
+    """The safety valve: act on nobody, and ask an administrator to confirm (once per count)."""
+    changed = Integration.objects.filter(pk=integration.pk).exclude(leaver_held=count).update(leaver_held=count)
+    if changed:
+        record(
+            None,
+            Action.SSO_LEAVERS_HELD,
+            integration,
+            Outcome.DENIED,
+            actor_label=RUNNER,
+            leavers=count,
+            connected=total,
+        )
+        tell_administrators(integration, "held", count=count, total=total)
+
+
+def tell_administrators(integration, what, **context):
+    """One email to each of the company's administrators: who lost access and why, that the
+    check fails, or that leavers wait for confirmation."""
+    company = integration.company
+    administrators = User.objects.filter(
+        company=company, role=User.Role.ADMINISTRATOR, is_active=True, is_staff=False
+    ).exclude(email="")
+    subject = {
+        "acted": _("%(site)s: people who left %(company)s lost access"),
+        "failing": _("%(site)s: the leaver check of %(company)s is failing"),
+        "held": _("%(site)s: many leavers at once in %(company)s — please confirm"),
+    }[what] % {"site": settings.SITE_NAME, "company": company.name}
+    for administrator in administrators:
+        body = render_to_string(
+            "sso/email/leavers.txt",
+            {
+                "user": administrator,
+                "what": what,
+                "integration": integration,
+                "SITE_NAME": settings.SITE_NAME,
+                "SITE_URL": settings.SITE_URL,
+                **context,
+            },
+        )
+        try:
+            send_mail(subject, body, None, [administrator.email])
+        except (smtplib.SMTPException, OSError) as error:
+            log.warning("Leaver notice to user %s not sent: %s", administrator.pk, error.__class__.__name__)

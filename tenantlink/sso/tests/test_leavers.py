@@ -1,0 +1,383 @@
+"""The leaver check: an administrator turns it on through admin consent for Graph's User.Read.All,
+and `manage.py check_leavers` removes the access of people disabled or deleted at Microsoft
+(answered here by FakeMicrosoft). The end-to-end tests do the same against the Entra emulator."""
+
+import io
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+from tenantlink.sso import leavers
+from tenantlink.sso import microsoft as microsoft_module
+from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
+from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
+
+BEN = "15550e69-065f-4d2c-b54d-9fd19885ed4c"
+
+
+@pytest.fixture
+def integration(contoso, fake_microsoft):
+    fake_microsoft.app_in.add(CONTOSO)
+    return Integration.objects.create(
+        company=contoso, tenant_id=CONTOSO, display_name="Contoso", status=Integration.Status.ACTIVE
+    )
+
+
+@pytest.fixture
+def checked(integration, fake_microsoft, admin):
+    """The leaver check on: Microsoft granted User.Read.All in Contoso."""
+    fake_microsoft.roles_in.add(CONTOSO)
+    Integration.objects.filter(pk=integration.pk).update(leaver_check=Integration.LeaverCheck.ON)
+    integration.refresh_from_db()
+    return integration
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    """Retry-After is obeyed without the test waiting: the waits are written down instead."""
+    waits = []
+    monkeypatch.setattr(microsoft_module, "_sleep", waits.append)
+    return waits
+
+
+def connect(user, integration, fake_microsoft, oid=None, enabled=True):
+    oid = oid or str(uuid.uuid4())
+    fake_microsoft.accounts[oid] = enabled
+    return Connection.objects.create(
+        user=user, integration=integration, tid=CONTOSO, oid=oid, username=f"{user.username}@contoso.onmicrosoft.com"
+    )
+
+
+def run():
+    out = io.StringIO()
+    call_command("check_leavers", stdout=out)
+    return out.getvalue()
+
+
+def graph_requests(fake_microsoft):
+    return [r for r in fake_microsoft.requests if r.url.host == "graph.microsoft.com"]
+
+
+# --- Turning it on -------------------------------------------------------------------------------
+
+
+def start(admin_client, integration, policy="deactivate"):
+    page = admin_client.get(f"/company/sso/{integration.pk}/leavers/").content.decode()
+    assert "Read all users' full profiles" in page and "Global Administrator or Privileged Role Administrator" in page
+    response = admin_client.post(f"/company/sso/{integration.pk}/leavers/", {"policy": policy})
+    location = urlsplit(response.url)
+    assert location.path == f"/{CONTOSO}/v2.0/adminconsent"
+    query = parse_qs(location.query)
+    assert query["scope"] == ["https://graph.microsoft.com/.default"]
+    return query["state"][0]
+
+
+def come_back(client, state, **params):
+    response = client.get("/sso/consent/callback/", {"state": state, **params})
+    assert response.url == "/company/sso/"
+    return client.get(response.url).content.decode()
+
+
+APPROVED = {"admin_consent": "True", "tenant": CONTOSO}
+
+
+def test_an_administrator_turns_the_check_on_and_it_is_on_once_microsoft_grants_the_permission(
+    admin_client, integration, fake_microsoft
+):
+    assert "Turn on the leaver check" in admin_client.get("/company/sso/").content.decode()
+    state = start(admin_client, integration, policy="disconnect")
+    integration.refresh_from_db()
+    assert integration.leaver_check == Integration.LeaverCheck.WAITING
+    assert "Waiting for permission" in admin_client.get("/company/sso/").content.decode()
+
+    fake_microsoft.roles_in.add(CONTOSO)
+    page = come_back(admin_client, state, **APPROVED)
+    assert "The leaver check of Contoso is on" in page
+    integration.refresh_from_db()
+    assert (integration.leaver_check, integration.leaver_policy) == ("on", "disconnect")
+    assert list(AuditEvent.objects.filter(action__startswith="sso.leavers").values_list("action", flat=True)) == [
+        Action.SSO_LEAVER_CHECK_ON,
+        Action.SSO_LEAVER_CHECK_REQUESTED,
+    ]
+    # The state is single-use.
+    assert "does not belong to a set-up started in this browser" in come_back(admin_client, state, **APPROVED)
+
+
+def test_an_approval_without_the_permission_leaves_the_check_failing(admin_client, integration, fake_microsoft):
+    # An Application Administrator approved: the app is in the tenant, but the token has no roles.
+    state = start(admin_client, integration)
+    page = come_back(admin_client, state, **APPROVED)
+    integration.refresh_from_db()
+    assert (integration.leaver_check, integration.leaver_failure_reason) == ("failing", "permission_missing")
+    assert "Only a Global Administrator or Privileged Role Administrator" in page
+    assert "Grant the permission again" in page
+
+
+def test_a_cancelled_approval_says_who_may_grant_it(admin_client, integration, fake_microsoft):
+    state = start(admin_client, integration)
+    page = come_back(admin_client, state, error="access_denied", error_subcode="cancel")
+    integration.refresh_from_db()
+    assert integration.leaver_check == "failing"
+    assert "Privileged Role Administrator" in page
+
+
+def test_a_state_for_the_leaver_check_only_works_in_its_own_browser(admin_client, integration, fake_microsoft, admin):
+    state = start(admin_client, integration)
+    fake_microsoft.roles_in.add(CONTOSO)
+    other = Client()  # the same administrator in another browser (with the phone's next code)
+    other.post("/signin/", {"username": admin.username, "password": PASSWORD})
+    assert other.post("/signin/verify/", {"code": code_for(admin, 1)}).url == "/portal/"
+    response = other.get("/sso/consent/callback/", {"state": state, **APPROVED}, follow=True)
+    assert "does not belong" in response.content.decode()
+    integration.refresh_from_db()
+    assert integration.leaver_check == "waiting"
+    assert PendingAuthorization.objects.filter(purpose="leaver_consent").count() == 1
+
+
+def test_members_and_other_companies_cannot_touch_the_check(member_client, integration, outsider):
+    for path in ("", "off/", "policy/", "confirm/"):
+        assert member_client.post(f"/company/sso/{integration.pk}/leavers/{path}").status_code == 403
+    outsider_client = Client()
+    sign_in(outsider_client, outsider)
+    assert outsider_client.post(f"/company/sso/{integration.pk}/leavers/off/").status_code == 404
+
+
+def test_turning_it_off_and_changing_the_policy(admin_client, checked):
+    page = admin_client.get("/company/sso/").content.decode()
+    assert "Deactivate the portal user" in page and "Turn off the leaver check" in page
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/policy/", {"policy": "disconnect"})
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
+    checked.refresh_from_db()
+    assert (checked.leaver_check, checked.leaver_policy) == ("off", "disconnect")
+
+
+# --- The check -------------------------------------------------------------------------------------
+
+
+def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
+    checked, fake_microsoft, member, admin, client
+):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    sign_in(client, member)
+    generation = member.session_generation
+
+    assert "1 users lost access" in run()
+
+    member.refresh_from_db()
+    assert not member.is_active and member.session_generation == generation + 1
+    assert client.get("/portal/").url.startswith("/signin/")  # the session ended
+    leaver = Leaver.objects.get()
+    assert (leaver.user, leaver.reason, leaver.policy, str(leaver.oid)) == (member, "disabled", "deactivate", BEN)
+    event = AuditEvent.objects.get(action=Action.SSO_LEAVER)
+    assert (event.target_user, event.actor_label, event.details["reason"]) == (member, "leaver-check", "disabled")
+    [notice] = mail.outbox
+    assert notice.to == [admin.email]
+    assert "Bob" in notice.body and "The Microsoft account was disabled" in notice.body
+    assert Connection.objects.filter(user=member).exists()  # kept, to show which account it was
+    # The next run finds nothing new to do: nobody is acted on or reported twice.
+    run()
+    assert Leaver.objects.count() == 1 and len(mail.outbox) == 1
+
+
+def test_a_deleted_user_is_deactivated_and_the_user_page_shows_why(checked, fake_microsoft, member, admin_client):
+    connect(member, checked, fake_microsoft, BEN)
+    del fake_microsoft.accounts[BEN]
+    run()
+    page = admin_client.get(f"/company/users/{member.pk}/").content.decode()
+    assert "Deactivated" in page and "The Microsoft account was deleted" in page
+
+
+def test_remove_the_connection_only(checked, fake_microsoft, member):
+    Integration.objects.filter(pk=checked.pk).update(leaver_policy=Integration.LeaverPolicy.DISCONNECT)
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    run()
+    member.refresh_from_db()
+    assert member.is_active and not Connection.objects.exists()
+    assert Leaver.objects.get().policy == "disconnect"
+
+
+def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake_microsoft, member, monkeypatch):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    real = microsoft_module.accounts_enabled
+
+    def meanwhile_turned_off(*args):
+        Integration.objects.update(leaver_check=Integration.LeaverCheck.OFF)
+        return real(*args)
+
+    monkeypatch.setattr(microsoft_module, "accounts_enabled", meanwhile_turned_off)
+    run()
+    member.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists()
+
+
+def test_a_surprise_in_one_integration_does_not_stop_the_others(checked, fake_microsoft, contoso, monkeypatch):
+    fake_microsoft.app_in.add(FABRIKAM)
+    fake_microsoft.roles_in.add(FABRIKAM)
+    fabrikam = Integration.objects.create(
+        company=contoso, tenant_id=FABRIKAM, display_name="Fabrikam", status="active", leaver_check="on"
+    )
+    carol, dave = make_user("carol", contoso), make_user("dave", contoso)
+    connect(carol, checked, fake_microsoft, enabled=False)
+    Connection.objects.create(user=dave, integration=fabrikam, tid=FABRIKAM, oid=uuid.uuid4())
+    real, calls = microsoft_module.accounts_enabled, []
+
+    def first_one_breaks(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(*args)
+
+    monkeypatch.setattr(microsoft_module, "accounts_enabled", first_one_breaks)
+    assert "1 users lost access" in run()  # Fabrikam's Dave is not at Microsoft: deleted
+    assert len(calls) == 2
+
+
+def test_enabled_users_are_left_alone_and_asked_about_in_batches_of_twenty(checked, fake_microsoft, contoso):
+    for number in range(45):
+        connect(make_user(f"user{number}", contoso, enrolled=False), checked, fake_microsoft)
+    assert "45 connections checked" in run()
+    assert len(graph_requests(fake_microsoft)) == 3
+    assert User.objects.filter(is_active=False).count() == 0 and not mail.outbox
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (httpx.Response(503, json={"error": {"code": "serviceNotAvailable"}}), "unavailable"),
+        (httpx.Response(403, json={"error": {"code": "Authorization_RequestDenied"}}), "permission_missing"),
+        (httpx.Response(200, content=b"\xff\xfe<html"), "bad_answer"),
+        (httpx.Response(200, json={"responses": "no"}), "bad_answer"),
+        (httpx.ReadTimeout("slow"), "unavailable"),
+    ],
+)
+def test_anything_but_a_clear_answer_changes_nobody_and_shows_failing(
+    checked, fake_microsoft, member, admin_client, failure, reason
+):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    if isinstance(failure, Exception):
+        fake_microsoft.fail_with(failure)  # the token endpoint too, as when Microsoft is down
+    else:
+        fake_microsoft.graph_answers = [failure, failure]
+    run()
+    run()
+    member.refresh_from_db()
+    checked.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists()
+    assert (checked.leaver_check, checked.leaver_failure_reason) == ("failing", reason)
+    assert len(mail.outbox) == 1 and "failing" in mail.outbox[0].subject  # told once, not at every run
+    assert AuditEvent.objects.filter(action=Action.SSO_LEAVER_CHECK_FAILED).count() == 1
+    assert "Failing" in admin_client.get("/company/sso/").content.decode()
+
+    # Microsoft answers again: the check is on again, and acts.
+    fake_microsoft.fail_with(None)
+    run()
+    checked.refresh_from_db()
+    member.refresh_from_db()
+    assert checked.leaver_check == "on" and not member.is_active
+
+
+def test_withdrawn_consent_changes_nobody(checked, fake_microsoft, member):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    fake_microsoft.app_in.clear()  # the enterprise application was deleted in the tenant
+    run()
+    checked.refresh_from_db()
+    member.refresh_from_db()
+    assert member.is_active and (checked.leaver_check, checked.leaver_failure_code) == ("failing", "AADSTS700016")
+
+
+def test_a_single_user_that_is_neither_enabled_disabled_nor_deleted_changes_nobody(checked, fake_microsoft, contoso):
+    carol = make_user("carol", contoso)
+    connect(carol, checked, fake_microsoft, enabled=False)
+    odd = connect(make_user("dave", contoso), checked, fake_microsoft)
+    fake_microsoft.item_answers[odd.oid] = (500, {})
+    run()
+    carol.refresh_from_db()
+    assert carol.is_active and Integration.objects.get().leaver_check == "failing"
+
+
+def test_throttling_is_waited_out(checked, fake_microsoft, member, no_waiting):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    fake_microsoft.graph_answers = [
+        httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": "TooManyRequests"}})
+    ]
+    fake_microsoft.item_answers[BEN] = (429, {"Retry-After": "3"})
+    run()
+    assert no_waiting == [7, 3]
+    member.refresh_from_db()
+    assert not member.is_active
+
+
+def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, member, no_waiting):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    throttled = httpx.Response(429, headers={"Retry-After": "9999"}, json={"error": {"code": "TooManyRequests"}})
+    fake_microsoft.graph_answers = [throttled] * 10
+    run()
+    assert no_waiting == [microsoft_module.MAX_RETRY_AFTER] * (microsoft_module.THROTTLE_RETRIES + 1)
+    member.refresh_from_db()
+    assert member.is_active and Integration.objects.get().leaver_check == "failing"
+
+
+def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_microsoft, contoso, admin_client):
+    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
+    for number, person in enumerate(people):
+        connect(person, checked, fake_microsoft, enabled=number >= 6)  # six of ten left
+    assert "6 held back" in run()
+    assert User.objects.filter(is_active=False).count() == 0
+    assert "many leavers at once" in mail.outbox[-1].subject
+    run()
+    assert len(mail.outbox) == 1 and AuditEvent.objects.filter(action=Action.SSO_LEAVERS_HELD).count() == 1
+
+    page = admin_client.get("/company/sso/").content.decode()
+    assert "6 connected people are disabled or deleted at Microsoft" in page
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+    assert "6 users lost access" in run()
+    assert User.objects.filter(is_active=False).count() == 6
+    checked.refresh_from_db()
+    assert checked.leaver_held == checked.leaver_confirmed == 0
+
+
+def test_five_leavers_are_never_too_many(checked, fake_microsoft, contoso):
+    for number in range(5):
+        connect(make_user(f"user{number}", contoso, enrolled=False), checked, fake_microsoft, enabled=False)
+    assert "5 users lost access" in run()
+
+
+def test_an_integration_without_the_check_is_never_asked_about(integration, fake_microsoft, member):
+    connect(member, integration, fake_microsoft, BEN, enabled=False)
+    fake_microsoft.roles_in.add(CONTOSO)
+    run()
+    assert fake_microsoft.requests == []
+    member.refresh_from_db()
+    assert member.is_active
+
+
+def test_a_second_runner_finds_the_integration_claimed_and_a_second_action_is_a_no_op(checked, fake_microsoft, member):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    started = timezone.now()
+    first = leavers._claim(checked.pk, started)
+    assert first is not None
+    assert leavers._claim(checked.pk, started) is None  # the second runner: held by the first
+    connection = Connection.objects.get()
+    assert leavers._act(first, connection.pk, "disabled") is not None
+    assert leavers._act(first, connection.pk, "disabled") is None
+    assert Leaver.objects.count() == 1 and AuditEvent.objects.filter(action=Action.SSO_LEAVER).count() == 1
+
+
+def test_no_token_reaches_the_database_a_log_line_or_a_page(checked, fake_microsoft, member, admin_client, caplog):
+    caplog.set_level("DEBUG")
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    run()
+    token, _roles = microsoft_module.app_only_token(CONTOSO)
+    assert token not in caplog.text
+    assert token not in str(list(AuditEvent.objects.values())) + str(list(Integration.objects.values()))
+    assert token.encode() not in admin_client.get("/company/sso/").content
+    assert AuditEvent.objects.filter(outcome=Outcome.SUCCESS, action=Action.SSO_LEAVER).exists()
