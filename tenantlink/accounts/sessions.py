@@ -16,13 +16,22 @@ import contextvars
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
+from django.core.signals import request_started
 from django.db import DatabaseError, IntegrityError, connections, router, transaction
 from django.utils.crypto import get_random_string
 
 from tenantlink.lib.queries import delete_rows
 
-# The user read with the session most recently loaded on this thread (None: no signed-in user).
+# The user read with the session most recently loaded on this thread (None: no signed-in user),
+# forgotten when the next request starts.
 _loaded_user = contextvars.ContextVar("loaded_user", default=None)
+
+
+def _forget_loaded_user(**_kwargs):
+    _loaded_user.set(None)
+
+
+request_started.connect(_forget_loaded_user, dispatch_uid="tenantlink.accounts.sessions.forget_loaded_user")
 
 
 def take_loaded_user(user_id):

@@ -15,6 +15,7 @@ Several runners may run at once (on several machines): each claims an integratio
 runner's action on the same user is a no-op and is not recorded twice."""
 
 import datetime
+import hashlib
 import logging
 import smtplib
 
@@ -77,8 +78,9 @@ def finish_consent(request, integration, params):
         except MicrosoftError as refused:
             error = refused
     if error is None:
-        integration.set_leaver_check(Integration.LeaverCheck.ON)
-        record(request, Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy)
+        # Still waiting for it: an administrator may have turned the check off meanwhile.
+        if integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=(Integration.LeaverCheck.WAITING,)):
+            record(request, Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy)
         return None
     integration.set_leaver_check(Integration.LeaverCheck.FAILING, error.reason, error.code)
     Integration.objects.filter(pk=integration.pk).update(leaver_failure_notified_at=timezone.now())
@@ -88,7 +90,9 @@ def finish_consent(request, integration, params):
 
 def turn_off(request, integration):
     integration.set_leaver_check(Integration.LeaverCheck.OFF)
-    Integration.objects.filter(pk=integration.pk).update(leaver_held=0, leaver_confirmed=0)
+    Integration.objects.filter(pk=integration.pk).update(
+        leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
+    )
     microsoft.forget_app_only_token(integration.tenant_id)
     record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
 
@@ -100,12 +104,21 @@ def change_policy(request, integration, policy):
 
 
 def confirm_held(request, integration):
-    """Let the next run act on the leavers the safety valve held back (at most as many)."""
-    held = integration.leaver_held
-    if held and Integration.objects.filter(pk=integration.pk, leaver_held=held).update(leaver_confirmed=held):
+    """Let a later run act on exactly the leavers the safety valve held back, under the same
+    policy: if Microsoft then names other people, or the policy changed, they are held again."""
+    held, digest = integration.leaver_held, integration.leaver_held_digest
+    if digest and Integration.objects.filter(pk=integration.pk, leaver_held_digest=digest).update(
+        leaver_confirmed_digest=digest
+    ):
         record(request, Action.SSO_LEAVERS_CONFIRMED, integration, leavers=held)
         return held
     return 0
+
+
+def _digest(leavers, policy):
+    """Names exactly these leavers (connection and reason) under this policy."""
+    text = policy + ";" + ",".join(f"{pk}:{reason}" for pk, reason in sorted(leavers))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- The check ---------------------------------------------------------------------------------------
@@ -164,7 +177,11 @@ def _looked_up(integration):
         raise MicrosoftError("permission_missing", "no User.Read.All")
     leavers, total, last = [], 0, 0
     # Users already deactivated have lost access: they are neither looked up nor counted.
-    rows = Connection.objects.filter(integration=integration, user__is_active=True)
+    # Of the integration's company only: a user an operator moved to another company is not
+    # this company's to act on.
+    rows = Connection.objects.filter(
+        integration=integration, user__is_active=True, user__company=integration.company_id
+    )
     rows = rows.order_by("pk").values_list("pk", "oid")
     while batch := list(rows.filter(pk__gt=last)[: microsoft.BATCH_SIZE]):
         last = batch[-1][0]
@@ -186,19 +203,27 @@ def check(integration):
         _failing(integration, error)
         return {"failing": 1}
     # Asking Microsoft took a while: act only as the administrators want it now.
-    integration.refresh_from_db(fields=["leaver_check", "leaver_policy", "leaver_confirmed"])
+    integration.refresh_from_db(fields=["leaver_check", "leaver_policy", "leaver_confirmed_digest"])
     if integration.leaver_check not in CHECKED:
         return {"checked": total}
     if integration.leaver_check == Integration.LeaverCheck.FAILING:
         integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=CHECKED)
     too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total
-    if too_many and len(leavers) > integration.leaver_confirmed:
-        _hold(integration, len(leavers), total)
+    digest = _digest(leavers, integration.leaver_policy)
+    if too_many and digest != integration.leaver_confirmed_digest:
+        _hold(integration, len(leavers), total, digest)
         return {"checked": total, "held": len(leavers)}
-    acted = [done for pk, reason in leavers if (done := _act(integration, pk, reason))]
-    Integration.objects.filter(pk=integration.pk).update(leaver_held=0, leaver_confirmed=0)
-    if acted:
-        tell_administrators(integration, "acted", acted=acted)
+    acted = []
+    try:
+        for pk, reason in leavers:
+            if done := _act(integration, pk, reason):
+                acted.append(done)
+    finally:  # an error part-way: those already acted on are still told about
+        Integration.objects.filter(pk=integration.pk).update(
+            leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
+        )
+        if acted:
+            tell_administrators(integration, "acted", acted=acted)
     return {"checked": total, "acted": len(acted)}
 
 
@@ -260,9 +285,14 @@ def _failing(integration, error):
         tell_administrators(integration, "failing", error=error)
 
 
-def _hold(integration, count, total):
-    """The safety valve: act on nobody, and ask an administrator to confirm (once per count)."""
-    changed = Integration.objects.filter(pk=integration.pk).exclude(leaver_held=count).update(leaver_held=count)
+def _hold(integration, count, total, digest):
+    """The safety valve: act on nobody, and ask an administrator to confirm (once per set of
+    leavers; a confirmation of another set no longer counts)."""
+    changed = (
+        Integration.objects.filter(pk=integration.pk)
+        .exclude(leaver_held_digest=digest)
+        .update(leaver_held=count, leaver_held_digest=digest, leaver_confirmed_digest="")
+    )
     if changed:
         record(
             None,
@@ -278,11 +308,15 @@ def _hold(integration, count, total):
 
 def tell_administrators(integration, what, **context):
     """One email to each of the company's administrators: who lost access and why, that the
-    check fails, or that leavers wait for confirmation."""
+    check fails, or that leavers wait for confirmation. When the check has just deactivated the
+    company's last administrators, operator staff are told instead, so that someone can give the
+    company a new administrator."""
     company = integration.company
     administrators = User.objects.filter(
         company=company, role=User.Role.ADMINISTRATOR, is_active=True, is_staff=False
     ).exclude(email="")
+    if not administrators.exists():
+        administrators = User.objects.filter(is_staff=True, is_active=True).exclude(email="")
     subject = {
         "acted": _("%(site)s: people who left %(company)s lost access"),
         "failing": _("%(site)s: the leaver check of %(company)s is failing"),

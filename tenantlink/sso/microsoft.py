@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -435,7 +435,10 @@ def forget_app_only_token(tenant_id):
 def _graph_url(path):
     """Graph's address, from Microsoft's discovery document (graph.microsoft.com in production)."""
     host = discovery().get("msgraph_host")
-    if not isinstance(host, str) or not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", host):
+    # The app-only token may go only to Microsoft's Graph, or to the authority's own host (a
+    # stand-in such as the emulator serves both): never wherever a stored document says.
+    allowed = ("graph.microsoft.com", urlsplit(settings.ENTRA_AUTHORITY).netloc)
+    if not isinstance(host, str) or host not in allowed:
         raise MicrosoftError("bad_answer", "msgraph_host")
     return f"{settings.ENTRA_AUTHORITY.split('://')[0]}://{host}/v1.0{path}"
 

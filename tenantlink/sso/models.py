@@ -113,10 +113,12 @@ class Integration(models.Model):
     # Administrators are told once that the check fails, not at every run.
     leaver_failure_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     leaver_checked_at = models.DateTimeField(_("last leaver check"), null=True, blank=True)
-    # The safety valve: how many leavers the last run found but did not act on, and how many an
-    # administrator then confirmed (the next run acts on at most that many).
+    # The safety valve: how many leavers the last run found but did not act on, a digest naming
+    # exactly those leavers under the policy of that run, and the digest an administrator then
+    # confirmed: a later run acts only on that very set, under that very policy.
     leaver_held = models.PositiveIntegerField(_("leavers waiting for confirmation"), default=0, db_default=0)
-    leaver_confirmed = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    leaver_held_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
+    leaver_confirmed_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
     # A runner claims the integration until then, so that runners on several machines share the work.
     leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 

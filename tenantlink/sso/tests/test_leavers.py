@@ -342,7 +342,40 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_mi
     assert "6 users lost access" in run()
     assert User.objects.filter(is_active=False).count() == 6
     checked.refresh_from_db()
-    assert checked.leaver_held == checked.leaver_confirmed == 0
+    assert checked.leaver_held == 0 and checked.leaver_held_digest == checked.leaver_confirmed_digest == ""
+
+
+def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
+    checked, fake_microsoft, contoso, admin_client
+):
+    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
+    connections = [
+        connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)
+    ]
+    run()
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+
+    # Microsoft now names six others: no more than were confirmed, but not the people confirmed.
+    for number, connection in enumerate(connections):
+        fake_microsoft.accounts[connection.oid] = number < 4
+    assert "6 held back" in run()
+    assert User.objects.filter(is_active=False).count() == 0
+
+    # Confirmed again, then the policy changes: held once more, under the new policy.
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/policy/", {"policy": "disconnect"})
+    assert "6 held back" in run()
+    assert Connection.objects.count() == 10
+
+
+def test_deactivating_the_last_administrators_tells_operator_staff(checked, fake_microsoft, admin, contoso):
+    make_user("olle", None, is_staff=True)
+    connect(admin, checked, fake_microsoft, enabled=False)
+    run()
+    admin.refresh_from_db()
+    assert not admin.is_active
+    assert [message.to for message in mail.outbox] == [["olle@example.com"]]
+    assert "people who left Contoso Ltd lost access" in mail.outbox[0].subject
 
 
 def test_five_leavers_are_never_too_many(checked, fake_microsoft, contoso):
