@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies import admin as companies_admin
@@ -56,4 +57,13 @@ class CompanyAdmin(companies_admin.CompanyAdmin):
     @admin.action(description=_("Stop requiring Microsoft sign-in"))
     def stop_requiring_microsoft(self, request, queryset):
         stopped = sum(requirement.turn_off(company, request=request, via="staff admin") for company in queryset)
-        self.message_user(request, _("%d companies no longer require Microsoft sign-in.") % stopped, messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(
+                "%d company no longer requires Microsoft sign-in.",
+                "%d companies no longer require Microsoft sign-in.",
+                stopped,
+            )
+            % stopped,
+            messages.SUCCESS,
+        )

@@ -317,24 +317,25 @@ def tell_administrators(integration, what, **context):
     ).exclude(email="")
     if not administrators.exists():
         administrators = User.objects.filter(is_staff=True, is_active=True).exclude(email="")
-    subject = {
-        "acted": _("%(site)s: people who left %(company)s lost access"),
-        "failing": _("%(site)s: the leaver check of %(company)s is failing"),
-        "held": _("%(site)s: many leavers at once in %(company)s — please confirm"),
-    }[what] % {"site": settings.SITE_NAME, "company": company.name}
     for administrator in administrators:
-        body = render_to_string(
-            "sso/email/leavers.txt",
-            {
-                "user": administrator,
-                "what": what,
-                "integration": integration,
-                "SITE_NAME": settings.SITE_NAME,
-                "SITE_URL": settings.SITE_URL,
-                **context,
-            },
-        )
         try:
-            send_mail(subject, body, None, [administrator.email])
+            with administrator.addressed():  # each administrator's language and time zone
+                subject = {
+                    "acted": _("%(site)s: people who left %(company)s lost access"),
+                    "failing": _("%(site)s: the leaver check of %(company)s is failing"),
+                    "held": _("%(site)s: many leavers at once in %(company)s — please confirm"),
+                }[what] % {"site": settings.SITE_NAME, "company": company.name}
+                body = render_to_string(
+                    "sso/email/leavers.txt",
+                    {
+                        "user": administrator,
+                        "what": what,
+                        "integration": integration,
+                        "SITE_NAME": settings.SITE_NAME,
+                        "SITE_URL": settings.SITE_URL,
+                        **context,
+                    },
+                )
+                send_mail(subject, body, None, [administrator.email])
         except (smtplib.SMTPException, OSError) as error:
             log.warning("Leaver notice to user %s not sent: %s", administrator.pk, error.__class__.__name__)

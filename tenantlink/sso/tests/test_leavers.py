@@ -188,6 +188,21 @@ def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
     assert Leaver.objects.count() == 1 and len(mail.outbox) == 1
 
 
+def test_each_administrator_is_told_in_their_own_language(checked, fake_microsoft, member, admin, contoso):
+    admin.language = "fi"
+    admin.save(update_fields=["language"])
+    other = make_user("carol", contoso, role=User.Role.ADMINISTRATOR, language="sv")
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+
+    run()
+
+    notices = {notice.to[0]: notice for notice in mail.outbox}
+    assert "lähteneiden pääsy poistettiin" in notices[admin.email].subject
+    assert "Microsoft-tili on poistettu käytöstä" in notices[admin.email].body
+    assert "har förlorat åtkomsten" in notices[other.email].subject
+    assert "Microsoft-kontot har inaktiverats" in notices[other.email].body
+
+
 def test_a_deleted_user_is_deactivated_and_the_user_page_shows_why(checked, fake_microsoft, member, admin_client):
     connect(member, checked, fake_microsoft, BEN)
     del fake_microsoft.accounts[BEN]

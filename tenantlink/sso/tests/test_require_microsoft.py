@@ -383,11 +383,13 @@ def test_the_command_says_when_it_is_paused(contoso, required):
 def test_operator_staff_turn_it_off_in_the_operator_admin(client, contoso, required):
     oscar = make_user("oscar", None, is_staff=True, is_superuser=True)
     sign_in(client, oscar)
-    client.post(
+    response = client.post(
         "/staff/companies/company/",
         {"action": "stop_requiring_microsoft", "_selected_action": [contoso.pk]},
+        follow=True,
     )
     assert not Company.objects.get(pk=contoso.pk).microsoft_required
+    assert "1 company no longer requires Microsoft sign-in." in page_text(response)
     [off] = events(Action.SSO_REQUIRED_OFF)
     assert (off.actor, off.company, off.details) == (oscar, contoso, {"via": "staff admin"})
     # The flag itself is not a form field: turning it on is the administrator's, after the dry run.
