@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
-from tenantlink.sso import flows, microsoft
+from tenantlink.sso import adoption, flows, microsoft
 from tenantlink.sso.forms import AddIntegrationForm
 from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
 
@@ -66,7 +65,8 @@ def overview(request):
         "configured": microsoft.is_configured(),
         "licence": company.current_licence(Licence.Product.SSO),
         "last_licence": company.licences.filter(product=Licence.Product.SSO).first(),
-        "integrations": integrations.annotate(connected=Count("connections")),
+        "integrations": integrations.with_adoption(),
+        "chart": adoption.company_chart(company),
         "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
     }
     return render(request, "sso/integrations.html", context)
