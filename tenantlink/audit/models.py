@@ -68,6 +68,15 @@ def signin_kind(method):
     return MICROSOFT if method == MICROSOFT else PASSWORD
 
 
+def _tally(rows):
+    """{(day or slot, PASSWORD or MICROSOFT): count} from grouped (day or slot, method, count) rows."""
+    counts = {}
+    for when, method, count in rows:
+        key = (when, signin_kind(method))
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
 class AuditEventManager(models.Manager):
     def signins(self):
         return self.filter(action=Action.SIGNIN_SUCCEEDED)
@@ -79,16 +88,8 @@ class AuditEventManager(models.Manager):
         events = self.signins().filter(created_at__gte=since)
         if company is not None:
             events = events.filter(company=company)
-        rows = (
-            events.values(day=TruncDate("created_at", tzinfo=zone), method=KT("details__method"))
-            .annotate(count=models.Count("id"))
-            .order_by()
-        )
-        counts = {}
-        for row in rows:
-            key = (row["day"], signin_kind(row["method"]))
-            counts[key] = counts.get(key, 0) + row["count"]
-        return counts
+        rows = events.values_list(TruncDate("created_at", tzinfo=zone), KT("details__method"))
+        return _tally(rows.annotate(models.Count("id")).order_by())
 
     def record(
         self,
@@ -164,6 +165,8 @@ class AuditEvent(models.Model):
 
 
 SLOT = datetime.timedelta(minutes=15)  # every time zone's offset from UTC is a multiple of 15 minutes
+# How far back slots are counted: the last 30 days of any time zone (up to 14 hours ahead of UTC).
+SLOT_HISTORY = datetime.timedelta(days=31)
 # A sign-in's event is written a moment before its transaction commits, so a slot is counted only
 # when it ended this long ago: no event of it can still appear afterwards.
 SLOT_GRACE = datetime.timedelta(minutes=5)
@@ -175,32 +178,32 @@ def _slot_start(moment):
 
 
 class SigninSlotManager(models.Manager):
-    def fill(self, now, since):
-        """Count the sign-ins of every finished slot from `since` (or the last counted slot) that
-        is not counted yet, from the audit log: once per slot, so the operator's picture of all
-        companies does not read a month of everybody's sign-ins on every view. Slots without
-        sign-ins are stored too (as zeros): the latest stored slot is how far counting got.
+    def fill(self, now):
+        """Count the sign-ins of every finished slot of the last SLOT_HISTORY that is not counted
+        yet, from the audit log: once per slot, so the operator's picture of all companies does
+        not read a month of everybody's sign-ins on every view. Slots without sign-ins are stored
+        too (as zeros): the latest stored slot is how far counting got. The daily purge_expired
+        does it too, so that a view has at most a day to count (the first run counts the month).
         Returns where counting stopped; later sign-ins are still only in the audit log."""
         until = _slot_start(now - SLOT_GRACE)
         last = self.aggregate(last=models.Max("start"))["last"]
-        begin = max(_slot_start(since), last + SLOT) if last else _slot_start(since)
+        begin = _slot_start(now - SLOT_HISTORY)
+        if last is not None:
+            begin = max(begin, last + SLOT)
         if begin >= until:
             return begin
         rows = (
             AuditEvent.objects.signins()
             .filter(created_at__gte=begin, created_at__lt=until)
-            .values(
-                hour=TruncHour("created_at", tzinfo=datetime.UTC),
-                quarter=Floor(ExtractMinute("created_at", tzinfo=datetime.UTC) / 15),
-                method=KT("details__method"),
+            .values_list(
+                TruncHour("created_at", tzinfo=datetime.UTC),
+                Floor(ExtractMinute("created_at", tzinfo=datetime.UTC) / 15),
+                KT("details__method"),
             )
-            .annotate(count=models.Count("id"))
+            .annotate(models.Count("id"))
             .order_by()
         )
-        counts = {}
-        for row in rows:
-            key = (row["hour"] + int(row["quarter"]) * SLOT, signin_kind(row["method"]))
-            counts[key] = counts.get(key, 0) + row["count"]
+        counts = _tally((hour + int(quarter) * SLOT, method, count) for hour, quarter, method, count in rows)
         slots = []
         start = begin
         while start < until:
@@ -215,12 +218,11 @@ class SigninSlotManager(models.Manager):
     def signins_per_day(self, since, zone, now):
         """Sign-ins of all companies per local day since `since`, as AuditEvent.objects.signins_per_day:
         the counted slots, and the audit log only for the last minutes that are not counted yet."""
-        counted_until = self.fill(now, since)
+        counted_until = self.fill(now)
         counts = AuditEvent.objects.signins_per_day(counted_until, zone)
-        for start, kind, count in self.filter(start__gte=since, start__lt=counted_until).values_list(
-            "start", "kind", "count"
-        ):
-            key = (timezone.localtime(start, zone).date(), kind)
+        slots = self.filter(start__gte=since, start__lt=counted_until, count__gt=0)
+        days = slots.values_list(TruncDate("start", tzinfo=zone), "kind").annotate(models.Sum("count")).order_by()
+        for key, count in _tally(days).items():
             counts[key] = counts.get(key, 0) + count
         return counts
 

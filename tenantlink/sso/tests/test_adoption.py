@@ -5,11 +5,13 @@ companies in the operator admin. Sign-ins are seeded straight into the audit log
 sign-in flows record them."""
 
 import datetime
+import io
 import re
 import uuid
 import zoneinfo
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -201,6 +203,13 @@ def test_the_operators_picture_counts_each_finished_quarter_hour_once(staff_clie
     _, totals = table(staff_client.get("/staff/sso/integration/adoption/").content.decode())
     assert SigninSlot.objects.count() - counted <= 2 * 2
     assert totals == (3, 0, 3)  # the two counted, and Oscar's sign-in, still in the log
+
+
+def test_the_daily_job_counts_the_finished_quarter_hours_too(member):
+    signed_in(member, at(4), "microsoft", count=3)
+    signed_in(member, timezone.now(), "totp")  # its quarter hour has not ended
+    call_command("purge_expired", stdout=io.StringIO())
+    assert list(SigninSlot.objects.filter(count__gt=0).values_list("kind", "count")) == [("microsoft", 3)]
 
 
 def test_members_and_administrators_have_no_operator_page(client, admin):

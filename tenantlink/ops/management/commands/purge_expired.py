@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenantlink.accounts.models import Throttle
-from tenantlink.audit.models import AuditEvent
+from tenantlink.audit.models import AuditEvent, SigninSlot
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 
 # A discovery document or key set in use is fetched again every ENTRA_METADATA_LIFETIME; one not
@@ -20,7 +20,8 @@ class Command(BaseCommand):
     help = (
         "Delete what is no longer needed: expired sessions, throttle counts and Microsoft flows "
         "that were never finished, Microsoft documents not fetched for 30 days, and audit events "
-        "older than AUDIT_RETENTION_DAYS. Run it daily."
+        "older than AUDIT_RETENTION_DAYS; and count the sign-ins of the last month not counted yet "
+        "for the operator admin's adoption page. Run it daily."
     )
 
     def handle(self, **options):
@@ -45,3 +46,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleted {events} audit events from before {cutoff:%Y-%m-%d}.")
         else:
             self.stdout.write("Audit events are kept forever (AUDIT_RETENTION_DAYS=0).")
+        counted_until = SigninSlot.objects.fill(now)
+        self.stdout.write(f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC.")
