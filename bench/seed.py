@@ -6,6 +6,7 @@ around them — a million users, ten thousand companies with an active integrati
 thousand Microsoft connections — is made by PostgreSQL itself with INSERT … SELECT
 generate_series, in well under a minute."""
 
+import time
 import uuid
 
 import pyotp
@@ -63,17 +64,28 @@ def people(password_people, microsoft_people):
     return [(user.username, seed) for user in users], microsoft
 
 
-def administrator():
-    """An administrator of the first grown company, whose user list the growth rows read."""
+def _account(username, **fields):
     from tenantlink.accounts.models import TOTPDevice, User
-    from tenantlink.companies.models import Company
     from tenantlink.lib import crypto
 
     seed = pyotp.random_base32()
-    company = Company.objects.filter(name__startswith="Grown ").order_by("id").first()
-    user = User.objects.create_user("boss", PASSWORD, company=company, role=User.Role.ADMINISTRATOR)
+    user = User.objects.create_user(username, PASSWORD, **fields)
     TOTPDevice.objects.create(user=user, encrypted_seed=crypto.encrypt(seed))
-    return ("boss", seed)
+    return (username, seed)
+
+
+def administrator():
+    """An administrator of the first grown company, whose user list the growth rows read."""
+    from tenantlink.accounts.models import User
+    from tenantlink.companies.models import Company
+
+    company = Company.objects.filter(name__startswith="Grown ").order_by("id").first()
+    return _account("boss", company=company, role=User.Role.ADMINISTRATOR)
+
+
+def operator():
+    """Operator staff, for the operator admin's pages."""
+    return _account("oscar", is_staff=True, is_superuser=True)
 
 
 GROW = """
@@ -119,6 +131,45 @@ def grow(users, companies, connections):
             " (SELECT count(*) FROM sso_connection)"
         )
         return cursor.fetchone()
+
+
+SIGNINS = """
+-- For every grown user without sign-ins yet, `per_user` successful sign-ins at random moments of
+-- the last 30 days, each as complete_signin records it; with Microsoft for the connected ones.
+-- Written in time order, as the portal writes its log.
+INSERT INTO audit_auditevent (created_at, actor_id, actor_label, company_id, action, target_user_id, target_label,
+                              client_ip, user_agent, outcome, details)
+SELECT at, id, username, company_id, 'signin.succeeded', id, username, '192.0.2.1', 'Mozilla/5.0 (bench)', 'success',
+       details
+FROM (SELECT now() - random() * interval '30 days' AS at, u.id, u.username, u.company_id,
+             CASE WHEN c.id IS NULL THEN '{"method": "totp"}' ELSE '{"method": "microsoft"}' END::jsonb AS details
+      FROM accounts_user u LEFT JOIN sso_connection c ON c.user_id = u.id, generate_series(1, %(per_user)s)
+      WHERE u.username LIKE 'grown%%'
+        AND NOT EXISTS (SELECT 1 FROM audit_auditevent e
+                        WHERE e.target_user_id = u.id AND e.action = 'signin.succeeded')) AS signins
+ORDER BY at;
+-- Sign-ins are never written into the past, so quarter hours counted before would stay counted
+-- without these: forget them, as before the first count of a month of log.
+DELETE FROM audit_signinslot;
+"""
+
+
+def signins(per_user):
+    """Seed sign-ins (SIGNINS), then count them into quarter hours as the daily purge_expired
+    does. Returns how many successful sign-ins the audit log holds and the seconds of that count."""
+    from django.utils import timezone
+
+    from tenantlink.audit.models import SigninSlot
+
+    with connection.cursor() as cursor:
+        cursor.execute(SIGNINS, {"per_user": per_user})
+        # As autovacuum would soon after: not during the measurements.
+        cursor.execute("VACUUM ANALYZE audit_auditevent")
+        cursor.execute("SELECT count(*) FROM audit_auditevent WHERE action = 'signin.succeeded'")
+        count = cursor.fetchone()[0]
+    started = time.monotonic()
+    SigninSlot.objects.fill(timezone.now())
+    return count, time.monotonic() - started
 
 
 def connection_sample(count):

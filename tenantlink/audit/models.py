@@ -1,5 +1,9 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KT
+from django.db.models.functions import ExtractMinute, Floor, TruncDate, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -66,7 +70,39 @@ class Outcome(models.TextChoices):
     DENIED = "denied", _("Denied")
 
 
+# How the adoption picture splits sign-ins: the `method` of a sign-in event is "microsoft" or one
+# of the ways to give the second factor after the password ("totp", "recovery_code", "totp_enrolment").
+MICROSOFT = "microsoft"
+PASSWORD = "password"
+
+
+def signin_kind(method):
+    return MICROSOFT if method == MICROSOFT else PASSWORD
+
+
+def _tally(rows):
+    """{(day or slot, PASSWORD or MICROSOFT): count} from grouped (day or slot, method, count) rows."""
+    counts = {}
+    for when, method, count in rows:
+        key = (when, signin_kind(method))
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
 class AuditEventManager(models.Manager):
+    def signins(self):
+        return self.filter(action=Action.SIGNIN_SUCCEEDED)
+
+    def signins_per_day(self, since, zone, company=None):
+        """{(local date, PASSWORD or MICROSOFT): count} of the successful sign-ins from `since`,
+        days counted in `zone`. One grouped query; for a company it reads the index on (company,
+        action, created_at), so it costs that company's sign-ins, whatever the size of the log."""
+        events = self.signins().filter(created_at__gte=since)
+        if company is not None:
+            events = events.filter(company=company)
+        rows = events.values_list(TruncDate("created_at", tzinfo=zone), KT("details__method"))
+        return _tally(rows.annotate(models.Count("id")).order_by())
+
     def record(
         self,
         action,
@@ -130,7 +166,91 @@ class AuditEvent(models.Model):
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["company", "-created_at"], name="audit_company_created")]
+        indexes = [
+            models.Index(fields=["company", "-created_at"], name="audit_company_created"),
+            # A company's sign-ins per day (the Single sign-on page) and the log filtered by action.
+            models.Index(fields=["company", "action", "created_at"], name="audit_company_action_created"),
+        ]
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_label} → {self.target_label}"
+
+
+SLOT = datetime.timedelta(minutes=15)  # every time zone's offset from UTC is a multiple of 15 minutes
+# How far back slots are counted: the last 30 days of any time zone (up to 14 hours ahead of UTC).
+SLOT_HISTORY = datetime.timedelta(days=31)
+# A sign-in's event is written a moment before its transaction commits, so a slot is counted only
+# when it ended this long ago: no event of it can still appear afterwards.
+SLOT_GRACE = datetime.timedelta(minutes=5)
+
+
+def _slot_start(moment):
+    moment = moment.astimezone(datetime.UTC)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+class SigninSlotManager(models.Manager):
+    def fill(self, now):
+        """Count the sign-ins of every finished slot of the last SLOT_HISTORY that is not counted
+        yet, from the audit log: once per slot, so the operator's picture of all companies does
+        not read a month of everybody's sign-ins on every view. Slots without sign-ins are stored
+        too (as zeros): the latest stored slot is how far counting got. The daily purge_expired
+        does it too, so that a view has at most a day to count (the first run counts the month).
+        Returns where counting stopped; later sign-ins are still only in the audit log."""
+        until = _slot_start(now - SLOT_GRACE)
+        last = self.aggregate(last=models.Max("start"))["last"]
+        begin = _slot_start(now - SLOT_HISTORY)
+        if last is not None:
+            begin = max(begin, last + SLOT)
+        if begin >= until:
+            return begin
+        rows = (
+            AuditEvent.objects.signins()
+            .filter(created_at__gte=begin, created_at__lt=until)
+            .values_list(
+                TruncHour("created_at", tzinfo=datetime.UTC),
+                Floor(ExtractMinute("created_at", tzinfo=datetime.UTC) / 15),
+                KT("details__method"),
+            )
+            .annotate(models.Count("id"))
+            .order_by()
+        )
+        counts = _tally((hour + int(quarter) * SLOT, method, count) for hour, quarter, method, count in rows)
+        slots = []
+        start = begin
+        while start < until:
+            slots += [
+                SigninSlot(start=start, kind=kind, count=counts.get((start, kind), 0)) for kind in (PASSWORD, MICROSOFT)
+            ]
+            start += SLOT
+        # Two views at once count the same finished slots alike, so the second one's rows are dropped.
+        self.bulk_create(slots, ignore_conflicts=True, batch_size=1000)
+        return until
+
+    def signins_per_day(self, since, zone, now):
+        """Sign-ins of all companies per local day since `since`, as AuditEvent.objects.signins_per_day:
+        the counted slots, and the audit log only for the last minutes that are not counted yet."""
+        counted_until = self.fill(now)
+        counts = AuditEvent.objects.signins_per_day(counted_until, zone)
+        slots = self.filter(start__gte=since, start__lt=counted_until, count__gt=0)
+        days = slots.values_list(TruncDate("start", tzinfo=zone), "kind").annotate(models.Sum("count")).order_by()
+        for key, count in _tally(days).items():
+            counts[key] = counts.get(key, 0) + count
+        return counts
+
+
+class SigninSlot(models.Model):
+    """Successful sign-ins of all companies in one quarter of an hour (UTC), by kind: counted once
+    from the audit log after the slot ended, for the operator's picture of all companies."""
+
+    start = models.DateTimeField()
+    kind = models.CharField(max_length=20)
+    count = models.PositiveIntegerField()
+
+    objects = SigninSlotManager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint("start", "kind", name="signin_slot_once")]
+
+    def __str__(self):
+        return f"{self.start:%Y-%m-%d %H:%M} {self.kind}: {self.count}"

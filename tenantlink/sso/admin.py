@@ -1,12 +1,18 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies import admin as companies_admin
 from tenantlink.companies.models import Company
-from tenantlink.sso import requirement
+from tenantlink.sso import adoption, requirement
 from tenantlink.sso.models import Connection, Integration
+
+ADOPTION_PAGE_SIZE = 50
 
 
 class ReadOnlyFields:
@@ -33,6 +39,28 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
     ]
     list_filter = ["status"]
     search_fields = ["display_name", "company__name", "tenant_id"]
+    change_list_template = "admin/sso/integration/change_list.html"
+
+    def get_urls(self):
+        adoption_view = self.admin_site.admin_view(self.adoption_view)
+        return [path("adoption/", adoption_view, name="sso_integration_adoption"), *super().get_urls()]
+
+    def adoption_view(self, request):
+        """The Single sign-on page's adoption picture across all companies: sign-ins per day of
+        everyone (counted once per quarter hour, see SigninSlot) and each integration's connected
+        users, a page of integrations at a time, so its cost does not grow with the portal."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        integrations = Integration.objects.select_related("company").order_by("company__name", "display_name", "pk")
+        page = Paginator(integrations.with_adoption(), ADOPTION_PAGE_SIZE).get_page(request.GET.get("page"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Single sign-on adoption in all companies"),
+            "chart": adoption.all_companies_chart(),
+            "page": page,
+        }
+        return TemplateResponse(request, "admin/sso/integration/adoption.html", context)
 
 
 @admin.register(Connection)

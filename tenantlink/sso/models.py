@@ -8,9 +8,11 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.accounts.models import User
 from tenantlink.lib.queries import delete_rows
 
 # Why a consent or verification failed, in words an administrator understands. The key is stored;
@@ -55,6 +57,21 @@ FAILURE_REASONS = {
 }
 # After these, approving again (or "Grant admin consent") is what helps.
 NEEDS_ADMIN_CONSENT = {"cancelled", "approval_required", "app_not_found"}
+
+
+def _count(queryset, group):
+    """A subquery that counts the rows of `queryset` (already tied to the outer row)."""
+    return Coalesce(models.Subquery(queryset.order_by().values(group).annotate(n=models.Count("pk")).values("n")), 0)
+
+
+class IntegrationQuerySet(models.QuerySet):
+    def with_adoption(self):
+        """Each integration with `connected`, its connected users who are active, and
+        `active_users`, its company's active users: counted for the rows fetched only, through
+        the indexes on the user's company and the connection's integration."""
+        active = User.objects.filter(company=models.OuterRef("company"), is_active=True)
+        connected = Connection.objects.filter(integration=models.OuterRef("pk"), user__is_active=True)
+        return self.annotate(active_users=_count(active, "company"), connected=_count(connected, "integration"))
 
 
 class Integration(models.Model):
@@ -122,6 +139,8 @@ class Integration(models.Model):
     # A runner claims the integration until then, so that runners on several machines share the work.
     leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
+    objects = IntegrationQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("single sign-on integration")
         verbose_name_plural = _("single sign-on integrations")
@@ -135,6 +154,13 @@ class Integration(models.Model):
     def label(self):
         """How the audit log names the integration."""
         return f"{self.display_name} ({self.tenant_id})"[:200]
+
+    @property
+    def adoption_percent(self):
+        """The share of the company's active users connected, from with_adoption()'s counts."""
+        if not self.active_users:
+            return 0
+        return min(100, round(100 * self.connected / self.active_users))
 
     @property
     def failure_message(self):

@@ -63,6 +63,19 @@ def test_an_administrator_connects_her_microsoft_tenant(
     page.reload()  # the same page without the message, which is checked at the end
     assert_accessible(page, "/company/sso/ with an active integration")
 
+    # The adoption picture: nobody connected yet, and Ada's own sign-in of today in the chart.
+    expect(contoso.locator("dd .adoption-numbers")).to_have_text(re.compile(r"^0 of \d+ active users \(0 %\)$"))
+    chart = page.get_by_role("img", name="Sign-ins per day, last 30 days")
+    expect(chart).to_be_visible()
+    expect(chart.locator("rect.bar.password").last).to_be_visible()
+    page.get_by_text("Sign-ins of each day as a table").click()
+    numbers = page.locator(".chart-numbers table")
+    expect(numbers.locator("tbody tr")).to_have_count(30)
+    expect(numbers.locator("tbody tr").last.locator("td").first).not_to_have_text("0")
+    page.get_by_role("heading", name="Sign-ins").scroll_into_view_if_needed()
+    screenshot(page, screenshots, "sso-adoption")
+    assert_accessible(page, "/company/sso/ with the sign-ins table open")
+
     contoso.get_by_role("link", name="Delete").click()
     expect(page.get_by_role("heading", name="Delete Contoso?")).to_be_visible()
     expect(page.get_by_text("0 users' Microsoft connections are removed.")).to_be_visible()

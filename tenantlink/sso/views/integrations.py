@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -16,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
-from tenantlink.sso import flows, leavers, microsoft, requirement
+from tenantlink.sso import adoption, flows, leavers, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
 from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
 
@@ -61,11 +60,7 @@ def _explain(request, integration, error):
 @company_admin_required
 def overview(request):
     company = request.user.company
-    integrations = list(
-        company_objects(request, Integration.objects)
-        .select_related("created_by")
-        .annotate(connected=Count("connections"))
-    )
+    integrations = list(company_objects(request, Integration.objects).select_related("created_by").with_adoption())
     for integration in integrations:
         integration.leaver_form = LeaverPolicyForm(
             auto_id=f"leavers-{integration.pk}-%s", initial={"policy": integration.leaver_policy}
@@ -75,6 +70,7 @@ def overview(request):
         "licence": company.current_licence(Licence.Product.SSO),
         "last_licence": company.licences.filter(product=Licence.Product.SSO).first(),
         "integrations": integrations,
+        "chart": adoption.company_chart(company),
         "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
         # Seen here first after an integration is disabled or deleted: the pause is recorded now.
         "requirement": requirement.evaluate(company),

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenantlink.accounts.models import Session, Throttle
-from tenantlink.audit.models import AuditEvent
+from tenantlink.audit.models import AuditEvent, SigninSlot
 from tenantlink.sso import requirement
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 
@@ -20,7 +20,8 @@ class Command(BaseCommand):
     help = (
         "Delete what is no longer needed: expired sessions, throttle counts and Microsoft flows "
         "that were never finished, Microsoft documents not fetched for 30 days, and audit events "
-        "older than AUDIT_RETENTION_DAYS; record pauses of required Microsoft sign-in. Run it daily."
+        "older than AUDIT_RETENTION_DAYS; record pauses of required Microsoft sign-in; and count the sign-ins "
+        "of the last month not counted yet for the operator admin's adoption page. Run it daily."
     )
 
     def handle(self, **options):
@@ -48,3 +49,5 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleted {events} audit events from before {cutoff:%Y-%m-%d}.")
         else:
             self.stdout.write("Audit events are kept forever (AUDIT_RETENTION_DAYS=0).")
+        counted_until = SigninSlot.objects.fill(now)
+        self.stdout.write(f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC.")
