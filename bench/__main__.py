@@ -353,7 +353,6 @@ def _growth(table, phases, url, admin_cookies, staff_cookies, connections):
         small_described = f"{SMALL[0]:,} users, {small['signins']:,} sign-ins"
         rows += [
             ("company", "Single sign-on page of the administrator's company (adoption bars, 30-day chart), p95"),
-            ("operator", "Operator admin's adoption page (all companies' chart, 50 integrations' bars), p95"),
         ]
     else:
         small_described = f"{SMALL[0]:,} users"
@@ -368,6 +367,13 @@ def _growth(table, phases, url, admin_cookies, staff_cookies, connections):
             ratio <= 1.5,
         )
     if "adoption" in phases:
+        # Not the same page in both cases: the small database's 11 integrations fit on one page,
+        # a million users' 10,000 fill its limit of 50 rows. For reference, without a target.
+        table.add(
+            "For reference: operator admin's adoption page (all companies' chart, the first page of "
+            f"integrations' bars: 50 of 10,000 ÷ all 11), p95: {described} ÷ {small_described}",
+            f"{large['operator'] * 1000:.2f} ms ÷ {small['operator'] * 1000:.2f} ms",
+        )
         table.add(
             f"First count of a month of sign-ins into quarter hours (purge_expired, once): {described}; "
             f"{small_described}",
