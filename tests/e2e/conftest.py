@@ -373,6 +373,22 @@ def people_without_integrations(portal):
     return demo_people()
 
 
+@pytest.fixture
+def new_visitor(portal):
+    """Opens browsers (each a profile of its own), closed after the test."""
+    opened = []
+
+    def open_one():
+        from tests.e2e.microsoft_steps import Visitor  # it imports this module
+
+        opened.append(Visitor(portal))
+        return opened[-1]
+
+    yield open_one
+    for visitor in opened:
+        visitor.close()
+
+
 @pytest.fixture(scope="module")
 def console(portal, tmp_path_factory):
     """A Django console on the portal's database for the module's stories (microsoft_steps.Console)."""

@@ -19,20 +19,12 @@ from tests.e2e.microsoft_steps import (
     SESSION_ENDED,
     STAGE,
     Authenticator,
-    Console,
     connections,
 )
 from tests.e2e.test_accessibility import assert_accessible
 from tests.e2e.test_browser_signin import screenshot
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def console(portal, tmp_path_factory):
-    console = Console(portal, tmp_path_factory.mktemp("console") / "output.log")
-    yield console
-    console.close()
 
 
 @pytest.fixture

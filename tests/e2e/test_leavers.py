@@ -18,10 +18,8 @@ from tests.e2e.microsoft_steps import (
     MICROSOFT_PASSWORD,
     STAGE,
     Authenticator,
-    Console,
     Mailbox,
     MicrosoftAccount,
-    Visitor,
     admin_consent_at_microsoft,
     connections,
     last_event,
@@ -70,13 +68,6 @@ print(json.dumps({
 """
 
 
-@pytest.fixture(scope="module")
-def console(portal, tmp_path_factory):
-    console = Console(portal, tmp_path_factory.mktemp("console") / "output.log")
-    yield console
-    console.close()
-
-
 @pytest.fixture
 def integration_id(console, emulator_control):
     """Contoso Ltd's integration of the Contoso tenant active, Ben connected to his Microsoft
@@ -97,19 +88,6 @@ def leaver_check(portal, emulator, console, integration_id):
     admin_consent_at_microsoft(emulator, portal, CONTOSO, ADA_AT_MICROSOFT, scope=ALL_PERMISSIONS)
     console.run(CHECK_ON.format(policy="deactivate"))
     return integration_id
-
-
-@pytest.fixture
-def visitors(portal):
-    opened = []
-
-    def visitor():
-        opened.append(Visitor(portal))
-        return opened[-1]
-
-    yield visitor
-    for one in opened:
-        one.close()
 
 
 def check_leavers(portal):
@@ -134,10 +112,10 @@ def password_refused(visitor, person):
 
 
 def test_a_user_disabled_at_microsoft_is_deactivated_after_one_pass(
-    portal, console, emulator_control, leaver_check, people, visitors
+    portal, console, emulator_control, leaver_check, people, new_visitor
 ):
     ben, authenticator = people["ben"], Authenticator()
-    with_password, with_microsoft = visitors(), visitors()
+    with_password, with_microsoft = new_visitor(), new_visitor()
     with_password.sign_in_with_password(ben, authenticator)
     with_microsoft.microsoft_signin(BEN_AT_MICROSOFT)
     assert with_password.is_signed_in() and with_microsoft.is_signed_in()
@@ -147,7 +125,7 @@ def test_a_user_disabled_at_microsoft_is_deactivated_after_one_pass(
     assert "1 users lost access" in check_leavers(portal)
 
     assert not with_password.is_signed_in() and not with_microsoft.is_signed_in()
-    assert password_refused(visitors(), ben)
+    assert password_refused(new_visitor(), ben)
     assert stored(console)["leavers"] == [["ben", "disabled", "deactivate"]]
     event = last_event(console, "sso.leaver")
     assert (event["target"], event["details"]["reason"], event["details"]["oid"]) == (
@@ -164,28 +142,28 @@ def test_a_user_disabled_at_microsoft_is_deactivated_after_one_pass(
 
 
 def test_a_user_deleted_at_microsoft_is_deactivated_after_one_pass(
-    portal, console, emulator_control, leaver_check, people, visitors
+    portal, console, emulator_control, leaver_check, people, new_visitor
 ):
     ben = people["ben"]
-    signed_in = visitors()
+    signed_in = new_visitor()
     signed_in.microsoft_signin(BEN_AT_MICROSOFT)
     mailbox = Mailbox(portal)
     emulator_control.delete(f"/tenants/{CONTOSO}/users/{BEN_AT_MICROSOFT.upn}").raise_for_status()
 
     check_leavers(portal)
 
-    assert not signed_in.is_signed_in() and password_refused(visitors(), ben)
+    assert not signed_in.is_signed_in() and password_refused(new_visitor(), ben)
     assert stored(console)["leavers"] == [["ben", "deleted", "deactivate"]]
     assert last_event(console, "sso.leaver")["details"]["reason"] == "deleted"
     assert "The Microsoft account was deleted." in mailbox.new_messages(to=ADA_MAIL)[0]
 
 
 def test_remove_the_connection_only_keeps_the_password(
-    portal, console, emulator_control, leaver_check, people, visitors
+    portal, console, emulator_control, leaver_check, people, new_visitor
 ):
     console.run(CHECK_ON.format(policy="disconnect"))
     ben, authenticator = people["ben"], Authenticator()
-    with_password, with_microsoft = visitors(), visitors()
+    with_password, with_microsoft = new_visitor(), new_visitor()
     with_password.sign_in_with_password(ben, authenticator)
     with_microsoft.microsoft_signin(BEN_AT_MICROSOFT)
     users_at_microsoft(emulator_control, BEN_AT_MICROSOFT.upn, enabled=False)
@@ -209,7 +187,7 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_broken_graph_changes_nobody_and_shows_failing(
-    portal, console, emulator_control, leaver_check, people, visitors, fault
+    portal, console, emulator_control, leaver_check, people, new_visitor, fault
 ):
     users_at_microsoft(emulator_control, BEN_AT_MICROSOFT.upn, enabled=False)
     emulator_control.post("/faults", json=FAULTS[fault]).raise_for_status()
@@ -223,7 +201,7 @@ def test_a_broken_graph_changes_nobody_and_shows_failing(
     assert state["reason"] == ("bad_answer" if fault == "garbage" else "unavailable")
     [notice] = mailbox.new_messages(to=ADA_MAIL)  # told once, not at every pass
     assert "is failing, so nobody is changed" in notice
-    ada = visitors()
+    ada = new_visitor()
     ada.sign_in_with_password(people["ada"], Authenticator())
     assert "Failing" in ada.get("/company/sso/").text
 
@@ -278,7 +256,7 @@ def more_people(console, emulator_control, count):
 
 
 def test_the_safety_valve_holds_until_an_administrator_confirms(
-    portal, console, emulator_control, leaver_check, people, visitors
+    portal, console, emulator_control, leaver_check, people, new_visitor
 ):
     leaving = more_people(console, emulator_control, 6)
     for oid, _username in leaving:
@@ -287,7 +265,7 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(
     assert "6 held back" in check_leavers(portal)
     assert stored(console)["inactive"] == [] and stored(console)["held"] == 6
 
-    ada = visitors()
+    ada = new_visitor()
     ada.sign_in_with_password(people["ada"], Authenticator())
     assert "6 connected people are disabled or deleted at Microsoft" in ada.get("/company/sso/").text
     ada.post(f"/company/sso/{leaver_check}/leavers/confirm/")

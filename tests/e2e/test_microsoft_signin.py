@@ -33,10 +33,8 @@ from tests.e2e.microsoft_steps import (
     UNAVAILABLE,
     UNKNOWN_ORGANIZATION,
     Authenticator,
-    Console,
     Mailbox,
     MicrosoftAccount,
-    Visitor,
     admin_consent_at_microsoft,
     at_once,
     connections,
@@ -47,13 +45,6 @@ from tests.e2e.microsoft_steps import (
 pytestmark = pytest.mark.e2e
 
 BEN_CONNECTION = [["ben", CONTOSO, BEN_AT_MICROSOFT.oid]]
-
-
-@pytest.fixture(scope="module")
-def console(portal, tmp_path_factory):
-    console = Console(portal, tmp_path_factory.mktemp("console") / "output.log")
-    yield console
-    console.close()
 
 
 @pytest.fixture
@@ -76,20 +67,6 @@ def ben_connected(integration, console):
 @pytest.fixture
 def authenticator():
     return Authenticator()
-
-
-@pytest.fixture
-def new_visitor(portal):
-    """Opens browsers (each a profile of its own), closed after the test."""
-    opened = []
-
-    def open_one():
-        opened.append(Visitor(portal))
-        return opened[-1]
-
-    yield open_one
-    for visitor in opened:
-        visitor.close()
 
 
 def expect_refused_at_signin(page, *words):
