@@ -441,9 +441,26 @@ class Directory:
         return {"tenants": [t.to_dict() for t in self.tenants], "apps": [a.to_dict() for a in self.apps]}
 
     def find_tenant(self, ref: str) -> Tenant | None:
-        """A tenant by GUID or by one of its domains, the ways Microsoft accepts in URLs."""
+        """A tenant by GUID or by one of its domains, the ways Microsoft accepts in URLs: from an
+        index of the current tenant list (every request asks, and a directory may hold thousands
+        of tenants), confirmed against the tenant itself."""
         ref = (ref or "").lower()
+        tenant = self._tenant_index().get(ref)
+        if tenant is not None and ref in (tenant.id, tenant.domain):
+            return tenant
         return next((t for t in self.tenants if ref in (t.id, t.domain)), None)
+
+    def _tenant_index(self) -> dict:
+        # Built again when the list is replaced (updates replace it) or grows or shrinks; the
+        # cache holds the list itself, so that a new list cannot pass for it.
+        cached = self.__dict__.get("_index")
+        if cached is None or cached[0] is not self.tenants or cached[1] != len(self.tenants):
+            index = {}
+            for tenant in self.tenants:  # the first of equal names wins, as in a scan
+                index.setdefault(tenant.id, tenant)
+                index.setdefault(tenant.domain, tenant)
+            cached = self.__dict__["_index"] = (self.tenants, len(self.tenants), index)
+        return cached[2]
 
     def find_app(self, client_id: str) -> App | None:
         client_id = (client_id or "").lower()
