@@ -26,6 +26,7 @@ from tests.e2e.microsoft_steps import (
 )
 from tests.e2e.test_accessibility import assert_accessible
 from tests.e2e.test_browser_signin import screenshot
+from tests.e2e.test_sso_integrations import sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -324,14 +325,7 @@ def test_an_integration_without_the_check_or_the_permission_is_never_asked_about
 def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
     page, portal, emulator, emulator_control, console, people, screenshots
 ):
-    ada, authenticator = people["ada"], Authenticator()
-    page.goto(f"{portal.url}/signin/")
-    page.get_by_label("Username").fill(ada.username)
-    page.get_by_label("Password").fill(ada.password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code").fill(authenticator.code(ada))
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/portal/$"))
+    sign_in(page, portal, people["ada"], Authenticator())
 
     page.get_by_role("link", name="Single sign-on").click()
     page.get_by_role("link", name="Turn on the leaver check").click()

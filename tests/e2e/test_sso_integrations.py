@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 
 from tenantlink import demo
 from tests.e2e.conftest import Person
+from tests.e2e.test_browser_microsoft_signin import sign_in_with_password
 
 pytestmark = pytest.mark.e2e
 
@@ -146,12 +147,7 @@ def new_browser_page(browser, portal):
 
 
 def sign_in(page, portal, person, authenticator):
-    page.goto(f"{portal.url}/signin/")
-    page.get_by_label("Username").fill(person.username)
-    page.get_by_label("Password").fill(person.password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code").fill(authenticator.code(person))
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    sign_in_with_password(page, portal, person, authenticator)
     expect(page).to_have_url(re.compile(r"/portal/$"))
 
 
