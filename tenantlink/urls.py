@@ -79,7 +79,7 @@ urlpatterns = [
     path("company/audit/export.csv", audit.audit_export, name="audit_export"),
     path("company/audit/<int:event_id>/", audit.audit_event, name="audit_event"),
     # Operator staff use the Django admin, but sign in through the portal (password + second factor).
-    path("staff/login/", RedirectView.as_view(pattern_name="signin", query_string=True)),
+    path("staff/login/", views.staff_signin),
     # ...and sign out and change their own password there too, where it is throttled and audited.
     path("staff/logout/", signin.signout),
     path("staff/password_change/", RedirectView.as_view(pattern_name="change_password")),

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 
@@ -11,6 +13,16 @@ from tenantlink.lib import metrics
 
 def home(request):
     return redirect("portal" if request.user.is_authenticated else "signin")
+
+
+def staff_signin(request):
+    """Where the operator admin sends whoever it does not let in. Not signed in: the portal's own
+    sign-in (password and second factor), then back. Signed in without operator rights: the 403
+    page; the sign-in page would send them straight back to the admin, and round again."""
+    if request.user.is_authenticated:
+        raise PermissionDenied
+    query = request.META.get("QUERY_STRING", "")
+    return redirect(reverse("signin") + (f"?{query}" if query else ""))
 
 
 @login_required

@@ -303,3 +303,16 @@ def test_licences_untouched_on_the_company_page_write_nothing(staff_client, cont
     assert Licence.objects.filter(company=contoso).count() == 1
     staff_actions = [Action.STAFF_ADDED, Action.STAFF_CHANGED, Action.STAFF_DELETED, Action.LICENCE_GRANTED]
     assert not AuditEvent.objects.filter(action__in=staff_actions).exists()
+
+
+def test_a_customer_administrator_at_the_operator_admin_is_refused_not_sent_round(admin_client):
+    for url in ("/staff/", "/staff/sso/integration/adoption/"):
+        response = admin_client.get(url, follow=True)
+        assert response.status_code == 403
+        assert len(response.redirect_chain) == 1  # to /staff/login/, which refuses
+
+
+def test_the_operator_admin_sends_a_visitor_to_the_portal_sign_in_and_back(client):
+    response = client.get("/staff/")
+    response = client.get(response.url)
+    assert response.url == "/signin/?next=/staff/"
