@@ -1,8 +1,12 @@
 """The session engine: sessions read with their user, rotated at sign-in, gone with the user."""
 
+import datetime
+
 from django.test import Client
+from django.utils import timezone
 
 from tenantlink.accounts.models import Session
+from tenantlink.accounts.sessions import SessionStore
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 
 
@@ -44,3 +48,38 @@ def test_deleting_a_user_deletes_their_sessions(member_client, member):
     assert Session.objects.filter(user=member).exists()
     member.delete()
     assert not Session.objects.exists()
+
+
+def _fields(instance):
+    return {field.attname: repr(getattr(instance, field.attname)) for field in type(instance)._meta.concrete_fields}
+
+
+def test_the_session_read_gives_what_the_orm_gives(member_client, member):
+    # Every column through its converters: on SQLite a forgotten one leaves a date a string or a
+    # flag 0/1, which repr() tells apart from datetime and True.
+    member.last_login = timezone.now()
+    member.save()
+    key = member_client.cookies["sessionid"].value
+    read = SessionStore(key)._get_session_from_db()
+    expected = Session.objects.select_related("user__company").get(session_key=key)
+    assert _fields(read) == _fields(expected)
+    assert _fields(read.user) == _fields(expected.user)
+    assert _fields(read.user.company) == _fields(expected.user.company)
+    assert read.user.company.name == "Contoso Ltd"
+
+
+def test_a_user_without_a_company_is_read_with_the_session(client):
+    staff = make_user("olga", None, is_staff=True)
+    sign_in(client, staff)
+    read = SessionStore(client.cookies["sessionid"].value)._get_session_from_db()
+    assert read.user == staff and read.user.company is None
+    assert client.get("/portal/").status_code == 200
+
+
+def test_an_expired_or_unknown_session_is_not_read(member_client):
+    key = member_client.cookies["sessionid"].value
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - datetime.timedelta(seconds=1))
+    store = SessionStore(key)
+    assert store._get_session_from_db() is None and store.session_key is None
+    assert SessionStore("x" * 32)._get_session_from_db() is None
+    assert member_client.get("/portal/").url.startswith("/signin/")
