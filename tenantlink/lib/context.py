@@ -1,5 +1,26 @@
+import functools
+
 from django.conf import settings
+from django.urls import get_script_prefix, reverse
+
+# The addresses the base layout links to on every page: worked out once per process (for each
+# script prefix), not by a {% url %} tag per link on every page.
+LAYOUT_URLS = {
+    "home": "home",
+    "portal": "portal",
+    "profile": "profile",
+    "users": "company_users",
+    "sso": "sso_integrations",
+    "audit": "audit_log",
+    "operator": "admin:index",
+    "signout": "signout",
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _layout_urls(prefix):
+    return {key: reverse(name) for key, name in LAYOUT_URLS.items()}
 
 
 def site(request):
-    return {"SITE_NAME": settings.SITE_NAME}
+    return {"SITE_NAME": settings.SITE_NAME, "urls": _layout_urls(get_script_prefix())}

@@ -4,6 +4,7 @@ import time
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.urls import set_script_prefix
 
 from tenantlink.conftest import PASSWORD, sign_in
 
@@ -199,3 +200,35 @@ def test_production_settings_pass_djangos_deployment_checks():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _links(page):
+    return dict(re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', page))
+
+
+def test_the_layout_links_every_section_and_marks_the_current_one(admin_client):
+    page = admin_client.get("/portal/").content.decode()
+    links = _links(page)
+    for path, text in (
+        ("/portal/", "Portal"),
+        ("/profile/", "My Profile"),
+        ("/company/users/", "Users"),
+        ("/company/sso/", "Single sign-on"),
+        ("/company/audit/", "Audit log"),
+    ):
+        assert links.get(path) == text
+    assert '<a href="/portal/" aria-current="page">Portal</a>' in page
+    assert 'action="/signout/"' in page
+
+
+def test_the_layout_links_follow_the_script_prefix(admin_client):
+    # Served under a path of a shared host (gunicorn sets the prefix from SCRIPT_NAME; the test
+    # client does not): the layout's addresses are worked out once per prefix.
+    admin_client.get("/portal/")
+    set_script_prefix("/app/")
+    try:
+        page = admin_client.get("/portal/").content.decode()
+    finally:
+        set_script_prefix("/")
+    assert _links(page).get("/app/company/users/") == "Users" and 'action="/app/signout/"' in page
+    assert _links(admin_client.get("/portal/").content.decode()).get("/company/users/") == "Users"
