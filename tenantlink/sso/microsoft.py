@@ -384,13 +384,20 @@ BATCH_SIZE = 20  # Graph's limit for one $batch
 THROTTLE_RETRIES = 4  # a throttled request is retried this often, each time after Retry-After
 MAX_RETRY_AFTER = 120  # seconds; a longer Retry-After is waited for only this long
 TOKEN_CACHE_SIZE = 1000  # tenants whose app-only token is kept; the oldest are forgotten first
+GRAPH_HOST_LIFETIME = 60  # seconds a process reuses Graph's host before reading discovery again
 
 # Tenant ID → (access token, granted application permissions, expiry on time.monotonic()). In
 # this process's memory only, until a minute before the token expires: never in the database or
 # a log. Bounded, so that the memory of a runner does not grow with the number of tenants.
 _app_tokens = collections.OrderedDict()
 _app_tokens_lock = threading.Lock()
+# (authority, msgraph_host of its discovery document, until on time.monotonic()). A pass over
+# thousands of tenants asks Graph for every twenty users: without this, each of those requests
+# read the discovery document from the database. Short-lived, so that a runner that keeps going
+# (--every) sees a changed document within GRAPH_HOST_LIFETIME.
+_graph_host = None
 _sleep = time.sleep  # tests replace it
+_clock = time.monotonic  # tests replace it
 
 
 def _granted_roles(access_token):
@@ -413,7 +420,7 @@ def app_only_token(tenant_id, fresh=False):
     tenant_id = str(tenant_id)
     with _app_tokens_lock:
         cached = _app_tokens.get(tenant_id)
-        if cached and not fresh and cached[2] > time.monotonic():
+        if cached and not fresh and cached[2] > _clock():
             _app_tokens.move_to_end(tenant_id)
             return cached[:2]
         _app_tokens.pop(tenant_id, None)
@@ -421,7 +428,7 @@ def app_only_token(tenant_id, fresh=False):
     token, roles = answer["access_token"], _granted_roles(answer["access_token"])
     lifetime = answer.get("expires_in") if isinstance(answer.get("expires_in"), int) else 0
     with _app_tokens_lock:
-        _app_tokens[tenant_id] = (token, roles, time.monotonic() + lifetime - 60)
+        _app_tokens[tenant_id] = (token, roles, _clock() + lifetime - 60)
         while len(_app_tokens) > TOKEN_CACHE_SIZE:
             _app_tokens.popitem(last=False)
     return token, roles
@@ -433,14 +440,21 @@ def forget_app_only_token(tenant_id):
 
 
 def _graph_url(path):
-    """Graph's address, from Microsoft's discovery document (graph.microsoft.com in production)."""
-    host = discovery().get("msgraph_host")
+    """Graph's address, from Microsoft's discovery document (graph.microsoft.com in production),
+    read again after GRAPH_HOST_LIFETIME."""
+    global _graph_host
+    authority, now = settings.ENTRA_AUTHORITY, _clock()
+    memo = _graph_host
+    if memo is None or memo[0] != authority or memo[2] <= now:
+        memo = _graph_host = (authority, discovery().get("msgraph_host"), now + GRAPH_HOST_LIFETIME)
+    host = memo[1]
     # The app-only token may go only to Microsoft's Graph, or to the authority's own host (a
-    # stand-in such as the emulator serves both): never wherever a stored document says.
-    allowed = ("graph.microsoft.com", urlsplit(settings.ENTRA_AUTHORITY).netloc)
+    # stand-in such as the emulator serves both): never wherever a stored document says. Checked
+    # at every call, remembered host or not.
+    allowed = ("graph.microsoft.com", urlsplit(authority).netloc)
     if not isinstance(host, str) or host not in allowed:
         raise MicrosoftError("bad_answer", "msgraph_host")
-    return f"{settings.ENTRA_AUTHORITY.split('://')[0]}://{host}/v1.0{path}"
+    return f"{authority.split('://')[0]}://{host}/v1.0{path}"
 
 
 def _graph_error(status, payload):
