@@ -11,12 +11,14 @@ act on more than LEAVER_SAFETY_SHARE of an integration's connected users (and mo
 LEAVER_SAFETY_MINIMUM) acts on none until an administrator confirms. Nothing is undone by itself.
 
 Several runners may run at once (on several machines): each claims an integration with a lease
-(a conditional UPDATE), and each action is a conditional UPDATE or DELETE, so that a second
-runner's action on the same user is a no-op and is not recorded twice."""
+(a conditional UPDATE) under a random token of its own, renews and ends only a lease that still
+carries that token, and each action is a conditional UPDATE or DELETE, so that a second runner's
+action on the same user is a no-op and is not recorded twice."""
 
 import datetime
 import hashlib
 import logging
+import secrets
 import smtplib
 
 from django.conf import settings
@@ -136,15 +138,39 @@ def _due(started):
     )
 
 
+class LeaseLost(Exception):
+    """This runner was stuck past its lease, and another runner has claimed the integration since."""
+
+
 def _claim(pk, started):
-    """The integration, if this runner got it: nobody else holds a lease and it is still due."""
-    now = timezone.now()
+    """The integration, if this runner got it: nobody else holds a lease and it is still due. Its
+    `leaver_lease_owner` is this claim's own random token."""
+    now, owner = timezone.now(), secrets.token_hex(16)
     claimed = (
         _due(started)
         .filter(Q(leaver_lease_until__isnull=True) | Q(leaver_lease_until__lt=now), pk=pk)
-        .update(leaver_lease_until=now + LEASE)
+        .update(leaver_lease_until=now + LEASE, leaver_lease_owner=owner)
     )
-    return Integration.objects.select_related("company").filter(pk=pk).first() if claimed else None
+    if not claimed:
+        return None
+    return Integration.objects.select_related("company").filter(pk=pk, leaver_lease_owner=owner).first()
+
+
+def _leased(integration):
+    """The integration's row while this runner's claim still holds it."""
+    return Integration.objects.filter(pk=integration.pk, leaver_lease_owner=integration.leaver_lease_owner)
+
+
+def _renew(integration):
+    """Keep the lease for another LEASE; LeaseLost when another runner holds it now."""
+    if not _leased(integration).update(leaver_lease_until=timezone.now() + LEASE):
+        raise LeaseLost
+
+
+def _release(integration):
+    """Checked: the lease ends, unless another runner holds it now (then that runner says when the
+    integration was checked)."""
+    _leased(integration).update(leaver_lease_until=None, leaver_lease_owner="", leaver_checked_at=timezone.now())
 
 
 def check_all():
@@ -158,11 +184,14 @@ def check_all():
         summary["integrations"] += 1
         try:
             outcome = check(integration)
+        except LeaseLost:
+            log.warning("Leaver check of integration %s stopped: its lease ran out and another runner has it", pk)
+            outcome = {}
         except Exception:  # noqa: BLE001 (one integration's surprise must not stop the pass for all others)
             log.exception("Leaver check of integration %s stopped", pk)
             outcome = {"failing": 1}
         finally:
-            Integration.objects.filter(pk=pk).update(leaver_lease_until=None, leaver_checked_at=timezone.now())
+            _release(integration)
         for key, value in outcome.items():
             summary[key] += value
     return summary
@@ -191,7 +220,7 @@ def _looked_up(integration):
             state = enabled[str(oid)]  # every one answered, or accounts_enabled raised
             if state is not True:
                 leavers.append((pk, Leaver.Reason.DELETED if state is None else Leaver.Reason.DISABLED))
-        Integration.objects.filter(pk=integration.pk).update(leaver_lease_until=timezone.now() + LEASE)
+        _renew(integration)  # before anyone is acted on: not when another runner has the integration
     return leavers, total
 
 

@@ -2,6 +2,7 @@
 and `manage.py check_leavers` removes the access of people disabled or deleted at Microsoft
 (answered here by FakeMicrosoft). The end-to-end tests do the same against the Entra emulator."""
 
+import datetime
 import io
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -418,6 +419,49 @@ def test_a_second_runner_finds_the_integration_claimed_and_a_second_action_is_a_
     assert leavers._act(first, connection.pk, "disabled") is not None
     assert leavers._act(first, connection.pk, "disabled") is None
     assert Leaver.objects.count() == 1 and AuditEvent.objects.filter(action=Action.SSO_LEAVER).count() == 1
+
+
+def test_a_runner_stuck_past_its_lease_can_neither_renew_nor_end_the_next_runners_lease(checked):
+    started = timezone.now()
+    stuck = leavers._claim(checked.pk, started)
+    # Ten minutes later the lease has run out, and another runner claims the integration.
+    Integration.objects.update(leaver_lease_until=timezone.now() - datetime.timedelta(seconds=1))
+    second = leavers._claim(checked.pk, started)
+    assert second is not None and second.leaver_lease_owner != stuck.leaver_lease_owner
+
+    with pytest.raises(leavers.LeaseLost):
+        leavers._renew(stuck)
+    leavers._release(stuck)
+    checked.refresh_from_db()
+    assert checked.leaver_lease_owner == second.leaver_lease_owner
+    assert checked.leaver_lease_until > timezone.now() and checked.leaver_checked_at is None
+    assert leavers._claim(checked.pk, started) is None  # still held
+
+    leavers._renew(second)
+    leavers._release(second)
+    checked.refresh_from_db()
+    assert (checked.leaver_lease_until, checked.leaver_lease_owner) == (None, "")
+    assert checked.leaver_checked_at is not None
+
+
+def test_a_runner_whose_lease_ran_out_while_microsoft_answered_acts_on_nobody(
+    checked, fake_microsoft, member, monkeypatch
+):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    real, others = microsoft_module.accounts_enabled, []
+
+    def slower_than_the_lease(*args):
+        Integration.objects.update(leaver_lease_until=timezone.now() - datetime.timedelta(seconds=1))
+        others.append(leavers._claim(checked.pk, timezone.now()))
+        return real(*args)
+
+    monkeypatch.setattr(microsoft_module, "accounts_enabled", slower_than_the_lease)
+    assert "0 users lost access, 0 held back for confirmation, 0 integrations failing" in run()
+    member.refresh_from_db()
+    checked.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists() and not mail.outbox
+    # The other runner's lease stands: it checks the integration itself.
+    assert checked.leaver_lease_owner == others[0].leaver_lease_owner and checked.leaver_checked_at is None
 
 
 def test_no_token_reaches_the_database_a_log_line_or_a_page(checked, fake_microsoft, member, admin_client, caplog):
