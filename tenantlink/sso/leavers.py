@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
-from tenantlink.sso import microsoft
+from tenantlink.sso import graph, microsoft
 from tenantlink.sso.flows import consent_error, record
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
@@ -74,8 +74,8 @@ def finish_consent(request, integration, params):
         error = MicrosoftError("bad_answer", "no admin_consent")
     else:
         try:
-            _token, roles = microsoft.app_only_token(integration.tenant_id, fresh=True)
-            if microsoft.READ_USERS_ROLE not in roles:
+            _token, roles = graph.app_only_token(integration.tenant_id, fresh=True)
+            if graph.READ_USERS_ROLE not in roles:
                 error = MicrosoftError("permission_missing", "no User.Read.All")
         except MicrosoftError as refused:
             error = refused
@@ -95,7 +95,7 @@ def turn_off(request, integration):
     Integration.objects.filter(pk=integration.pk).update(
         leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
     )
-    microsoft.forget_app_only_token(integration.tenant_id)
+    graph.forget_app_only_token(integration.tenant_id)
     record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
 
 
@@ -201,8 +201,8 @@ def _looked_up(integration):
     """The connections whose Microsoft account is disabled or deleted, with the reason, and how
     many connections there are; MicrosoftError when Microsoft does not say so clearly about
     every one of them."""
-    token, roles = microsoft.app_only_token(integration.tenant_id)
-    if microsoft.READ_USERS_ROLE not in roles:
+    token, roles = graph.app_only_token(integration.tenant_id)
+    if graph.READ_USERS_ROLE not in roles:
         raise MicrosoftError("permission_missing", "no User.Read.All")
     leavers, total, last = [], 0, 0
     # Users already deactivated have lost access: they are neither looked up nor counted.
@@ -212,10 +212,10 @@ def _looked_up(integration):
         integration=integration, user__is_active=True, user__company=integration.company_id
     )
     rows = rows.order_by("pk").values_list("pk", "oid")
-    while batch := list(rows.filter(pk__gt=last)[: microsoft.BATCH_SIZE]):
+    while batch := list(rows.filter(pk__gt=last)[: graph.BATCH_SIZE]):
         last = batch[-1][0]
         total += len(batch)
-        enabled = microsoft.accounts_enabled(token, [str(oid) for _pk, oid in batch])
+        enabled = graph.accounts_enabled(token, [str(oid) for _pk, oid in batch])
         for pk, oid in batch:
             state = enabled[str(oid)]  # every one answered, or accounts_enabled raised
             if state is not True:

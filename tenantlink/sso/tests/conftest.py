@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tenantlink.sso import graph
 from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Integration
 
@@ -178,8 +179,8 @@ def fake_microsoft(settings, monkeypatch):
     settings.ENTRA_CONFIGURATION_PROBLEM = ""
     fake = FakeMicrosoft()
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
-    monkeypatch.setattr(microsoft_module, "_app_tokens", type(microsoft_module._app_tokens)())
-    monkeypatch.setattr(microsoft_module, "_graph_host", None)
+    monkeypatch.setattr(graph, "_app_tokens", type(graph._app_tokens)())
+    monkeypatch.setattr(graph, "_graph_host", None)
     return fake
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tenantlink.sso import microsoft as graph
+from tenantlink.sso import graph, microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
 from tenantlink.sso.tests.conftest import CONTOSO
@@ -37,7 +37,7 @@ def tenant(fake_microsoft):
     fake_microsoft.roles_in.add(CONTOSO)
     people = [str(uuid.uuid4()) for _ in range(3)]
     fake_microsoft.accounts.update({people[0]: True, people[1]: False, people[2]: True})
-    graph.discovery()  # in the shared cache already, as after the first sign-in
+    microsoft.discovery()  # in the shared cache already, as after the first sign-in
     return people
 
 
