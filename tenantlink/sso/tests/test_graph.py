@@ -1,5 +1,5 @@
-"""The leaver check's app-only Graph calls: where they go, and how often a pass reads the discovery
-document that says so (answered here by FakeMicrosoft)."""
+"""The leaver check's app-only Graph calls: where they go, how often a pass reads the discovery
+document that says so, and which tokens a runner keeps (answered here by FakeMicrosoft)."""
 
 import uuid
 
@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from tenantlink.sso import graph, microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
-from tenantlink.sso.tests.conftest import CONTOSO
+from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
 
 class Clock:
@@ -100,3 +100,30 @@ def test_a_remembered_host_is_not_used_for_another_authority(fake_microsoft, ten
         ask(tenant)  # its discovery document is asked for (here it names endpoints elsewhere)
     assert discovery_reads(queries) == 1
     assert graph_hosts(fake_microsoft) == ["graph.microsoft.com"]
+
+
+def token_requests(fake_microsoft):
+    return sum(request.url.path.endswith("/token") for request in fake_microsoft.requests)
+
+
+def test_a_runner_keeps_the_tokens_of_a_bounded_number_of_tenants(fake_microsoft, monkeypatch):
+    monkeypatch.setattr(graph, "TOKEN_CACHE_SIZE", 1)
+    fake_microsoft.app_in.update({CONTOSO, FABRIKAM})
+    graph.app_only_token(CONTOSO)
+    graph.app_only_token(FABRIKAM)
+    assert list(graph._app_tokens) == [FABRIKAM]  # the oldest is forgotten
+    graph.app_only_token(FABRIKAM)
+    assert token_requests(fake_microsoft) == 2
+    graph.app_only_token(CONTOSO)
+    assert token_requests(fake_microsoft) == 3
+
+
+def test_a_token_is_used_until_a_minute_before_it_expires(fake_microsoft, clock):
+    fake_microsoft.app_in.add(CONTOSO)
+    graph.app_only_token(CONTOSO)
+    clock.now += 3599 - 61  # FakeMicrosoft's tokens are valid for 3599 s
+    graph.app_only_token(CONTOSO)
+    assert token_requests(fake_microsoft) == 1
+    clock.now += 1
+    graph.app_only_token(CONTOSO)
+    assert token_requests(fake_microsoft) == 2
