@@ -386,8 +386,13 @@ def _leaver_pass(emulator_url, env, connections):
 
     checked, tenants = leavers.prepare(emulator_url)
     connections.close_all()
-    seconds, cpu, peak, output = leavers.one_pass(env)
-    print(f"leaver check over {checked:,} connections in {tenants:,} tenants: {seconds:.0f} s ({output})", flush=True)
+    seconds, cpu, peak, output, maxrss = leavers.one_pass(env)
+    print(
+        f"leaver check over {checked:,} connections in {tenants:,} tenants: {seconds:.0f} s ({output}); runner's"
+        f" peak {peak / 2**20:.0f} MiB (wait4's ru_maxrss {maxrss / 2**20:.0f} MiB, this process's peak"
+        f" {stage.peak_resident_bytes() / 2**20:.0f} MiB)",
+        flush=True,
+    )
     return checked, tenants, seconds, cpu, peak
 
 

@@ -93,6 +93,14 @@ def resident_bytes(pid):
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
 
 
+def peak_resident_bytes(pid="self"):
+    """The process's high-water mark of resident memory since it started its program (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def machine():
     model = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -11,12 +11,14 @@ act on more than LEAVER_SAFETY_SHARE of an integration's connected users (and mo
 LEAVER_SAFETY_MINIMUM) acts on none until an administrator confirms. Nothing is undone by itself.
 
 Several runners may run at once (on several machines): each claims an integration with a lease
-(a conditional UPDATE), and each action is a conditional UPDATE or DELETE, so that a second
-runner's action on the same user is a no-op and is not recorded twice."""
+(a conditional UPDATE) under a random token of its own, renews and ends only a lease that still
+carries that token, and each action is a conditional UPDATE or DELETE, so that a second runner's
+action on the same user is a no-op and is not recorded twice."""
 
 import datetime
 import hashlib
 import logging
+import secrets
 import smtplib
 
 from django.conf import settings
@@ -30,7 +32,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
-from tenantlink.sso import microsoft
+from tenantlink.sso import graph, microsoft
 from tenantlink.sso.flows import consent_error, record
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
@@ -72,8 +74,8 @@ def finish_consent(request, integration, params):
         error = MicrosoftError("bad_answer", "no admin_consent")
     else:
         try:
-            _token, roles = microsoft.app_only_token(integration.tenant_id, fresh=True)
-            if microsoft.READ_USERS_ROLE not in roles:
+            _token, roles = graph.app_only_token(integration.tenant_id, fresh=True)
+            if graph.READ_USERS_ROLE not in roles:
                 error = MicrosoftError("permission_missing", "no User.Read.All")
         except MicrosoftError as refused:
             error = refused
@@ -93,7 +95,7 @@ def turn_off(request, integration):
     Integration.objects.filter(pk=integration.pk).update(
         leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
     )
-    microsoft.forget_app_only_token(integration.tenant_id)
+    graph.forget_app_only_token(integration.tenant_id)
     record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
 
 
@@ -136,15 +138,39 @@ def _due(started):
     )
 
 
+class LeaseLost(Exception):
+    """This runner was stuck past its lease, and another runner has claimed the integration since."""
+
+
 def _claim(pk, started):
-    """The integration, if this runner got it: nobody else holds a lease and it is still due."""
-    now = timezone.now()
+    """The integration, if this runner got it: nobody else holds a lease and it is still due. Its
+    `leaver_lease_owner` is this claim's own random token."""
+    now, owner = timezone.now(), secrets.token_hex(16)
     claimed = (
         _due(started)
         .filter(Q(leaver_lease_until__isnull=True) | Q(leaver_lease_until__lt=now), pk=pk)
-        .update(leaver_lease_until=now + LEASE)
+        .update(leaver_lease_until=now + LEASE, leaver_lease_owner=owner)
     )
-    return Integration.objects.select_related("company").filter(pk=pk).first() if claimed else None
+    if not claimed:
+        return None
+    return Integration.objects.select_related("company").filter(pk=pk, leaver_lease_owner=owner).first()
+
+
+def _leased(integration):
+    """The integration's row while this runner's claim still holds it."""
+    return Integration.objects.filter(pk=integration.pk, leaver_lease_owner=integration.leaver_lease_owner)
+
+
+def _renew(integration):
+    """Keep the lease for another LEASE; LeaseLost when another runner holds it now."""
+    if not _leased(integration).update(leaver_lease_until=timezone.now() + LEASE):
+        raise LeaseLost
+
+
+def _release(integration):
+    """Checked: the lease ends, unless another runner holds it now (then that runner says when the
+    integration was checked)."""
+    _leased(integration).update(leaver_lease_until=None, leaver_lease_owner="", leaver_checked_at=timezone.now())
 
 
 def check_all():
@@ -158,11 +184,14 @@ def check_all():
         summary["integrations"] += 1
         try:
             outcome = check(integration)
+        except LeaseLost:
+            log.warning("Leaver check of integration %s stopped: its lease ran out and another runner has it", pk)
+            outcome = {}
         except Exception:  # noqa: BLE001 (one integration's surprise must not stop the pass for all others)
             log.exception("Leaver check of integration %s stopped", pk)
             outcome = {"failing": 1}
         finally:
-            Integration.objects.filter(pk=pk).update(leaver_lease_until=None, leaver_checked_at=timezone.now())
+            _release(integration)
         for key, value in outcome.items():
             summary[key] += value
     return summary
@@ -172,8 +201,8 @@ def _looked_up(integration):
     """The connections whose Microsoft account is disabled or deleted, with the reason, and how
     many connections there are; MicrosoftError when Microsoft does not say so clearly about
     every one of them."""
-    token, roles = microsoft.app_only_token(integration.tenant_id)
-    if microsoft.READ_USERS_ROLE not in roles:
+    token, roles = graph.app_only_token(integration.tenant_id)
+    if graph.READ_USERS_ROLE not in roles:
         raise MicrosoftError("permission_missing", "no User.Read.All")
     leavers, total, last = [], 0, 0
     # Users already deactivated have lost access: they are neither looked up nor counted.
@@ -183,15 +212,15 @@ def _looked_up(integration):
         integration=integration, user__is_active=True, user__company=integration.company_id
     )
     rows = rows.order_by("pk").values_list("pk", "oid")
-    while batch := list(rows.filter(pk__gt=last)[: microsoft.BATCH_SIZE]):
+    while batch := list(rows.filter(pk__gt=last)[: graph.BATCH_SIZE]):
         last = batch[-1][0]
         total += len(batch)
-        enabled = microsoft.accounts_enabled(token, [str(oid) for _pk, oid in batch])
+        enabled = graph.accounts_enabled(token, [str(oid) for _pk, oid in batch])
         for pk, oid in batch:
             state = enabled[str(oid)]  # every one answered, or accounts_enabled raised
             if state is not True:
                 leavers.append((pk, Leaver.Reason.DELETED if state is None else Leaver.Reason.DISABLED))
-        Integration.objects.filter(pk=integration.pk).update(leaver_lease_until=timezone.now() + LEASE)
+        _renew(integration)  # before anyone is acted on: not when another runner has the integration
     return leavers, total
 
 

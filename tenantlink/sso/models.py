@@ -138,6 +138,9 @@ class Integration(models.Model):
     leaver_confirmed_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
     # A runner claims the integration until then, so that runners on several machines share the work.
     leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # A random token of that claim: only the runner that holds it renews or ends the lease, so that
+    # a runner stuck past its lease cannot take back, or end, the lease of the runner now checking.
+    leaver_lease_owner = models.CharField(max_length=32, blank=True, default="", db_default="", editable=False)
 
     objects = IntegrationQuerySet.as_manager()
 

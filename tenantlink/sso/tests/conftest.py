@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tenantlink.sso import graph
 from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Integration
 
@@ -98,7 +99,7 @@ class FakeMicrosoft:
             raise self.failure
         if self.failure is not None:
             return self.failure
-        if request.url.host == "graph.microsoft.com":
+        if request.url.path.startswith("/v1.0/"):  # at graph.microsoft.com, or wherever a test sends it
             return self.graph(request)
         parts = urlsplit(str(request.url)).path.strip("/").split("/")
         name, rest = parts[0], "/".join(parts[1:])
@@ -178,7 +179,8 @@ def fake_microsoft(settings, monkeypatch):
     settings.ENTRA_CONFIGURATION_PROBLEM = ""
     fake = FakeMicrosoft()
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
-    monkeypatch.setattr(microsoft_module, "_app_tokens", type(microsoft_module._app_tokens)())
+    monkeypatch.setattr(graph, "_app_tokens", type(graph._app_tokens)())
+    monkeypatch.setattr(graph, "_graph_host", None)
     return fake
 
 

@@ -2,6 +2,7 @@
 and `manage.py check_leavers` removes the access of people disabled or deleted at Microsoft
 (answered here by FakeMicrosoft). The end-to-end tests do the same against the Entra emulator."""
 
+import datetime
 import io
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -16,8 +17,7 @@ from django.utils import timezone
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
-from tenantlink.sso import leavers
-from tenantlink.sso import microsoft as microsoft_module
+from tenantlink.sso import graph, leavers
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
 from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
@@ -45,7 +45,7 @@ def checked(integration, fake_microsoft, admin):
 def no_waiting(monkeypatch):
     """Retry-After is obeyed without the test waiting: the waits are written down instead."""
     waits = []
-    monkeypatch.setattr(microsoft_module, "_sleep", waits.append)
+    monkeypatch.setattr(graph, "_sleep", waits.append)
     return waits
 
 
@@ -222,13 +222,13 @@ def test_remove_the_connection_only(checked, fake_microsoft, member):
 
 def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake_microsoft, member, monkeypatch):
     connect(member, checked, fake_microsoft, BEN, enabled=False)
-    real = microsoft_module.accounts_enabled
+    real = graph.accounts_enabled
 
     def meanwhile_turned_off(*args):
         Integration.objects.update(leaver_check=Integration.LeaverCheck.OFF)
         return real(*args)
 
-    monkeypatch.setattr(microsoft_module, "accounts_enabled", meanwhile_turned_off)
+    monkeypatch.setattr(graph, "accounts_enabled", meanwhile_turned_off)
     run()
     member.refresh_from_db()
     assert member.is_active and not Leaver.objects.exists()
@@ -243,7 +243,7 @@ def test_a_surprise_in_one_integration_does_not_stop_the_others(checked, fake_mi
     carol, dave = make_user("carol", contoso), make_user("dave", contoso)
     connect(carol, checked, fake_microsoft, enabled=False)
     Connection.objects.create(user=dave, integration=fabrikam, tid=FABRIKAM, oid=uuid.uuid4())
-    real, calls = microsoft_module.accounts_enabled, []
+    real, calls = graph.accounts_enabled, []
 
     def first_one_breaks(*args):
         calls.append(args)
@@ -251,7 +251,7 @@ def test_a_surprise_in_one_integration_does_not_stop_the_others(checked, fake_mi
             raise RuntimeError("a bug")
         return real(*args)
 
-    monkeypatch.setattr(microsoft_module, "accounts_enabled", first_one_breaks)
+    monkeypatch.setattr(graph, "accounts_enabled", first_one_breaks)
     assert "1 users lost access" in run()  # Fabrikam's Dave is not at Microsoft: deleted
     assert len(calls) == 2
 
@@ -336,7 +336,7 @@ def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, mem
     throttled = httpx.Response(429, headers={"Retry-After": "9999"}, json={"error": {"code": "TooManyRequests"}})
     fake_microsoft.graph_answers = [throttled] * 10
     run()
-    assert no_waiting == [microsoft_module.MAX_RETRY_AFTER] * (microsoft_module.THROTTLE_RETRIES + 1)
+    assert no_waiting == [graph.MAX_RETRY_AFTER] * (graph.THROTTLE_RETRIES + 1)
     member.refresh_from_db()
     assert member.is_active and Integration.objects.get().leaver_check == "failing"
 
@@ -420,11 +420,54 @@ def test_a_second_runner_finds_the_integration_claimed_and_a_second_action_is_a_
     assert Leaver.objects.count() == 1 and AuditEvent.objects.filter(action=Action.SSO_LEAVER).count() == 1
 
 
+def test_a_runner_stuck_past_its_lease_can_neither_renew_nor_end_the_next_runners_lease(checked):
+    started = timezone.now()
+    stuck = leavers._claim(checked.pk, started)
+    # Ten minutes later the lease has run out, and another runner claims the integration.
+    Integration.objects.update(leaver_lease_until=timezone.now() - datetime.timedelta(seconds=1))
+    second = leavers._claim(checked.pk, started)
+    assert second is not None and second.leaver_lease_owner != stuck.leaver_lease_owner
+
+    with pytest.raises(leavers.LeaseLost):
+        leavers._renew(stuck)
+    leavers._release(stuck)
+    checked.refresh_from_db()
+    assert checked.leaver_lease_owner == second.leaver_lease_owner
+    assert checked.leaver_lease_until > timezone.now() and checked.leaver_checked_at is None
+    assert leavers._claim(checked.pk, started) is None  # still held
+
+    leavers._renew(second)
+    leavers._release(second)
+    checked.refresh_from_db()
+    assert (checked.leaver_lease_until, checked.leaver_lease_owner) == (None, "")
+    assert checked.leaver_checked_at is not None
+
+
+def test_a_runner_whose_lease_ran_out_while_microsoft_answered_acts_on_nobody(
+    checked, fake_microsoft, member, monkeypatch
+):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    real, others = graph.accounts_enabled, []
+
+    def slower_than_the_lease(*args):
+        Integration.objects.update(leaver_lease_until=timezone.now() - datetime.timedelta(seconds=1))
+        others.append(leavers._claim(checked.pk, timezone.now()))
+        return real(*args)
+
+    monkeypatch.setattr(graph, "accounts_enabled", slower_than_the_lease)
+    assert "0 users lost access, 0 held back for confirmation, 0 integrations failing" in run()
+    member.refresh_from_db()
+    checked.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists() and not mail.outbox
+    # The other runner's lease stands: it checks the integration itself.
+    assert checked.leaver_lease_owner == others[0].leaver_lease_owner and checked.leaver_checked_at is None
+
+
 def test_no_token_reaches_the_database_a_log_line_or_a_page(checked, fake_microsoft, member, admin_client, caplog):
     caplog.set_level("DEBUG")
     connect(member, checked, fake_microsoft, BEN, enabled=False)
     run()
-    token, _roles = microsoft_module.app_only_token(CONTOSO)
+    token, _roles = graph.app_only_token(CONTOSO)
     assert token not in caplog.text
     assert token not in str(list(AuditEvent.objects.values())) + str(list(Integration.objects.values()))
     assert token.encode() not in admin_client.get("/company/sso/").content
