@@ -26,18 +26,12 @@ BATCH_SIZE = 20  # Graph's limit for one $batch
 THROTTLE_RETRIES = 4  # a throttled request is retried this often, each time after Retry-After
 MAX_RETRY_AFTER = 120  # seconds; a longer Retry-After is waited for only this long
 TOKEN_CACHE_SIZE = 1000  # tenants whose app-only token is kept; the oldest are forgotten first
-GRAPH_HOST_LIFETIME = 60  # seconds a process reuses Graph's host before reading discovery again
 
 # Tenant ID → (access token, granted application permissions, expiry on time.monotonic()). In
 # this process's memory only, until a minute before the token expires: never in the database or
 # a log. Bounded, so that the memory of a runner does not grow with the number of tenants.
 _app_tokens = collections.OrderedDict()
 _app_tokens_lock = threading.Lock()
-# (authority, msgraph_host of its discovery document, until on time.monotonic()). A pass over
-# thousands of tenants asks Graph for every twenty users: without this, each of those requests
-# read the discovery document from the database. Short-lived, so that a runner that keeps going
-# (--every) sees a changed document within GRAPH_HOST_LIFETIME.
-_graph_host = None
 _sleep = time.sleep  # tests replace it
 _clock = time.monotonic  # tests replace it
 
@@ -84,14 +78,11 @@ def forget_app_only_token(tenant_id):
 
 
 def _graph_url(path):
-    """Graph's address, from Microsoft's discovery document (graph.microsoft.com in production),
-    read again after GRAPH_HOST_LIFETIME."""
-    global _graph_host
-    authority, now = settings.ENTRA_AUTHORITY, _clock()
-    memo = _graph_host
-    if memo is None or memo[0] != authority or memo[2] <= now:
-        memo = _graph_host = (authority, microsoft.discovery().get("msgraph_host"), now + GRAPH_HOST_LIFETIME)
-    host = memo[1]
+    """Graph's address, from Microsoft's discovery document (graph.microsoft.com in production).
+    A pass asks Graph for every twenty users; the process remembers the document for a minute
+    (microsoft.DOCUMENT_MEMO_SECONDS), so that it is not read from the database each time."""
+    authority = settings.ENTRA_AUTHORITY
+    host = microsoft.discovery().get("msgraph_host")
     # The app-only token may go only to Microsoft's Graph, or to the authority's own host (a
     # stand-in such as the emulator serves both): never wherever a stored document says. Checked
     # at every call, remembered host or not.

@@ -7,8 +7,8 @@ its `code` (an AADSTS code, "timeout", "HTTP 503", …) for the audit log. The c
 in the body of token requests and appears nowhere else: not in errors, logs or the audit log.
 
 Discovery documents and signing keys are cached in the database, so every portal process shares
-them; keys named by an unknown `kid` are fetched again at once, but at most every few minutes, as
-Microsoft advises for key rollover.
+them, and each process remembers what it read for a minute; keys named by an unknown `kid` are
+fetched again at once, but at most every few minutes, as Microsoft advises for key rollover.
 
 The leaver check's app-only Graph calls live in tenantlink.sso.graph, and send every request
 through `exchange` and `token_answer` here.
@@ -235,12 +235,25 @@ def confirm_app_in_tenant(tenant_id):
     _token(tenant_id, "access_token", grant_type="client_credentials", scope=APP_ONLY_SCOPE)
 
 
-def _cached(url, check, max_age):
-    """The JSON document at `url`, from the shared cache while it is younger than `max_age`.
-    When Microsoft cannot be asked, an older copy is better than none."""
+# URL → (document, fetched_at, until on time.monotonic()): what this process last read of the
+# shared cache, used again for DOCUMENT_MEMO_SECONDS without asking the database. Every sign-in
+# with Microsoft needs the discovery document and the keys; they change a few times a year.
+DOCUMENT_MEMO_SECONDS = 60
+_documents = {}
+_clock = time.monotonic  # tests replace it
+
+
+def _cached(url, check, max_age, memo=True):
+    """The JSON document at `url`, from the shared cache while it is younger than `max_age`
+    (from this process's memo of it, unless not `memo`). When Microsoft cannot be asked, an older
+    copy is better than none."""
     now = timezone.now()
+    remembered = _documents.get(url) if memo else None
+    if remembered and remembered[2] > _clock() and now - remembered[1] < max_age:
+        return remembered[:2]
     cached = CachedDocument.objects.filter(url=url).first()
     if cached and now - cached.fetched_at < max_age:
+        _documents[url] = (cached.body, cached.fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
         return cached.body, cached.fetched_at
     try:
         status, document = _call("GET", url)
@@ -254,6 +267,7 @@ def _cached(url, check, max_age):
         return cached.body, cached.fetched_at
     with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
         CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
+    _documents[url] = (document, now, _clock() + DOCUMENT_MEMO_SECONDS)
     return document, now
 
 
@@ -280,19 +294,17 @@ def discovery(tenant="organizations"):
 
 
 def signing_key(kid):
-    """The published key (a JWK dict) named `kid`. An unknown `kid` fetches the keys again at
-    once — Microsoft rolls keys without notice — but not more often than KEY_REFETCH_INTERVAL,
-    so tokens with made-up `kid`s cannot make the portal hammer Microsoft."""
+    """The published key (a JWK dict) named `kid`. An unknown `kid` is looked for in the shared
+    cache (another process may have fetched new keys), which is fetched again at once when older
+    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more often, so
+    tokens with made-up `kid`s cannot make the portal hammer Microsoft."""
     url = discovery()["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
-    for _attempt in range(2):
-        document, fetched_at = _cached(url, _check_keys, lifetime)
+    for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):
+        document, _fetched_at = _cached(url, _check_keys, max_age, memo=memo)
         for key in document["keys"]:
             if isinstance(key, dict) and key.get("kid") == kid:
                 return key
-        if timezone.now() - fetched_at < KEY_REFETCH_INTERVAL:
-            break
-        lifetime = KEY_REFETCH_INTERVAL
     raise MicrosoftError("bad_token", "unknown kid")
 
 

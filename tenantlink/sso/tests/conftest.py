@@ -180,7 +180,7 @@ def fake_microsoft(settings, monkeypatch):
     fake = FakeMicrosoft()
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
     monkeypatch.setattr(graph, "_app_tokens", type(graph._app_tokens)())
-    monkeypatch.setattr(graph, "_graph_host", None)
+    monkeypatch.setattr(microsoft_module, "_documents", {})
     return fake
 
 

@@ -1,5 +1,6 @@
 """The leaver check's app-only Graph calls: where they go, how often a pass reads the discovery
-document that says so, and which tokens a runner keeps (answered here by FakeMicrosoft)."""
+document that says so (remembered per process, microsoft._cached), and which tokens a runner
+keeps (answered here by FakeMicrosoft)."""
 
 import uuid
 
@@ -14,7 +15,7 @@ from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
 
 class Clock:
-    """time.monotonic for the module, moved on by the test."""
+    """time.monotonic for the modules, moved on by the test."""
 
     def __init__(self):
         self.now = 1000.0
@@ -27,6 +28,7 @@ class Clock:
 def clock(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(graph, "_clock", clock)
+    monkeypatch.setattr(microsoft, "_clock", clock)
     return clock
 
 
@@ -38,6 +40,7 @@ def tenant(fake_microsoft):
     people = [str(uuid.uuid4()) for _ in range(3)]
     fake_microsoft.accounts.update({people[0]: True, people[1]: False, people[2]: True})
     microsoft.discovery()  # in the shared cache already, as after the first sign-in
+    microsoft._documents.clear()  # and a runner that has not read it yet
     return people
 
 
@@ -72,7 +75,7 @@ def test_graphs_address_is_read_again_after_a_minute(fake_microsoft, tenant, clo
     ask(tenant)
     # Microsoft names another host (here: the authority's own, which a stand-in serves Graph on).
     set_graph_host("login.microsoftonline.com")
-    clock.now += graph.GRAPH_HOST_LIFETIME - 1
+    clock.now += microsoft.DOCUMENT_MEMO_SECONDS - 1
     with CaptureQueriesContext(connection) as queries:
         ask(tenant)
     assert discovery_reads(queries) == 0
@@ -86,7 +89,7 @@ def test_graphs_address_is_read_again_after_a_minute(fake_microsoft, tenant, clo
 def test_the_token_goes_nowhere_but_graph_or_the_authority_whatever_the_document_says(fake_microsoft, tenant, clock):
     ask(tenant)
     set_graph_host("graph.example.net")
-    clock.now += graph.GRAPH_HOST_LIFETIME
+    clock.now += microsoft.DOCUMENT_MEMO_SECONDS
     with pytest.raises(MicrosoftError) as refused:
         ask(tenant)
     assert (refused.value.reason, refused.value.code) == ("bad_answer", "msgraph_host")

@@ -4,6 +4,8 @@ import datetime
 
 import httpx
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tenantlink.settings import entra_configuration
@@ -94,9 +96,28 @@ def test_discovery_is_fetched_once_and_shared(fake_microsoft):
     assert CachedDocument.objects.count() == 1  # in the database, so every process uses it
 
 
+def test_each_process_reads_the_shared_copy_at_most_once_a_minute(fake_microsoft, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(microsoft, "_clock", lambda: now[0])
+    microsoft.discovery()
+    with CaptureQueriesContext(connection) as queries:
+        microsoft.discovery()
+    assert len(queries) == 0
+    # Another process fetched a newer document meanwhile: seen once the minute is over.
+    CachedDocument.objects.update(body={**microsoft.discovery(), "msgraph_host": "graph.example.net"})
+    now[0] += microsoft.DOCUMENT_MEMO_SECONDS - 1
+    assert microsoft.discovery().get("msgraph_host") != "graph.example.net"  # the remembered one
+    now[0] += 1
+    with CaptureQueriesContext(connection) as queries:
+        assert microsoft.discovery()["msgraph_host"] == "graph.example.net"
+    assert len(queries) == 1
+    assert len(fake_microsoft.requests) == 1
+
+
 def test_an_old_copy_is_used_when_microsoft_cannot_be_asked(fake_microsoft):
     microsoft.discovery()
     CachedDocument.objects.update(fetched_at=timezone.now() - datetime.timedelta(days=2))
+    microsoft._documents.clear()  # a process that has not read it yet
     fake_microsoft.fail_with(httpx.ConnectError("down"))
     assert microsoft.discovery()["issuer"].endswith("/{tenantid}/v2.0")
 
@@ -130,6 +151,17 @@ def test_an_unknown_key_fetches_the_keys_again_but_not_too_often(fake_microsoft)
     )
     assert failure_of(lambda: microsoft.signing_key("made-up")).code == "unknown kid"
     assert len(fake_microsoft.requests) == fetched + 1
+
+
+def test_keys_another_process_fetched_are_used_at_once_without_asking_microsoft(fake_microsoft):
+    assert microsoft.signing_key("key-1")["kid"] == "key-1"  # remembered by this process now
+    fetched = len(fake_microsoft.requests)
+    # Microsoft rolled its keys, and another process has fetched them into the shared cache.
+    keys = CachedDocument.objects.get(url__endswith="/keys")
+    keys.body = {"keys": [*keys.body["keys"], {**keys.body["keys"][0], "kid": "key-2"}]}
+    keys.save()
+    assert microsoft.signing_key("key-2")["kid"] == "key-2"
+    assert len(fake_microsoft.requests) == fetched
 
 
 def test_the_admin_consent_address_asks_for_exactly_the_sign_in_permissions(fake_microsoft, settings):
