@@ -39,7 +39,8 @@ def portal_environment(database_url, url, emulator_url, folder):
         "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(folder / "mailbox"),
-        # Production logs warnings and errors; an access log line per request is the proxy's job.
+        # The portal logs its warnings and errors; gunicorn.conf.py still writes an access line per
+        # request, as in production.
         "LOG_LEVEL": "WARNING",
     }
 
