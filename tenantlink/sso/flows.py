@@ -271,6 +271,19 @@ def finish_connect(request, pending, params):
     return connection
 
 
+def connection_of(tid, oid):
+    """The connection of the Microsoft account (tid, oid), with its user, the user's company and
+    the integration, and `licensed`: whether the user's company holds a valid SSO licence. One
+    query: the sign-in's lookup."""
+    valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("user__company"))
+    return (
+        Connection.objects.select_related("user__company", "integration")
+        .annotate(licensed=Exists(valid_licence))
+        .filter(tid=tid, oid=oid)
+        .first()
+    )
+
+
 def finish_signin(request, pending, params):
     """Sign in the portal user connected to the Microsoft account of the callback; where to go
     next, or Refusal. The account is found by (tid, oid) and by nothing else."""
@@ -280,7 +293,7 @@ def finish_signin(request, pending, params):
         tid, oid = claims["tid"], claims["oid"]
         if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
             raise Refusal("personal_account")
-        connection = Connection.objects.select_related("user__company", "integration").filter(tid=tid, oid=oid).first()
+        connection = connection_of(tid, oid)
         if connection is None:
             raise Refusal("not_connected" if Integration.objects.filter(tenant_id=tid).exists() else "unknown_tenant")
         user = connection.user
@@ -288,7 +301,7 @@ def finish_signin(request, pending, params):
             raise Refusal("deactivated")
         if user.is_staff or user.is_superuser:
             raise Refusal("staff")
-        if user.company is None or not user.company.has_sso():
+        if user.company is None or not connection.licensed:
             raise Refusal("licence")
         if connection.integration.status != Integration.Status.ACTIVE:
             raise Refusal("integration_disabled")
