@@ -6,6 +6,7 @@ was given for this administrator and integration, and the `tenant` in the callba
 recorded — the integration becomes active when Microsoft issues the app a token for the tenant
 we stored (microsoft.confirm_app_in_tenant)."""
 
+import datetime
 import logging
 import secrets
 import smtplib
@@ -22,6 +23,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
+from tenantlink.lib.queries import PreparedExists
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
@@ -336,14 +338,21 @@ def disconnect(request, connection):
     notify(request, user, "disconnected", connection)
 
 
+def _usable(connection_id, user_id, now):
+    valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(company=OuterRef("integration__company"))
+    return Connection.objects.filter(
+        Exists(valid_licence), pk=connection_id, user=user_id, integration__status=Integration.Status.ACTIVE
+    )
+
+
+_still_usable = PreparedExists(_usable, connection_id=int, user_id=int, now=datetime.datetime)
+
+
 def still_usable(connection_id, user):
     """Whether a session opened with Microsoft may go on: the connection exists, its integration
     is active and the company's licence valid (a deactivated user is signed out by Django). One
-    query: it runs on every request of such a session."""
-    valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("integration__company"))
-    return Connection.objects.filter(
-        Exists(valid_licence), pk=connection_id, user=user, integration__status=Integration.Status.ACTIVE
-    ).exists()
+    query, composed once: it runs on every request of such a session."""
+    return _still_usable(connection_id=int(connection_id), user_id=user.pk, now=timezone.now())
 
 
 def notify(request, user, what, connection):
