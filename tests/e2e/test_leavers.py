@@ -356,5 +356,16 @@ def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
     page.get_by_role("link", name="Ben Berg").click()
     expect(page.get_by_text("Deactivated", exact=True)).to_be_visible()
     expect(page.locator("#leaver-reason")).to_contain_text("The Microsoft account was disabled")
+    expect(page.locator("#leaver-reactivation")).to_contain_text("deactivated again by the next check")
     assert_accessible(page, "a leaver's user page")
     screenshot(page, screenshots, "leaver-user-page")
+
+    # Ada lets Ben in again with his password, as his page says: disconnect, then reactivate.
+    # The next pass leaves him alone, though he is still disabled at Microsoft.
+    page.get_by_role("button", name="Disconnect").click()
+    expect(page.locator("#leaver-reactivation")).to_have_count(0)
+    page.get_by_role("button", name="Reactivate").click()
+    check_leavers(portal)
+    page.reload()
+    expect(page.get_by_text("Active", exact=True)).to_be_visible()
+    expect(page.locator("#leaver-reason")).to_contain_text("The Microsoft account was disabled")
