@@ -6,12 +6,14 @@ a deadline; nothing about it is trusted from the browser."""
 import logging
 import smtplib
 import time
+from dataclasses import dataclass
 
 import segno
 from django.conf import settings
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
+from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
@@ -31,6 +33,29 @@ PENDING = "pending_signin"
 NEW_RECOVERY_CODES = "new_recovery_codes"
 SIGNIN_METHOD = "signin_method"
 MAX_NEXT_LENGTH = 500  # longer "next" values are not ours: they fall back to the default page
+
+# Sent when the password and second factor of a sign-in were right, before it completes, with
+# `request`, `user`, `method` and `next_url`: a receiver (another app's rule, such as a company's
+# requirement of Microsoft sign-in) may return a SigninRefusal, and then nobody is signed in.
+signin_completing = Signal()
+
+
+@dataclass(frozen=True)
+class SigninRefusal:
+    """Why a sign-in with the right secrets is refused (for the audit log), where the browser
+    goes instead, and what that page finds in the session."""
+
+    reason: str
+    url: str
+    session: dict
+
+
+class SigninRefused(Exception):
+    """complete_signin refused the sign-in: the browser goes to `url`."""
+
+    def __init__(self, url):
+        super().__init__(url)
+        self.url = url
 
 
 def safe_next(request, fallback="portal"):
@@ -116,8 +141,25 @@ def finish_enrolment(request, user, seed, step):
 
 def complete_signin(request, user, method):
     """Finish a sign-in: new session key, lifetimes started, failures forgiven, audited.
-    Returns where the user was going."""
+    Returns where the user was going; SigninRefused when a receiver of signin_completing refuses
+    it (audited as that refusal only, and the half-finished sign-in ends)."""
     next_url = request.session.get(PENDING, {}).get("next") or reverse("portal")
+    for _receiver, refusal in signin_completing.send(
+        sender=User, request=request, user=user, method=method, next_url=next_url
+    ):
+        if refusal is not None:
+            throttle.clear_account(user)  # the password and the code were right
+            AuditEvent.objects.record(
+                Action.SIGNIN_FAILED,
+                request=request,
+                target=user,
+                outcome=Outcome.DENIED,
+                method="microsoft" if method == "microsoft" else "password",
+                reason=refusal.reason,
+            )
+            logout(request)
+            request.session.update(refusal.session)
+            raise SigninRefused(refusal.url)
     forget_pending(request)
     login(request, user, backend="tenantlink.accounts.backends.AccountBackend")  # rotates the session key
     now = int(time.time())

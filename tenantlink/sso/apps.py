@@ -11,6 +11,10 @@ class Config(AppConfig):
     verbose_name = _("Single sign-on")
 
     def ready(self):
+        from tenantlink.accounts.flows import signin_completing
+        from tenantlink.sso import requirement
+
+        signin_completing.connect(requirement.refusal_at_signin, dispatch_uid="tenantlink.sso.requirement")
         # Said once per process, for the operator; the pages only say "not configured".
         if settings.ENTRA_CONFIGURATION_PROBLEM:
             logging.getLogger(__name__).warning(

@@ -4,8 +4,8 @@ A company administrator may require the company's members to sign in with Micros
 (Company.microsoft_required). While the requirement applies:
 
 - A member whose Microsoft connection works and who signs in with password and second factor is
-  not signed in: the session ends in the very request that opened it, and the next page explains
-  and offers "Sign in with Microsoft".
+  not signed in: once both are accepted the sign-in is refused before it completes (accounts'
+  signin_completing signal), and the next page explains and offers "Sign in with Microsoft".
 - A member without a connection must connect right after the password and second factor. That
   session is only *half signed in* (MUST_CONNECT): it reaches the mandatory offer, the connect
   flow and Microsoft's way back, signing out, and the two pages the sign-in itself may insist on
@@ -31,13 +31,12 @@ unknown account gets the same answer as ever, and a stranger learns nothing abou
 
 from dataclasses import dataclass
 
-from django.contrib.auth import logout
 from django.db.models import Exists, OuterRef
-from django.shortcuts import redirect
+from django.urls import reverse
 
-from tenantlink.accounts.flows import SIGNIN_METHOD
+from tenantlink.accounts.flows import SIGNIN_METHOD, SigninRefusal
 from tenantlink.accounts.models import User
-from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.sso import microsoft
 from tenantlink.sso.models import Connection, Integration
@@ -116,44 +115,37 @@ def check_all():
     return changed
 
 
-def after_signin(request, response):
-    """Apply the requirement to the sign-in this request has just completed (once per session).
-    Returns the response to send: the one given, or the refusal.
+def refusal_at_signin(sender, request, user, method, next_url, **kwargs):
+    """accounts.flows.signin_completing: a connected member of a company that requires Microsoft
+    sign-in is not signed in with password and second factor. Nobody is signed in, so the audit
+    log has the refusal only; the next page explains and offers "Sign in with Microsoft".
+    (Recovery codes of an authenticator set up in this sign-in are not made; new ones can be made
+    in My Profile after signing in with Microsoft.)"""
+    if method == "microsoft" or exempt(user) or not user.company.microsoft_required:
+        return None  # no query: the company came with the user
+    state = evaluate(user.company, user)
+    request.microsoft_requirement = state  # for after_signin, in this same request
+    if not (state.applies and state.usable_connection):
+        return None
+    refused = {REFUSED: {"company": user.company.name, "next": next_url}}
+    return SigninRefusal("microsoft_required", reverse("sso_required"), refused)
 
-    It runs after accounts has completed the sign-in (accounts knows nothing of Microsoft), so a
-    refused member's audit trail reads "Signed in" — the password and code were right — followed
-    at once by "Sign-in failed" with the reason microsoft_required; the session never reached
-    the browser."""
+
+def after_signin(request, response):
+    """Apply the requirement to the sign-in this request has just completed (once per session):
+    a member without a connection is half signed in from now on. (A connected member's password
+    sign-in was refused before it completed: refusal_at_signin.) Returns the response to send."""
     request.session[DECIDED] = True
     user = request.user
     if request.session.get(SIGNIN_METHOD) == "microsoft" or exempt(user) or not user.company.microsoft_required:
         return response  # no query: the company came with the user
-    state = evaluate(user.company, user)
-    if not state.applies:
-        return response
-    if state.usable_connection:
-        # No session for a password sign-in: it ends before its cookie reaches the browser.
-        # (Recovery codes of an authenticator set up in this sign-in are not shown; new ones can
-        # be made in My Profile after signing in with Microsoft.)
-        next_url = response.url if response.status_code == 302 else ""
-        AuditEvent.objects.record(
-            Action.SIGNIN_FAILED,
-            request=request,
-            target=user,
-            outcome=Outcome.DENIED,
-            method="password",
-            reason="microsoft_required",
-        )
-        company = user.company.name
-        logout(request)
-        request.session[REFUSED] = {"company": company, "next": next_url}
-        return redirect("sso_required")
-    if not state.connected:
-        # Half signed in from now on; the redirect it was given (the portal, or the new recovery
-        # codes) is followed, and the middleware sends every other address to the offer.
+    state = getattr(request, "microsoft_requirement", None) or evaluate(user.company, user)
+    if state.applies and not state.connected:
+        # The redirect it was given (the portal, or the new recovery codes) is followed, and the
+        # middleware sends every other address to the offer.
         request.session[MUST_CONNECT] = True
-    # Otherwise connected through an integration now disabled: Microsoft cannot sign the member in
-    # and connecting again is not possible, so the password goes on until an administrator acts.
+    # Connected through an integration now disabled: Microsoft cannot sign the member in and
+    # connecting again is not possible, so the password goes on until an administrator acts.
     return response
 
 

@@ -119,6 +119,7 @@ def test_a_connected_member_is_not_signed_in_by_password_and_code(visitor, requi
     expect_refused(page)
     assert not visitor.is_signed_in()
     assert last_event(console, "signin.failed")["details"] == {"method": "password", "reason": "microsoft_required"}
+    assert last_event(console, "signin.succeeded") is None  # the audit log does not say he signed in
     # The button on that page: Microsoft signs him in.
     callback = visitor.at_microsoft(visitor.post("/sso/signin/", hold_callback=True), BEN_AT_MICROSOFT)
     assert visitor.get(callback).url.path == "/portal/"

@@ -45,7 +45,10 @@ def signin_verify(request):
         return redirect("signin_enrol")
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        next_url = flows.complete_signin(request, user, "recovery_code" if form.used_recovery_code else "totp")
+        try:
+            next_url = flows.complete_signin(request, user, "recovery_code" if form.used_recovery_code else "totp")
+        except flows.SigninRefused as refused:
+            return redirect(refused.url)
         if form.used_recovery_code:
             remaining = RecoveryCode.remaining(user)
             messages.warning(
@@ -74,7 +77,10 @@ def signin_enrol(request):
     seed = flows.enrolment_seed(request, user)
     form = ConfirmCodeForm(seed, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        next_url = flows.finish_enrolment(request, user, seed, form.step)
+        try:
+            next_url = flows.finish_enrolment(request, user, seed, form.step)
+        except flows.SigninRefused as refused:
+            return redirect(refused.url)
         messages.success(request, _("Your authenticator app is set up."))
         return redirect(reverse("new_recovery_codes") + "?" + urlencode({"next": next_url}))
     return render(request, "accounts/signin_enrol.html", {"form": form, **flows.enrolment_context(user, seed)})

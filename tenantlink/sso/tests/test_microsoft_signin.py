@@ -12,6 +12,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
@@ -279,6 +280,24 @@ def test_an_email_equal_to_a_users_address_signs_in_as_nobody(client, member, co
     assert response.url == "/signin/"
     assert "_auth_user_id" not in client.session
     assert "No portal account is connected to this Microsoft account" in page_text(client.get("/signin/"))
+
+
+def test_a_sign_in_refused_by_another_rule_signs_nobody_in(client, member, contoso_integration, fake_microsoft):
+    """accounts' signin_completing: any app's rule may refuse a sign-in, Microsoft's too."""
+
+    def refuse(sender, method, **kwargs):
+        return SigninRefusal("test_rule", "/signin/?refused", {}) if method == "microsoft" else None
+
+    connected(member, contoso_integration)
+    signin_completing.connect(refuse, dispatch_uid="test-refusal")
+    try:
+        assert microsoft_signin(client, fake_microsoft).url == "/signin/?refused"
+    finally:
+        signin_completing.disconnect(dispatch_uid="test-refusal")
+    assert "_auth_user_id" not in client.session
+    [refused] = AuditEvent.objects.filter(action=Action.SIGNIN_FAILED)
+    assert refused.details == {"method": "microsoft", "reason": "test_rule"}
+    assert not AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED).exists()
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,8 @@ def test_a_connected_member_is_not_signed_in_with_password_and_code(client, memb
     [refused] = events(Action.SIGNIN_FAILED)
     assert (refused.target_user, refused.outcome) == (member, "denied")
     assert refused.details == {"method": "password", "reason": "microsoft_required"}
+    # Nobody was signed in, so the audit log says only that: no "Signed in" before the refusal.
+    assert not events(Action.SIGNIN_SUCCEEDED)
 
 
 def test_the_button_on_that_page_signs_the_member_in_with_microsoft(
@@ -204,6 +206,24 @@ def test_a_new_initial_password_and_new_recovery_codes_come_first(client, contos
     assert client.get("/portal/").url.startswith("/profile/password/")
     User.objects.filter(pk=cleo.pk).update(must_change_password=False)
     assert client.get("/portal/").url == REQUIRED_OFFER
+
+
+def test_a_connected_member_setting_up_an_authenticator_is_refused_without_recovery_codes(
+    client, contoso, required, contoso_integration
+):
+    cleo = make_user("cleo", contoso, enrolled=False)
+    connected(cleo, contoso_integration)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    client.get("/signin/enrol/")
+    seed = crypto.decrypt(client.session["enrol_seed"]["seed"])
+    code = pyotp.TOTP(seed).generate_otp(TOTPDevice.current_step())
+    response = client.post("/signin/enrol/", {"code": code}, follow=True)
+
+    assert response.redirect_chain[-1][0] == "/sso/required/"
+    assert "_auth_user_id" not in client.session
+    assert TOTPDevice.objects.filter(user=cleo).exists()  # the authenticator is hers now
+    assert not events(Action.RECOVERY_CODES_GENERATED) and not events(Action.SIGNIN_SUCCEEDED)
+    assert [event.details["reason"] for event in events(Action.SIGNIN_FAILED)] == ["microsoft_required"]
 
 
 def test_a_member_connected_through_a_disabled_integration_keeps_the_password(

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenantlink.accounts.flows import safe_next
+from tenantlink.accounts.flows import SigninRefused, safe_next
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import FAILURE_REASONS, GRANT_ADMIN_CONSENT, PendingAuthorization
@@ -121,6 +121,8 @@ def _signed_in(request, pending):
             logout(request)
         messages.error(request, refusal_message(refusal))
         return redirect("signin")
+    except SigninRefused as refused:  # a rule of another app (none refuses Microsoft sign-ins today)
+        return redirect(refused.url)
     return redirect(next_url)  # the middleware remembers that this browser used Microsoft
 
 
