@@ -1,7 +1,9 @@
+import functools
+
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
@@ -17,16 +19,18 @@ from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, PREFERRED_METHOD, re
 WHILE_CONNECTING = ("sso_offer", "sso_connect", "sso_callback", "signout", "new_recovery_codes")
 
 
+@functools.lru_cache(maxsize=8)
+def _while_connecting(prefix):
+    return frozenset(reverse(name) for name in WHILE_CONNECTING)
+
+
 def microsoft_required(get_response):
-    """Companies that require Microsoft sign-in: decided in the request that completes a sign-in,
-    so that no unrestricted session ever reaches the browser; a session that must connect first
-    is sent back to the offer from any other address, whatever the method."""
-    allowed = set()
+    """Companies that require Microsoft sign-in (decided before a sign-in completes, in
+    requirement.refusal_at_signin): a session that must connect first is sent back to the offer
+    from any other address, whatever the method."""
 
     def may_pass(request):
-        if not allowed:
-            allowed.update(reverse(name) for name in WHILE_CONNECTING)
-        if request.path in allowed or request.path.startswith(("/static/", "/health/")):
+        if request.path in _while_connecting(get_script_prefix()) or request.path.startswith(("/static/", "/health/")):
             return True
         # A new initial password comes first (accounts' own rule): else each would send to the other.
         return request.user.must_change_password and request.path == reverse("change_password")
@@ -35,14 +39,7 @@ def microsoft_required(get_response):
         if request.user.is_authenticated and not may_pass(request) and requirement.must_connect(request):
             next_url = request.get_full_path() if request.method == "GET" else reverse("portal")
             return redirect(reverse("sso_offer") + "?" + urlencode({"next": next_url}))
-        response = get_response(request)
-        if (
-            request.user.is_authenticated
-            and request.session.get(SIGNIN_METHOD)
-            and not request.session.get(requirement.DECIDED)
-        ):
-            response = requirement.after_signin(request, response)
-        return response
+        return get_response(request)
 
     return middleware
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
-from tenantlink.accounts.flows import SIGNIN_METHOD, SigninRefusal
+from tenantlink.accounts.flows import SigninRefusal
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
@@ -42,7 +42,6 @@ from tenantlink.sso import microsoft
 from tenantlink.sso.models import Connection, Integration
 
 MUST_CONNECT = "microsoft_must_connect"  # in a half-signed-in session: connect before anything else
-DECIDED = "microsoft_requirement_decided"  # in a session: the requirement was applied to its sign-in
 REFUSED = "microsoft_required"  # in the session after a refused sign-in: the company's name and `next`
 
 
@@ -116,37 +115,25 @@ def check_all():
 
 
 def refusal_at_signin(sender, request, user, method, next_url, **kwargs):
-    """accounts.flows.signin_completing: a connected member of a company that requires Microsoft
-    sign-in is not signed in with password and second factor. Nobody is signed in, so the audit
-    log has the refusal only; the next page explains and offers "Sign in with Microsoft".
-    (Recovery codes of an authenticator set up in this sign-in are not made; new ones can be made
-    in My Profile after signing in with Microsoft.)"""
+    """accounts.flows.signin_completing: the requirement, decided before a password sign-in
+    completes. A connected member is not signed in (nobody is, so the audit log has the refusal
+    only); the next page explains and offers "Sign in with Microsoft". (Recovery codes of an
+    authenticator set up in this sign-in are not made; new ones can be made in My Profile after
+    signing in with Microsoft.) A member without a connection is half signed in from the start:
+    MUST_CONNECT is in the session before login(), which keeps the session's data."""
     if method == "microsoft" or exempt(user) or not user.company.microsoft_required:
         return None  # no query: the company came with the user
     state = evaluate(user.company, user)
-    request.microsoft_requirement = state  # for after_signin, in this same request
-    if not (state.applies and state.usable_connection):
+    if not state.applies:
         return None
-    refused = {REFUSED: {"company": user.company.name, "next": next_url}}
-    return SigninRefusal("microsoft_required", reverse("sso_required"), refused)
-
-
-def after_signin(request, response):
-    """Apply the requirement to the sign-in this request has just completed (once per session):
-    a member without a connection is half signed in from now on. (A connected member's password
-    sign-in was refused before it completed: refusal_at_signin.) Returns the response to send."""
-    request.session[DECIDED] = True
-    user = request.user
-    if request.session.get(SIGNIN_METHOD) == "microsoft" or exempt(user) or not user.company.microsoft_required:
-        return response  # no query: the company came with the user
-    state = getattr(request, "microsoft_requirement", None) or evaluate(user.company, user)
-    if state.applies and not state.connected:
-        # The redirect it was given (the portal, or the new recovery codes) is followed, and the
-        # middleware sends every other address to the offer.
+    if state.usable_connection:
+        refused = {REFUSED: {"company": user.company.name, "next": next_url}}
+        return SigninRefusal("microsoft_required", reverse("sso_required"), refused)
+    if not state.connected:
         request.session[MUST_CONNECT] = True
     # Connected through an integration now disabled: Microsoft cannot sign the member in and
     # connecting again is not possible, so the password goes on until an administrator acts.
-    return response
+    return None
 
 
 def must_connect(request):
