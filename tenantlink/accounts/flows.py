@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from tenantlink.accounts import throttle
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
-from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.audit.models import Action, AuditEvent, Outcome, signin_kind
 from tenantlink.lib import crypto
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def complete_signin(request, user, method):
                 request=request,
                 target=user,
                 outcome=Outcome.DENIED,
-                method="microsoft" if method == "microsoft" else "password",
+                method=signin_kind(method),
                 reason=refusal.reason,
             )
             logout(request)

@@ -8,7 +8,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts.flows import SIGNIN_METHOD
-from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.audit.models import Action, AuditEvent, signin_kind
 from tenantlink.sso import flows, requirement
 from tenantlink.sso.views.connect import offer_due
 from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, PREFERRED_METHOD, remember_method
@@ -72,9 +72,7 @@ def microsoft_sessions(get_response):
         response = get_response(request)
         if request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
             # Microsoft once this session used or connected it; else the password.
-            used = request.session.get(PREFERRED_METHOD) or (
-                "microsoft" if request.session[SIGNIN_METHOD] == "microsoft" else "password"
-            )
+            used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:
                 remember_method(request, response, used)
         return response

@@ -43,11 +43,12 @@ class Command(BaseCommand):
         # So that the audit log shows a pause (or its end) even on a day nobody signed in.
         changed = requirement.check_all()
         self.stdout.write(f"Required Microsoft sign-in paused or resumed for {changed} companies.")
+        # Counted before old audit events go, so that a short retention loses no sign-in from the counts.
+        counted_until = SigninSlot.objects.fill(now)
+        self.stdout.write(f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC.")
         if settings.AUDIT_RETENTION_DAYS:
             cutoff = now - datetime.timedelta(days=settings.AUDIT_RETENTION_DAYS)
             events, _ = AuditEvent.objects.filter(created_at__lt=cutoff).delete()
             self.stdout.write(f"Deleted {events} audit events from before {cutoff:%Y-%m-%d}.")
         else:
             self.stdout.write("Audit events are kept forever (AUDIT_RETENTION_DAYS=0).")
-        counted_until = SigninSlot.objects.fill(now)
-        self.stdout.write(f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC.")
