@@ -105,10 +105,12 @@ def change_policy(request, integration, policy):
         record(request, Action.SSO_LEAVER_POLICY_CHANGED, integration, policy=policy)
 
 
-def confirm_held(request, integration):
+def confirm_held(request, integration, digest):
     """Let a later run act on exactly the leavers the safety valve held back, under the same
-    policy: if Microsoft then names other people, or the policy changed, they are held again."""
-    held, digest = integration.leaver_held, integration.leaver_held_digest
+    policy: if Microsoft then names other people, or the policy changed, they are held again.
+    `digest` names the held set the administrator saw: a run that held another set since makes
+    the confirmation count for nothing (0)."""
+    held = integration.leaver_held
     if digest and Integration.objects.filter(pk=integration.pk, leaver_held_digest=digest).update(
         leaver_confirmed_digest=digest
     ):

@@ -268,8 +268,11 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(
 
     ada = new_visitor()
     ada.sign_in_with_password(people["ada"], Authenticator())
-    assert "6 connected people are disabled or deleted at Microsoft" in ada.get("/company/sso/").text
-    ada.post(f"/company/sso/{leaver_check}/leavers/confirm/")
+    page = ada.get("/company/sso/").text
+    assert "6 connected people are disabled or deleted at Microsoft" in page
+    ada.post(
+        f"/company/sso/{leaver_check}/leavers/confirm/", held=re.search(r'name="held" value="(\w+)"', page).group(1)
+    )
     check_leavers(portal)
     assert stored(console)["inactive"] == sorted(username for _oid, username in leaving)
 

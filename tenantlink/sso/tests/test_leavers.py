@@ -4,6 +4,7 @@ and `manage.py check_leavers` removes the access of people disabled or deleted a
 
 import datetime
 import io
+import re
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -346,6 +347,31 @@ def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, mem
     assert member.is_active and Integration.objects.get().leaver_check == "failing"
 
 
+def confirm(admin_client, integration):
+    """The administrator confirms the held leavers the Single sign-on page shows."""
+    page = admin_client.get("/company/sso/").content.decode()
+    held = re.search(r'name="held" value="([0-9a-f]*)"', page).group(1)
+    return admin_client.post(f"/company/sso/{integration.pk}/leavers/confirm/", {"held": held}, follow=True)
+
+
+def test_a_confirmation_of_leavers_the_administrator_did_not_see_counts_for_nothing(
+    checked, fake_microsoft, contoso, admin_client
+):
+    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
+    connections = [
+        connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)
+    ]
+    run()
+    page = admin_client.get("/company/sso/").content.decode()
+    seen = re.search(r'name="held" value="([0-9a-f]*)"', page).group(1)
+    for number, connection in enumerate(connections):  # a run meanwhile holds six others
+        fake_microsoft.accounts[connection.oid] = number < 4
+    run()
+    response = admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/", {"held": seen}, follow=True)
+    assert "have changed since you looked" in response.content.decode()
+    assert "6 held back" in run() and User.objects.filter(is_active=False).count() == 0
+
+
 def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_microsoft, contoso, admin_client):
     people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
     for number, person in enumerate(people):
@@ -358,7 +384,7 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_mi
 
     page = admin_client.get("/company/sso/").content.decode()
     assert "6 connected people are disabled or deleted at Microsoft" in page
-    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+    confirm(admin_client, checked)
     assert "6 users lost access" in run()
     assert User.objects.filter(is_active=False).count() == 6
     checked.refresh_from_db()
@@ -373,7 +399,7 @@ def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
         connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)
     ]
     run()
-    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+    confirm(admin_client, checked)
 
     # Microsoft now names six others: no more than were confirmed, but not the people confirmed.
     for number, connection in enumerate(connections):
@@ -382,7 +408,7 @@ def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
     assert User.objects.filter(is_active=False).count() == 0
 
     # Confirmed again, then the policy changes: held once more, under the new policy.
-    admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/")
+    confirm(admin_client, checked)
     admin_client.post(f"/company/sso/{checked.pk}/leavers/policy/", {"policy": "disconnect"})
     assert "6 held back" in run()
     assert Connection.objects.count() == 10

@@ -59,8 +59,12 @@ def change_policy(request, integration_id):
 @require_POST
 def confirm(request, integration_id):
     integration = _integration(request, integration_id)
-    count = leavers.confirm_held(request, integration)
-    if count:
+    count = leavers.confirm_held(request, integration, request.POST.get("held", ""))
+    if not count:
+        messages.error(
+            request, _("The leavers held back have changed since you looked. Check them again before confirming.")
+        )
+    else:
         messages.success(
             request,
             ngettext(
