@@ -1,9 +1,13 @@
 """Query helpers for the hottest paths."""
 
+import contextlib
 import datetime
+import uuid
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
+from django.db.models.query import get_related_populators
+from django.db.models.sql import DeleteQuery
 
 
 def delete_rows(queryset):
@@ -19,6 +23,8 @@ def delete_rows(queryset):
 # parameters of the compiled statement, they mark where each variable's value goes.
 _SAMPLES = {
     int: lambda index: 2_000_003_011 + 7_919 * index,
+    str: lambda index: f"\x1fprepared-sample-{index}-\x1e",
+    uuid.UUID: lambda index: uuid.UUID(int=0x7E57_0000_0000_4000_8000_0000_0000_0000 + index),
     datetime.datetime: lambda index: datetime.datetime(2003, 4, 5, 6, 7, 8, 100 + index, tzinfo=datetime.UTC),
 }
 
@@ -27,45 +33,101 @@ def _adapted(value, connection):
     """The value as the ORM passes it to the database for a column of its kind."""
     if isinstance(value, datetime.datetime):
         return connection.ops.adapt_datetimefield_value(value)
+    if isinstance(value, uuid.UUID) and not connection.features.has_native_uuid_field:
+        return value.hex
+    if isinstance(value, str) and type(value) is not str:  # a TextChoices member
+        return str(value)
     return value
 
 
-class PreparedExists:
-    """Whether a query finds a row, for a query run on (nearly) every request: the ORM composes
-    and compiles its SQL once per database, and each run only binds new values. Composing costs
-    about a millisecond of CPU; running such a query, a few hundredths.
+class _Rows:
+    """How the ORM turns a row of a compiled SELECT into a model instance: the columns through
+    their fields' converters, Model.from_db, select_related's related objects, annotations."""
 
-    `build(**values)` returns the queryset. `kinds` names each value's type (int or an aware
-    datetime); the queryset must hand each value to the database as it is, compared with a
-    column (it is found among the compiled parameters by a sample value of its own)."""
+    def __init__(self, compiler, using):
+        select, klass_info = compiler.select, compiler.klass_info
+        fields = klass_info["select_fields"]
+        self.using, self.model = using, klass_info["model"]
+        self.start, self.end = fields[0], fields[-1] + 1
+        self.names = [column[0].target.attname for column in select[self.start : self.end]]
+        self.populators = get_related_populators(klass_info, select, using)
+        self.annotations = compiler.annotation_col_map.items()
+        self.converters = compiler.get_converters([column[0] for column in select[: compiler.col_count]]).items()
+
+    def instance(self, row, connection):
+        row = list(row)
+        for position, (converters, expression) in self.converters:
+            for converter in converters:
+                row[position] = converter(row[position], expression, connection)
+        instance = self.model.from_db(self.using, self.names, row[self.start : self.end])
+        for populator in self.populators:
+            populator.populate(row, instance)
+        for name, position in self.annotations:
+            setattr(instance, name, row[position])
+        return instance
+
+
+class Prepared:
+    """A query run on (nearly) every request, or on every sign-in: the ORM composes and compiles
+    its SQL once per database and use, and each run only binds new values. Composing a query
+    with joins costs a millisecond or more of CPU; running it, a few hundredths.
+
+    `build(**values)` returns the queryset. `kinds` names each value's type (int, str, UUID or an
+    aware datetime); the queryset must hand each value to the database as it is, compared with a
+    column (it is found among the compiled parameters by a sample value of its own, and a query
+    that changes it on the way is refused with ImproperlyConfigured)."""
 
     def __init__(self, build, **kinds):
         self.build, self.kinds = build, kinds
         self.samples = {name: _SAMPLES[kind](index) for index, (name, kind) in enumerate(kinds.items())}
         self._model = None
-        self._statements = {}  # database alias → (SQL, parameters, {value name: parameter positions})
+        self._statements = {}  # (database alias, use) → (SQL, parameters, {name: positions}, rows)
 
-    def _statement(self, using):
-        connection = connections[using]
-        samples = self.samples
-        query = self.build(**samples).query.exists()
-        sql, params = query.get_compiler(using=using).as_sql()
+    def exists(self, **values):
+        """Whether the query finds a row."""
+        with self._cursor("exists", values) as (cursor, _rows, _connection):
+            return cursor.fetchone() is not None
+
+    def first(self, **values):
+        """The first row's instance (with select_related objects and annotations), or None."""
+        with self._cursor("first", values) as (cursor, rows, connection):
+            row = cursor.fetchone()
+        return None if row is None else rows.instance(row, connection)
+
+    def delete(self, **values):
+        """Delete the rows with one DELETE statement (see delete_rows); how many went."""
+        with self._cursor("delete", values) as (cursor, _rows, _connection):
+            return cursor.rowcount
+
+    def _compose(self, use, using):
+        connection = connections[using]  # only for composing: each thread has its own
+        queryset = self.build(**self.samples)
+        if use == "exists":
+            compiler = queryset.query.exists().get_compiler(using=using)
+        elif use == "first":
+            compiler = queryset[:1].query.get_compiler(using=using)
+        else:
+            compiler = queryset.query.chain(DeleteQuery).get_compiler(using=using)
+        sql, params = compiler.as_sql()
         positions = {}
-        for name, sample in samples.items():
+        for name, sample in self.samples.items():
             adapted = _adapted(sample, connection)
             positions[name] = [i for i, param in enumerate(params) if type(param) is type(adapted) and param == adapted]
             if not positions[name]:
                 raise ImproperlyConfigured(f"{name} does not reach the database as it is given")
-        return sql, tuple(params), positions
+        return sql, tuple(params), positions, _Rows(compiler, using) if use == "first" else None
 
-    def __call__(self, **values):
+    @contextlib.contextmanager
+    def _cursor(self, use, values):
         if values.keys() != self.kinds.keys():
             raise TypeError(f"values for {sorted(self.kinds)} expected")
         if self._model is None:
             self._model = self.build(**self.samples).model
-        using = router.db_for_read(self._model)
-        statement = self._statements.get(using) or self._statements.setdefault(using, self._statement(using))
-        sql, params, positions = statement
+        using = router.db_for_write(self._model) if use == "delete" else router.db_for_read(self._model)
+        key = (using, use)
+        sql, params, positions, rows = self._statements.get(key) or self._statements.setdefault(
+            key, self._compose(use, using)
+        )
         connection = connections[using]
         params = list(params)
         for name, value in values.items():
@@ -73,4 +135,4 @@ class PreparedExists:
                 params[position] = _adapted(value, connection)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone() is not None
+            yield cursor, rows, connection

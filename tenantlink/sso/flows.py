@@ -10,6 +10,7 @@ import datetime
 import logging
 import secrets
 import smtplib
+import uuid
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
-from tenantlink.lib.queries import PreparedExists
+from tenantlink.lib.queries import Prepared
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
@@ -273,17 +274,23 @@ def finish_connect(request, pending, params):
     return connection
 
 
-def connection_of(tid, oid):
-    """The connection of the Microsoft account (tid, oid), with its user, the user's company and
-    the integration, and `licensed`: whether the user's company holds a valid SSO licence. One
-    query: the sign-in's lookup."""
-    valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("user__company"))
+def _identity(tid, oid, now):
+    valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(company=OuterRef("user__company"))
     return (
         Connection.objects.select_related("user__company", "integration")
         .annotate(licensed=Exists(valid_licence))
         .filter(tid=tid, oid=oid)
-        .first()
     )
+
+
+_connection_of = Prepared(_identity, tid=uuid.UUID, oid=uuid.UUID, now=datetime.datetime)
+
+
+def connection_of(tid, oid):
+    """The connection of the Microsoft account (tid, oid: GUIDs), with its user, the user's
+    company and the integration, and `licensed`: whether the user's company holds a valid SSO
+    licence. One query, composed once: the sign-in's lookup."""
+    return _connection_of.first(tid=uuid.UUID(str(tid)), oid=uuid.UUID(str(oid)), now=timezone.now())
 
 
 def finish_signin(request, pending, params):
@@ -345,14 +352,14 @@ def _usable(connection_id, user_id, now):
     )
 
 
-_still_usable = PreparedExists(_usable, connection_id=int, user_id=int, now=datetime.datetime)
+_still_usable = Prepared(_usable, connection_id=int, user_id=int, now=datetime.datetime)
 
 
 def still_usable(connection_id, user):
     """Whether a session opened with Microsoft may go on: the connection exists, its integration
     is active and the company's licence valid (a deactivated user is signed out by Django). One
     query, composed once: it runs on every request of such a session."""
-    return _still_usable(connection_id=int(connection_id), user_id=user.pk, now=timezone.now())
+    return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now())
 
 
 def notify(request, user, what, connection):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts.models import User
-from tenantlink.lib.queries import delete_rows
+from tenantlink.lib.queries import Prepared
 
 # Why a consent or verification failed, in words an administrator understands. The key is stored;
 # the raw Microsoft error code goes to the audit log (and next to the text, never instead of it).
@@ -352,24 +352,34 @@ class PendingAuthorization(models.Model):
         browser and has not expired, removed so that it can never be used again; otherwise None."""
         if not isinstance(state, str) or not state or len(state) > 200 or not request.session.get(BROWSER_KEY):
             return None
-        pending = (
-            cls.objects.filter(
-                state_digest=_digest(state),
-                purpose__in=purposes,
-                browser=browser_binding(request),
-                expires_at__gt=timezone.now(),
-            )
-            .select_related("integration__company", "user")
-            .first()
+        pending = _pending(purposes).first(
+            state_digest=_digest(state), browser=browser_binding(request), now=timezone.now()
         )
         # Two callbacks with the same state at once: only the one whose delete removed the row wins.
-        if pending is None or delete_rows(cls.objects.filter(pk=pending.pk)) != 1:
+        if pending is None or _pending_by_id.delete(pk=pending.pk) != 1:
             return None
         return pending
 
     @classmethod
     def purge_expired(cls):
         return cls.objects.filter(expires_at__lte=timezone.now()).delete()[0]
+
+
+_takes = {}  # purposes → the take's query for them, composed once
+
+
+def _pending(purposes):
+    def unexpired(state_digest, browser, now):
+        return PendingAuthorization.objects.filter(
+            state_digest=state_digest, purpose__in=purposes, browser=browser, expires_at__gt=now
+        ).select_related("integration__company", "user")
+
+    return _takes.get(purposes) or _takes.setdefault(
+        purposes, Prepared(unexpired, state_digest=str, browser=str, now=datetime.datetime)
+    )
+
+
+_pending_by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), pk=int)
 
 
 class CachedDocument(models.Model):

@@ -1,6 +1,7 @@
 """The hot-path query helpers: a prepared query answers as the ORM would, composed only once."""
 
 import datetime
+import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -8,8 +9,9 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from tenantlink.accounts.models import User
+from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user
-from tenantlink.lib.queries import PreparedExists
+from tenantlink.lib.queries import Prepared
 
 
 def joined_by(user_id, now):
@@ -18,12 +20,14 @@ def joined_by(user_id, now):
 
 def test_a_prepared_query_answers_as_the_orm_does(contoso):
     ada, ben = make_user("ada", contoso), make_user("ben", contoso, is_active=False)
-    prepared = PreparedExists(joined_by, user_id=int, now=datetime.datetime)
+    prepared = Prepared(joined_by, user_id=int, now=datetime.datetime)
     moments = (timezone.now(), ada.date_joined - datetime.timedelta(seconds=1), ada.date_joined)
     for user_id in (ada.pk, ben.pk, ada.pk + ben.pk + 1000):
         for now in moments:
-            assert prepared(user_id=user_id, now=now) == joined_by(user_id, now).exists(), (user_id, now)
-    assert prepared(user_id=ada.pk, now=timezone.now()) and not prepared(user_id=ben.pk, now=timezone.now())
+            assert prepared.exists(user_id=user_id, now=now) == joined_by(user_id, now).exists(), (user_id, now)
+    assert prepared.exists(user_id=ada.pk, now=timezone.now()) and not prepared.exists(
+        user_id=ben.pk, now=timezone.now()
+    )
 
 
 def test_it_is_composed_once(contoso, monkeypatch):
@@ -33,15 +37,63 @@ def test_it_is_composed_once(contoso, monkeypatch):
     monkeypatch.setattr(
         SQLCompiler, "as_sql", lambda self, *args, **kwargs: compiled.append(1) or as_sql(self, *args, **kwargs)
     )
-    prepared = PreparedExists(joined_by, user_id=int, now=datetime.datetime)
+    prepared = Prepared(joined_by, user_id=int, now=datetime.datetime)
     for _ in range(5):
-        assert prepared(user_id=ada.pk, now=timezone.now())
+        assert prepared.exists(user_id=ada.pk, now=timezone.now())
     assert len(compiled) == 1
 
 
 def test_a_value_the_query_changes_on_its_way_is_refused(contoso):
-    prepared = PreparedExists(lambda user_id: User.objects.filter(pk=user_id + 1), user_id=int)
+    prepared = Prepared(lambda user_id: User.objects.filter(pk=user_id + 1), user_id=int)
     with pytest.raises(ImproperlyConfigured):
-        prepared(user_id=1)
+        prepared.exists(user_id=1)
     with pytest.raises(TypeError):
-        PreparedExists(joined_by, user_id=int, now=datetime.datetime)(user_id=1)
+        Prepared(joined_by, user_id=int, now=datetime.datetime).exists(user_id=1)
+
+
+def fields_of(instance):
+    # repr() tells a converted value from a raw one (on SQLite a date left a string, a flag 0/1).
+    return {field.attname: repr(getattr(instance, field.attname)) for field in type(instance)._meta.concrete_fields}
+
+
+def test_a_prepared_first_gives_the_instances_the_orm_gives(contoso, northwind):
+    from tenantlink.sso.flows import _identity
+    from tenantlink.sso.models import Connection, Integration
+
+    tenant = uuid.uuid4()
+    integration = Integration.objects.create(company=contoso, tenant_id=tenant, display_name="Contoso")
+    ada, olga = make_user("ada", contoso), make_user("olga", None)
+    ada.last_login = timezone.now()
+    ada.save()
+    for user in (ada, olga):
+        Connection.objects.create(user=user, integration=integration, tid=tenant, oid=uuid.uuid4())
+    prepared = Prepared(_identity, tid=uuid.UUID, oid=uuid.UUID, now=datetime.datetime)
+    for connection in Connection.objects.all():
+        for now in (timezone.now(), timezone.now() + datetime.timedelta(days=365)):
+            found = prepared.first(tid=connection.tid, oid=connection.oid, now=now)
+            expected = _identity(connection.tid, connection.oid, now).get()
+            assert fields_of(found) == fields_of(expected)
+            assert fields_of(found.user) == fields_of(expected.user)
+            assert fields_of(found.integration) == fields_of(expected.integration)
+            assert found.licensed is expected.licensed
+            if expected.user.company is None:
+                assert found.user.company is None
+            else:
+                assert fields_of(found.user.company) == fields_of(expected.user.company)
+    ada_connection = Connection.objects.get(user=ada)
+    assert prepared.first(tid=tenant, oid=ada_connection.oid, now=timezone.now()).licensed is True
+    assert (
+        prepared.first(tid=tenant, oid=ada_connection.oid, now=timezone.now() + datetime.timedelta(days=365)).licensed
+        is False
+    )
+    assert prepared.first(tid=uuid.uuid4(), oid=ada_connection.oid, now=timezone.now()) is None
+
+
+def test_a_prepared_delete_removes_only_its_rows(contoso, northwind):
+    northwind.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+    prepared = Prepared(
+        lambda company, product: Licence.objects.filter(company=company, product=product), company=int, product=str
+    )
+    assert prepared.delete(company=contoso.pk, product="another product") == 0
+    assert prepared.delete(company=contoso.pk, product=Licence.Product.SSO) == 1
+    assert list(Licence.objects.values_list("company__name", flat=True)) == ["Northwind Traders"]
