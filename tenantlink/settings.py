@@ -81,7 +81,7 @@ def database_from_url(url):
         if not name:
             raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://host/NAME.")
         database = {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "tenantlink.lib.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
@@ -197,7 +197,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenantlink.accounts.middleware.Authentication",
     "django.contrib.messages.middleware.MessageMiddleware",
     "tenantlink.lib.middleware.session_lifetime",
     "tenantlink.lib.middleware.user_locale",

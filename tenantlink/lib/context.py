@@ -1,10 +1,11 @@
 import functools
 
 from django.conf import settings
+from django.templatetags.static import static
 from django.urls import get_script_prefix, reverse
 
 # The addresses the base layout links to on every page: worked out once per process (for each
-# script prefix), not by a {% url %} tag per link on every page.
+# script prefix), not by a {% url %} or {% static %} tag per link on every page.
 LAYOUT_URLS = {
     "home": "home",
     "portal": "portal",
@@ -19,7 +20,11 @@ LAYOUT_URLS = {
 
 @functools.lru_cache(maxsize=8)
 def _layout_urls(prefix):
-    return {key: reverse(name) for key, name in LAYOUT_URLS.items()}
+    return {
+        **{key: reverse(name) for key, name in LAYOUT_URLS.items()},
+        "icon": static("tenantlink/icon.svg"),
+        "stylesheet": static("tenantlink/site.css"),
+    }
 
 
 def site(request):
