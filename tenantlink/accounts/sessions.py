@@ -19,7 +19,7 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
 from django.core.signals import request_started
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -58,6 +58,24 @@ def _unexpired(session_key, now):
 # every request: composing costs more CPU than running it.
 _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
 _delete = Prepared(_session, session_key=str)
+
+
+_writes = {}  # database alias → (INSERT, UPDATE, fields), composed once
+
+
+def _compose_writes(connection):
+    """A session's INSERT and UPDATE, written from the model's fields: the ORM would compose
+    them anew for every save (every sign-in saves twice). The key first, then the other columns."""
+    from tenantlink.accounts.models import Session
+
+    name = connection.ops.quote_name
+    key = Session._meta.pk
+    fields = [key, *(field for field in Session._meta.concrete_fields if field is not key)]
+    table, columns = name(Session._meta.db_table), [name(field.column) for field in fields]
+    # Only names from the model, quoted; the values are parameters.
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
+    update = f"UPDATE {table} SET {', '.join(f'{column} = %s' for column in columns[1:])} WHERE {columns[0]} = %s"  # noqa: S608
+    return insert, update, fields
 
 
 class SessionStore(db.SessionStore):
@@ -100,18 +118,20 @@ class SessionStore(db.SessionStore):
         session = self.create_model_instance(self._get_session(no_load=must_create))
         using = router.db_for_write(self.model, instance=session)
         # Inside a transaction the savepoint keeps a failed INSERT from breaking it.
-        guard = transaction.atomic(using=using) if connections[using].in_atomic_block else contextlib.nullcontext()
+        connection = connections[using]
+        guard = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
+        insert, update, fields = _writes.get(using) or _writes.setdefault(using, _compose_writes(connection))
+        key, *values = (field.get_db_prep_save(getattr(session, field.attname), connection) for field in fields)
         try:
-            with guard:
-                session.save(force_insert=must_create, force_update=not must_create, using=using)
+            with guard, connection.cursor() as cursor:
+                cursor.execute(insert if must_create else update, [key, *values] if must_create else [*values, key])
+                written = cursor.rowcount
         except IntegrityError:
             if must_create:
                 raise CreateError from None
             raise
-        except DatabaseError:
-            if not must_create:
-                raise UpdateError from None
-            raise
+        if not written:  # the session was deleted meanwhile (signed out elsewhere)
+            raise UpdateError
 
     def delete(self, session_key=None):
         session_key = session_key or self.session_key

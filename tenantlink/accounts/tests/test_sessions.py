@@ -2,6 +2,9 @@
 
 import datetime
 
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import UpdateError
 from django.test import Client
 from django.utils import timezone
 
@@ -83,3 +86,42 @@ def test_an_expired_or_unknown_session_is_not_read(member_client):
     assert store._get_session_from_db() is None and store.session_key is None
     assert SessionStore("x" * 32)._get_session_from_db() is None
     assert member_client.get("/portal/").url.startswith("/signin/")
+
+
+def test_a_session_is_written_as_the_orm_would_and_read_back(member):
+    store = SessionStore()
+    store[SESSION_KEY] = str(member.pk)
+    store["note"] = "ünïcode"
+    store.save()
+    row = Session.objects.get(session_key=store.session_key)
+    assert row.user == member and row.get_decoded()["note"] == "ünïcode"
+    assert abs(row.expire_date - store.get_expiry_date()) < datetime.timedelta(seconds=5)
+    store["note"] = "changed"
+    store.save()
+    assert SessionStore(store.session_key).load()["note"] == "changed"
+
+
+def test_a_session_deleted_meanwhile_is_not_written_again(member):
+    # Signed out in another tab while this request ran: Django answers SessionInterrupted.
+    store = SessionStore()
+    store["note"] = "x"
+    store.save()
+    Session.objects.all().delete()
+    store["note"] = "y"
+    with pytest.raises(UpdateError):
+        store.save()
+    assert not Session.objects.exists()
+
+
+def test_a_new_session_whose_key_is_taken_draws_another(member, monkeypatch):
+    taken = SessionStore()
+    taken["who"] = "first"
+    taken.save()
+    keys = iter([taken.session_key, "b" * 32])
+    monkeypatch.setattr(SessionStore, "_get_new_session_key", lambda self: next(keys))
+    store = SessionStore()
+    store["who"] = "second"
+    store.save()
+    assert store.session_key == "b" * 32
+    assert SessionStore(taken.session_key).load()["who"] == "first"
+    assert SessionStore("b" * 32).load()["who"] == "second"
