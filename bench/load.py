@@ -200,6 +200,28 @@ def run_clients(makers, duration, read_cpu, latencies=False, budget=None):
     )
 
 
+def run_interleaved(phases, duration, read_cpu, rounds=3):
+    """Run each phase's clients for `duration` seconds in all, as `rounds` turns taken in order
+    (a, b, c, a, b, c, …), so that figures compared with each other meet the same machine: on a
+    shared virtual machine the speed drifts within minutes. {name: Run of all its turns}."""
+    turns = {name: [] for name in phases}
+    for _ in range(rounds):
+        for name, makers in phases.items():
+            turns[name].append(run_clients(makers, duration / rounds, read_cpu))
+    return {name: merged(runs) for name, runs in turns.items()}
+
+
+def merged(runs):
+    """One Run of several turns."""
+    return Run(
+        operations=sum(run.operations for run in runs),
+        requests=sum(run.requests for run in runs),
+        seconds=sum(run.seconds for run in runs),
+        cpu=sum(run.cpu for run in runs),
+        latencies=[timing for run in runs for timing in run.latencies],
+    )
+
+
 def person(username, password, seed):
     return Person(username, username, "", password, seed)
 
