@@ -227,6 +227,11 @@ class SigninSlotManager(models.Manager):
         self.bulk_create(slots, ignore_conflicts=True, batch_size=1000)
         return until
 
+    def delete_old(self, now):
+        """Delete the counts from before the SLOT_HISTORY that fill() keeps (the adoption page shows
+        30 days; nothing reads older ones); how many went."""
+        return self.filter(start__lt=_slot_start(now - SLOT_HISTORY)).delete()[0]
+
     def signins_per_day(self, since, zone, now):
         """Sign-ins of all companies per local day since `since`, as AuditEvent.objects.signins_per_day:
         the counted slots, and the audit log only for the last minutes that are not counted yet."""

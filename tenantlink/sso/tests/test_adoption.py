@@ -215,6 +215,17 @@ def test_the_daily_job_counts_the_finished_quarter_hours_too(member):
     assert list(SigninSlot.objects.filter(count__gt=0).values_list("kind", "count")) == [("microsoft", 3)]
 
 
+def test_the_daily_job_deletes_counts_older_than_the_month_it_shows(member):
+    signed_in(member, at(4), "totp", count=2)
+    long_ago = (timezone.now() - datetime.timedelta(days=40)).replace(minute=0, second=0, microsecond=0)
+    SigninSlot.objects.create(start=long_ago, kind="password", count=9)
+    out = io.StringIO()
+    call_command("purge_expired", stdout=out)
+    assert not SigninSlot.objects.filter(start=long_ago).exists()
+    assert list(SigninSlot.objects.filter(count__gt=0).values_list("kind", "count")) == [("password", 2)]
+    assert "deleted 1 counts older than 31 days" in out.getvalue()
+
+
 def test_members_and_administrators_have_no_operator_page(client, admin):
     sign_in(client, admin)
     response = client.get("/staff/sso/integration/adoption/")

@@ -6,7 +6,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tenantlink.accounts.models import Session, Throttle
-from tenantlink.audit.models import AuditEvent, SigninSlot
+from tenantlink.audit.models import SLOT_HISTORY, AuditEvent, SigninSlot
 from tenantlink.sso import requirement
 from tenantlink.sso.models import CachedDocument, PendingAuthorization
 
@@ -21,7 +21,8 @@ class Command(BaseCommand):
         "Delete what is no longer needed: expired sessions, throttle counts and Microsoft flows "
         "that were never finished, Microsoft documents not fetched for 30 days, and audit events "
         "older than AUDIT_RETENTION_DAYS; record pauses of required Microsoft sign-in; and count the sign-ins "
-        "of the last month not counted yet for the operator admin's adoption page. Run it daily."
+        "of the last month not counted yet for the operator admin's adoption page (and delete older counts). "
+        "Run it daily."
     )
 
     def handle(self, **options):
@@ -45,7 +46,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Required Microsoft sign-in paused or resumed for {changed} companies.")
         # Counted before old audit events go, so that a short retention loses no sign-in from the counts.
         counted_until = SigninSlot.objects.fill(now)
-        self.stdout.write(f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC.")
+        slots = SigninSlot.objects.delete_old(now)
+        self.stdout.write(
+            f"Sign-ins are counted up to {counted_until:%Y-%m-%d %H:%M} UTC; deleted {slots} counts older than "
+            f"{SLOT_HISTORY.days} days."
+        )
         if settings.AUDIT_RETENTION_DAYS:
             cutoff = now - datetime.timedelta(days=settings.AUDIT_RETENTION_DAYS)
             events, _ = AuditEvent.objects.filter(created_at__lt=cutoff).delete()
