@@ -27,5 +27,12 @@ def _layout_urls(prefix):
     }
 
 
+# The layout's sections, each marked current (aria-current) on its pages: the portal on its own
+# address, the others on every address below theirs.
+SECTIONS = ("profile", "users", "sso", "audit")
+
+
 def site(request):
-    return {"SITE_NAME": settings.SITE_NAME, "urls": _layout_urls(get_script_prefix())}
+    urls, path = _layout_urls(get_script_prefix()), request.path
+    section = "portal" if path == urls["portal"] else next((s for s in SECTIONS if path.startswith(urls[s])), "")
+    return {"SITE_NAME": settings.SITE_NAME, "urls": urls, "section": section}

@@ -219,6 +219,13 @@ def test_the_layout_links_every_section_and_marks_the_current_one(admin_client):
         assert links.get(path) == text
     assert '<a href="/portal/" aria-current="page">Portal</a>' in page
     assert 'action="/signout/"' in page
+    for path, link, text, marked in (
+        ("/profile/settings/", "/profile/", "My Profile", 2),  # and the profile's Settings tab
+        ("/company/sso/", "/company/sso/", "Single sign-on", 1),
+    ):
+        page = admin_client.get(path).content.decode()
+        assert f'<a href="{link}" aria-current="page">{text}</a>' in page
+        assert page.count('aria-current="page"') == marked
 
 
 def test_the_layout_links_follow_the_script_prefix(admin_client):
@@ -232,3 +239,11 @@ def test_the_layout_links_follow_the_script_prefix(admin_client):
         set_script_prefix("/")
     assert _links(page).get("/app/company/users/") == "Users" and 'action="/app/signout/"' in page
     assert _links(admin_client.get("/portal/").content.decode()).get("/company/users/") == "Users"
+    # The current section is marked under the prefix too.
+    set_script_prefix("/app/")
+    try:
+        page = admin_client.get("/company/users/", SCRIPT_NAME="/app").content.decode()
+    finally:
+        set_script_prefix("/")
+    assert '<a href="/app/company/users/" aria-current="page">Users</a>' in page
+    assert page.count('aria-current="page"') == 1
