@@ -10,6 +10,7 @@ LAYOUT_URLS = {
     "home": "home",
     "portal": "portal",
     "profile": "profile",
+    "settings": "profile_settings",
     "users": "company_users",
     "sso": "sso_integrations",
     "audit": "audit_log",
