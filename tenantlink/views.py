@@ -32,8 +32,8 @@ def portal(request):
 
 @never_cache
 def live(request):
-    """For a process supervisor: the process answers. Never touches the database, so a database
-    outage does not get healthy processes restarted."""
+    """For a process supervisor: the process answers. Never touches the database (asked without a
+    session cookie, as probes are), so a database outage does not get healthy processes restarted."""
     return JsonResponse({"status": "ok"})
 
 

@@ -18,14 +18,19 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.lib import crypto
+from tenantlink.lib.queries import Prepared
 
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def get_by_natural_key(self, username):
-        # Usernames are unique regardless of case, so "Ada" and "ada" are one account.
-        return self.with_username(username).get()
+        # Usernames are unique regardless of case, so "Ada" and "ada" are one account. Every
+        # password sign-in asks: the statement is composed once.
+        user = _by_username.one(username=username)
+        if user is None:
+            raise self.model.DoesNotExist(f"No user {username!r}.")
+        return user
 
     def with_username(self, username):
         """The user of `username` in any case, found through the index of the case-insensitive
@@ -45,6 +50,9 @@ class UserManager(BaseUserManager):
     def create_superuser(self, username, password=None, **fields):
         fields.update(is_staff=True, is_superuser=True)
         return self.create_user(username, password, **fields)
+
+
+_by_username = Prepared(lambda username: User.objects.with_username(username), username=str)
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -91,7 +91,7 @@ class SessionStore(db.SessionStore):
         return self.decode(session.session_data) if session else {}
 
     def _get_session_from_db(self):
-        session = _read.first(session_key=self.session_key, now=timezone.now()) if self.session_key else None
+        session = _read.one(session_key=self.session_key, now=timezone.now()) if self.session_key else None
         if session is None:
             self._session_key = None
         return session
@@ -121,7 +121,7 @@ class SessionStore(db.SessionStore):
         connection = connections[using]
         guard = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
         insert, update, fields = _writes.get(using) or _writes.setdefault(using, _compose_writes(connection))
-        key, *values = (field.get_db_prep_save(getattr(session, field.attname), connection) for field in fields)
+        key, *values = (field.get_db_prep_save(field.pre_save(session, must_create), connection) for field in fields)
         try:
             with guard, connection.cursor() as cursor:
                 cursor.execute(insert if must_create else update, [key, *values] if must_create else [*values, key])

@@ -52,6 +52,8 @@ class _Rows:
         self.names = [column[0].target.attname for column in select[self.start : self.end]]
         self.populators = get_related_populators(klass_info, select, using)
         self.annotations = compiler.annotation_col_map.items()
+        # Bound to the composing thread's connection, but they only read its settings (time zone);
+        # each run hands them its own thread's connection.
         self.converters = compiler.get_converters([column[0] for column in select[: compiler.col_count]]).items()
 
     def instance(self, row, connection):
@@ -88,9 +90,10 @@ class Prepared:
         with self._cursor("exists", values) as (cursor, _rows, _connection):
             return cursor.fetchone() is not None
 
-    def first(self, **values):
-        """The first row's instance (with select_related objects and annotations), or None."""
-        with self._cursor("first", values) as (cursor, rows, connection):
+    def one(self, **values):
+        """The instance of the row found (with select_related objects and annotations), or None.
+        For lookups by a unique key: unlike QuerySet.first(), nothing orders the rows."""
+        with self._cursor("one", values) as (cursor, rows, connection):
             row = cursor.fetchone()
         return None if row is None else rows.instance(row, connection)
 
@@ -104,7 +107,7 @@ class Prepared:
         queryset = self.build(**self.samples)
         if use == "exists":
             compiler = queryset.query.exists().get_compiler(using=using)
-        elif use == "first":
+        elif use == "one":
             compiler = queryset[:1].query.get_compiler(using=using)
         else:
             compiler = queryset.query.chain(DeleteQuery).get_compiler(using=using)
@@ -113,9 +116,9 @@ class Prepared:
         for name, sample in self.samples.items():
             adapted = _adapted(sample, connection)
             positions[name] = [i for i, param in enumerate(params) if type(param) is type(adapted) and param == adapted]
-            if not positions[name]:
+            if not positions[name] or str(sample) in sql:
                 raise ImproperlyConfigured(f"{name} does not reach the database as it is given")
-        return sql, tuple(params), positions, _Rows(compiler, using) if use == "first" else None
+        return sql, tuple(params), positions, _Rows(compiler, using) if use == "one" else None
 
     @contextlib.contextmanager
     def _cursor(self, use, values):

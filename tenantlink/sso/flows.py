@@ -290,7 +290,7 @@ def connection_of(tid, oid):
     """The connection of the Microsoft account (tid, oid: GUIDs), with its user, the user's
     company and the integration, and `licensed`: whether the user's company holds a valid SSO
     licence. One query, composed once: the sign-in's lookup."""
-    return _connection_of.first(tid=uuid.UUID(str(tid)), oid=uuid.UUID(str(oid)), now=timezone.now())
+    return _connection_of.one(tid=uuid.UUID(str(tid)), oid=uuid.UUID(str(oid)), now=timezone.now())
 
 
 def finish_signin(request, pending, params):

@@ -352,11 +352,11 @@ class PendingAuthorization(models.Model):
         browser and has not expired, removed so that it can never be used again; otherwise None."""
         if not isinstance(state, str) or not state or len(state) > 200 or not request.session.get(BROWSER_KEY):
             return None
-        pending = _pending(purposes).first(
-            state_digest=_digest(state), browser=browser_binding(request), now=timezone.now()
-        )
+        pending = _unexpired.one(state_digest=_digest(state), browser=browser_binding(request), now=timezone.now())
+        if pending is None or pending.purpose not in purposes:
+            return None
         # Two callbacks with the same state at once: only the one whose delete removed the row wins.
-        if pending is None or _pending_by_id.delete(pk=pending.pk) != 1:
+        if _by_id.delete(pk=pending.pk) != 1:
             return None
         return pending
 
@@ -365,21 +365,16 @@ class PendingAuthorization(models.Model):
         return cls.objects.filter(expires_at__lte=timezone.now()).delete()[0]
 
 
-_takes = {}  # purposes → the take's query for them, composed once
-
-
-def _pending(purposes):
-    def unexpired(state_digest, browser, now):
-        return PendingAuthorization.objects.filter(
-            state_digest=state_digest, purpose__in=purposes, browser=browser, expires_at__gt=now
-        ).select_related("integration__company", "user")
-
-    return _takes.get(purposes) or _takes.setdefault(
-        purposes, Prepared(unexpired, state_digest=str, browser=str, now=datetime.datetime)
-    )
-
-
-_pending_by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), pk=int)
+# The take's two statements, composed once (the state's digest is unique).
+_unexpired = Prepared(
+    lambda state_digest, browser, now: PendingAuthorization.objects.filter(
+        state_digest=state_digest, browser=browser, expires_at__gt=now
+    ).select_related("integration__company", "user"),
+    state_digest=str,
+    browser=str,
+    now=datetime.datetime,
+)
+_by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), pk=int)
 
 
 class CachedDocument(models.Model):

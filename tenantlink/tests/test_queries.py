@@ -56,7 +56,7 @@ def fields_of(instance):
     return {field.attname: repr(getattr(instance, field.attname)) for field in type(instance)._meta.concrete_fields}
 
 
-def test_a_prepared_first_gives_the_instances_the_orm_gives(contoso, northwind):
+def test_a_prepared_one_gives_the_instances_the_orm_gives(contoso, northwind):
     from tenantlink.sso.flows import _identity
     from tenantlink.sso.models import Connection, Integration
 
@@ -70,7 +70,7 @@ def test_a_prepared_first_gives_the_instances_the_orm_gives(contoso, northwind):
     prepared = Prepared(_identity, tid=uuid.UUID, oid=uuid.UUID, now=datetime.datetime)
     for connection in Connection.objects.all():
         for now in (timezone.now(), timezone.now() + datetime.timedelta(days=365)):
-            found = prepared.first(tid=connection.tid, oid=connection.oid, now=now)
+            found = prepared.one(tid=connection.tid, oid=connection.oid, now=now)
             expected = _identity(connection.tid, connection.oid, now).get()
             assert fields_of(found) == fields_of(expected)
             assert fields_of(found.user) == fields_of(expected.user)
@@ -81,12 +81,12 @@ def test_a_prepared_first_gives_the_instances_the_orm_gives(contoso, northwind):
             else:
                 assert fields_of(found.user.company) == fields_of(expected.user.company)
     ada_connection = Connection.objects.get(user=ada)
-    assert prepared.first(tid=tenant, oid=ada_connection.oid, now=timezone.now()).licensed is True
+    assert prepared.one(tid=tenant, oid=ada_connection.oid, now=timezone.now()).licensed is True
     assert (
-        prepared.first(tid=tenant, oid=ada_connection.oid, now=timezone.now() + datetime.timedelta(days=365)).licensed
+        prepared.one(tid=tenant, oid=ada_connection.oid, now=timezone.now() + datetime.timedelta(days=365)).licensed
         is False
     )
-    assert prepared.first(tid=uuid.uuid4(), oid=ada_connection.oid, now=timezone.now()) is None
+    assert prepared.one(tid=uuid.uuid4(), oid=ada_connection.oid, now=timezone.now()) is None
 
 
 def test_a_prepared_delete_removes_only_its_rows(contoso, northwind):

@@ -5,8 +5,9 @@ request, so that a persistent connection broken by a database restart is replace
 failing the request. Under load that is a round trip on every request for a connection that
 answered a moment ago. Here a connection whose previous request began using it less than
 RECENTLY_USED seconds ago is not asked again (connection pools do the same: HikariCP's "alive
-bypass window"). A restart inside that window fails one request with a 503 page; Django then
-closes the connection (the request had a database error) and the next request opens a new one.
+bypass window"). A restart inside that window fails one request per kept connection (each thread
+of each worker keeps its own) with the 503 page; Django then closes that connection (the request
+had a database error) and the thread's next request opens a new one.
 """
 
 import time
