@@ -23,7 +23,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from tenantlink.lib.queries import Prepared
+from tenantlink.lib.queries import Prepared, insert
 
 # The user read with the session most recently loaded on this thread (None: no signed-in user),
 # forgotten when the next request starts.
@@ -60,22 +60,29 @@ _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
 _delete = Prepared(_session, session_key=str)
 
 
-_writes = {}  # database alias → (INSERT, UPDATE, fields), composed once
+_updates = {}  # database alias → (UPDATE, fields), composed once
 
 
-def _compose_writes(connection):
-    """A session's INSERT and UPDATE, written from the model's fields: the ORM would compose
-    them anew for every save (every sign-in saves twice). The key first, then the other columns."""
+def _compose_update(connection):
+    """A session's UPDATE, written from the model's fields (the ORM would compose it anew for
+    every save): the other columns, then the key."""
     from tenantlink.accounts.models import Session
 
     name = connection.ops.quote_name
     key = Session._meta.pk
-    fields = [key, *(field for field in Session._meta.concrete_fields if field is not key)]
-    table, columns = name(Session._meta.db_table), [name(field.column) for field in fields]
+    fields = [*(field for field in Session._meta.concrete_fields if field is not key), key]
+    assignments = ", ".join(f"{name(field.column)} = %s" for field in fields[:-1])
     # Only names from the model, quoted; the values are parameters.
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"  # noqa: S608
-    update = f"UPDATE {table} SET {', '.join(f'{column} = %s' for column in columns[1:])} WHERE {columns[0]} = %s"  # noqa: S608
-    return insert, update, fields
+    sql = f"UPDATE {name(Session._meta.db_table)} SET {assignments} WHERE {name(key.column)} = %s"  # noqa: S608
+    return sql, fields
+
+
+def _update(session, using, connection):
+    """UPDATE the session's row; how many rows changed (0: it is gone)."""
+    sql, fields = _updates.get(using) or _updates.setdefault(using, _compose_update(connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(session, False), connection) for field in fields])
+        return cursor.rowcount
 
 
 class SessionStore(db.SessionStore):
@@ -120,18 +127,16 @@ class SessionStore(db.SessionStore):
         # Inside a transaction the savepoint keeps a failed INSERT from breaking it.
         connection = connections[using]
         guard = transaction.atomic(using=using) if connection.in_atomic_block else contextlib.nullcontext()
-        insert, update, fields = _writes.get(using) or _writes.setdefault(using, _compose_writes(connection))
-        key, *values = (field.get_db_prep_save(field.pre_save(session, must_create), connection) for field in fields)
         try:
-            with guard, connection.cursor() as cursor:
-                cursor.execute(insert if must_create else update, [key, *values] if must_create else [*values, key])
-                written = cursor.rowcount
+            with guard:
+                if must_create:
+                    insert(session)
+                elif not _update(session, using, connection):  # deleted meanwhile (signed out elsewhere)
+                    raise UpdateError
         except IntegrityError:
             if must_create:
                 raise CreateError from None
             raise
-        if not written:  # the session was deleted meanwhile (signed out elsewhere)
-            raise UpdateError
 
     def delete(self, session_key=None):
         session_key = session_key or self.session_key

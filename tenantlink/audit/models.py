@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tenantlink.lib import metrics
 from tenantlink.lib.net import client_address, user_agent
+from tenantlink.lib.queries import insert
 
 
 class Action(models.TextChoices):
@@ -126,7 +127,7 @@ class AuditEventManager(models.Manager):
         company_id = company.pk if company is not None else None
         if company_id is None:
             company_id = getattr(target, "company_id", None) or getattr(actor, "company_id", None)
-        event = self.create(
+        event = self.model(
             action=action,
             actor=actor,
             actor_label=actor_label or (actor.username if actor else ""),
@@ -138,6 +139,7 @@ class AuditEventManager(models.Manager):
             outcome=outcome,
             details=details,
         )
+        insert(event)  # written on every sign-in: the statement composed once
         # Every sign-in and pause is audited here, so the metrics are counted here too.
         if action in (Action.SIGNIN_SUCCEEDED, Action.SIGNIN_FAILED):
             metrics.count_signin(details.get("method") or details.get("step"), outcome)

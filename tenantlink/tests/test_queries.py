@@ -11,7 +11,7 @@ from django.utils import timezone
 from tenantlink.accounts.models import User
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user
-from tenantlink.lib.queries import Prepared
+from tenantlink.lib.queries import Prepared, insert
 
 
 def joined_by(user_id, now):
@@ -97,3 +97,26 @@ def test_a_prepared_delete_removes_only_its_rows(contoso, northwind):
     assert prepared.delete(company=contoso.pk, product="another product") == 0
     assert prepared.delete(company=contoso.pk, product=Licence.Product.SSO) == 1
     assert list(Licence.objects.values_list("company__name", flat=True)) == ["Northwind Traders"]
+
+
+def test_an_insert_writes_what_save_writes(contoso):
+    from tenantlink.audit.models import AuditEvent
+
+    ada = make_user("ada", contoso)
+    fields = {
+        "action": "signin_succeeded",
+        "actor": ada,
+        "company": contoso,
+        "target_user": ada,
+        "target_label": "ada",
+        "client_ip": "2001:db8::1",
+        "user_agent": "Browser/1.0",
+        "details": {"method": "totp", "list": [1, "ü"]},
+    }
+    insert(AuditEvent(**fields))
+    AuditEvent(**fields).save()
+    inserted, saved = (fields_of(event) for event in AuditEvent.objects.order_by("pk"))
+    for written in (inserted, saved):
+        written.pop("id"), written.pop("created_at")
+    assert inserted == saved
+    assert AuditEvent.objects.filter(details__list=[1, "ü"], client_ip="2001:db8::1").count() == 2
