@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts.models import User
-from tenantlink.lib.queries import Prepared
+from tenantlink.lib.queries import Prepared, insert
 
 # Why a consent or verification failed, in words an administrator understands. The key is stored;
 # the raw Microsoft error code goes to the audit log (and next to the text, never instead of it).
@@ -335,14 +335,16 @@ class PendingAuthorization(models.Model):
     def begin(cls, request, purpose, *, user=None, integration=None, **secrets_):
         """Store a new pending flow and return the `state` to send to Microsoft."""
         state = secrets.token_urlsafe(32)
-        cls.objects.create(
-            state_digest=_digest(state),
-            purpose=purpose,
-            browser=browser_binding(request),
-            user=user,
-            integration=integration,
-            expires_at=timezone.now() + datetime.timedelta(seconds=settings.SSO_PENDING_LIFETIME),
-            **secrets_,
+        insert(  # on every Sign in with Microsoft: the statement composed once
+            cls(
+                state_digest=_digest(state),
+                purpose=purpose,
+                browser=browser_binding(request),
+                user=user,
+                integration=integration,
+                expires_at=timezone.now() + datetime.timedelta(seconds=settings.SSO_PENDING_LIFETIME),
+                **secrets_,
+            )
         )
         return state
 
