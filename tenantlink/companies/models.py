@@ -1,3 +1,5 @@
+import datetime
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -92,9 +94,11 @@ class Licence(models.Model):
         ordering = ["-valid_until"]
 
     def __str__(self):
-        return (
-            f"{self.company} · {self.get_product_display()} · {self.valid_from:%Y-%m-%d} – {self.valid_until:%Y-%m-%d}"
-        )
+        # Dates in UTC, whatever zone is active: a licence just saved from a form holds its times
+        # in the administrator's zone, one read back from the database in UTC, and the audit log
+        # names the licence by this text.
+        start, end = (moment.astimezone(datetime.UTC) for moment in (self.valid_from, self.valid_until))
+        return f"{self.company} · {self.get_product_display()} · {start:%Y-%m-%d} – {end:%Y-%m-%d}"
 
     def save(self, *args, **kwargs):
         # However the flag was set (command, operator admin), the revocation time is recorded.
