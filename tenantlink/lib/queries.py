@@ -36,15 +36,6 @@ def insert(instance):
         cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields])
 
 
-def delete_rows(queryset):
-    """Delete the rows of `queryset` with one DELETE statement and return how many went.
-
-    For rows nothing refers to and no signal watches (sessions, pending Microsoft flows),
-    QuerySet.delete() comes to the same statement but wraps it in a transaction: two more round
-    trips to the database, on every sign-in."""
-    return queryset._raw_delete(queryset.db)
-
-
 # Values no query of the portal holds by itself, one per variable: found again among the
 # parameters of the compiled statement, they mark where each variable's value goes.
 _SAMPLES = {
@@ -124,7 +115,9 @@ class Prepared:
         return None if row is None else rows.instance(row, connection)
 
     def delete(self, **values):
-        """Delete the rows with one DELETE statement (see delete_rows); how many went."""
+        """Delete the rows with one DELETE statement; how many went. For rows nothing refers to
+        and no signal watches (sessions, pending Microsoft flows): QuerySet.delete() would wrap
+        the same statement in a transaction, two more round trips on every sign-in."""
         with self._cursor("delete", values) as (cursor, _rows, _connection):
             return cursor.rowcount
 
