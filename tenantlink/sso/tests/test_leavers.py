@@ -347,35 +347,45 @@ def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, mem
     assert member.is_active and Integration.objects.get().leaver_check == "failing"
 
 
-def confirm(admin_client, integration):
-    """The administrator confirms the held leavers the Single sign-on page shows."""
+def held_on_page(admin_client):
+    """The held leavers the Single sign-on page shows, as its confirmation form names them."""
     page = admin_client.get("/company/sso/").content.decode()
-    held = re.search(r'name="held" value="([0-9a-f]*)"', page).group(1)
+    return re.search(r'name="held" value="([0-9a-f]*)"', page).group(1)
+
+
+def confirm(admin_client, integration, held=None):
+    """The administrator confirms the held leavers (by default those the page shows now)."""
+    held = held_on_page(admin_client) if held is None else held
     return admin_client.post(f"/company/sso/{integration.pk}/leavers/confirm/", {"held": held}, follow=True)
+
+
+def six_of_ten_left(checked, fake_microsoft, contoso):
+    """Ten connected people of whom Microsoft says six left: more than the check acts on alone."""
+    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
+    return [connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)]
+
+
+def six_others_left(fake_microsoft, connections):
+    """Microsoft now names six others: as many as before, not the same people."""
+    for number, connection in enumerate(connections):
+        fake_microsoft.accounts[connection.oid] = number < 4
 
 
 def test_a_confirmation_of_leavers_the_administrator_did_not_see_counts_for_nothing(
     checked, fake_microsoft, contoso, admin_client
 ):
-    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
-    connections = [
-        connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)
-    ]
+    connections = six_of_ten_left(checked, fake_microsoft, contoso)
     run()
-    page = admin_client.get("/company/sso/").content.decode()
-    seen = re.search(r'name="held" value="([0-9a-f]*)"', page).group(1)
-    for number, connection in enumerate(connections):  # a run meanwhile holds six others
-        fake_microsoft.accounts[connection.oid] = number < 4
+    seen = held_on_page(admin_client)
+    six_others_left(fake_microsoft, connections)  # and a run meanwhile holds them
     run()
-    response = admin_client.post(f"/company/sso/{checked.pk}/leavers/confirm/", {"held": seen}, follow=True)
+    response = confirm(admin_client, checked, seen)
     assert "have changed since you looked" in response.content.decode()
     assert "6 held back" in run() and User.objects.filter(is_active=False).count() == 0
 
 
 def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_microsoft, contoso, admin_client):
-    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
-    for number, person in enumerate(people):
-        connect(person, checked, fake_microsoft, enabled=number >= 6)  # six of ten left
+    six_of_ten_left(checked, fake_microsoft, contoso)
     assert "6 held back" in run()
     assert User.objects.filter(is_active=False).count() == 0
     assert "many leavers at once" in mail.outbox[-1].subject
@@ -394,16 +404,12 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_mi
 def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
     checked, fake_microsoft, contoso, admin_client
 ):
-    people = [make_user(f"user{number}", contoso, enrolled=False) for number in range(10)]
-    connections = [
-        connect(person, checked, fake_microsoft, enabled=number >= 6) for number, person in enumerate(people)
-    ]
+    connections = six_of_ten_left(checked, fake_microsoft, contoso)
     run()
     confirm(admin_client, checked)
 
-    # Microsoft now names six others: no more than were confirmed, but not the people confirmed.
-    for number, connection in enumerate(connections):
-        fake_microsoft.accounts[connection.oid] = number < 4
+    # No more than were confirmed, but not the people confirmed.
+    six_others_left(fake_microsoft, connections)
     assert "6 held back" in run()
     assert User.objects.filter(is_active=False).count() == 0
 
