@@ -26,6 +26,7 @@ from tenantlink.accounts import throttle
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent, Outcome, signin_kind
 from tenantlink.lib import crypto
+from tenantlink.lib.queries import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,18 @@ def start_pending(request, user, next_url):
     }
 
 
+# Read on both requests of the second step of every password sign-in: composed once.
+_pending = Prepared(
+    lambda user_id: User.objects.filter(pk=user_id, is_active=True).select_related("totp", "company"), user_id=int
+)
+
+
 def pending_user(request):
     """The user whose password was accepted in this session a few minutes ago, or None."""
     pending = request.session.get(PENDING)
     if not pending:
         return None
-    user = User.objects.filter(pk=pending["user_id"], is_active=True).select_related("totp", "company").first()
+    user = _pending.one(user_id=pending["user_id"])
     if (
         pending["expires"] < time.time()
         or user is None

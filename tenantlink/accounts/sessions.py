@@ -11,19 +11,20 @@
   it.
 """
 
+import base64
 import contextlib
 import contextvars
 import datetime
+import secrets
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends import db
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
+from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.core.signals import request_started
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
-from django.utils.crypto import get_random_string
 
-from tenantlink.lib.queries import Prepared, insert
+from tenantlink.lib.queries import Prepared, insert, update
 
 # The user read with the session most recently loaded on this thread (None: no signed-in user),
 # forgotten when the next request starts.
@@ -60,31 +61,6 @@ _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
 _delete = Prepared(_session, session_key=str)
 
 
-_updates = {}  # database alias → (UPDATE, fields), composed once
-
-
-def _compose_update(connection):
-    """A session's UPDATE, written from the model's fields (the ORM would compose it anew for
-    every save): the other columns, then the key."""
-    from tenantlink.accounts.models import Session
-
-    name = connection.ops.quote_name
-    key = Session._meta.pk
-    fields = [*(field for field in Session._meta.concrete_fields if field is not key), key]
-    assignments = ", ".join(f"{name(field.column)} = %s" for field in fields[:-1])
-    # Only names from the model, quoted; the values are parameters.
-    sql = f"UPDATE {name(Session._meta.db_table)} SET {assignments} WHERE {name(key.column)} = %s"  # noqa: S608
-    return sql, fields
-
-
-def _update(session, using, connection):
-    """UPDATE the session's row; how many rows changed (0: it is gone)."""
-    sql, fields = _updates.get(using) or _updates.setdefault(using, _compose_update(connection))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(session, False), connection) for field in fields])
-        return cursor.rowcount
-
-
 class SessionStore(db.SessionStore):
     @classmethod
     def get_model_class(cls):
@@ -104,7 +80,9 @@ class SessionStore(db.SessionStore):
         return session
 
     def _get_new_session_key(self):
-        return get_random_string(32, VALID_KEY_CHARS)
+        # 160 random bits as 32 characters of a–z and 2–7 (all in VALID_KEY_CHARS), from one read
+        # of the system's generator: get_random_string reads it once per character.
+        return base64.b32encode(secrets.token_bytes(20)).decode().lower()
 
     def create_model_instance(self, data):
         session = super().create_model_instance(data)
@@ -131,7 +109,7 @@ class SessionStore(db.SessionStore):
             with guard:
                 if must_create:
                     insert(session)
-                elif not _update(session, using, connection):  # deleted meanwhile (signed out elsewhere)
+                elif not update(session):  # deleted meanwhile (signed out elsewhere)
                     raise UpdateError
         except IntegrityError:
             if must_create:

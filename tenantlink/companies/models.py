@@ -4,6 +4,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.lib.queries import Prepared
+
 
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
@@ -33,7 +35,8 @@ class Company(models.Model):
         return self.licences.valid(product, at).order_by("-valid_until").first()
 
     def has_sso(self, at=None):
-        return self.current_licence(Licence.Product.SSO, at) is not None
+        # Asked on the first page after every password sign-in (may the user connect Microsoft?).
+        return _sso_licence.exists(company_id=self.pk, at=at or timezone.now())
 
     def grant_licence(self, product, valid_until, valid_from=None):
         """Grant a licence, or extend the one that is in force (renewal keeps its history)."""
@@ -122,3 +125,11 @@ class Licence(models.Model):
         if now >= self.valid_until:
             return _("Expired")
         return _("Valid")
+
+
+# Composed once (Company.has_sso).
+_sso_licence = Prepared(
+    lambda company_id, at: Licence.objects.valid(Licence.Product.SSO, at).filter(company=company_id),
+    company_id=int,
+    at=datetime.datetime,
+)

@@ -10,6 +10,7 @@ from django.db.models.query import get_related_populators
 from django.db.models.sql import DeleteQuery
 
 _inserts = {}  # (model, database alias) → (INSERT, fields), composed once
+_updates = {}  # (model, field names, database alias) → (UPDATE, fields), composed once
 
 
 def _compose_insert(model, connection):
@@ -34,6 +35,33 @@ def insert(instance):
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields])
+
+
+def _compose_update(model, names, connection):
+    name = connection.ops.quote_name
+    key = model._meta.pk
+    if names:
+        fields = [model._meta.get_field(field_name) for field_name in names]
+    else:
+        fields = [field for field in model._meta.concrete_fields if field is not key]
+    assignments = ", ".join(f"{name(field.column)} = %s" for field in fields)
+    # Only names from the model, quoted; the values are parameters.
+    sql = f"UPDATE {name(model._meta.db_table)} SET {assignments} WHERE {name(key.column)} = %s"  # noqa: S608
+    return sql, [*fields, key]
+
+
+def update(instance, *names):
+    """Write the fields `names` of `instance` (all but the key when none are named) to its row,
+    with one UPDATE composed once per model, fields and database: save() composes it anew every
+    time, and sends signals. How many rows changed (0: the row is gone)."""
+    model = type(instance)
+    using = router.db_for_write(model, instance=instance)
+    connection = connections[using]
+    key = (model, names, using)
+    sql, fields = _updates.get(key) or _updates.setdefault(key, _compose_update(model, names, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields])
+        return cursor.rowcount
 
 
 # Values no query of the portal holds by itself, one per variable: found again among the

@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
+from tenantlink.lib import queries
 from tenantlink.lib.queries import Prepared
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
@@ -331,7 +332,8 @@ def finish_signin(request, pending, params):
     next_url = pending.next_url or reverse("portal")
     complete_signin(request, user, "microsoft")
     request.session[CONNECTION_KEY] = connection.pk
-    Connection.objects.filter(pk=connection.pk).update(last_signin_at=timezone.now())
+    connection.last_signin_at = timezone.now()
+    queries.update(connection, "last_signin_at")
     return next_url
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tenantlink.accounts.models import User
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user
-from tenantlink.lib.queries import Prepared, insert
+from tenantlink.lib.queries import Prepared, insert, update
 
 
 def joined_by(user_id, now):
@@ -120,3 +120,16 @@ def test_an_insert_writes_what_save_writes(contoso):
         written.pop("id"), written.pop("created_at")
     assert inserted == saved
     assert AuditEvent.objects.filter(details__list=[1, "ü"], client_ip="2001:db8::1").count() == 2
+
+
+def test_an_update_writes_only_its_fields_and_tells_a_row_that_is_gone(contoso):
+    ada = make_user("ada", contoso)
+    before = fields_of(User.objects.get(pk=ada.pk))
+    moment = timezone.now() - datetime.timedelta(days=3)
+    ada.last_login, ada.display_name = moment, "Not written"
+    assert update(ada, "last_login") == 1
+    after = User.objects.get(pk=ada.pk)
+    assert after.last_login == moment
+    assert {**fields_of(after), "last_login": None} == {**before, "last_login": None}
+    User.objects.filter(pk=ada.pk).delete()
+    assert update(ada, "last_login") == 0

@@ -4,7 +4,7 @@ import datetime
 
 import pytest
 from django.contrib.auth import SESSION_KEY
-from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, UpdateError
 from django.test import Client
 from django.utils import timezone
 
@@ -125,3 +125,10 @@ def test_a_new_session_whose_key_is_taken_draws_another(member, monkeypatch):
     assert store.session_key == "b" * 32
     assert SessionStore(taken.session_key).load()["who"] == "first"
     assert SessionStore("b" * 32).load()["who"] == "second"
+
+
+def test_new_session_keys_are_random_and_of_the_characters_django_allows():
+    keys = {SessionStore()._get_new_session_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert all(len(key) == 32 and set(key) <= set(VALID_KEY_CHARS) for key in keys)
+    assert set("".join(keys)) == set("abcdefghijklmnopqrstuvwxyz234567")  # every character drawn

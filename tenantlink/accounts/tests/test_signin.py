@@ -1,6 +1,7 @@
 import re
 
 from django.contrib.auth import SESSION_KEY
+from django.utils import timezone
 
 from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.audit.models import Action, AuditEvent
@@ -12,6 +13,7 @@ def failed_message(response):
 
 
 def test_it_signs_in_with_password_and_totp(client, member):
+    started = timezone.now()
     response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
     assert response.status_code == 302 and response.url == "/signin/verify/"
     assert SESSION_KEY not in client.session  # the password alone signs nobody in
@@ -20,6 +22,8 @@ def test_it_signs_in_with_password_and_totp(client, member):
     assert response.url == "/portal/"
     assert client.get("/portal/").status_code == 200
     assert AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED, target_user=member).exists()
+    member.refresh_from_db()
+    assert member.last_login >= started  # the user list's "last sign-in"
 
 
 def test_username_is_case_insensitive(client, member):

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
@@ -244,13 +245,15 @@ def test_a_state_is_bound_to_its_browser_and_works_once(client, member, contoso_
 
 def test_a_user_signs_in_with_microsoft_alone(client, member, contoso_integration, fake_microsoft):
     connection = connected(member, contoso_integration)
+    started = timezone.now()
     response = microsoft_signin(client, fake_microsoft)
     assert response.url == "/portal/"
     assert f"Welcome, {member.get_full_name()}" in page_text(client.get("/portal/"))
     assert client.session["signin_method"] == "microsoft"
     assert response.cookies["tl_last_signin"].value == "microsoft"
     connection.refresh_from_db()
-    assert connection.last_signin_at is not None
+    member.refresh_from_db()
+    assert connection.last_signin_at >= started and member.last_login >= started
     event = AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED, target_user=member).latest("id")
     assert event.details["method"] == "microsoft"
     # The sign-in page shows the Microsoft button first in this browser from now on.
