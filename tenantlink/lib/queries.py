@@ -3,7 +3,11 @@
 import contextlib
 import datetime
 import uuid
+import weakref
+from importlib import import_module
 
+from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.db.models.query import get_related_populators
@@ -114,6 +118,9 @@ class _Rows:
         return instance
 
 
+_everyone = weakref.WeakSet()  # every Prepared in use, for the system check below
+
+
 class Prepared:
     """A query run on (nearly) every request, or on every sign-in: the ORM composes and compiles
     its SQL once per database and use, and each run only binds new values. Composing a query
@@ -129,6 +136,7 @@ class Prepared:
         self.samples = {name: _SAMPLES[kind](index) for index, (name, kind) in enumerate(kinds.items())}
         self._model = None
         self._statements = {}  # (database alias, use) → (SQL, parameters, {name: positions}, rows)
+        _everyone.add(self)
 
     def exists(self, **values):
         """Whether the query finds a row."""
@@ -186,3 +194,27 @@ class Prepared:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             yield cursor, rows, connection
+
+
+@checks.register(checks.Tags.database)
+def check_prepared(app_configs=None, databases=None, **kwargs):
+    """Every prepared query composes on each database checked (`migrate` checks its database), so
+    that one whose values cannot be found fails at deploy time, not at its first request."""
+    # The session engine and the views (with the flows they use) are imported by the first
+    # request, not at start-up: imported here, so that their queries are checked too.
+    import_module(settings.SESSION_ENGINE)
+    import_module(settings.ROOT_URLCONF)
+    errors = []
+    for using in databases or ():
+        for prepared in _everyone:
+            try:
+                prepared._compose("one", using)
+            except Exception as error:  # whatever the ORM raised while composing it
+                errors.append(
+                    checks.Error(
+                        f"A prepared query cannot be composed for the database {using!r}: {error}",
+                        obj=f"{prepared.build.__module__}.{prepared.build.__qualname__}({', '.join(prepared.kinds)})",
+                        id="tenantlink.E001",
+                    )
+                )
+    return errors

@@ -5,13 +5,15 @@ import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from tenantlink.accounts.models import User
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user
-from tenantlink.lib.queries import Prepared, insert, update
+from tenantlink.lib.queries import Prepared, check_prepared, insert, update
 
 
 def joined_by(user_id, now):
@@ -133,3 +135,14 @@ def test_an_update_writes_only_its_fields_and_tells_a_row_that_is_gone(contoso):
     assert {**fields_of(after), "last_login": None} == {**before, "last_login": None}
     User.objects.filter(pk=ada.pk).delete()
     assert update(ada, "last_login") == 0
+
+
+@pytest.mark.django_db
+def test_a_prepared_query_that_cannot_be_composed_is_reported_before_any_request():
+    assert check_prepared(databases=["default"]) == []  # the portal's own, all of them
+    broken = Prepared(lambda user_id: User.objects.filter(pk=user_id + 1), user_id=int)  # noqa: F841 (alive while checked)
+    # A deployment's `migrate` checks its database first, and stops.
+    with pytest.raises(
+        SystemCheckError, match=r"<lambda>\(user_id\): \(tenantlink.E001\) A prepared query cannot be composed"
+    ):
+        call_command("migrate", verbosity=0, skip_checks=False)
