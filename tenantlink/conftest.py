@@ -5,6 +5,7 @@ import datetime
 
 import pyotp
 import pytest
+from django.urls import set_script_prefix
 from django.utils import timezone, translation
 
 from tenantlink.accounts.models import TOTPDevice, User
@@ -72,6 +73,16 @@ def outsider(northwind):
 def code_for(user, offset=0):
     """The authenticator code a user's phone would show now (or `offset` steps away)."""
     return pyotp.TOTP(user.seed).generate_otp(TOTPDevice.current_step() + offset)
+
+
+def get_under_prefix(client, *paths, prefix="/app"):
+    """The answers to GET `paths` with the portal served under `prefix`, a path of a shared host
+    (gunicorn sets it from SCRIPT_NAME; the test client does not)."""
+    set_script_prefix(prefix + "/")
+    try:
+        return [client.get(path, SCRIPT_NAME=prefix) for path in paths]
+    finally:
+        set_script_prefix("/")
 
 
 def sign_in(client, user, password=PASSWORD):

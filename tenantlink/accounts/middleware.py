@@ -22,7 +22,7 @@ def require_password_change(get_response):
         user = request.user
         if user.is_authenticated and user.must_change_password:
             allowed = (reverse("change_password"), reverse("signout"), reverse("new_recovery_codes"))
-            if request.path not in allowed and not request.path.startswith("/static/"):
+            if request.path not in allowed and not request.path_info.startswith("/static/"):
                 messages.info(request, _("Please choose a new password before you continue."))
                 return redirect("change_password")
         return get_response(request)

@@ -30,7 +30,9 @@ def microsoft_required(get_response):
     from any other address, whatever the method."""
 
     def may_pass(request):
-        if request.path in _while_connecting(get_script_prefix()) or request.path.startswith(("/static/", "/health/")):
+        if request.path in _while_connecting(get_script_prefix()):
+            return True
+        if request.path_info.startswith(("/static/", "/health/")):  # below the script prefix, if any
             return True
         # A new initial password comes first (accounts' own rule): else each would send to the other.
         return request.user.must_change_password and request.path == reverse("change_password")
@@ -67,7 +69,7 @@ def microsoft_sessions(get_response):
                         "been signed out. Sign in with your username, password and second factor."
                     ),
                 )
-            elif request.method == "GET" and not request.path.startswith(NOT_INTERRUPTED) and offer_due(request):
+            elif request.method == "GET" and not request.path_info.startswith(NOT_INTERRUPTED) and offer_due(request):
                 return redirect(reverse("sso_offer") + "?" + urlencode({"next": request.get_full_path()}))
         response = get_response(request)
         if request.user.is_authenticated and request.session.get(SIGNIN_METHOD):

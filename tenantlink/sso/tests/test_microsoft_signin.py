@@ -17,7 +17,7 @@ from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
-from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
 from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
@@ -68,6 +68,14 @@ def test_after_a_password_sign_in_the_user_is_offered_microsoft(client, member, 
     assert response.redirect_chain[-1][0] == "/sso/offer/?next=%2Fportal%2F"
     text = page_text(response)
     assert "Sign in with Microsoft?" in text and "Not now" in text and "t ask again" in text
+
+
+def test_under_a_script_prefix_my_profile_is_not_interrupted_by_the_offer(client, member, contoso_integration):
+    client.post("/signin/", {"username": member.username, "password": PASSWORD})
+    client.post("/signin/verify/", {"code": code_for(member)})
+    profile, portal = get_under_prefix(client, "/profile/", "/portal/")
+    assert profile.status_code == 200
+    assert portal.status_code == 302 and portal.url == "/app/sso/offer/?next=%2Fapp%2Fportal%2F"
 
 
 def test_no_offer_without_an_active_integration_or_a_licence(client, member, contoso_integration, contoso):

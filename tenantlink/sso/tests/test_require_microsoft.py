@@ -13,7 +13,7 @@ from django.test import Client
 from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
-from tenantlink.conftest import PASSWORD, make_user, sign_in
+from tenantlink.conftest import PASSWORD, get_under_prefix, make_user, sign_in
 from tenantlink.lib import crypto
 from tenantlink.sso import requirement
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
@@ -130,6 +130,12 @@ def test_a_member_without_a_connection_must_connect_and_has_no_not_now(half_sign
 def test_every_other_address_leads_back_to_the_offer(half_signed_in, method, path):
     response = getattr(half_signed_in, method)(path)
     assert response.status_code == 302 and response.url.startswith("/sso/offer/?next="), (path, response)
+
+
+def test_under_a_script_prefix_the_probes_still_answer(half_signed_in):
+    probe, page = get_under_prefix(half_signed_in, "/health/live/", "/portal/")
+    assert probe.status_code == 200
+    assert page.status_code == 302 and page.url.startswith("/app/sso/offer/?next=")
 
 
 def test_dont_ask_again_is_not_an_escape(half_signed_in, member):
