@@ -79,12 +79,20 @@ def _check(company, user=None):
         "integrated": Exists(Integration.objects.filter(company=OuterRef("pk"), status=Integration.Status.ACTIVE)),
     }
     if user is not None:
-        connections = Connection.objects.filter(user=user)
-        flags["usable"] = Exists(connections.filter(integration__status=Integration.Status.ACTIVE))
-        flags["connected"] = Exists(connections)
+        flags.update(_connection_flags(user))
     row = Company.objects.filter(pk=company.pk).values(**flags).get()
     reason = "" if row["licensed"] and row["integrated"] else "licence" if not row["licensed"] else "integration"
     return State(not reason, reason, row.get("usable", False), row.get("connected", False))
+
+
+def _connection_flags(user):
+    """`usable`: `user` (a user or a reference to one) has a connection through an active
+    integration; `connected`: any connection, perhaps through a disabled one."""
+    connections = Connection.objects.filter(user=user)
+    return {
+        "usable": Exists(connections.filter(integration__status=Integration.Status.ACTIVE)),
+        "connected": Exists(connections),
+    }
 
 
 def record_pause(company, reason):
@@ -153,12 +161,7 @@ def members(company):
     """The dry run: who the requirement would concern, and how. Administrators are exempt."""
     people = (
         User.objects.filter(company=company, is_active=True, is_staff=False, is_superuser=False)
-        .annotate(
-            usable=Exists(
-                Connection.objects.filter(user=OuterRef("pk"), integration__status=Integration.Status.ACTIVE)
-            ),
-            connected=Exists(Connection.objects.filter(user=OuterRef("pk"))),
-        )
+        .annotate(**_connection_flags(OuterRef("pk")))
         .order_by("display_name", "username")
     )
     groups = {"connected": [], "not_connected": [], "stuck": [], "exempt": []}
