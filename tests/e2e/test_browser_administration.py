@@ -8,19 +8,11 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_browser_signin import enter_code, enter_password
+
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "a long passphrase for dora"
-
-
-def sign_in(page, portal, username, password, seed):
-    page.goto(f"{portal.url}/signin/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code").fill(pyotp.TOTP(seed).now())
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    expect(page).to_have_url(re.compile(r"/portal/$"))
 
 
 def invitation_link(portal, address):
@@ -35,7 +27,9 @@ def test_an_administrator_invites_a_colleague_and_later_deactivates_her(browser,
     portal.shell("from tenantlink.accounts.models import User\nUser.objects.filter(username='dora').delete()\n")
     ada = people["ada"]
     admin = browser.new_context().new_page()
-    sign_in(admin, portal, ada.username, ada.password, ada.totp_seed)
+    enter_password(admin, portal, ada)
+    enter_code(admin, pyotp.TOTP(ada.totp_seed).now())
+    expect(admin).to_have_url(re.compile(r"/portal/$"))
 
     admin.get_by_role("link", name="Users", exact=True).click()
     admin.get_by_role("link", name="New user").click()

@@ -22,7 +22,7 @@ from tests.e2e.microsoft_steps import (
     connections,
 )
 from tests.e2e.test_accessibility import assert_accessible
-from tests.e2e.test_browser_signin import screenshot
+from tests.e2e.test_browser_signin import enter_code, enter_password, screenshot
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +36,8 @@ def people(console, emulator_control):
 
 
 def sign_in_with_password(page, portal, person, authenticator):
-    page.goto(f"{portal.url}/signin/")
-    page.get_by_label("Username").fill(person.username)
-    page.get_by_label("Password").fill(person.password)
-    page.get_by_role("button", name="Continue").click()
-    page.get_by_label("Code").fill(authenticator.code(person))
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    enter_password(page, portal, person)
+    enter_code(page, authenticator.code(person))
 
 
 def sign_in_at_microsoft(page, emulator, account):
