@@ -14,5 +14,6 @@ class Config(AppConfig):
         from tenantlink.accounts.models import record_last_login
 
         # Django's receiver saves the user with an UPDATE the ORM composes anew at every sign-in.
+        # Ours takes its dispatch_uid, so Django's documented way to turn it off still works.
         user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
         user_logged_in.connect(record_last_login, dispatch_uid="update_last_login")

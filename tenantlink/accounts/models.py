@@ -168,7 +168,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 def record_last_login(sender, user, **kwargs):
     """Django's update_last_login (a user_logged_in receiver) with an UPDATE composed once: it
-    runs at every sign-in."""
+    runs at every sign-in. A user deleted meanwhile is not written (save() would raise)."""
     user.last_login = timezone.now()
     update(user, "last_login")
 

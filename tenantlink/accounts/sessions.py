@@ -58,7 +58,7 @@ def _unexpired(session_key, now):
 # Composed once by the ORM (the session, LEFT JOIN its user, LEFT JOIN the user's company), not on
 # every request: composing costs more CPU than running it.
 _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
-_delete = Prepared(_session, session_key=str)
+_delete = Prepared(_session, "delete", session_key=str)
 
 
 class SessionStore(db.SessionStore):

@@ -130,6 +130,7 @@ class Licence(models.Model):
 # Composed once (Company.has_sso).
 _sso_licence = Prepared(
     lambda company_id, at: Licence.objects.valid(Licence.Product.SSO, at).filter(company=company_id),
+    "exists",
     company_id=int,
     at=datetime.datetime,
 )

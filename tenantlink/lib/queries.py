@@ -44,10 +44,12 @@ def insert(instance):
 def _compose_update(model, names, connection):
     name = connection.ops.quote_name
     key = model._meta.pk
-    if names:
-        fields = [model._meta.get_field(field_name) for field_name in names]
-    else:
-        fields = [field for field in model._meta.concrete_fields if field is not key]
+    writable = {
+        field.name: field for field in model._meta.local_concrete_fields if field is not key and not field.generated
+    }
+    if set(names) - writable.keys():
+        raise ValueError(f"{model.__name__} has no column {sorted(set(names) - writable.keys())} an UPDATE may write")
+    fields = [writable[field_name] for field_name in names] if names else list(writable.values())
     assignments = ", ".join(f"{name(field.column)} = %s" for field in fields)
     # Only names from the model, quoted; the values are parameters.
     sql = f"UPDATE {name(model._meta.db_table)} SET {assignments} WHERE {name(key.column)} = %s"  # noqa: S608
@@ -119,6 +121,7 @@ class _Rows:
 
 
 _everyone = weakref.WeakSet()  # every Prepared in use, for the system check below
+_USES = ("one", "exists", "delete")
 
 
 class Prepared:
@@ -129,10 +132,14 @@ class Prepared:
     `build(**values)` returns the queryset. `kinds` names each value's type (int, str, UUID or an
     aware datetime); the queryset must hand each value to the database as it is, compared with a
     column (it is found among the compiled parameters by a sample value of its own, and a query
-    that changes it on the way is refused with ImproperlyConfigured)."""
+    that changes it on the way is refused with ImproperlyConfigured). `use` says how it runs:
+    "one" (the default), "exists" or "delete"; the system check below composes it that way, and
+    it runs no other way."""
 
-    def __init__(self, build, **kinds):
-        self.build, self.kinds = build, kinds
+    def __init__(self, build, use="one", **kinds):
+        if use not in _USES:
+            raise ValueError(f"use must be one of {', '.join(_USES)}, not {use!r}")
+        self.build, self.use, self.kinds = build, use, kinds
         self.samples = {name: _SAMPLES[kind](index) for index, (name, kind) in enumerate(kinds.items())}
         self._model = None
         self._statements = {}  # (database alias, use) → (SQL, parameters, {name: positions}, rows)
@@ -177,6 +184,8 @@ class Prepared:
 
     @contextlib.contextmanager
     def _cursor(self, use, values):
+        if use != self.use:
+            raise TypeError(f"this query is composed for {self.use}(), not {use}()")
         if values.keys() != self.kinds.keys():
             raise TypeError(f"values for {sorted(self.kinds)} expected")
         if self._model is None:
@@ -200,15 +209,17 @@ class Prepared:
 def check_prepared(app_configs=None, databases=None, **kwargs):
     """Every prepared query composes on each database checked (`migrate` checks its database), so
     that one whose values cannot be found fails at deploy time, not at its first request."""
+    if not databases:  # every other command runs database checks with none
+        return []
     # The session engine and the views (with the flows they use) are imported by the first
     # request, not at start-up: imported here, so that their queries are checked too.
     import_module(settings.SESSION_ENGINE)
     import_module(settings.ROOT_URLCONF)
     errors = []
-    for using in databases or ():
+    for using in databases:
         for prepared in _everyone:
             try:
-                prepared._compose("one", using)
+                prepared._compose(prepared.use, using)
             except Exception as error:  # whatever the ORM raised while composing it
                 errors.append(
                     checks.Error(

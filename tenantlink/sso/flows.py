@@ -354,7 +354,7 @@ def _usable(connection_id, user_id, now):
     )
 
 
-_still_usable = Prepared(_usable, connection_id=int, user_id=int, now=datetime.datetime)
+_still_usable = Prepared(_usable, "exists", connection_id=int, user_id=int, now=datetime.datetime)
 
 
 def still_usable(connection_id, user):

@@ -376,7 +376,7 @@ _unexpired = Prepared(
     browser=str,
     now=datetime.datetime,
 )
-_by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), pk=int)
+_by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), "delete", pk=int)
 
 
 class CachedDocument(models.Model):

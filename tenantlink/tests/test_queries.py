@@ -13,6 +13,7 @@ from django.utils import timezone
 from tenantlink.accounts.models import User
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user
+from tenantlink.lib import queries
 from tenantlink.lib.queries import Prepared, check_prepared, insert, update
 
 
@@ -22,7 +23,7 @@ def joined_by(user_id, now):
 
 def test_a_prepared_query_answers_as_the_orm_does(contoso):
     ada, ben = make_user("ada", contoso), make_user("ben", contoso, is_active=False)
-    prepared = Prepared(joined_by, user_id=int, now=datetime.datetime)
+    prepared = Prepared(joined_by, "exists", user_id=int, now=datetime.datetime)
     moments = (timezone.now(), ada.date_joined - datetime.timedelta(seconds=1), ada.date_joined)
     for user_id in (ada.pk, ben.pk, ada.pk + ben.pk + 1000):
         for now in moments:
@@ -39,18 +40,27 @@ def test_it_is_composed_once(contoso, monkeypatch):
     monkeypatch.setattr(
         SQLCompiler, "as_sql", lambda self, *args, **kwargs: compiled.append(1) or as_sql(self, *args, **kwargs)
     )
-    prepared = Prepared(joined_by, user_id=int, now=datetime.datetime)
+    prepared = Prepared(joined_by, "exists", user_id=int, now=datetime.datetime)
     for _ in range(5):
         assert prepared.exists(user_id=ada.pk, now=timezone.now())
     assert len(compiled) == 1
 
 
 def test_a_value_the_query_changes_on_its_way_is_refused(contoso):
-    prepared = Prepared(lambda user_id: User.objects.filter(pk=user_id + 1), user_id=int)
+    prepared = Prepared(lambda user_id: User.objects.filter(pk=user_id + 1), "exists", user_id=int)
     with pytest.raises(ImproperlyConfigured):
         prepared.exists(user_id=1)
     with pytest.raises(TypeError):
-        Prepared(joined_by, user_id=int, now=datetime.datetime).exists(user_id=1)
+        Prepared(joined_by, "exists", user_id=int, now=datetime.datetime).exists(user_id=1)
+
+
+def test_a_prepared_query_runs_only_the_way_it_is_composed_for(contoso):
+    ada = make_user("ada", contoso)
+    prepared = Prepared(joined_by, "exists", user_id=int, now=datetime.datetime)
+    with pytest.raises(TypeError, match=r"composed for exists\(\), not one\(\)"):
+        prepared.one(user_id=ada.pk, now=timezone.now())
+    with pytest.raises(ValueError, match="use must be one of"):
+        Prepared(joined_by, "first", user_id=int, now=datetime.datetime)
 
 
 def fields_of(instance):
@@ -94,7 +104,10 @@ def test_a_prepared_one_gives_the_instances_the_orm_gives(contoso, northwind):
 def test_a_prepared_delete_removes_only_its_rows(contoso, northwind):
     northwind.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
     prepared = Prepared(
-        lambda company, product: Licence.objects.filter(company=company, product=product), company=int, product=str
+        lambda company, product: Licence.objects.filter(company=company, product=product),
+        "delete",
+        company=int,
+        product=str,
     )
     assert prepared.delete(company=contoso.pk, product="another product") == 0
     assert prepared.delete(company=contoso.pk, product=Licence.Product.SSO) == 1
@@ -135,14 +148,25 @@ def test_an_update_writes_only_its_fields_and_tells_a_row_that_is_gone(contoso):
     assert {**fields_of(after), "last_login": None} == {**before, "last_login": None}
     User.objects.filter(pk=ada.pk).delete()
     assert update(ada, "last_login") == 0
+    for not_a_column in ("id", "groups", "no_such_field"):
+        with pytest.raises(ValueError, match="has no column"):
+            update(ada, not_a_column)
 
 
 @pytest.mark.django_db
 def test_a_prepared_query_that_cannot_be_composed_is_reported_before_any_request():
-    assert check_prepared(databases=["default"]) == []  # the portal's own, all of them
-    broken = Prepared(lambda user_id: User.objects.filter(pk=user_id + 1), user_id=int)  # noqa: F841 (alive while checked)
+    from tenantlink.accounts import flows, models, sessions
+    from tenantlink.companies.models import _sso_licence
+    from tenantlink.sso import flows as sso_flows
+    from tenantlink.sso import models as sso_models
+
+    assert check_prepared(databases=["default"]) == []
+    portal = {sessions._read, sessions._delete, flows._pending, models._by_username, _sso_licence}
+    portal |= {sso_flows._connection_of, sso_flows._still_usable, sso_models._unexpired, sso_models._by_id}
+    assert portal <= set(queries._everyone)  # the check saw every one of the portal's own
+    # The sign-in's lookup composes as the one row it reads, not as an EXISTS: its licence
+    # annotation (which carries `now`) would be dropped.
+    broken = Prepared(sso_flows._identity, "exists", tid=uuid.UUID, oid=uuid.UUID, now=datetime.datetime)  # noqa: F841
     # A deployment's `migrate` checks its database first, and stops.
-    with pytest.raises(
-        SystemCheckError, match=r"<lambda>\(user_id\): \(tenantlink.E001\) A prepared query cannot be composed"
-    ):
+    with pytest.raises(SystemCheckError, match=r"_identity\(tid, oid, now\): \(tenantlink.E001\) .* now does not"):
         call_command("migrate", verbosity=0, skip_checks=False)

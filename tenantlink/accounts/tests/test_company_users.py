@@ -13,7 +13,7 @@ from django.utils.http import urlsafe_base64_encode
 from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in
 
 INITIAL_PASSWORD = "copper kettle on the stove"
 CHOSEN_PASSWORD = "a quiet lighthouse in winter"
@@ -206,6 +206,10 @@ def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(a
         response = client.get(page)
         assert response.status_code == 302 and response.url == "/profile/password/"
     assert "Please choose a new password before you continue." in text(client.get("/profile/password/"))
+    # Under a script prefix too; a static address is never sent there (a missing file stays a 404).
+    portal, static = get_under_prefix(client, "/portal/", "/static/tenantlink/missing.css")
+    assert portal.status_code == 302 and portal.url == "/app/profile/password/"
+    assert static.status_code == 404
 
     response = client.post(
         "/profile/password/",
