@@ -13,11 +13,10 @@ from django.db import connections, router
 from django.db.models.query import get_related_populators
 from django.db.models.sql import DeleteQuery
 
-_inserts = {}  # (model, database alias) → (INSERT, fields), composed once
-_updates = {}  # (model, field names, database alias) → (UPDATE, fields), composed once
+_writes = {}  # ("insert" or "update", model, field names, database alias) → (SQL, fields), composed once
 
 
-def _compose_insert(model, connection):
+def _compose_insert(model, connection, _names):
     name = connection.ops.quote_name
     fields = [field for field in model._meta.local_concrete_fields if field is not model._meta.auto_field]
     columns = ", ".join(name(field.column) for field in fields)
@@ -31,17 +30,10 @@ def insert(instance):
     value as its field prepares it for saving. Model.save() composes the statement anew every
     time (and sends signals); for rows written on every sign-in that costs more than the write.
     An automatic primary key is not read back."""
-    model = type(instance)
-    using = router.db_for_write(model, instance=instance)
-    connection = connections[using]
-    sql, fields = _inserts.get((model, using)) or _inserts.setdefault(
-        (model, using), _compose_insert(model, connection)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields])
+    _write("insert", instance, ())
 
 
-def _compose_update(model, names, connection):
+def _compose_update(model, connection, names):
     name = connection.ops.quote_name
     key = model._meta.pk
     writable = {
@@ -60,13 +52,21 @@ def update(instance, *names):
     """Write the fields `names` of `instance` (all but the key when none are named) to its row,
     with one UPDATE composed once per model, fields and database: save() composes it anew every
     time, and sends signals. How many rows changed (0: the row is gone)."""
+    return _write("update", instance, names)
+
+
+def _write(kind, instance, names):
+    """Run the INSERT or UPDATE (`kind`) of `instance`, composed once per model, field names and
+    database, each value as its field prepares it for saving; how many rows it wrote."""
     model = type(instance)
     using = router.db_for_write(model, instance=instance)
     connection = connections[using]
-    key = (model, names, using)
-    sql, fields = _updates.get(key) or _updates.setdefault(key, _compose_update(model, names, connection))
+    key = (kind, model, names, using)
+    compose = _compose_insert if kind == "insert" else _compose_update
+    sql, fields = _writes.get(key) or _writes.setdefault(key, compose(model, connection, names))
+    adding = kind == "insert"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields])
+        cursor.execute(sql, [field.get_db_prep_save(field.pre_save(instance, adding), connection) for field in fields])
         return cursor.rowcount
 
 
