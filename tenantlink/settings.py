@@ -7,9 +7,11 @@ they cannot read, so a typo never turns into a silently insecure default.
 import ipaddress
 import os
 import warnings
+import zoneinfo
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -56,6 +58,8 @@ def database_from_url(url):
     """Turn DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/name) into settings."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
+        if parts.query:
+            raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
         path = Path(unquote(parts.path[1:]) if parts.path.startswith("//") else unquote(parts.path))
         if not parts.path:
             raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
@@ -80,15 +84,21 @@ def database_from_url(url):
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://host/NAME.")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured("DATABASE_URL has a port that is not a number.") from None
         database = {
             "ENGINE": "tenantlink.lib.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
-            "HOST": parts.hostname or "",
-            "PORT": str(parts.port or ""),
+            "HOST": _host(parts, port),
+            "PORT": str(port or ""),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
+            # libpq's own options after '?': sslmode=verify-full, sslrootcert=…, host=/socket/folder…
+            "OPTIONS": _libpq_options(parts.query),
         }
         pool_size = env_int("DATABASE_POOL", 0)
         if pool_size:
@@ -97,9 +107,32 @@ def database_from_url(url):
             # CONN_HEALTH_CHECKS each is checked before use, so connections broken by a database
             # restart are replaced.
             database["CONN_MAX_AGE"] = 0  # the pool keeps the connections
-            database["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_size, "timeout": 5}}
+            database["OPTIONS"]["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 5}
         return database
     raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
+
+
+def _host(parts, port):
+    """The host as written, not lowercased, and decoded: a socket folder may be given as
+    %2Fvar%2Frun%2Fpostgresql."""
+    host = parts.netloc.rpartition("@")[2]
+    if port:
+        host = host.rpartition(":")[0]
+    return unquote(host.removeprefix("[").removesuffix("]"))
+
+
+def _libpq_options(query):
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if options:
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            make_conninfo("", **options)  # libpq knows every name?
+        except Exception as error:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
+            ) from None
+    return options
 
 
 def _is_loopback(host):
@@ -199,6 +232,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "tenantlink.accounts.middleware.Authentication",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "tenantlink.lib.middleware.refuse_nul_characters",
     "tenantlink.lib.middleware.session_lifetime",
     "tenantlink.lib.middleware.user_locale",
     "tenantlink.accounts.middleware.require_password_change",
@@ -246,6 +280,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "tenantlink.accounts.validators.MaximumLengthValidator"},
 ]
 PASSWORD_RESET_TIMEOUT = env_int("INVITATION_LIFETIME", 3 * 24 * 3600, minimum=600)
 
@@ -284,6 +319,14 @@ THROTTLE_LOCKOUT = env_int("THROTTLE_LOCKOUT", 15 * 60, minimum=1)
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
 if not FIELD_ENCRYPTION_KEYS and not DEBUG:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set (see README: generating keys).")
+for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, 1):
+    try:
+        Fernet(_key)
+    except ValueError:
+        # Never the key itself in the message: it ends up in logs.
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEYS: key {_number} is not a Fernet key (32 bytes in URL-safe base64; see README)."
+        ) from None
 TOTP_ISSUER = env_str("TOTP_ISSUER", SITE_NAME)
 
 # Microsoft identity platform: production uses https://login.microsoftonline.com; development,
@@ -317,6 +360,12 @@ USE_I18N = True
 TIME_ZONE = "UTC"
 USE_TZ = True
 DEFAULT_USER_TIME_ZONE = env_str("DEFAULT_USER_TIME_ZONE", "Europe/Stockholm")
+try:
+    zoneinfo.ZoneInfo(DEFAULT_USER_TIME_ZONE)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(
+        f"DEFAULT_USER_TIME_ZONE must be a time zone such as Europe/Stockholm, not {DEFAULT_USER_TIME_ZONE!r}."
+    ) from None
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -327,6 +376,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Health probes come straight to the instance over plain HTTP: answer them, do not redirect.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
@@ -336,6 +387,9 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -348,7 +402,7 @@ LOGGING = {
         "json": {"()": "tenantlink.lib.logs.JsonFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Each call to Microsoft is logged once, by tenantlink.sso.microsoft.
     "loggers": {
         "httpx": {"level": "WARNING"},

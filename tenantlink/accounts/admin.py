@@ -49,6 +49,21 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
     readonly_fields = ["last_login", "date_joined"]
     actions = ["reset_second_factor"]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # As the company administrator's "Deactivate": every session ends now, so that a
+            # reactivation brings none back.
+            obj.end_all_sessions()
+        if change and "company" in form.changed_data:
+            # A Microsoft account signs a user in through their company's integration: moved to
+            # another company, the user keeps no connection through the old one's.
+            from tenantlink.sso import flows
+            from tenantlink.sso.models import Connection
+
+            for connection in Connection.objects.filter(user=obj).exclude(integration__company=obj.company_id):
+                flows.disconnect(request, connection)
+
     @admin.display(boolean=True, description=_("Second factor"))
     def has_second_factor(self, user):
         return user.has_second_factor

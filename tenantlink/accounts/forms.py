@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts import throttle
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+from tenantlink.accounts.validators import MAX_PASSWORD_LENGTH
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 
 # One message for every failed sign-in: wrong username, wrong password, deactivated account or a
@@ -33,7 +34,7 @@ class SignInForm(forms.Form):
     )
     password = forms.CharField(
         label=_("Password"),
-        max_length=4096,
+        max_length=MAX_PASSWORD_LENGTH,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
@@ -52,13 +53,16 @@ class SignInForm(forms.Form):
         # is the same whether or not it exists.
         known = User.objects.with_username(username).select_related("totp").first()  # totp: where next
         user = None
-        if throttle.begin_attempt(self.request, username, known) and known is not None:
+        counted = throttle.begin_attempt(self.request, username, known)
+        if counted and known is not None:
             # The account found above, checked directly: one password hash computed, and the
             # account not read a second time as authenticate() would.
             if known.check_password(password) and known.is_active:
                 user = known
         else:
             make_password(password)  # the same work as a real check, so timing does not tell either
+        if user is None and counted:
+            throttle.attempt_failed(self.request, username, known)
         if user is None:
             AuditEvent.objects.record(
                 Action.SIGNIN_FAILED,
@@ -213,8 +217,12 @@ class CompanyUserForm(forms.ModelForm):
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
         if User.objects.with_username(username).exists():
-            raise ValidationError(_("This username is taken. Choose another one."), code="taken")
+            raise self.username_taken()
         return username
+
+    @staticmethod
+    def username_taken():
+        return ValidationError(_("This username is taken. Choose another one."), code="taken")
 
     def clean(self):
         data = super().clean()

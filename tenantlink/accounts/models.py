@@ -159,11 +159,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         return hasattr(self, "totp")
 
     def reset_second_factor(self):
-        """Remove the authenticator and recovery codes; the next sign-in walks through enrolment."""
+        """Remove the authenticator and recovery codes, and end every session: usually the phone
+        was lost or stolen, and whoever holds it must not stay signed in. The next sign-in walks
+        through enrolment."""
         TOTPDevice.objects.filter(user=self).delete()
         self.recovery_codes.all().delete()
         # Forget the cached reverse relation, which would still say the device exists.
         self._state.fields_cache.pop("totp", None)
+        self.end_all_sessions()
 
 
 def record_last_login(sender, user, **kwargs):

@@ -19,7 +19,7 @@ import secrets
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends import db
-from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
 from django.core.signals import request_started
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
@@ -57,6 +57,7 @@ def _unexpired(session_key, now):
 
 # Composed once by the ORM (the session, LEFT JOIN its user, LEFT JOIN the user's company), not on
 # every request: composing costs more CPU than running it.
+_KEY_CHARACTERS = frozenset(VALID_KEY_CHARS)
 _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
 _delete = Prepared(_session, "delete", session_key=str)
 
@@ -78,6 +79,11 @@ class SessionStore(db.SessionStore):
         if session is None:
             self._session_key = None
         return session
+
+    def _validate_session_key(self, key):
+        # Only a key of Django's characters is looked up: whatever else a cookie holds (a NUL
+        # would make PostgreSQL refuse the query) is no session.
+        return bool(key) and 8 <= len(key) <= 40 and _KEY_CHARACTERS.issuperset(key)
 
     def _get_new_session_key(self):
         # 160 random bits as 32 characters of a–z and 2–7 (all in VALID_KEY_CHARS), from one read

@@ -2,9 +2,11 @@
 
 Attempts are counted per account and per client address. An attempt is counted *before* the
 secret is checked and given back only when it succeeds, so many guesses sent at the same moment
-cannot all slip through before the first failure is written. When a key has used up its attempts
-inside the window, sign-in for that key pauses for THROTTLE_LOCKOUT seconds; the pause ends by
-itself. Both the start and the end of a pause are audited.
+cannot all slip through before the first failure is written: while a key's attempts are used up,
+the next is refused unchecked. A pause starts only at a wrong secret that finds the key's attempts
+used up: sign-in for that key then pauses for THROTTLE_LOCKOUT seconds, and the pause ends by
+itself (a person pressing the button many times with the right password pauses nothing). Both
+the start and the end of a pause are audited.
 """
 
 import datetime
@@ -69,6 +71,7 @@ WHERE {table}.{locked} IS NULL AND ({table}.{started} < %s OR {table}.{failures}
 # statements too, not composed anew by the ORM each time (a password sign-in runs three).
 _GIVE_BACK = "UPDATE {table} SET {failures} = {failures} - 1 WHERE {key} = %s AND {failures} > 0"
 _FORGIVE = "UPDATE {table} SET {failures} = 0 WHERE {key} = %s AND {failures} > 0"
+_PAUSE = "UPDATE {table} SET {locked} = %s WHERE {key} = %s AND {locked} IS NULL AND {failures} >= %s"
 
 
 def _run(statement, params):
@@ -107,25 +110,16 @@ def begin_attempt(request, username, user=None):
         # A pause starts or ends: give back what was counted (those rows are locked by this
         # transaction already) and decide key by key.
         Throttle.objects.filter(key__in=counted).update(failures=F("failures") - 1)
-        allowed, ended, started = _count_slowly(keys, now, window)
+        allowed, ended = _count_slowly(keys, now, window)
     for key in ended:
         AuditEvent.objects.record(Action.SIGNIN_UNLOCKED, request=request, target=user, target_label=_label(key, user))
-    for throttle in started:
-        AuditEvent.objects.record(
-            Action.SIGNIN_LOCKED,
-            request=request,
-            target=user,
-            target_label=_label(throttle.key, user),
-            outcome=Outcome.DENIED,
-            attempts=throttle.failures,
-            until=throttle.locked_until.isoformat(),
-        )
     return allowed
 
 
 def _count_slowly(keys, now, window):
-    """(allowed, keys whose pause ended, throttles whose pause starts), rows locked one by one."""
-    ended, started, throttles = [], [], []
+    """(allowed, keys whose pause ended), rows locked one by one. Not allowed while a key is
+    paused or its attempts are used up (by failures, or by attempts still being checked)."""
+    ended, throttles, allowed = [], [], True
     for key, limit in keys:
         throttle, _created = Throttle.objects.select_for_update().get_or_create(
             key=key, defaults={"window_started_at": now}
@@ -135,16 +129,30 @@ def _count_slowly(keys, now, window):
             throttle.failures, throttle.window_started_at, throttle.locked_until = 0, now, None
         elif not throttle.locked_until and now - throttle.window_started_at > window:
             throttle.failures, throttle.window_started_at = 0, now
-        if not throttle.locked_until and throttle.failures >= limit:
-            throttle.locked_until = now + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
-            started.append(throttle)
+        allowed = allowed and not throttle.locked_until and throttle.failures < limit
         throttles.append(throttle)
-    allowed = not any(throttle.locked_until for throttle in throttles)
     for throttle in throttles:
         if allowed:
             throttle.failures += 1
         throttle.save()
-    return allowed, ended, started
+    return allowed, ended
+
+
+def attempt_failed(request, username, user=None):
+    """The secret was wrong: the attempt stays counted, and a key whose attempts are used up
+    starts its pause now (audited)."""
+    until = timezone.now() + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
+    for key, limit in _keys(request, username, user):
+        if _run(_PAUSE, [connection.ops.adapt_datetimefield_value(until), key, limit]):
+            AuditEvent.objects.record(
+                Action.SIGNIN_LOCKED,
+                request=request,
+                target=user,
+                target_label=_label(key, user),
+                outcome=Outcome.DENIED,
+                attempts=Throttle.objects.filter(key=key).values_list("failures", flat=True).first(),
+                until=until.isoformat(),
+            )
 
 
 def attempt_succeeded(request, user):
@@ -177,4 +185,5 @@ def checked(request, user, check):
     if check():
         attempt_succeeded(request, user)
         return True
+    attempt_failed(request, user.username, user)
     return False

@@ -24,6 +24,15 @@ def bad_request(request, exception=None):
     return _error(request, 400, _("Bad request"), _("The request could not be understood. Go back and try again."))
 
 
+def nul_character(request):
+    return _error(
+        request,
+        400,
+        _("Bad request"),
+        _("The address or the form held a character that cannot be used (a NUL character). Go back and try again."),
+    )
+
+
 def permission_denied(request, exception=None):
     return _error(request, 403, _("Not allowed"), _("You do not have permission to open this page."))
 

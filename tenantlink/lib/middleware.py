@@ -42,6 +42,25 @@ def security_headers(get_response):
     return middleware
 
 
+def refuse_nul_characters(get_response):
+    """A NUL character has no place in an address or a form, and PostgreSQL cannot store one:
+    a request that carries one gets a clear 400 page before any view reads it."""
+
+    def middleware(request):
+        query = request.META.get("QUERY_STRING", "")
+        if (
+            "\x00" in request.path_info
+            or "%00" in query
+            or "\x00" in query
+            or request.method == "POST"
+            and any("\x00" in name or any("\x00" in value for value in values) for name, values in request.POST.lists())
+        ):
+            return errors.nul_character(request)
+        return get_response(request)
+
+    return middleware
+
+
 def friendly_405(get_response):
     """Django's require_POST and friends answer 405 with an empty page; show ours instead."""
 

@@ -31,6 +31,10 @@ def _address(value):
 
 
 def client_address(request):
+    return client_address_in(request.META)
+
+
+def client_address_in(environ):
     """The client's IP address, trusting X-Forwarded-For only as far as our own proxies.
 
     Each of our TRUSTED_PROXY_COUNT proxies appends the address it received the request from,
@@ -39,7 +43,7 @@ def client_address(request):
     known."""
     hops = settings.TRUSTED_PROXY_COUNT
     if hops:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [part.strip() for part in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [part for part in forwarded if part]
         if len(forwarded) >= hops:
             address = _address(forwarded[-hops])
@@ -47,8 +51,8 @@ def client_address(request):
                 return address
         # A missing or unreadable entry: the TCP peer (our innermost proxy) is still a real
         # address, and better than none for the audit log.
-    return _address(request.META.get("REMOTE_ADDR", "")) or ""
+    return _address(environ.get("REMOTE_ADDR", "")) or ""
 
 
 def user_agent(request):
-    return request.META.get("HTTP_USER_AGENT", "")[:300]
+    return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300]  # no NUL: it is stored

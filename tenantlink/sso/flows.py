@@ -15,7 +15,7 @@ import uuid
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -67,6 +67,8 @@ def verify(request, integration, consent_completed=False):
     """Ask Microsoft whether the app is in the integration's tenant; store and audit the answer.
     Returns None when it is, otherwise the MicrosoftError."""
     try:
+        if _held_by_another_company(integration):
+            raise MicrosoftError("tenant_taken")
         microsoft.confirm_app_in_tenant(integration.tenant_id)
     except MicrosoftError as error:
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
@@ -92,6 +94,22 @@ def verify(request, integration, consent_completed=False):
     return None
 
 
+def _held_by_another_company(integration):
+    """Whether another company's integration of the same tenant works (active or disabled), when
+    this one does not yet. The app being in the tenant shows that someone there approved it, not
+    who: without this, any licensed company could claim a tenant another one has connected, by
+    adding it and choosing Verify (or by sending its own consent callback)."""
+    if integration.status in (Integration.Status.ACTIVE, Integration.Status.DISABLED):
+        return False
+    return (
+        Integration.objects.filter(
+            tenant_id=integration.tenant_id, status__in=(Integration.Status.ACTIVE, Integration.Status.DISABLED)
+        )
+        .exclude(company=integration.company_id)
+        .exists()
+    )
+
+
 def consent_error(params):
     """MicrosoftError for the error a consent callback carries (branch on codes, never on text)."""
     code = microsoft.error_code(params)
@@ -113,7 +131,10 @@ def finish_consent(request, integration, params):
     "licence" when the licence ended meanwhile (nothing activated), else the MicrosoftError."""
     if params.get("error"):  # Microsoft's answer first, so its code is never lost
         error = consent_error(params)
-        integration.fail(error.reason, error.code)
+        # Approving again and then cancelling changes nothing at Microsoft: an integration that
+        # works (active, or disabled by the administrator) stays as it is.
+        if integration.status not in (Integration.Status.ACTIVE, Integration.Status.DISABLED):
+            integration.fail(error.reason, error.code)
         record(
             request,
             Action.SSO_CONSENT_FAILED,
@@ -201,7 +222,7 @@ def _authorization_error(params):
         return Refusal("not_assigned", code)
     if error == "access_denied" and code in ("", "access_denied"):
         return Refusal("cancelled", code or error)
-    return Refusal("refused", code or error[:40])
+    return Refusal("refused", code or microsoft.printable(error, 40))
 
 
 def microsoft_identity(pending, params):
@@ -226,7 +247,7 @@ def _labels(claims):
     return {
         "tid": claims["tid"],
         "oid": claims["oid"],
-        "microsoft_username": str(claims.get("preferred_username", ""))[:254],
+        "microsoft_username": microsoft.printable(claims.get("preferred_username", ""), 254),
     }
 
 
@@ -253,8 +274,8 @@ def finish_connect(request, pending, params):
                     integration=integration,
                     tid=tid,
                     oid=oid,
-                    display_name=str(claims.get("name", ""))[:200],
-                    username=str(claims.get("preferred_username") or claims.get("email") or "")[:254],
+                    display_name=microsoft.printable(claims.get("name", ""), 200),
+                    username=microsoft.printable(claims.get("preferred_username") or claims.get("email") or "", 254),
                 )
         except IntegrityError:  # the database decides races between two connects
             raise Refusal("already_connected" if Connection.objects.filter(user=user).exists() else "taken") from None
@@ -280,7 +301,9 @@ def _identity(tid, oid, now):
     return (
         Connection.objects.select_related("user__company", "integration")
         .annotate(licensed=Exists(valid_licence))
-        .filter(tid=tid, oid=oid)
+        # Only through an integration of the user's own company (a user moved to another company
+        # by an operator is not signed in through the old one's).
+        .filter(tid=tid, oid=oid, integration__company=F("user__company"))
     )
 
 

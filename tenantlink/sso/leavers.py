@@ -90,6 +90,13 @@ def finish_consent(request, integration, params):
     return error
 
 
+def give_up_waiting(request, integration, reason):
+    """The permission came back when the check may no longer be turned on (`reason`: the licence
+    ended or the integration is not active): it stays off, whatever Microsoft answered."""
+    integration.set_leaver_check(Integration.LeaverCheck.OFF, only_from=(Integration.LeaverCheck.WAITING,))
+    record(request, Action.SSO_LEAVER_CHECK_FAILED, integration, Outcome.DENIED, reason=reason)
+
+
 def turn_off(request, integration):
     integration.set_leaver_check(Integration.LeaverCheck.OFF)
     Integration.objects.filter(pk=integration.pk).update(

@@ -40,6 +40,10 @@ FAILURE_REASONS = {
         "completed, or the app was removed from the tenant's Enterprise applications."
     ),
     "unknown_tenant": _("Microsoft does not know this tenant. Check the tenant ID."),
+    "tenant_taken": _(
+        "This tenant is already connected to another company in the portal, so it was not connected "
+        "here. If the tenant is your organization's, contact the portal's support."
+    ),
     "refused": _("Microsoft refused the request."),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
     "bad_answer": _("Microsoft gave an answer that could not be understood. Try again in a few minutes."),

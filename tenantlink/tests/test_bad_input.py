@@ -36,6 +36,18 @@ PAGES = [
     "/company/audit/export.csv",
     "/company/audit/99999999999999999999/",
     "/staff/",
+    "/sso/signin/",
+    "/sso/callback/",
+    "/sso/offer/",
+    "/sso/offer/decline/",
+    "/sso/connect/",
+    "/sso/required/",
+    "/sso/consent/callback/",
+    "/profile/microsoft/disconnect/",
+    "/company/sso/",
+    "/company/sso/add/",
+    "/company/sso/require/",
+    "/company/sso/99999999999999999999/consent/",
 ]
 
 ABSURD = {
@@ -82,3 +94,32 @@ def test_no_page_crashes_on_bad_input(browser, page, member):
     ]
     for response in answers:
         assert response.status_code < 500, (url, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("get", "/portal/\x00/", {}),
+        ("post", "/signin/", {"username": "bob\x00", "password": "correct horse battery staple"}),
+        ("post", "/sso/signin/", {"next": "/portal/\x00"}),
+        ("get", "/sso/callback/", {"state": "made-up", "error": "\x00"}),
+        ("get", "/sso/consent/callback/", {"tenant": "\x00", "admin_consent": "True"}),
+        ("post", "/sso/connect/", {"next": "/portal/\x00"}),
+        ("get", "/company/users/", {"q": "\x00"}),
+        ("post", "/company/sso/1/leavers/confirm/", {"held": "\x00"}),
+        ("post", "/company/sso/add/", {"tenant\x00": "contoso.onmicrosoft.com"}),
+    ],
+)
+def test_a_nul_character_gets_a_page_that_says_so(browser, method, path, data):
+    # PostgreSQL cannot store a NUL: no page may get as far as trying.
+    response = getattr(browser, method)(path, data)
+    assert response.status_code == 400
+    assert "a NUL character" in response.content.decode()
+
+
+def test_a_session_cookie_that_no_session_could_have_is_no_session(member):
+    for key in ("\x00" * 32, "a" * 31 + "\x00", "A" * 32, "a" * 41, "é" * 32):
+        browser = Client()
+        browser.cookies["sessionid"] = key
+        response = browser.get("/portal/")
+        assert response.status_code == 302 and response.url.startswith("/signin/"), key

@@ -74,24 +74,27 @@ def test_a_prepared_one_gives_the_instances_the_orm_gives(contoso, northwind):
 
     tenant = uuid.uuid4()
     integration = Integration.objects.create(company=contoso, tenant_id=tenant, display_name="Contoso")
-    ada, olga = make_user("ada", contoso), make_user("olga", None)
+    ada, olga, nils = make_user("ada", contoso), make_user("olga", None), make_user("nils", northwind)
     ada.last_login = timezone.now()
     ada.save()
-    for user in (ada, olga):
+    for user in (ada, olga, nils):  # olga and nils are not of the integration's company
         Connection.objects.create(user=user, integration=integration, tid=tenant, oid=uuid.uuid4())
     prepared = Prepared(_identity, tid=uuid.UUID, oid=uuid.UUID, now=datetime.datetime)
+    seen = set()
     for connection in Connection.objects.all():
         for now in (timezone.now(), timezone.now() + datetime.timedelta(days=365)):
             found = prepared.one(tid=connection.tid, oid=connection.oid, now=now)
-            expected = _identity(connection.tid, connection.oid, now).get()
+            expected = _identity(connection.tid, connection.oid, now).first()
+            if expected is None:
+                assert found is None
+                continue
+            seen.add(found.user.username)
             assert fields_of(found) == fields_of(expected)
             assert fields_of(found.user) == fields_of(expected.user)
             assert fields_of(found.integration) == fields_of(expected.integration)
+            assert fields_of(found.user.company) == fields_of(expected.user.company)
             assert found.licensed is expected.licensed
-            if expected.user.company is None:
-                assert found.user.company is None
-            else:
-                assert fields_of(found.user.company) == fields_of(expected.user.company)
+    assert seen == {"ada"}
     ada_connection = Connection.objects.get(user=ada)
     assert prepared.one(tid=tenant, oid=ada_connection.oid, now=timezone.now()).licensed is True
     assert (

@@ -3,13 +3,18 @@ change he makes there lands in the audit log — who, what, which company, from 
 admin's own sign-out and password pages hand over to the portal's, which are audited."""
 
 import datetime
+import io
 import json
+import uuid
 from html.parser import HTMLParser
 
+import pyotp
 import pytest
+from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
-from tenantlink.accounts.models import User
+from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD, make_user, sign_in
@@ -144,6 +149,53 @@ def test_moving_bob_to_another_company_shows_in_both_logs(staff_client, member, 
     events = staff_events(Action.STAFF_CHANGED)
     assert {event.company for event in events} == {contoso, northwind}
     assert all(e.details["changes"]["company"] == {"from": "Contoso Ltd", "to": "Northwind Traders"} for e in events)
+
+
+def signed_in_elsewhere(user):
+    browser = Client()
+    sign_in(browser, user)
+    assert browser.get("/portal/").status_code == 200
+    return browser
+
+
+def test_deactivating_bob_here_ends_his_sessions_and_reactivating_brings_none_back(staff_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    bobs_browser = signed_in_elsewhere(member)
+    data = form_of(staff_client, url, "user_form")
+    post_form(staff_client, url, {key: value for key, value in data.items() if key != "is_active"})
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), is_active="on")
+
+    member.refresh_from_db()
+    assert member.is_active
+    assert bobs_browser.get("/portal/").url.startswith("/signin/")
+
+
+def test_resetting_bobs_second_factor_here_or_on_the_command_line_signs_him_out(staff_client, member):
+    bobs_browser = signed_in_elsewhere(member)
+    staff_client.post("/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [member.pk]})
+    assert bobs_browser.get("/portal/").url.startswith("/signin/")
+    member.refresh_from_db()
+    assert not member.has_second_factor
+
+    member.seed = pyotp.random_base32()  # he enrolled again
+    TOTPDevice.enrol(member, member.seed, step=0)
+    bobs_browser = signed_in_elsewhere(member)
+    call_command("reset_second_factor", "bob", stdout=io.StringIO())
+    assert bobs_browser.get("/portal/").url.startswith("/signin/")
+
+
+def test_moving_bob_to_another_company_removes_his_microsoft_connection(staff_client, member, contoso, northwind):
+    from tenantlink.sso.models import Connection, Integration
+
+    integration = Integration.objects.create(company=contoso, tenant_id=uuid.uuid4(), display_name="Contoso")
+    Connection.objects.create(user=member, integration=integration, tid=integration.tenant_id, oid=uuid.uuid4())
+    url = f"/staff/accounts/user/{member.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), company=str(northwind.pk))
+
+    assert not Connection.objects.filter(user=member).exists()
+    [event] = staff_events(Action.SSO_DISCONNECTED)
+    assert (event.target_user, event.details["tenant"]) == (member, str(integration.tenant_id))
 
 
 def test_a_rejected_change_writes_nothing(staff_client, member):

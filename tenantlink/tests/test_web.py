@@ -103,6 +103,15 @@ def test_migrations_are_complete():
         ("DEBUG", "perhaps", "must be true or false"),
         ("SESSION_IDLE_LIFETIME", "ten", "whole number"),
         ("DATABASE_URL", "mysql://x/y", "must start with sqlite:// or postgres://"),
+        ("DATABASE_URL", "postgres://db/portal?sslmod=require", 'does not know: invalid connection option "sslmod"'),
+        ("DATABASE_URL", "postgres://db:five/portal", "port that is not a number"),
+        (
+            "FIELD_ENCRYPTION_KEYS",
+            "q2DA3Ce5nD1c4FZr-dvLJ2C3o8bqSHvDz2VHNS-DHgo=,not-a-key",
+            "key 2 is not a Fernet key",
+        ),
+        ("DEFAULT_USER_TIME_ZONE", "Mars/Base", "DEFAULT_USER_TIME_ZONE must be a time zone"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO"),
     ],
 )
 def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
@@ -130,6 +139,26 @@ def test_postgres_keeps_a_connection_per_thread_unless_a_pool_is_asked_for(monke
     database = database_from_url(url)
     assert database["CONN_MAX_AGE"] == 0 and database["CONN_HEALTH_CHECKS"]
     assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 5}
+
+
+def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on():
+    from tenantlink.settings import database_from_url
+
+    database = database_from_url(
+        "postgres://portal@DB.Internal:6432/tenantlink?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+    )
+    assert (database["HOST"], database["PORT"]) == ("DB.Internal", "6432")
+    assert database["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert database_from_url("postgres://portal@%2Fvar%2Frun%2Fpostgresql/tenantlink")["HOST"] == "/var/run/postgresql"
+    assert database_from_url("postgres://[::1]:5433/tenantlink")["HOST"] == "::1"
+
+
+def test_health_probes_are_not_sent_to_https(client, settings):
+    # A probe comes straight to the instance over plain HTTP; everything else is redirected.
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/health/live/").status_code == 200
+    assert client.get("/health/ready/").status_code == 200
+    assert client.get("/signin/")["Location"] == "https://testserver/signin/"
 
 
 def test_bad_microsoft_settings_do_not_stop_the_portal(monkeypatch):

@@ -171,6 +171,37 @@ def test_a_weak_initial_password_is_refused_with_the_reasons(admin_client):
     assert not User.objects.filter(username="carol").exists()
 
 
+def test_a_password_too_long_to_sign_in_with_is_refused(admin_client, admin):
+    too_long = "copper kettle " * 300  # 4,200 characters: more than the sign-in form takes
+    response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=too_long))
+    assert "This password is too long: it may have at most 4096 characters." in text(response)
+    assert not User.objects.filter(username="carol").exists()
+
+    response = admin_client.post(
+        "/profile/password/", {"old_password": PASSWORD, "new_password1": too_long, "new_password2": too_long}
+    )
+    assert "This password is too long" in text(response)
+    admin.refresh_from_db()
+    assert admin.check_password(PASSWORD)
+
+
+def test_the_same_new_user_sent_twice_at_once_is_created_once(admin_client, monkeypatch):
+    from tenantlink.accounts.forms import CompanyUserForm
+
+    admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    # The second request checked the name before the first one had saved it.
+    monkeypatch.setattr(CompanyUserForm, "clean_username", lambda form: form.cleaned_data["username"])
+    monkeypatch.setattr(CompanyUserForm, "validate_unique", lambda form: None)
+    monkeypatch.setattr(User, "validate_constraints", lambda user, exclude=None: None)
+    response = admin_client.post(
+        "/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD)
+    )
+    assert response.status_code == 200
+    assert "This username is taken. Choose another one." in text(response)
+    assert User.objects.filter(username="carol").count() == 1
+    assert AuditEvent.objects.filter(action=Action.USER_CREATED).count() == 1
+
+
 def test_an_initial_password_is_required_when_chosen(admin_client):
     response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=""))
 

@@ -58,6 +58,19 @@ def test_guesses_sent_together_cannot_outrun_the_count(client, member, settings)
     assert not throttle.begin_attempt(request, "bob", member)
 
 
+def test_the_right_password_sent_many_times_at_once_pauses_nothing(client, member, settings):
+    # Attempts still being checked use up the count, so the ones beyond it are refused; but
+    # none of them failed, so the account is not paused once they are done.
+    request = client.get("/signin/").wsgi_request
+    for _ in range(settings.THROTTLE_ACCOUNT_FAILURES):
+        assert throttle.begin_attempt(request, "bob", member)
+    assert not throttle.begin_attempt(request, "bob", member)
+    for _ in range(settings.THROTTLE_ACCOUNT_FAILURES):
+        throttle.attempt_succeeded(request, member)
+    assert client.post("/signin/", {"username": "bob", "password": PASSWORD}).url == "/signin/verify/"
+    assert not AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED).exists()
+
+
 def test_an_unknown_username_is_not_written_to_the_audit_log(client, member):
     client.post("/signin/", {"username": "hunter2-oops-my-password", "password": "x"})
     event = AuditEvent.objects.get(action=Action.SIGNIN_FAILED)
@@ -94,9 +107,11 @@ def test_repeated_wrong_codes_pause_the_account(client, member, settings):
 
 def test_one_address_trying_many_accounts_is_paused(client, member, settings):
     settings.THROTTLE_ADDRESS_FAILURES = 6
-    for index in range(6):
+    for index in range(5):
         response = client.post("/signin/", {"username": f"user{index}", "password": "guess"})
         assert response.status_code == 200
+    # The sixth failure uses up the address's attempts: the pause starts with it, and says so.
+    assert client.post("/signin/", {"username": "user5", "password": "guess"}).status_code == 429
     response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
     assert response.status_code == 429
     assert "Please wait a few minutes" in response.content.decode()

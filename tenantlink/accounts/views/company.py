@@ -3,6 +3,7 @@ tenantlink.companies.scoping, so another company's users are simply not found.""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
@@ -52,16 +53,22 @@ def _invite(request, user):
 def user_create(request):
     form = CompanyUserForm(request.user.company, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        user = form.save()
-        AuditEvent.objects.record(Action.USER_CREATED, request=request, target=user, role=user.role)
-        messages.success(request, _("%(name)s has been created.") % {"name": user.get_full_name()})
-        if form.cleaned_data["how"] == CompanyUserForm.HOW_INVITE:
-            _invite(request, user)
+        try:
+            with transaction.atomic():
+                user = form.save()
+        except IntegrityError:  # the same username, created a moment ago (a double submit)
+            form.add_error("username", form.username_taken())
         else:
-            messages.info(
-                request, _("Give them the initial password in a safe way; they choose their own at first sign-in.")
-            )
-        return redirect("company_user", user_id=user.pk)
+            AuditEvent.objects.record(Action.USER_CREATED, request=request, target=user, role=user.role)
+            messages.success(request, _("%(name)s has been created.") % {"name": user.get_full_name()})
+            if form.cleaned_data["how"] == CompanyUserForm.HOW_INVITE:
+                _invite(request, user)
+            else:
+                messages.info(
+                    request,
+                    _("Give them the initial password in a safe way; they choose their own at first sign-in."),
+                )
+            return redirect("company_user", user_id=user.pk)
     return render(request, "accounts/company_user_create.html", {"form": form})
 
 
@@ -108,9 +115,7 @@ def user_reactivate(request, user_id):
 def user_reset_second_factor(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if not _refuse_self(request, member):
-        member.reset_second_factor()
-        # Usually the phone was lost or stolen: whoever holds it must not stay signed in.
-        member.end_all_sessions()
+        member.reset_second_factor()  # and signs them out everywhere
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
         messages.success(
             request,

@@ -162,6 +162,49 @@ def test_a_failed_consent_can_be_retried(admin_client, fake_microsoft):
     assert integration.status == Integration.Status.ACTIVE and not integration.failure_reason
 
 
+@pytest.mark.parametrize("how", ["verify", "own consent callback"])
+def test_a_tenant_another_company_connected_cannot_be_claimed(
+    admin_client, fake_microsoft, contoso, outsider, northwind, how
+):
+    state = start(admin_client)
+    fake_microsoft.app_in.add(CONTOSO)
+    come_back(admin_client, **approved(state))  # Contoso connected its tenant
+    northwind.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
+    olga = Client()
+    sign_in(olga, outsider)
+    # Northwind's administrator adds Contoso's tenant but never approves anything at Microsoft.
+    response = olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
+    claimed = Integration.objects.get(company=northwind)
+    if how == "verify":
+        page = olga.post(f"/company/sso/{claimed.pk}/verify/", follow=True).content.decode()
+    else:
+        page = come_back(olga, **approved(parse_qs(urlsplit(response.url).query)["state"][0]))
+    assert "This tenant is already connected to another company in the portal" in page
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.failure_reason) == (Integration.Status.FAILED, "tenant_taken")
+    # Contoso's own integration works on, and can be verified again.
+    own = Integration.objects.get(company=contoso)
+    admin_client.post(f"/company/sso/{own.pk}/verify/")
+    own.refresh_from_db()
+    assert own.status == Integration.Status.ACTIVE
+
+
+@pytest.mark.parametrize("status", [Integration.Status.ACTIVE, Integration.Status.DISABLED])
+def test_cancelling_a_new_approval_leaves_a_working_integration_as_it_was(admin_client, fake_microsoft, status):
+    state = start(admin_client)
+    fake_microsoft.app_in.add(CONTOSO)
+    come_back(admin_client, **approved(state))
+    integration = contoso_integration()
+    Integration.objects.filter(pk=integration.pk).update(status=status)
+
+    response = admin_client.post(f"/company/sso/{integration.pk}/consent/")
+    page = come_back(admin_client, state=parse_qs(urlsplit(response.url).query)["state"][0], error="access_denied")
+    assert "The approval at Microsoft was cancelled" in page
+    integration.refresh_from_db()
+    assert integration.status == status and not integration.failure_reason
+    assert actions()[-1] == Action.SSO_CONSENT_FAILED
+
+
 @pytest.mark.parametrize("state", [None, "", "made-up-state", "x" * 500])
 def test_a_forged_callback_activates_nothing(admin_client, fake_microsoft, state):
     start(admin_client)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.companies.models import Licence
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 from tenantlink.sso import graph, leavers
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
@@ -129,6 +130,30 @@ def test_a_cancelled_approval_says_who_may_grant_it(admin_client, integration, f
     integration.refresh_from_db()
     assert integration.leaver_check == "failing"
     assert "Privileged Role Administrator" in page
+
+
+@pytest.mark.parametrize("meanwhile", ["licence ended", "integration disabled"])
+def test_the_permission_coming_back_too_late_turns_nothing_on(admin_client, integration, fake_microsoft, meanwhile):
+    state = start(admin_client, integration)
+    fake_microsoft.roles_in.add(CONTOSO)
+    if meanwhile == "licence ended":
+        integration.company.revoke_licences(Licence.Product.SSO)
+    else:
+        integration.disable()
+    page = come_back(admin_client, state, **APPROVED)
+    integration.refresh_from_db()
+    assert integration.leaver_check == Integration.LeaverCheck.OFF
+    assert (
+        "no valid single sign-on licence" in page
+        if meanwhile == "licence ended"
+        else "needs an active integration" in page
+    )
+    assert "The leaver check of Contoso is on" not in page
+    event = AuditEvent.objects.get(action=Action.SSO_LEAVER_CHECK_FAILED)
+    assert (event.outcome, event.details["reason"]) == (
+        Outcome.DENIED,
+        "licence" if meanwhile == "licence ended" else "integration",
+    )
 
 
 def test_a_state_for_the_leaver_check_only_works_in_its_own_browser(admin_client, integration, fake_microsoft, admin):

@@ -156,6 +156,14 @@ def consent_callback(request):
 
 
 def _leaver_consent_callback(request, integration):
+    # What turning it on needs must still hold: the licence may have ended, or the integration
+    # been disabled, while the administrator was at Microsoft.
+    inactive = integration.status != Integration.Status.ACTIVE
+    if _refused(request) or inactive:
+        if inactive:
+            messages.error(request, _("The leaver check needs an active integration."))
+        leavers.give_up_waiting(request, integration, "integration" if inactive else "licence")
+        return redirect("sso_integrations")
     error = leavers.finish_consent(request, integration, request.GET)
     if error is not None:
         _explain(request, integration, error)
