@@ -7,6 +7,7 @@ Threads matter here: a request that waits on Microsoft (up to ENTRA_HTTP_TIMEOUT
 one thread, not a whole process, so password sign-in goes on being served beside it.
 """
 
+import math
 import multiprocessing
 import os
 import re
@@ -29,8 +30,22 @@ def _number(name, default, kind=int):
     return value
 
 
+def _cores():
+    """The cores this process may use: its CPU affinity, and in a container the cgroup's CPU
+    limit (cpu.max), not the host's count."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else multiprocessing.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as limit:
+            quota, period = limit.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)
 # One request may call Microsoft three times in a row (discovery, keys, token), each bounded by
@@ -60,9 +75,14 @@ class PortalLogger(Logger):
     """Gunicorn's logger without secrets in paths, and in JSON when LOG_FORMAT=json."""
 
     def atoms(self, resp, req, environ, request_time):
+        from tenantlink.lib.net import client_address_in  # in a worker, where Django is set up
+
         atoms = super().atoms(resp, req, environ, request_time)
         # An invitation link works once, for whoever opens it first: never in a log.
         atoms["U"] = _INVITATION.sub("/invitation/(link)/", atoms["U"])
+        # The client, as the audit log has it: behind our proxies (TRUSTED_PROXY_COUNT), the
+        # address our outermost proxy saw, not the proxy's own.
+        atoms["h"] = client_address_in(environ) or atoms["h"]
         return atoms
 
     def setup(self, cfg):

@@ -150,6 +150,19 @@ def print_microsoft_accounts():
     )
 
 
+def register_redirect_uris(emulator_url, site_url):
+    """The demo directory's app knows the default port's callbacks: teach it this portal's."""
+    for path in ("/sso/consent/callback/", "/sso/callback/"):
+        request = urllib.request.Request(  # noqa: S310 (our own local URL)
+            f"{emulator_url}/_emulator/apps/{DEMO_CLIENT_ID}/redirect_uris",
+            data=json.dumps({"uri": site_url + path}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 (our own local URL)
+            pass
+
+
 def wait_until_up(url, process, timeout=30):
     """True once `url` answers 200; False if the process exits first (say, its port is taken)."""
     deadline = time.monotonic() + timeout
@@ -222,6 +235,7 @@ def main():
             f"{env['ENTRA_AUTHORITY']}/organizations/v2.0/.well-known/openid-configuration", emulator
         ) and wait_until_up(f"{env['SITE_URL']}/health/", portal)
         if ready:
+            register_redirect_uris(env["ENTRA_AUTHORITY"], env["SITE_URL"])
             print_table(env["SITE_URL"], env["ENTRA_AUTHORITY"])
         while portal.poll() is None and emulator.poll() is None:
             time.sleep(0.5)

@@ -4,6 +4,7 @@ plain text or one JSON object a line, and never a password, a code or the client
 import io
 import json
 import logging
+import runpy
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -89,3 +90,27 @@ def test_no_secret_is_logged_during_a_sign_in_and_a_consent(client, json_log, ad
     assert "Microsoft POST" in logged and "Not Found" not in logged  # the flow happened, and was logged
     for secret in [PASSWORD, "a wrong password, also secret", CLIENT_SECRET, state, admin.seed, *codes]:
         assert secret not in logged
+
+
+@pytest.mark.parametrize(("proxies", "remote"), [(0, "10.0.0.2"), (1, "203.0.113.9")])
+def test_the_access_line_names_the_client_and_hides_invitation_links(settings, monkeypatch, tmp_path, proxies, remote):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # so reading the file makes no folder
+    logger = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))["PortalLogger"](Config())
+    settings.TRUSTED_PROXY_COUNT = proxies
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/invitation/MQ/c8x-4f1e9a/",
+        "PATH_INFO": "/invitation/MQ/c8x-4f1e9a/",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.2",  # our proxy
+        "HTTP_X_FORWARDED_FOR": "198.51.100.7, 203.0.113.9",  # forged by the client, then our proxy's
+    }
+    response = SimpleNamespace(status="200 OK", headers=[], sent=512)
+    atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
+    assert atoms["h"] == remote
+    assert atoms["U"] == "/invitation/(link)/"
