@@ -39,6 +39,13 @@ def northwind():
     return Company.objects.create(name="Northwind Traders")
 
 
+# Two encryption keys (FIELD_ENCRYPTION_KEYS) for tests of a key rotation.
+OLD_FIELD_KEY, NEW_FIELD_KEY = (
+    "q2DA3Ce5nD1c4FZr-dvLJ2C3o8bqSHvDz2VHNS-DHgo=",
+    "QHx8cPWlMUQ5OF_DTBGG8ndU_BShGMtogwjJvq-9jN0=",
+)
+
+
 def make_user(username, company, role=User.Role.MEMBER, enrolled=True, **fields):
     user = User.objects.create_user(
         username,

@@ -3,6 +3,7 @@
 The half-finished sign-in (password accepted, second factor pending) lives in the session with
 a deadline; nothing about it is trusted from the browser."""
 
+import contextlib
 import logging
 import smtplib
 import time
@@ -117,10 +118,12 @@ def enrolment_seed(request, user, key="enrol_seed"):
     """The seed being set up in this session for `user`: made once, kept encrypted in the
     session until a code from it is confirmed, and never handed to another user."""
     stored = request.session.get(key)
-    if not stored or stored["user_id"] != user.pk:
-        stored = {"user_id": user.pk, "seed": crypto.encrypt(TOTPDevice.new_seed())}
-        request.session[key] = stored
-    return crypto.decrypt(stored["seed"])
+    if stored and stored["user_id"] == user.pk:
+        with contextlib.suppress(ValueError):  # encrypted with a key taken out since: a new one
+            return crypto.decrypt(stored["seed"])
+    seed = TOTPDevice.new_seed()
+    request.session[key] = {"user_id": user.pk, "seed": crypto.encrypt(seed)}
+    return seed
 
 
 def enrolment_context(user, seed):

@@ -23,6 +23,7 @@ class Action(models.TextChoices):
     INVITATION_ACCEPTED = "invitation.accepted", _("Accepted invitation")
     SECOND_FACTOR_ENROLLED = "second_factor.enrolled", _("Set up authenticator app")
     SECOND_FACTOR_RESET = "second_factor.reset", _("Reset second factor")
+    SEEDS_REENCRYPTED = "second_factor.seeds_reencrypted", _("Re-encrypted authenticator seeds with the newest key")
     RECOVERY_CODES_GENERATED = "recovery_codes.generated", _("Generated recovery codes")
     RECOVERY_CODE_USED = "recovery_code.used", _("Used a recovery code")
     USER_CREATED = "user.created", _("Created user")

@@ -20,6 +20,14 @@ def encrypt(plaintext: str) -> str:
     return _fernet().encrypt(plaintext.encode()).decode()
 
 
+def reencrypt(token: str) -> str:
+    """The same secret encrypted with the newest key (the first of FIELD_ENCRYPTION_KEYS)."""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise ValueError("The value cannot be decrypted with the configured keys.") from None
+
+
 def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()

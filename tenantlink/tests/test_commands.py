@@ -14,7 +14,7 @@ from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
-from tenantlink.conftest import PASSWORD
+from tenantlink.conftest import NEW_FIELD_KEY, OLD_FIELD_KEY, PASSWORD, sign_in
 
 
 def run(*args):
@@ -278,3 +278,21 @@ def test_reset_second_factor_of_an_unknown_user_is_an_error(member):
     with pytest.raises(CommandError, match="There is no user 'nobody'"):
         run("reset_second_factor", "nobody")
     assert TOTPDevice.objects.filter(user=member).exists()
+
+
+def test_after_reencrypting_the_seeds_the_old_key_can_go(settings, member):
+    settings.FIELD_ENCRYPTION_KEYS = [OLD_FIELD_KEY]
+    TOTPDevice.objects.filter(user=member).delete()
+    TOTPDevice.enrol(member, member.seed, step=0)  # encrypted with the old key
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_FIELD_KEY, OLD_FIELD_KEY]
+
+    assert "Re-encrypted 1 authenticator seeds with the newest key" in run("reencrypt_seeds")
+
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_FIELD_KEY]
+    sign_in(Client(), member)  # the code from his phone still works
+    assert AuditEvent.objects.get(action=Action.SEEDS_REENCRYPTED).details == {"seeds": 1}
+    settings.FIELD_ENCRYPTION_KEYS = [OLD_FIELD_KEY]
+    with pytest.raises(CommandError, match="The seed of bob cannot be decrypted with any key"):
+        run("reencrypt_seeds")
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_FIELD_KEY]
+    assert TOTPDevice.objects.get(user=member).seed == member.seed  # unchanged: nothing was written

@@ -5,7 +5,7 @@ from django.contrib.auth import SESSION_KEY
 
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.conftest import PASSWORD, code_for, make_user
+from tenantlink.conftest import NEW_FIELD_KEY, OLD_FIELD_KEY, PASSWORD, code_for, make_user
 
 
 def manual_key(response):
@@ -104,3 +104,14 @@ def test_digits_of_other_scripts_are_refused_calmly(client, member):
     response = client.post("/signin/verify/", {"code": "١٢٣٤٥٦"})
     assert response.status_code == 200
     assert SESSION_KEY not in client.session
+
+
+def test_a_set_up_begun_under_a_key_taken_out_since_starts_again(client, contoso, settings):
+    make_user("cleo", contoso, enrolled=False)
+    settings.FIELD_ENCRYPTION_KEYS = [OLD_FIELD_KEY]
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    first = client.get("/signin/enrol/").content.decode()
+    settings.FIELD_ENCRYPTION_KEYS = [NEW_FIELD_KEY]
+    again = client.get("/signin/enrol/")
+    assert again.status_code == 200 and "QR code for your authenticator app" in again.content.decode()
+    assert again.content.decode() != first  # a new key to add
