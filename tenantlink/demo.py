@@ -59,8 +59,13 @@ ACCOUNTS = [
 
 
 def demo_environment(port, emulator_port):
+    from tenantlink.lib import crypto
+
     env = dict(os.environ)
-    env.setdefault("DEBUG", "true")
+    # Production settings (no debug pages, no tracebacks on a page) with the development keys, so
+    # that `DEBUG=true manage.py …` reads the same demo database.
+    env.setdefault("SECRET_KEY", crypto.DEVELOPMENT_SECRET_KEY)
+    env.setdefault("FIELD_ENCRYPTION_KEYS", crypto.development_key(env["SECRET_KEY"]))
     env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("ENTRA_AUTHORITY", f"http://127.0.0.1:{emulator_port}")
     env.setdefault("ENTRA_CLIENT_ID", DEMO_CLIENT_ID)

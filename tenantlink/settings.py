@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from tenantlink.lib.crypto import DEVELOPMENT_SECRET_KEY
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -186,7 +188,7 @@ def entra_configuration(environ):
 DEBUG = env_bool("DEBUG", False)
 
 # Development and tests may run without a SECRET_KEY; production must set one.
-SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use" if DEBUG else None)
+SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else None)
 
 # The address people use to reach the portal, without a trailing slash. It decides whether
 # cookies are marked Secure and which origin CSRF accepts.
@@ -408,6 +410,10 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         "django.request": {"filters": ["database_down"]},
+        "django.security": {"filters": ["database_down"]},
+        # Through the root's handler only: Django's own console handler (on with DEBUG) would
+        # print each line a second time.
+        "django": {"handlers": [], "propagate": True},
     },
 }
 

@@ -6,13 +6,19 @@ import hashlib
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+# Django's signing key on a development machine (DEBUG, and the demo): never in production.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use"
+
+
+def development_key(secret_key):
+    """The key used without FIELD_ENCRYPTION_KEYS (development only: settings refuses an empty
+    list outside DEBUG), derived from SECRET_KEY."""
+    digest = hashlib.sha256(b"tenantlink-field-encryption:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
 
 def _fernet():
-    keys = settings.FIELD_ENCRYPTION_KEYS
-    if not keys:
-        # Development only (settings refuses an empty list outside DEBUG).
-        digest = hashlib.sha256(b"tenantlink-field-encryption:" + settings.SECRET_KEY.encode()).digest()
-        keys = [base64.urlsafe_b64encode(digest).decode()]
+    keys = settings.FIELD_ENCRYPTION_KEYS or [development_key(settings.SECRET_KEY)]
     return MultiFernet([Fernet(key.encode()) for key in keys])
 
 

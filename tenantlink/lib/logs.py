@@ -61,11 +61,15 @@ class RequestIdFilter(logging.Filter):
 class DatabaseDownFilter(logging.Filter):
     """A request that failed because the database is unreachable or busy is logged in one line,
     not with two chained tracebacks: during an outage every request fails the same way, and the
-    page it got was the 503, not an error of ours."""
+    page it got was the 503, not an error of ours. A refused request (4xx) is one line too."""
 
     def filter(self, record):
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, OperationalError | InterfaceError):
+        if getattr(record, "status_code", 500) < 500:
+            # A refusal (403, 400, 404…) is the visitor's doing, answered with its page: one line
+            # says it all, a traceback of our code would only bury the real errors.
+            record.exc_info = record.exc_text = None
+        elif isinstance(error, OperationalError | InterfaceError):
             request = getattr(record, "request", None)
             record.msg = "Database unavailable at %s: %s"
             record.args = (

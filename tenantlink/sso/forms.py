@@ -35,7 +35,8 @@ class AddIntegrationForm(forms.Form):
         self.tenant_id = None
 
     def clean_tenant(self):
-        value = self.cleaned_data["tenant"].strip().lower()
+        # Pasted text often carries spaces, braces round a GUID, or the root dot of a domain name.
+        value = self.cleaned_data["tenant"].strip().strip("{}").removesuffix(".").lower()
         if value in NOT_A_TENANT:
             raise forms.ValidationError(
                 _("Enter your own organization's tenant, not “%(value)s”. Personal Microsoft accounts cannot be used."),

@@ -114,3 +114,10 @@ def test_the_access_line_names_the_client_and_hides_invitation_links(settings, m
     atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
     assert atoms["h"] == remote
     assert atoms["U"] == "/invitation/(link)/"
+
+
+def test_a_refused_request_is_one_line_without_a_traceback(member_client, json_log):
+    assert member_client.get("/company/users/").status_code == 403  # a member, not an administrator
+    [line] = [line for line in lines(json_log) if line["logger"] == "django.request"]
+    assert line["message"] == "Forbidden (Permission denied): /company/users/"
+    assert "Traceback" not in json_log.getvalue()

@@ -310,12 +310,14 @@ def test_microsoft_unreachable_while_adding_keeps_the_form(admin_client, fake_mi
     assert not Integration.objects.exists()
 
 
-def test_one_tenant_appears_once_per_company_but_two_companies_may_share_it(
+def test_one_tenant_appears_once_per_company_but_two_companies_may_add_it(
     admin_client, fake_microsoft, outsider, client
 ):
+    # (Only one of them can have it working: test_a_tenant_another_company_connected_cannot_be_claimed.)
     start(admin_client, CONTOSO, name="Contoso HQ")
-    response = admin_client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com"})
-    assert "This tenant is already in your list (Contoso HQ, Pending consent)." in response.content.decode()
+    for pasted in ("contoso.onmicrosoft.com", " Contoso.onmicrosoft.com. ", f"{{{CONTOSO.upper()}}}"):
+        response = admin_client.post("/company/sso/add/", {"tenant": pasted})
+        assert "This tenant is already in your list (Contoso HQ, Pending consent)." in response.content.decode()
 
     outsider.company.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
     other_admin = Client()
