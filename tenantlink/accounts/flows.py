@@ -136,8 +136,20 @@ def enrolment_context(user, seed):
 
 def give_recovery_codes(request, user):
     """Make new recovery codes and keep them in the session for the one page that shows them."""
-    request.session[NEW_RECOVERY_CODES] = RecoveryCode.replace_for(user)
+    # Encrypted, as the seeds are: the session row is in the database until the page is seen.
+    request.session[NEW_RECOVERY_CODES] = crypto.encrypt(" ".join(RecoveryCode.replace_for(user)))
     AuditEvent.objects.record(Action.RECOVERY_CODES_GENERATED, request=request, actor=user, target=user)
+
+
+def take_recovery_codes(request):
+    """The codes kept for the one page that shows them, now gone from the session; [] if none."""
+    stored = request.session.pop(NEW_RECOVERY_CODES, None)
+    if not isinstance(stored, str):
+        return []
+    try:
+        return crypto.decrypt(stored).split()
+    except ValueError:  # encrypted with a key taken out since
+        return []
 
 
 def finish_enrolment(request, user, seed, step):

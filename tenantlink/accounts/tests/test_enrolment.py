@@ -115,3 +115,17 @@ def test_a_set_up_begun_under_a_key_taken_out_since_starts_again(client, contoso
     again = client.get("/signin/enrol/")
     assert again.status_code == 200 and "QR code for your authenticator app" in again.content.decode()
     assert again.content.decode() != first  # a new key to add
+
+
+def test_recovery_codes_waiting_to_be_shown_are_not_readable_in_the_session_table(client, contoso):
+    from tenantlink.accounts.models import Session
+
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    seed = manual_key(client.get("/signin/enrol/"))
+    client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()})  # not following to the page yet
+    stored = Session.objects.get(session_key=client.cookies["sessionid"].value).get_decoded()
+    page = client.get("/profile/recovery-codes/new/?next=/portal/").content.decode()
+    codes = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", page)
+    assert len(codes) == 10
+    assert not any(code in str(stored) for code in codes)

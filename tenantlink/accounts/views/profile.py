@@ -121,7 +121,7 @@ def regenerate_recovery_codes(request):
 @login_required
 def new_recovery_codes(request):
     """Shows freshly made recovery codes once; they are not kept anywhere in readable form."""
-    codes = request.session.pop(flows.NEW_RECOVERY_CODES, None)
+    codes = flows.take_recovery_codes(request)
     if not codes:
         messages.info(request, _("Recovery codes are shown only once. You can make new ones here."))
         return redirect("profile_settings")
