@@ -31,16 +31,18 @@ def _number(name, default, kind=int):
 
 
 def _cores():
-    """The cores this process may use: its CPU affinity, and in a container the cgroup's CPU
-    limit (cpu.max), not the host's count."""
+    """The cores this process may use: its CPU affinity, and the CPU limit of its cgroup (v2:
+    a container's limit, or systemd's CPUQuota=), not the host's count."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else multiprocessing.cpu_count()
     try:
-        with open("/sys/fs/cgroup/cpu.max") as limit:
+        with open("/proc/self/cgroup") as groups:
+            own = next((line[3:].strip() for line in groups if line.startswith("0::")), "/")
+        with open(os.path.join("/sys/fs/cgroup", own.lstrip("/"), "cpu.max")) as limit:
             quota, period = limit.read().split()
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
-        pass
+        pass  # no cgroup v2 limit to read
     return cores
 
 

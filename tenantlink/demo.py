@@ -64,8 +64,8 @@ def demo_environment(port, emulator_port):
     env = dict(os.environ)
     # Production settings (no debug pages, no tracebacks on a page) with the development keys, so
     # that `DEBUG=true manage.py …` reads the same demo database.
-    env.setdefault("SECRET_KEY", crypto.DEVELOPMENT_SECRET_KEY)
-    env.setdefault("FIELD_ENCRYPTION_KEYS", crypto.development_key(env["SECRET_KEY"]))
+    env["SECRET_KEY"] = env.get("SECRET_KEY") or crypto.DEVELOPMENT_SECRET_KEY
+    env["FIELD_ENCRYPTION_KEYS"] = env.get("FIELD_ENCRYPTION_KEYS") or crypto.development_key(env["SECRET_KEY"])
     env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
     env.setdefault("ENTRA_AUTHORITY", f"http://127.0.0.1:{emulator_port}")
     env.setdefault("ENTRA_CLIENT_ID", DEMO_CLIENT_ID)

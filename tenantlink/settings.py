@@ -6,6 +6,7 @@ they cannot read, so a typo never turns into a silently insecure default.
 
 import ipaddress
 import os
+import re
 import warnings
 import zoneinfo
 from pathlib import Path
@@ -95,7 +96,7 @@ def database_from_url(url):
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
-            "HOST": _host(parts, port),
+            "HOST": _host(parts),
             "PORT": str(port or ""),
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
@@ -114,12 +115,10 @@ def database_from_url(url):
     raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
 
 
-def _host(parts, port):
+def _host(parts):
     """The host as written, not lowercased, and decoded: a socket folder may be given as
     %2Fvar%2Frun%2Fpostgresql."""
-    host = parts.netloc.rpartition("@")[2]
-    if port:
-        host = host.rpartition(":")[0]
+    host = re.sub(r":\d*$", "", parts.netloc.rpartition("@")[2])  # without ":5432" (or a bare ":")
     return unquote(host.removeprefix("[").removesuffix("]"))
 
 
@@ -390,6 +389,7 @@ LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(LOG_LEVEL, LOG_LEVEL)  # Python's other names
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}.")
 LOGGING = {
@@ -403,14 +403,19 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "tenantlink.lib.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
+    # On the handler, so that it also sees what Django's child loggers (django.security.*) log.
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "database_down"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Each call to Microsoft is logged once, by tenantlink.sso.microsoft.
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
-        "django.request": {"filters": ["database_down"]},
-        "django.security": {"filters": ["database_down"]},
         # Through the root's handler only: Django's own console handler (on with DEBUG) would
         # print each line a second time.
         "django": {"handlers": [], "propagate": True},

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
+from tenantlink.accounts import flows
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.audit.staff_admin import StaffAuditMixin
@@ -56,13 +57,7 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
             # reactivation brings none back.
             obj.end_all_sessions()
         if change and "company" in form.changed_data:
-            # A Microsoft account signs a user in through their company's integration: moved to
-            # another company, the user keeps no connection through the old one's.
-            from tenantlink.sso import flows
-            from tenantlink.sso.models import Connection
-
-            for connection in Connection.objects.filter(user=obj).exclude(integration__company=obj.company_id):
-                flows.disconnect(request, connection)
+            flows.company_changed.send(sender=User, request=request, user=obj)
 
     @admin.display(boolean=True, description=_("Second factor"))
     def has_second_factor(self, user):

@@ -41,6 +41,10 @@ MAX_NEXT_LENGTH = 500  # longer "next" values are not ours: they fall back to th
 # requirement of Microsoft sign-in) may return a SigninRefusal, and then nobody is signed in.
 signin_completing = Signal()
 
+# Sent with `request` and `user` when an operator has moved a user to another company (what the
+# user had through the old company, such as a Microsoft connection, goes).
+company_changed = Signal()
+
 
 @dataclass(frozen=True)
 class SigninRefusal:
@@ -144,6 +148,8 @@ def give_recovery_codes(request, user):
 def take_recovery_codes(request):
     """The codes kept for the one page that shows them, now gone from the session; [] if none."""
     stored = request.session.pop(NEW_RECOVERY_CODES, None)
+    if isinstance(stored, list):  # kept by the release before this one, in plain text
+        return stored
     if not isinstance(stored, str):
         return []
     try:

@@ -55,9 +55,10 @@ def _unexpired(session_key, now):
     return _session(session_key).filter(expire_date__gt=now).select_related("user__company")
 
 
+_KEY_CHARACTERS = frozenset(VALID_KEY_CHARS)
+
 # Composed once by the ORM (the session, LEFT JOIN its user, LEFT JOIN the user's company), not on
 # every request: composing costs more CPU than running it.
-_KEY_CHARACTERS = frozenset(VALID_KEY_CHARS)
 _read = Prepared(_unexpired, session_key=str, now=datetime.datetime)
 _delete = Prepared(_session, "delete", session_key=str)
 

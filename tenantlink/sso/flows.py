@@ -70,26 +70,22 @@ def verify(request, integration, consent_completed=False):
         if _held_by_another_company(integration):
             raise MicrosoftError("tenant_taken")
         microsoft.confirm_app_in_tenant(integration.tenant_id)
+        try:
+            with transaction.atomic():
+                integration.verified(consent_completed=consent_completed)
+        except IntegrityError:  # another company's became active meanwhile (the database decides)
+            raise MicrosoftError("tenant_taken") from None
     except MicrosoftError as error:
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
         transient = error.reason in ("unavailable", "bad_answer", "configuration")
-        if (
-            consent_completed
-            or not transient
-            or integration.status
-            not in (
-                Integration.Status.ACTIVE,
-                Integration.Status.DISABLED,
-            )
-        ):
+        if consent_completed or not transient or integration.status not in Integration.WORKING:
             integration.fail(error.reason, error.code)
         record(
             request, Action.SSO_VERIFICATION_FAILED, integration, Outcome.FAILURE, code=error.code, reason=error.reason
         )
         return error
-    integration.verified(consent_completed=consent_completed)
     record(request, Action.SSO_VERIFIED, integration)
     return None
 
@@ -99,15 +95,10 @@ def _held_by_another_company(integration):
     this one does not yet. The app being in the tenant shows that someone there approved it, not
     who: without this, any licensed company could claim a tenant another one has connected, by
     adding it and choosing Verify (or by sending its own consent callback)."""
-    if integration.status in (Integration.Status.ACTIVE, Integration.Status.DISABLED):
+    if integration.status in Integration.WORKING:
         return False
-    return (
-        Integration.objects.filter(
-            tenant_id=integration.tenant_id, status__in=(Integration.Status.ACTIVE, Integration.Status.DISABLED)
-        )
-        .exclude(company=integration.company_id)
-        .exists()
-    )
+    others = Integration.objects.filter(tenant_id=integration.tenant_id, status__in=Integration.WORKING)
+    return others.exclude(company=integration.company_id).exists()
 
 
 def consent_error(params):
@@ -133,7 +124,7 @@ def finish_consent(request, integration, params):
         error = consent_error(params)
         # Approving again and then cancelling changes nothing at Microsoft: an integration that
         # works (active, or disabled by the administrator) stays as it is.
-        if integration.status not in (Integration.Status.ACTIVE, Integration.Status.DISABLED):
+        if integration.status not in Integration.WORKING:
             integration.fail(error.reason, error.code)
         record(
             request,
@@ -368,6 +359,13 @@ def disconnect(request, connection):
         Action.SSO_DISCONNECTED, request=request, target=user, tenant=str(connection.tid), oid=str(connection.oid)
     )
     notify(request, user, "disconnected", connection)
+
+
+def drop_other_companies_connections(sender, request, user, **kwargs):
+    """accounts.flows.company_changed: a Microsoft account signs a user in through their
+    company's integration; moved to another company, the user keeps none through the old one's."""
+    for connection in Connection.objects.filter(user=user).exclude(integration__company=user.company_id):
+        disconnect(request, connection)
 
 
 def _usable(connection_id, user_id, now):

@@ -143,7 +143,7 @@ def _due(started):
         Exists(valid_licence),
         Q(leaver_checked_at__isnull=True) | Q(leaver_checked_at__lt=started),
         leaver_check__in=CHECKED,
-        status__in=(Integration.Status.ACTIVE, Integration.Status.DISABLED),
+        status__in=Integration.WORKING,
     )
 
 

@@ -88,6 +88,9 @@ class Integration(models.Model):
         DISABLED = "disabled", _("Disabled")
         FAILED = "failed", _("Consent failed")
 
+    # Connected: in use, or switched off for a while by its administrator.
+    WORKING = (Status.ACTIVE, Status.DISABLED)
+
     class LeaverCheck(models.TextChoices):
         OFF = "off", _("Off")
         WAITING = "waiting", _("Waiting for permission")
@@ -152,7 +155,15 @@ class Integration(models.Model):
         verbose_name = _("single sign-on integration")
         verbose_name_plural = _("single sign-on integrations")
         ordering = ["display_name", "tenant_id"]
-        constraints = [models.UniqueConstraint("company", "tenant_id", name="sso_integration_tenant_once_per_company")]
+        constraints = [
+            models.UniqueConstraint("company", "tenant_id", name="sso_integration_tenant_once_per_company"),
+            # A tenant works for one company only: two verifying at the same moment cannot both win.
+            models.UniqueConstraint(
+                "tenant_id",
+                condition=models.Q(status__in=["active", "disabled"]),  # WORKING
+                name="sso_integration_tenant_works_once",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.display_name} ({self.tenant_id})"

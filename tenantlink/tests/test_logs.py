@@ -118,6 +118,13 @@ def test_the_access_line_names_the_client_and_hides_invitation_links(settings, m
 
 def test_a_refused_request_is_one_line_without_a_traceback(member_client, json_log):
     assert member_client.get("/company/users/").status_code == 403  # a member, not an administrator
-    [line] = [line for line in lines(json_log) if line["logger"] == "django.request"]
-    assert line["message"] == "Forbidden (Permission denied): /company/users/"
+    assert member_client.get("/health/live/", HTTP_HOST="portal.evil.example").status_code == 400  # not our host
+    logged = [(line["logger"], line["message"]) for line in lines(json_log) if line["logger"].startswith("django.")]
+    assert logged == [
+        ("django.request", "Forbidden (Permission denied): /company/users/"),
+        (
+            "django.security.DisallowedHost",
+            "Invalid HTTP_HOST header: 'portal.evil.example'. You may need to add 'portal.evil.example' to ALLOWED_HOSTS.",
+        ),
+    ]
     assert "Traceback" not in json_log.getvalue()

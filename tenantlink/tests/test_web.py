@@ -151,6 +151,7 @@ def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(
     assert database["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
     assert database_from_url("postgres://portal@%2Fvar%2Frun%2Fpostgresql/tenantlink")["HOST"] == "/var/run/postgresql"
     assert database_from_url("postgres://[::1]:5433/tenantlink")["HOST"] == "::1"
+    assert database_from_url("postgres://db.internal:/tenantlink")["HOST"] == "db.internal"
 
 
 def test_health_probes_are_not_sent_to_https(client, settings):

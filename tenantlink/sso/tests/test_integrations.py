@@ -189,6 +189,26 @@ def test_a_tenant_another_company_connected_cannot_be_claimed(
     assert own.status == Integration.Status.ACTIVE
 
 
+def test_two_companies_verifying_one_tenant_at_the_same_moment_cannot_both_win(
+    admin_client, fake_microsoft, contoso, outsider, northwind, monkeypatch
+):
+    from tenantlink.sso import flows
+
+    northwind.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
+    olga = Client()
+    sign_in(olga, outsider)
+    start(admin_client)
+    olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
+    fake_microsoft.app_in.add(CONTOSO)
+    # Each asked "does another company have it?" before the other had saved its answer.
+    monkeypatch.setattr(flows, "_held_by_another_company", lambda integration: False)
+    for browser, company in ((admin_client, contoso), (olga, northwind)):
+        browser.post(f"/company/sso/{Integration.objects.get(company=company).pk}/verify/")
+    statuses = dict(Integration.objects.values_list("company__name", "status"))
+    assert statuses == {"Contoso Ltd": Integration.Status.ACTIVE, "Northwind Traders": Integration.Status.FAILED}
+    assert Integration.objects.get(company=northwind).failure_reason == "tenant_taken"
+
+
 @pytest.mark.parametrize("status", [Integration.Status.ACTIVE, Integration.Status.DISABLED])
 def test_cancelling_a_new_approval_leaves_a_working_integration_as_it_was(admin_client, fake_microsoft, status):
     state = start(admin_client)

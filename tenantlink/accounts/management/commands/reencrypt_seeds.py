@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tenantlink.accounts.models import TOTPDevice
-from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.lib import crypto
 
 
@@ -24,6 +24,9 @@ class Command(BaseCommand):
                 try:
                     device.encrypted_seed = crypto.reencrypt(device.encrypted_seed)
                 except ValueError:
+                    AuditEvent.objects.record(
+                        Action.SEEDS_REENCRYPTED, actor_label="command line", outcome=Outcome.FAILURE, seeds=done
+                    )
                     raise CommandError(
                         f"The seed of {device.user.username} cannot be decrypted with any key of "
                         "FIELD_ENCRYPTION_KEYS: put back the key it was encrypted with, then run this again. "
