@@ -5,6 +5,7 @@ import datetime
 
 import pyotp
 import pytest
+from django.test import Client
 from django.urls import set_script_prefix
 from django.utils import timezone, translation
 
@@ -99,6 +100,13 @@ def sign_in(client, user, password=PASSWORD):
     assert response.status_code == 302 and response.url == "/portal/", response
     client.get(response.url)  # as a browser does: the first page after signing in
     return response
+
+
+def signed_in_browser(user):
+    """Another browser, with `user` signed in through the real pages."""
+    browser = Client()
+    sign_in(browser, user)
+    return browser
 
 
 @pytest.fixture

@@ -11,13 +11,12 @@ from html.parser import HTMLParser
 import pyotp
 import pytest
 from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
 from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
-from tenantlink.conftest import PASSWORD, make_user, sign_in
+from tenantlink.conftest import PASSWORD, make_user, sign_in, signed_in_browser
 
 NEW_PASSWORD = "purple elephant umbrella 42"
 
@@ -151,16 +150,9 @@ def test_moving_bob_to_another_company_shows_in_both_logs(staff_client, member, 
     assert all(e.details["changes"]["company"] == {"from": "Contoso Ltd", "to": "Northwind Traders"} for e in events)
 
 
-def signed_in_elsewhere(user):
-    browser = Client()
-    sign_in(browser, user)
-    assert browser.get("/portal/").status_code == 200
-    return browser
-
-
 def test_deactivating_bob_here_ends_his_sessions_and_reactivating_brings_none_back(staff_client, member):
     url = f"/staff/accounts/user/{member.pk}/change/"
-    bobs_browser = signed_in_elsewhere(member)
+    bobs_browser = signed_in_browser(member)
     data = form_of(staff_client, url, "user_form")
     post_form(staff_client, url, {key: value for key, value in data.items() if key != "is_active"})
     post_form(staff_client, url, form_of(staff_client, url, "user_form"), is_active="on")
@@ -171,7 +163,7 @@ def test_deactivating_bob_here_ends_his_sessions_and_reactivating_brings_none_ba
 
 
 def test_resetting_bobs_second_factor_here_or_on_the_command_line_signs_him_out(staff_client, member):
-    bobs_browser = signed_in_elsewhere(member)
+    bobs_browser = signed_in_browser(member)
     staff_client.post("/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [member.pk]})
     assert bobs_browser.get("/portal/").url.startswith("/signin/")
     member.refresh_from_db()
@@ -179,7 +171,7 @@ def test_resetting_bobs_second_factor_here_or_on_the_command_line_signs_him_out(
 
     member.seed = pyotp.random_base32()  # he enrolled again
     TOTPDevice.enrol(member, member.seed, step=0)
-    bobs_browser = signed_in_elsewhere(member)
+    bobs_browser = signed_in_browser(member)
     call_command("reset_second_factor", "bob", stdout=io.StringIO())
     assert bobs_browser.get("/portal/").url.startswith("/signin/")
 

@@ -13,7 +13,7 @@ from django.utils.http import urlsafe_base64_encode
 from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in
+from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in, signed_in_browser
 
 INITIAL_PASSWORD = "copper kettle on the stove"
 CHOSEN_PASSWORD = "a quiet lighthouse in winter"
@@ -26,12 +26,6 @@ def text(response):
 def user_links(response):
     """The users a page links to, by id, in the order shown."""
     return [int(pk) for pk in re.findall(r'href="/company/users/(\d+)/"', text(response))]
-
-
-def signed_in_browser(user):
-    browser = Client()
-    sign_in(browser, user)
-    return browser
 
 
 def new_user_form(**fields):
