@@ -125,11 +125,12 @@ def _host(parts):
 def _libpq_options(query):
     options = dict(parse_qsl(query, keep_blank_values=True))
     if options:
+        from psycopg import ProgrammingError
         from psycopg.conninfo import make_conninfo
 
         try:
             make_conninfo("", **options)  # libpq knows every name?
-        except Exception as error:
+        except ProgrammingError as error:
             raise ImproperlyConfigured(
                 f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
             ) from None
