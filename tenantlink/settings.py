@@ -283,6 +283,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {"NAME": "tenantlink.accounts.validators.MaximumLengthValidator"},
+    {"NAME": "tenantlink.accounts.validators.VarietyValidator"},
 ]
 PASSWORD_RESET_TIMEOUT = env_int("INVITATION_LIFETIME", 3 * 24 * 3600, minimum=600)
 

@@ -18,3 +18,21 @@ class MaximumLengthValidator:
 
     def get_help_text(self):
         return _("Your password can have at most %(max)d characters.") % {"max": MAX_PASSWORD_LENGTH}
+
+
+class VarietyValidator:
+    """Refuses a password of a few characters repeated ("aaaaaaaaaaaa", "abababababab"): long
+    enough for the length rule, guessed at once (NIST SP 800-63B: repetitive characters)."""
+
+    MIN_DISTINCT = 5
+
+    def validate(self, password, user=None):
+        if len(set(password.casefold())) < self.MIN_DISTINCT:
+            raise ValidationError(
+                _("This password repeats too few characters: use at least %(count)d different ones."),
+                code="password_too_repetitive",
+                params={"count": self.MIN_DISTINCT},
+            )
+
+    def get_help_text(self):
+        return _("Your password must use at least %(count)d different characters.") % {"count": self.MIN_DISTINCT}

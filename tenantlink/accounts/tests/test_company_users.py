@@ -179,6 +179,13 @@ def test_a_password_too_long_to_sign_in_with_is_refused(admin_client, admin):
     assert admin.check_password(PASSWORD)
 
 
+def test_a_password_of_a_few_characters_repeated_is_refused(admin_client):
+    for repeated in ("xxxxxxxxxxxxxxxx", "abababababab", "AbAbaBcCabcaBC"):
+        response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=repeated))
+        assert "This password repeats too few characters: use at least 5 different ones." in text(response), repeated
+    assert not User.objects.filter(username="carol").exists()
+
+
 def test_the_same_new_user_sent_twice_at_once_is_created_once(admin_client, monkeypatch):
     from tenantlink.accounts.forms import CompanyUserForm
 
