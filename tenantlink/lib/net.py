@@ -54,5 +54,11 @@ def client_address_in(environ):
     return _address(environ.get("REMOTE_ADDR", "")) or ""
 
 
+def printable(value, limit):
+    """Text another party sent (a header, a claim, an error code), as it may be shown and stored:
+    without control characters (PostgreSQL cannot even store a NUL), at most `limit` characters."""
+    return "".join(character for character in str(value) if character.isprintable())[:limit]
+
+
 def user_agent(request):
-    return request.META.get("HTTP_USER_AGENT", "").replace("\x00", "")[:300]  # no NUL: it is stored
+    return printable(request.META.get("HTTP_USER_AGENT", ""), 300)

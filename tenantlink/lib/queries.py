@@ -126,7 +126,7 @@ _USES = ("one", "exists", "delete")
 
 class Prepared:
     """A query run on (nearly) every request, or on every sign-in: the ORM composes and compiles
-    its SQL once per database and use, and each run only binds new values. Composing a query
+    its SQL once per database, and each run only binds new values. Composing a query
     with joins costs a millisecond or more of CPU; running it, a few hundredths.
 
     `build(**values)` returns the queryset. `kinds` names each value's type (int, str, UUID or an
@@ -142,7 +142,7 @@ class Prepared:
         self.build, self.use, self.kinds = build, use, kinds
         self.samples = {name: _SAMPLES[kind](index) for index, (name, kind) in enumerate(kinds.items())}
         self._model = None
-        self._statements = {}  # (database alias, use) → (SQL, parameters, {name: positions}, rows)
+        self._statements = {}  # database alias → (SQL, parameters, {name: positions}, rows)
         _everyone.add(self)
 
     def exists(self, **values):
@@ -164,12 +164,12 @@ class Prepared:
         with self._cursor("delete", values) as (cursor, _rows, _connection):
             return cursor.rowcount
 
-    def _compose(self, use, using):
+    def _compose(self, using):
         connection = connections[using]  # only for composing: each thread has its own
         queryset = self.build(**self.samples)
-        if use == "exists":
+        if self.use == "exists":
             compiler = queryset.query.exists().get_compiler(using=using)
-        elif use == "one":
+        elif self.use == "one":
             compiler = queryset[:1].query.get_compiler(using=using)
         else:
             compiler = queryset.query.chain(DeleteQuery).get_compiler(using=using)
@@ -180,7 +180,7 @@ class Prepared:
             positions[name] = [i for i, param in enumerate(params) if type(param) is type(adapted) and param == adapted]
             if not positions[name] or str(sample) in sql:
                 raise ImproperlyConfigured(f"{name} does not reach the database as it is given")
-        return sql, tuple(params), positions, _Rows(compiler, using) if use == "one" else None
+        return sql, tuple(params), positions, _Rows(compiler, using) if self.use == "one" else None
 
     @contextlib.contextmanager
     def _cursor(self, use, values):
@@ -191,9 +191,8 @@ class Prepared:
         if self._model is None:
             self._model = self.build(**self.samples).model
         using = router.db_for_write(self._model) if use == "delete" else router.db_for_read(self._model)
-        key = (using, use)
-        sql, params, positions, rows = self._statements.get(key) or self._statements.setdefault(
-            key, self._compose(use, using)
+        sql, params, positions, rows = self._statements.get(using) or self._statements.setdefault(
+            using, self._compose(using)
         )
         connection = connections[using]
         params = list(params)
@@ -219,7 +218,7 @@ def check_prepared(app_configs=None, databases=None, **kwargs):
     for using in databases:
         for prepared in _everyone:
             try:
-                prepared._compose(prepared.use, using)
+                prepared._compose(using)
             except Exception as error:  # whatever the ORM raised while composing it
                 errors.append(
                     checks.Error(

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
-from tenantlink.lib import queries
+from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
@@ -213,7 +213,7 @@ def _authorization_error(params):
         return Refusal("not_assigned", code)
     if error == "access_denied" and code in ("", "access_denied"):
         return Refusal("cancelled", code or error)
-    return Refusal("refused", code or microsoft.printable(error, 40))
+    return Refusal("refused", code or net.printable(error, 40))
 
 
 def microsoft_identity(pending, params):
@@ -238,7 +238,7 @@ def _labels(claims):
     return {
         "tid": claims["tid"],
         "oid": claims["oid"],
-        "microsoft_username": microsoft.printable(claims.get("preferred_username", ""), 254),
+        "microsoft_username": net.printable(claims.get("preferred_username", ""), 254),
     }
 
 
@@ -265,8 +265,8 @@ def finish_connect(request, pending, params):
                     integration=integration,
                     tid=tid,
                     oid=oid,
-                    display_name=microsoft.printable(claims.get("name", ""), 200),
-                    username=microsoft.printable(claims.get("preferred_username") or claims.get("email") or "", 254),
+                    display_name=net.printable(claims.get("name", ""), 200),
+                    username=net.printable(claims.get("preferred_username") or claims.get("email") or "", 254),
                 )
         except IntegrityError:  # the database decides races between two connects
             raise Refusal("already_connected" if Connection.objects.filter(user=user).exists() else "taken") from None

@@ -33,7 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from tenantlink.lib import metrics
+from tenantlink.lib import metrics, net
 from tenantlink.sso.models import FAILURE_REASONS, CachedDocument
 
 log = logging.getLogger(__name__)
@@ -52,17 +52,11 @@ KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
 ID_TOKEN_LEEWAY = 60  # seconds of clock difference allowed for exp, nbf and iat
 
 
-def printable(value, limit):
-    """Text another party sent (a claim, an error code), as it may be shown and stored: without
-    control characters (PostgreSQL cannot even store a NUL), at most `limit` characters."""
-    return "".join(character for character in str(value) if character.isprintable())[:limit]
-
-
 class MicrosoftError(Exception):
     """Microsoft did not give a usable answer. `reason` is a key of FAILURE_REASONS."""
 
     def __init__(self, reason, code=""):
-        self.reason, self.code = reason, printable(code, 40)
+        self.reason, self.code = reason, net.printable(code, 40)
         super().__init__(f"{reason}: {self.code}" if self.code else reason)
 
     @property
@@ -174,7 +168,7 @@ def error_code(payload):
     if isinstance(codes, list) and codes and isinstance(codes[0], int):
         return f"AADSTS{codes[0]}"
     match = re.match(r"AADSTS(\d+)", str(payload.get("error_description", "")))
-    return f"AADSTS{match[1]}" if match else printable(payload.get("error", ""), 40)
+    return f"AADSTS{match[1]}" if match else net.printable(payload.get("error", ""), 40)
 
 
 def _failure(status, payload):
