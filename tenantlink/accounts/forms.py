@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts import throttle
-from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+from tenantlink.accounts.models import USERNAME_TAKEN, RecoveryCode, TOTPDevice, User
 from tenantlink.accounts.validators import MAX_PASSWORD_LENGTH
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 
@@ -222,7 +222,7 @@ class CompanyUserForm(forms.ModelForm):
 
     @staticmethod
     def username_taken():
-        return ValidationError(_("This username is taken. Choose another one."), code="taken")
+        return ValidationError(USERNAME_TAKEN, code="taken")
 
     def clean(self):
         data = super().clean()

@@ -20,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from tenantlink.lib import crypto
 from tenantlink.lib.queries import Prepared, update
 
+USERNAME_TAKEN = _("This username is taken. Choose another one.")
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -64,6 +66,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("username"),
         max_length=150,
         unique=True,  # Django requires it; the constraint in Meta adds "regardless of case"
+        error_messages={"unique": USERNAME_TAKEN},
         validators=[ASCIIUsernameValidator()],
         help_text=_("Letters a–z, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
     )
@@ -97,7 +100,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         verbose_name = _("user")
         verbose_name_plural = _("users")
         ordering = ["username"]
-        constraints = [models.UniqueConstraint(Lower("username"), name="accounts_user_username_ci_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("username"), name="accounts_user_username_ci_unique", violation_error_message=USERNAME_TAKEN
+            )
+        ]
 
     def __str__(self):
         return self.username

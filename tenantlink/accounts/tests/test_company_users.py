@@ -186,6 +186,22 @@ def test_a_password_of_a_few_characters_repeated_is_refused(admin_client):
     assert not User.objects.filter(username="carol").exists()
 
 
+def test_a_username_saved_by_another_request_meanwhile_is_refused_in_the_same_words(admin_client, monkeypatch):
+    from tenantlink.accounts.forms import CompanyUserForm
+
+    admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    # The other request had not saved it yet when this one checked the name itself; by the time
+    # the model's own checks ran, it had.
+    monkeypatch.setattr(CompanyUserForm, "clean_username", lambda form: form.cleaned_data["username"])
+    for spelling in ("carol", "Carol"):
+        response = admin_client.post(
+            "/company/users/new/", new_user_form(username=spelling, how="password", initial_password=INITIAL_PASSWORD)
+        )
+        assert "This username is taken. Choose another one." in text(response)
+        assert "Constraint" not in text(response) and "already exists" not in text(response)
+    assert User.objects.filter(username__iexact="carol").count() == 1
+
+
 def test_the_same_new_user_sent_twice_at_once_is_created_once(admin_client, monkeypatch):
     from tenantlink.accounts.forms import CompanyUserForm
 
