@@ -415,11 +415,13 @@ def test_a_reactivated_user_signs_in_again_but_old_sessions_stay_ended(admin_cli
     assert (event.actor, event.company) == (admin, contoso)
 
 
-def test_deactivating_someone_twice_records_it_once(admin_client, member):
+def test_deactivating_someone_twice_records_it_once_and_says_so(admin_client, member):
     admin_client.post(f"/company/users/{member.pk}/deactivate/")
-    admin_client.post(f"/company/users/{member.pk}/deactivate/")
+    response = admin_client.post(f"/company/users/{member.pk}/deactivate/", follow=True)  # a second tab
+    assert "Bob was already deactivated." in text(response)
     admin_client.post(f"/company/users/{member.pk}/reactivate/")
-    admin_client.post(f"/company/users/{member.pk}/reactivate/")
+    response = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True)
+    assert "Bob was already active." in text(response)
 
     assert AuditEvent.objects.filter(action=Action.USER_DEACTIVATED).count() == 1
     assert AuditEvent.objects.filter(action=Action.USER_REACTIVATED).count() == 1

@@ -92,7 +92,11 @@ def _refuse_self(request, member):
 @require_POST
 def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if not _refuse_self(request, member) and member.is_active:
+    if _refuse_self(request, member):
+        return redirect("company_user", user_id=member.pk)
+    if not member.is_active:
+        messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
+    else:
         member.deactivate()
         AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
@@ -103,7 +107,9 @@ def user_deactivate(request, user_id):
 @require_POST
 def user_reactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if not member.is_active:
+    if member.is_active:
+        messages.info(request, _("%(name)s was already active.") % {"name": member.get_full_name()})
+    else:
         member.reactivate()
         AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can sign in again.") % {"name": member.get_full_name()})

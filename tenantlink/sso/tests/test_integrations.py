@@ -371,6 +371,15 @@ def test_disable_and_enable_keep_the_connections(admin_client, fake_microsoft, m
     assert integration.connections.count() == 1
     assert actions()[-2:] == [Action.SSO_INTEGRATION_DISABLED, Action.SSO_INTEGRATION_ENABLED]
 
+    # A second tab: enabling again says so and records nothing; so does disabling twice.
+    page = admin_client.post(f"/company/sso/{integration.pk}/enable/", follow=True).content.decode()
+    assert "contoso.onmicrosoft.com was not disabled, so nothing changed." in page
+    admin_client.post(f"/company/sso/{integration.pk}/disable/")
+    page = admin_client.post(f"/company/sso/{integration.pk}/disable/", follow=True).content.decode()
+    assert "contoso.onmicrosoft.com was not active, so nothing changed." in page
+    assert actions().count(Action.SSO_INTEGRATION_DISABLED) == 2
+    assert actions().count(Action.SSO_INTEGRATION_ENABLED) == 1
+
 
 def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake_microsoft, member, contoso):
     integration = active_integration(admin_client, fake_microsoft)

@@ -22,6 +22,7 @@ from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 from tenantlink.sso import graph, leavers
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
 from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
+from tenantlink.sso.tests.test_microsoft_signin import page_text
 
 BEN = "15550e69-065f-4d2c-b54d-9fd19885ed4c"
 
@@ -184,6 +185,20 @@ def test_turning_it_off_and_changing_the_policy(admin_client, checked):
     admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
     checked.refresh_from_db()
     assert (checked.leaver_check, checked.leaver_policy) == ("off", "disconnect")
+
+    # A second tab: turning it off again says so and records nothing more.
+    response = admin_client.post(f"/company/sso/{checked.pk}/leavers/off/", follow=True)
+    assert f"The leaver check of {checked.display_name} was already off." in page_text(response)
+    assert AuditEvent.objects.filter(action=Action.SSO_LEAVER_CHECK_OFF).count() == 1
+
+
+@pytest.mark.parametrize("policy", ["", "delete-everyone", "Disconnect"])
+def test_a_policy_that_is_not_one_of_the_answers_is_refused_and_says_so(admin_client, checked, policy):
+    response = admin_client.post(f"/company/sso/{checked.pk}/leavers/policy/", {"policy": policy}, follow=True)
+    assert "Nothing was saved: choose one of the answers for what the leaver check does." in page_text(response)
+    checked.refresh_from_db()
+    assert checked.leaver_policy == "deactivate"
+    assert not AuditEvent.objects.filter(action=Action.SSO_LEAVER_POLICY_CHANGED).exists()
 
 
 # --- The check -------------------------------------------------------------------------------------

@@ -366,6 +366,11 @@ def test_a_user_disconnects_in_my_profile(client, member, contoso_integration):
     assert "was disconnected" in mail.outbox[-1].body
     # Password sessions go on.
     assert client.get("/portal/").status_code == 200
+    # A second tab: nothing more is removed, and the page says why.
+    for method in (client.get, client.post):
+        response = method("/profile/microsoft/disconnect/", follow=True)
+        assert "Your account has no Microsoft connection." in page_text(response)
+    assert AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED).count() == 1
 
 
 def test_an_administrator_disconnects_a_member(admin_client, member, contoso_integration):
@@ -376,6 +381,10 @@ def test_an_administrator_disconnects_a_member(admin_client, member, contoso_int
     admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/")
     assert not Connection.objects.exists()
     assert "done by your company's administrator" in mail.outbox[-1].body
+
+    response = admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)  # a second tab
+    assert "Bob has no Microsoft connection." in page_text(response)
+    assert len(mail.outbox) == 1
 
 
 SWEDISH_MONTHS = [

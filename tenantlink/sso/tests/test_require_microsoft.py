@@ -342,8 +342,14 @@ def test_turning_it_on_and_off_is_audited(admin_client, member, admin, contoso, 
     text = page_text(admin_client.get("/company/sso/"))
     assert "Administrators are exempt" in text and "Stop requiring Microsoft sign-in" in text
 
+    # A second tab: turning it on again says so and records nothing more.
+    response = admin_client.post("/company/sso/require/", follow=True)
+    assert "Members must already sign in with Microsoft." in page_text(response)
+    assert len(events(Action.SSO_REQUIRED_ON)) == 1
+
     admin_client.post("/company/sso/require/off/")
-    admin_client.post("/company/sso/require/off/")  # a second tab: nothing more happens
+    response = admin_client.post("/company/sso/require/off/", follow=True)  # a second tab
+    assert "Microsoft sign-in was not required, so nothing changed." in page_text(response)
     assert not Company.objects.get(pk=contoso.pk).microsoft_required
     [off] = events(Action.SSO_REQUIRED_OFF)
     assert off.actor == admin

@@ -68,6 +68,7 @@ def decline(request):
 def disconnect_own(request):
     connection = Connection.objects.filter(user=request.user).first()
     if connection is None:
+        messages.info(request, _("Your account has no Microsoft connection."))
         return redirect("profile_settings")
     if request.method == "GET":
         return render(request, "sso/disconnect.html", {"connection": connection, "tab": "settings"})
@@ -93,7 +94,9 @@ def disconnect_own(request):
 def disconnect_member(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     connection = Connection.objects.filter(user=member).first()
-    if connection is not None:
+    if connection is None:
+        messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
+    else:
         flows.disconnect(request, connection)
         messages.success(
             request,

@@ -194,7 +194,9 @@ def verify(request, integration_id):
 @require_POST
 def disable(request, integration_id):
     integration = _integration(request, integration_id)
-    if integration.status == Integration.Status.ACTIVE:
+    if integration.status != Integration.Status.ACTIVE:
+        messages.info(request, _("%(name)s was not active, so nothing changed.") % {"name": integration.display_name})
+    else:
         integration.disable()
         flows.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
         messages.success(
@@ -211,7 +213,9 @@ def enable(request, integration_id):
     integration = _integration(request, integration_id)
     if _refused(request):
         return redirect("sso_integrations")
-    if integration.status == Integration.Status.DISABLED:
+    if integration.status != Integration.Status.DISABLED:
+        messages.info(request, _("%(name)s was not disabled, so nothing changed.") % {"name": integration.display_name})
+    else:
         integration.enable()
         flows.record(request, Action.SSO_INTEGRATION_ENABLED, integration)
         messages.success(request, _("%(name)s is enabled again.") % {"name": integration.display_name})

@@ -37,6 +37,9 @@ def turn_on(request, integration_id):
 @require_POST
 def turn_off(request, integration_id):
     integration = _integration(request, integration_id)
+    if integration.leaver_check == Integration.LeaverCheck.OFF:
+        messages.info(request, _("The leaver check of %(name)s was already off.") % {"name": integration.display_name})
+        return redirect("sso_integrations")
     leavers.turn_off(request, integration)
     messages.success(request, _("The leaver check of %(name)s is off.") % {"name": integration.display_name})
     return redirect("sso_integrations")
@@ -52,6 +55,8 @@ def change_policy(request, integration_id):
         messages.success(
             request, _("Saved what the leaver check of %(name)s does.") % {"name": integration.display_name}
         )
+    else:
+        messages.error(request, _("Nothing was saved: choose one of the answers for what the leaver check does."))
     return redirect("sso_integrations")
 
 

@@ -25,6 +25,7 @@ def review(request):
     """The dry run (who is connected, who is not yet, what each will see), then turning it on."""
     company = request.user.company
     if company.microsoft_required:
+        messages.info(request, _("Members must already sign in with Microsoft."))
         return redirect("sso_integrations")
     refusal = requirement.refusal(company)
     if refusal:
@@ -42,6 +43,8 @@ def review(request):
 def turn_off(request):
     if requirement.turn_off(request.user.company, request=request):
         messages.success(request, _("Members may sign in with password and second factor again."))
+    else:
+        messages.info(request, _("Microsoft sign-in was not required, so nothing changed."))
     return redirect("sso_integrations")
 
 
