@@ -235,7 +235,7 @@ def test_a_user_of_another_tenant_cannot_connect(new_visitor, emulator, portal, 
     # Contoso Ltd has one integration, so Microsoft is asked for an account of Contoso only, and
     # Microsoft itself refuses Fabrikam's Fiona there.
     page = ben.connect(FIONA_AT_MICROSOFT)
-    assert f"{NOT_OUR_ORGANIZATION} (Microsoft's code: AADSTS50020)" in messages_on(page)
+    assert f"{NOT_OUR_ORGANIZATION} (Error code: AADSTS50020)" in messages_on(page)
 
     # With a second integration Microsoft is asked for any work account and lets Fiona through:
     # the portal itself refuses a tenant the company has not connected.

@@ -276,7 +276,7 @@ def test_a_declined_approval_leaves_the_integration_failed_with_the_reason(
 
     expect_sso_page(page, portal)
     expect(message(page)).to_contain_text(DECLINED)
-    expect(message(page)).to_contain_text("(Microsoft's code: AADSTS65004)")
+    expect(message(page)).to_contain_text("(Error code: AADSTS65004)")
     contoso = card(page, "Contoso")
     expect(fact(contoso, "Status")).to_have_text("Consent failed")
     expect(fact(contoso, "Why")).to_contain_text(DECLINED)
@@ -496,7 +496,7 @@ def test_verify_again_finds_that_the_app_was_removed_from_the_tenant(
     expect_sso_page(page, portal)
     expect(message(page)).to_contain_text(APP_NOT_FOUND)
     expect(message(page)).to_contain_text(GRANT_ADMIN_CONSENT)
-    expect(message(page)).to_contain_text("(Microsoft's code: AADSTS700016)")
+    expect(message(page)).to_contain_text("(Error code: AADSTS700016)")
     contoso = card(page, "Contoso")
     expect(fact(contoso, "Status")).to_have_text("Consent failed")
     expect(fact(contoso, "Why")).to_contain_text(APP_NOT_FOUND)
@@ -557,7 +557,7 @@ def test_microsoft_failing_or_hanging_during_verify_again_keeps_an_active_integr
     expect(message(page)).to_contain_text(UNAVAILABLE, timeout=15_000)
     assert time.monotonic() - started < 12, "the portal waited for Microsoft past its timeout"
     expect_sso_page(page, portal)
-    expect(message(page)).to_contain_text("(Microsoft's code: timeout)")
+    expect(message(page)).to_contain_text("(Error code: timeout)")
     expect(fact(card(page, "Contoso"), "Status")).to_have_text("Active")
 
     failures = audit_log(page, portal)

@@ -48,12 +48,12 @@ def _integration(request, integration_id):
 
 
 def _explain(request, integration, error):
-    """Tell the administrator what went wrong, what to do, and Microsoft's code for support."""
+    """Tell the administrator what went wrong, what to do, and the error code for support."""
     text = error.message
     if error.reason in ("cancelled", "approval_required", "app_not_found"):
         text += " " + GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME}
     if error.code:
-        text += " " + _("(Microsoft's code: %(code)s)") % {"code": error.code}
+        text += " " + _("(Error code: %(code)s)") % {"code": error.code}
     messages.error(request, text)
 
 

@@ -75,7 +75,7 @@ REFUSALS = {
 def refusal_message(refusal):
     text = str(REFUSALS.get(refusal.reason, REFUSALS["refused"]))
     if refusal.code and refusal.code.startswith("AADSTS"):
-        text += " " + str(_("(Microsoft's code: %(code)s)")) % {"code": refusal.code}
+        text += " " + str(_("(Error code: %(code)s)")) % {"code": refusal.code}
     return text
 
 
