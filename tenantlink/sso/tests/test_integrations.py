@@ -393,6 +393,8 @@ def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake
 
     confirmation = admin_client.get(f"/company/sso/{integration.pk}/delete/").content.decode()
     assert "2 users' Microsoft connections are removed." in confirmation
+    # Deleting here leaves the app approved at Microsoft: the page says where to remove it.
+    assert "Enterprise applications → Tenantlink → Properties → Delete" in confirmation
 
     page = admin_client.post(f"/company/sso/{integration.pk}/delete/", follow=True).content.decode()
     assert "contoso.onmicrosoft.com is deleted; 2 Microsoft connections were removed." in page
