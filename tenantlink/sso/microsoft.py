@@ -48,7 +48,7 @@ PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 SIGNIN_SCOPES = "openid profile email"
 APP_ONLY_SCOPE = "https://graph.microsoft.com/.default"
 MAX_ANSWER_BYTES = 256 * 1024
-KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
+KEY_REFETCH_INTERVAL = datetime.timedelta(seconds=10)
 ID_TOKEN_LEEWAY = 60  # seconds of clock difference allowed for exp, nbf and iat
 
 
@@ -137,12 +137,15 @@ def exchange(method, url, **request):
                     raise MicrosoftError("unavailable", "timeout")
     except MicrosoftError as error:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout" if error.code == "timeout" else "bad_answer").inc()
+        log.warning("Microsoft %s %s failed: %s", method, url.split("?")[0], error)
         raise
     except httpx.TimeoutException:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout").inc()
+        log.warning("Microsoft %s %s failed: no answer in time", method, url.split("?")[0])
         raise MicrosoftError("unavailable", "timeout") from None
     except httpx.HTTPError as error:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "unreachable").inc()
+        log.warning("Microsoft %s %s failed: %s", method, url.split("?")[0], error.__class__.__name__)
         raise MicrosoftError("unavailable", error.__class__.__name__) from None
     finally:
         elapsed = time.monotonic() - started
@@ -158,7 +161,19 @@ def exchange(method, url, **request):
     if not isinstance(payload, dict):
         if status < 400:
             metrics.MICROSOFT_ERRORS.labels(endpoint, "bad_answer").inc()
+        log.warning("Microsoft %s %s answered HTTP %d without a JSON object", method, url.split("?")[0], status)
         raise MicrosoftError("unavailable" if status >= 500 else "bad_answer", f"HTTP {status}")
+    if status >= 400:
+        # A refused client secret (401) or Microsoft failing (5xx) is the operator's to see; a
+        # mistyped tenant or an expired code is the person's, and an everyday answer.
+        log.log(
+            logging.WARNING if status >= 500 or status in (401, 403) else logging.INFO,
+            "Microsoft %s %s answered HTTP %d %s",
+            method,
+            url.split("?")[0],
+            status,
+            error_code(payload),
+        )
     return status, payload, response.headers
 
 
@@ -181,7 +196,9 @@ def _failure(status, payload):
         return MicrosoftError("app_not_found", code)
     if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095"):
         return MicrosoftError("approval_required", code)
-    if payload.get("error") == "invalid_client" or code.startswith("AADSTS7000"):
+    # invalid_client: AADSTS7000215 (wrong secret), 7000218 (none), 7000222 (expired) and the
+    # like; not AADSTS70000 or 70008, an expired or used code (invalid_grant).
+    if payload.get("error") == "invalid_client" or re.fullmatch(r"AADSTS7000\d{3}", code):
         return MicrosoftError("configuration", code)
     return MicrosoftError("refused", code)
 
@@ -296,8 +313,10 @@ def discovery(tenant="organizations"):
 def signing_key(kid):
     """The published key (a JWK dict) named `kid`. An unknown `kid` is looked for in the shared
     cache (another process may have fetched new keys), which is fetched again at once when older
-    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more often, so
-    tokens with made-up `kid`s cannot make the portal hammer Microsoft."""
+    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice, and a sign-in right after a
+    roll must work. The `kid` comes from a token the portal itself fetched from Microsoft, not
+    from a browser; the interval only keeps a Microsoft that names a key it does not publish
+    from being asked again at every sign-in."""
     url = discovery()["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):
@@ -355,8 +374,17 @@ def redeem_code(tenant, code, code_verifier):
 def validate_id_token(id_token, nonce):
     """The claims of an ID token that passes every check, else MicrosoftError("bad_token"):
     signed RS256 by a key Microsoft publishes (by `kid`); `iss` exactly {authority}/{tid}/v2.0
-    for the token's own `tid`; `aud` our client ID; `exp`, `nbf` and `iat` with a minute's leeway;
-    our `nonce`; `tid` and `oid` GUIDs. Only (tid, oid) may ever identify anyone."""
+    for the token's own `tid`; `aud` exactly our client ID (a string, not a list holding it);
+    `exp`, `nbf` and `iat` with a minute's leeway; our `nonce`; `tid` and `oid` GUIDs. Only
+    (tid, oid) may ever identify anyone. A refused token is logged with the check it failed."""
+    try:
+        return _checked_claims(id_token, nonce)
+    except MicrosoftError as error:
+        log.warning("An ID token from Microsoft was refused: %s", error)
+        raise
+
+
+def _checked_claims(id_token, nonce):
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:
@@ -377,7 +405,10 @@ def validate_id_token(id_token, nonce):
             algorithms=["RS256"],
             audience=settings.ENTRA_CLIENT_ID,
             leeway=ID_TOKEN_LEEWAY,
-            options={"require": ["iss", "aud", "exp", "iat", "nbf", "sub", "tid", "oid", "nonce"]},
+            options={
+                "require": ["iss", "aud", "exp", "iat", "nbf", "sub", "tid", "oid", "nonce"],
+                "strict_aud": True,
+            },
         )
     except jwt.PyJWTError as error:
         raise MicrosoftError("bad_token", error.__class__.__name__) from None

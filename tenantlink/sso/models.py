@@ -266,7 +266,15 @@ class Connection(models.Model):
         constraints = [models.UniqueConstraint("tid", "oid", name="sso_connection_identity_once")]
 
     def __str__(self):
-        return f"{self.user} ↔ {self.username or self.oid}"
+        return f"{self.user} ↔ {self.account}"
+
+    @property
+    def account(self):
+        """The Microsoft account as people know it: "Name (username)", whichever of the two the
+        token carried, else its object ID (Microsoft need not send a name or a username)."""
+        if self.display_name and self.username:
+            return f"{self.display_name} ({self.username})"
+        return self.display_name or self.username or str(self.oid)
 
 
 class Leaver(models.Model):

@@ -11,7 +11,15 @@ import pytest
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
-from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, FABRIKAM, NEW_SIGNING_KEY, public_jwk
+from tenantlink.sso.tests.conftest import (
+    AUTHORITY,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CONTOSO,
+    FABRIKAM,
+    NEW_SIGNING_KEY,
+    public_jwk,
+)
 
 
 def refusal(token, nonce="the-nonce"):
@@ -36,6 +44,7 @@ def test_a_token_of_another_tenant_is_valid_for_its_own_tenant(fake_microsoft):
         ({"iss": f"{AUTHORITY}/{FABRIKAM}/v2.0"}, "iss"),  # tid does not match the issuer's tenant
         ({"iss": f"https://attacker.example/{CONTOSO}/v2.0"}, "iss"),
         ({"aud": "someone-else"}, "InvalidAudienceError"),
+        ({"aud": [CLIENT_ID, "someone-else"]}, "InvalidAudienceError"),  # ours among others is not ours
         ({"aud": None}, "MissingRequiredClaimError"),
         ({"sub": None}, "MissingRequiredClaimError"),
         ({"iat": None}, "MissingRequiredClaimError"),
@@ -51,6 +60,14 @@ def test_a_token_of_another_tenant_is_valid_for_its_own_tenant(fake_microsoft):
 )
 def test_a_token_with_a_wrong_claim_is_refused(fake_microsoft, changes, code):
     assert refusal(fake_microsoft.id_token(**changes)) == code
+
+
+def test_a_refused_token_is_logged_with_the_check_it_failed_and_never_itself(fake_microsoft, caplog):
+    token = fake_microsoft.id_token(nonce="another-nonce")
+    refusal(token)
+    assert "An ID token from Microsoft was refused: bad_token: nonce" in caplog.text
+    assert [record.levelname for record in caplog.records if "ID token" in record.message] == ["WARNING"]
+    assert token.split(".")[1] not in caplog.text
 
 
 def test_a_minute_of_clock_difference_is_tolerated(fake_microsoft):

@@ -12,7 +12,7 @@ from tenantlink.settings import entra_configuration
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
-from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, aad_error
+from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, aad_error
 
 
 def test_a_tenant_domain_is_resolved_to_its_id(fake_microsoft):
@@ -68,12 +68,35 @@ def test_a_token_for_the_tenant_proves_the_app_is_there(fake_microsoft):
     assert "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default" in form
 
 
-def test_a_refused_client_secret_is_the_operators_problem_and_never_shown(fake_microsoft, settings):
+def test_a_refused_client_secret_is_the_operators_problem_and_never_shown(fake_microsoft, settings, caplog):
     settings.ENTRA_CLIENT_SECRET = "an-expired-secret-value"
     fake_microsoft.app_in.add(CONTOSO)
     error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
     assert (error.reason, error.code) == ("configuration", "AADSTS7000215")
     assert "an-expired-secret-value" not in str(error) + error.message
+    # The operator reads it in the log, at WARNING, without the secret.
+    [line] = [record for record in caplog.records if "answered HTTP" in record.message]
+    assert line.levelname == "WARNING"
+    assert line.message == f"Microsoft POST {AUTHORITY}/{CONTOSO}/oauth2/v2.0/token answered HTTP 401 AADSTS7000215"
+    assert "an-expired-secret-value" not in caplog.text
+
+
+@pytest.mark.parametrize("code", [70000, 70008, 54005])
+def test_an_expired_or_used_code_is_a_refusal_not_a_broken_installation(fake_microsoft, code, caplog):
+    fake_microsoft.fail_with(aad_error(400, "invalid_grant", code))
+    error = failure_of(lambda: microsoft.redeem_code(CONTOSO, "a-code", "a-verifier"))
+    assert (error.reason, error.code) == ("refused", f"AADSTS{code}")
+    # The person's to retry, not the operator's: logged, but not as a warning.
+    assert [record.levelname for record in caplog.records if "answered HTTP 400" in record.message] == ["INFO"]
+
+
+def test_microsoft_unreachable_is_logged_as_a_warning(fake_microsoft, caplog):
+    fake_microsoft.fail_with(httpx.ConnectError("refused"))
+    failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))
+    assert any(
+        record.levelname == "WARNING" and record.message.endswith("/token failed: ConnectError")
+        for record in caplog.records
+    )
 
 
 def test_a_token_answer_without_a_token_is_not_a_success(fake_microsoft):

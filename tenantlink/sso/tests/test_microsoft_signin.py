@@ -17,7 +17,7 @@ from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
-from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in
+from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in, signed_in_browser
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
 from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
@@ -93,6 +93,29 @@ def test_dont_ask_again_is_remembered(client, member, contoso_integration):
     assert password_signin_of(Client(), member, step=1).redirect_chain[-1][0] == "/portal/"
     # ...but My Profile still offers it.
     assert "Enable" in page_text(client.get("/profile/settings/"))
+
+
+@pytest.mark.parametrize(
+    ("claims", "account"),
+    [
+        ({"preferred_username": None}, "Ben Berg"),
+        ({"preferred_username": None, "name": None}, BEN_OID),
+        ({"name": None}, "ben@contoso.onmicrosoft.com"),
+    ],
+)
+def test_an_account_microsoft_sends_without_a_name_or_username_is_still_named(
+    client, member, contoso_integration, fake_microsoft, claims, account
+):
+    """Microsoft need not send `preferred_username` (nor `name`): the pages and the email name
+    the account by what there is, and by its object ID when there is nothing else."""
+    sign_in(client, member)
+    connect(client, fake_microsoft, **claims)
+    assert f"Your portal account is now connected to {account}." in page_text(client.get("/portal/"))
+    assert f"Connected to the Microsoft account {account} since" in page_text(client.get("/profile/settings/"))
+    assert f"account {account}." in page_text(client.get("/profile/microsoft/disconnect/"))
+    assert f"the Microsoft account {account} was connected" in mail.outbox[-1].body
+    admin = make_user("ada", member.company, User.Role.ADMINISTRATOR)
+    assert f"<dd>{account}</dd>" in page_text(signed_in_browser(admin).get(f"/company/users/{member.pk}/"))
 
 
 def test_connecting_stores_the_identity_and_tells_the_user(client, member, contoso_integration, fake_microsoft):

@@ -142,8 +142,8 @@ def _connected(request, pending):
     request.session[PREFERRED_METHOD] = "microsoft"  # the sign-in page shows Microsoft first from now on
     messages.success(
         request,
-        _("Microsoft sign-in is on. Your portal account is now connected to %(name)s (%(username)s).")
-        % {"name": connection.display_name or connection.username, "username": connection.username},
+        _("Microsoft sign-in is on. Your portal account is now connected to %(account)s.")
+        % {"account": connection.account},
     )
     return redirect(back)
 
