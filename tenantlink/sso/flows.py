@@ -111,6 +111,8 @@ def consent_error(params):
         return MicrosoftError("wrong_tenant", code)
     if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941") or error == "consent_required":
         return MicrosoftError("approval_required", code)
+    if error in ("temporarily_unavailable", "server_error"):
+        return MicrosoftError("unavailable", code or error)
     if error == "access_denied":
         # Cancelled at Microsoft, or left the "Need admin approval" page: neither says more.
         return MicrosoftError("cancelled", code or error)
@@ -211,6 +213,10 @@ def _authorization_error(params):
         return Refusal("wrong_tenant", code)
     if code == "AADSTS50105":
         return Refusal("not_assigned", code)
+    if code == "AADSTS53003":
+        return Refusal("conditional_access", code)
+    if error in ("temporarily_unavailable", "server_error"):
+        return Refusal("unavailable", code or error)
     if error == "access_denied" and code in ("", "access_denied"):
         return Refusal("cancelled", code or error)
     return Refusal("refused", code or net.printable(error, 40))

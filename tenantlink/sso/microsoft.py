@@ -162,12 +162,12 @@ def exchange(method, url, **request):
         if status < 400:
             metrics.MICROSOFT_ERRORS.labels(endpoint, "bad_answer").inc()
         log.warning("Microsoft %s %s answered HTTP %d without a JSON object", method, url.split("?")[0], status)
-        raise MicrosoftError("unavailable" if status >= 500 else "bad_answer", f"HTTP {status}")
+        raise MicrosoftError("unavailable" if status >= 500 or status == 429 else "bad_answer", f"HTTP {status}")
     if status >= 400:
         # A refused client secret (401) or Microsoft failing (5xx) is the operator's to see; a
         # mistyped tenant or an expired code is the person's, and an everyday answer.
         log.log(
-            logging.WARNING if status >= 500 or status in (401, 403) else logging.INFO,
+            logging.WARNING if status >= 500 or status in (401, 403, 429) else logging.INFO,
             "Microsoft %s %s answered HTTP %d %s",
             method,
             url.split("?")[0],
@@ -188,7 +188,7 @@ def error_code(payload):
 
 def _failure(status, payload):
     code = error_code(payload) or f"HTTP {status}"
-    if status >= 500:
+    if status >= 500 or status == 429:  # 429: too many requests for now
         return MicrosoftError("unavailable", code)
     if code == "AADSTS90002" or payload.get("error") == "invalid_tenant":
         return MicrosoftError("unknown_tenant", code)

@@ -129,7 +129,10 @@ def test_a_claimed_other_tenant_changes_nothing_about_which_tenant_is_checked(ad
             "AADSTS65001",
             "must approve the app for the whole organization",
         ),
-        ({"error": "server_error"}, "refused", "server_error", "Microsoft refused the request."),
+        ({"error": "invalid_request"}, "refused", "invalid_request", "Microsoft refused the request."),
+        # Microsoft failing for now: try again later, not "refused".
+        ({"error": "server_error"}, "unavailable", "server_error", "Try again in a few minutes."),
+        ({"error": "temporarily_unavailable"}, "unavailable", "temporarily_unavailable", "Try again in a few minutes."),
     ],
 )
 def test_each_error_from_microsoft_explains_itself(admin_client, fake_microsoft, params, reason, code, words):

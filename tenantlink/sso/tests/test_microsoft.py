@@ -38,6 +38,7 @@ def test_an_unknown_tenant_is_reported_as_unknown(fake_microsoft):
         (httpx.ConnectError("refused"), "unavailable", "ConnectError"),
         (httpx.ReadTimeout("slow"), "unavailable", "timeout"),
         (httpx.Response(503, text="<html>Service Unavailable</html>"), "unavailable", "HTTP 503"),
+        (httpx.Response(429, text="Too Many Requests", headers={"Retry-After": "5"}), "unavailable", "HTTP 429"),
         (httpx.Response(500, json={"error": "server_error"}), "unavailable", "server_error"),
         (httpx.Response(200, text="<html>not json</html>"), "bad_answer", "HTTP 200"),
         (httpx.Response(200, json=["a", "list"]), "bad_answer", "HTTP 200"),

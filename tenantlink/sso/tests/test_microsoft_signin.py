@@ -246,6 +246,18 @@ def test_a_next_address_too_long_to_be_ours_falls_back(client, member, contoso_i
             {"error": "access_denied", "error_description": "AADSTS50105: not assigned"},
             "has not given your account access",
         ),
+        (
+            {
+                "error": "access_denied",
+                "error_description": "AADSTS53003: Access has been blocked by Conditional Access",
+            },
+            "(Conditional Access) did not let this sign-in through",
+        ),
+        ({"error": "temporarily_unavailable"}, "Try again in a few minutes."),
+        (
+            {"error": "server_error", "error_description": "AADSTS90033: A transient error"},
+            "Try again in a few minutes.",
+        ),
     ],
 )
 def test_errors_from_microsoft_explain_themselves(client, member, contoso_integration, params, words):

@@ -36,6 +36,10 @@ REFUSALS = {
         "This Microsoft account does not belong to a Microsoft organization that your company has connected."
     ),
     "not_assigned": _("Your organization's Microsoft administrator has not given your account access to this portal."),
+    "conditional_access": _(
+        "Your organization's sign-in rules at Microsoft (Conditional Access) did not let this sign-in through, "
+        "for example because of the device or the network. Ask your organization's IT support."
+    ),
     "refused": _("Microsoft did not sign you in. Nothing was changed."),
     "not_recent": _("For your security, connecting needs a recent sign-in. Sign in again and connect right after."),
     "personal_account": _("Personal Microsoft accounts cannot be used. Use the work account of your organization."),
