@@ -338,7 +338,7 @@ def test_removing_the_connection_in_my_profile_ends_the_microsoft_session(ben_tw
     assert with_password.is_signed_in()
     [mail] = mailbox.new_messages("ben@contoso.example")
     assert "Subject: Microsoft sign-in was removed from your Tenantlink account" in mail
-    assert f"the Microsoft account {BEN_AT_MICROSOFT.upn} was disconnected" in mail
+    assert f"the Microsoft account {BEN_AT_MICROSOFT.name} ({BEN_AT_MICROSOFT.upn}) was disconnected" in mail
     assert "administrator" not in mail.split("If this was not you")[0]
 
 
@@ -436,7 +436,10 @@ def test_connecting_stores_the_identity_and_tells_the_user_by_email(
     assert connections(console) == BEN_CONNECTION
     [mail] = mailbox.new_messages("ben@contoso.example")
     assert "Subject: A Microsoft account was connected to your Tenantlink account" in mail
-    assert f"the Microsoft account {BEN_AT_MICROSOFT.upn} was connected to your Tenantlink account" in mail
+    assert (
+        f"the Microsoft account {BEN_AT_MICROSOFT.name} ({BEN_AT_MICROSOFT.upn}) was connected to your Tenantlink"
+        in mail
+    )
 
 
 def test_after_connecting_the_sign_in_page_shows_microsoft_first(new_visitor, people, authenticator):
