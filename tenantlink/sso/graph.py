@@ -108,7 +108,7 @@ def _retry_after(headers):
     """Seconds to wait before asking again, as Graph's Retry-After says (bounded)."""
     try:
         return min(max(int(headers.get("Retry-After", "")), 0), MAX_RETRY_AFTER)
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):  # no headers object, or no number in it
         return 1
 
 
@@ -151,6 +151,8 @@ def accounts_enabled(access_token, oids):
                 results[oid] = enabled
             elif item_status == 404 and _graph_error(404, body).code == "Request_ResourceNotFound":
                 results[oid] = None
+            elif item_status == 200:  # not this user, or not a user at all
+                raise MicrosoftError("bad_answer", "batch item")
             else:
                 raise _graph_error(item_status if isinstance(item_status, int) else 0, body)
             del waiting[item["id"]]
@@ -159,4 +161,4 @@ def accounts_enabled(access_token, oids):
         if not throttled:
             raise MicrosoftError("bad_answer", "batch incomplete")
         _sleep(wait)
-    raise MicrosoftError("unavailable", "throttled")
+    raise MicrosoftError("throttled", "TooManyRequests")

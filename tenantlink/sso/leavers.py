@@ -50,10 +50,12 @@ CHECKED = (Integration.LeaverCheck.ON, Integration.LeaverCheck.FAILING)
 
 
 def start_consent(request, integration, policy):
-    """Where the administrator approves the permission at Microsoft; the check waits for it."""
+    """Where the administrator approves the permission at Microsoft. A check that is off waits
+    for it; one that runs (on, or failing) runs on meanwhile: an approval abandoned at Microsoft
+    must not stop it."""
     Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy)
     integration.leaver_policy = policy
-    integration.set_leaver_check(Integration.LeaverCheck.WAITING)
+    integration.set_leaver_check(Integration.LeaverCheck.WAITING, only_from=(Integration.LeaverCheck.OFF,))
     state = PendingAuthorization.begin(
         request, PendingAuthorization.Purpose.LEAVER_CONSENT, user=request.user, integration=integration
     )
@@ -64,8 +66,13 @@ def start_consent(request, integration, policy):
 def finish_consent(request, integration, params):
     """Microsoft sent the administrator back from approving the permission. None when the check
     is on now, otherwise the MicrosoftError. On only when a token Microsoft issues now carries
-    User.Read.All: the callback's parameters prove nothing."""
-    error = None
+    User.Read.All: the callback's parameters prove nothing.
+
+    Declined or not finished at Microsoft: a check that was off stays off (and the page says
+    why); one that ran runs on as it was. Approved, but Microsoft does not (yet) issue the
+    permission: the check is on and failing, and each run asks again (a grant can take a few
+    minutes to show in Microsoft's tokens)."""
+    error, approved = None, False
     if params.get("error"):
         error = consent_error(params)
         if error.reason in ("cancelled", "approval_required"):
@@ -73,19 +80,33 @@ def finish_consent(request, integration, params):
     elif params.get("admin_consent", "").lower() != "true":
         error = MicrosoftError("bad_answer", "no admin_consent")
     else:
+        approved = True
         try:
             _token, roles = graph.app_only_token(integration.tenant_id, fresh=True)
             if graph.READ_USERS_ROLE not in roles:
                 error = MicrosoftError("permission_missing", "no User.Read.All")
         except MicrosoftError as refused:
             error = refused
+    # Only from a state the administrators left it in: one may have turned it off meanwhile.
+    requested = (Integration.LeaverCheck.WAITING, *CHECKED)
+    was = integration.leaver_check
     if error is None:
-        # Still waiting for it: an administrator may have turned the check off meanwhile.
-        if integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=(Integration.LeaverCheck.WAITING,)):
+        if (
+            integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=requested)
+            and was != Integration.LeaverCheck.ON
+        ):
             record(request, Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy)
         return None
-    integration.set_leaver_check(Integration.LeaverCheck.FAILING, error.reason, error.code)
-    Integration.objects.filter(pk=integration.pk).update(leaver_failure_notified_at=timezone.now())
+    if approved:
+        moved = integration.set_leaver_check(
+            Integration.LeaverCheck.FAILING, error.reason, error.code, only_from=requested
+        )
+        if moved:
+            Integration.objects.filter(pk=integration.pk).update(leaver_failure_notified_at=timezone.now())
+    else:
+        integration.set_leaver_check(
+            Integration.LeaverCheck.OFF, error.reason, error.code, only_from=(Integration.LeaverCheck.WAITING,)
+        )
     record(request, Action.SSO_LEAVER_CHECK_FAILED, integration, Outcome.FAILURE, reason=error.reason, code=error.code)
     return error
 
@@ -182,9 +203,21 @@ def _release(integration):
     _leased(integration).update(leaver_lease_until=None, leaver_lease_owner="", leaver_checked_at=timezone.now())
 
 
+def _forget_abandoned_requests(now):
+    """A check still waiting for a permission whose trip to Microsoft has expired was never
+    turned on: it is off, and the page says that the permission was not granted."""
+    trip = PendingAuthorization.objects.filter(
+        purpose=PendingAuthorization.Purpose.LEAVER_CONSENT, integration=OuterRef("pk"), expires_at__gt=now
+    )
+    Integration.objects.filter(leaver_check=Integration.LeaverCheck.WAITING).exclude(Exists(trip)).update(
+        leaver_check=Integration.LeaverCheck.OFF, leaver_failure_reason="permission_missing", leaver_failure_code=""
+    )
+
+
 def check_all():
     """One pass over every integration with the check on. A summary of what it did."""
     started = timezone.now()
+    _forget_abandoned_requests(started)
     summary = {"integrations": 0, "checked": 0, "acted": 0, "held": 0, "failing": 0}
     for pk in list(_due(started).order_by("pk").values_list("pk", flat=True)):
         integration = _claim(pk, started)
@@ -244,8 +277,17 @@ def check(integration):
     integration.refresh_from_db(fields=["leaver_check", "leaver_policy", "leaver_confirmed_digest"])
     if integration.leaver_check not in CHECKED:
         return {"checked": total}
-    if integration.leaver_check == Integration.LeaverCheck.FAILING:
-        integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=CHECKED)
+    if integration.leaver_check == Integration.LeaverCheck.FAILING and integration.set_leaver_check(
+        Integration.LeaverCheck.ON, only_from=CHECKED
+    ):
+        record(
+            None,
+            Action.SSO_LEAVER_CHECK_ON,
+            integration,
+            actor_label=RUNNER,
+            policy=integration.leaver_policy,
+            recovered=True,
+        )
     too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total
     digest = _digest(leavers, integration.leaver_policy)
     if too_many and digest != integration.leaver_confirmed_digest:
@@ -261,7 +303,8 @@ def check(integration):
             leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
         )
         if acted:
-            tell_administrators(integration, "acted", acted=acted)
+            deactivated = any(leaver.policy == Integration.LeaverPolicy.DEACTIVATE for leaver in acted)
+            tell_administrators(integration, "acted", acted=acted, deactivated=deactivated)
     return {"checked": total, "acted": len(acted)}
 
 

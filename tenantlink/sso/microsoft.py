@@ -178,7 +178,10 @@ def exchange(method, url, **request):
 
 
 def error_code(payload):
-    """The AADSTS code of a Microsoft error (JSON body or callback parameters), else its `error`."""
+    """The AADSTS code of a Microsoft error (JSON body or callback parameters), else its `error`
+    (Graph's: `error.code`)."""
+    if isinstance(payload.get("error"), dict):
+        return net.printable(payload["error"].get("code", ""), 40)
     codes = payload.get("error_codes")
     if isinstance(codes, list) and codes and isinstance(codes[0], int):
         return f"AADSTS{codes[0]}"

@@ -46,6 +46,10 @@ FAILURE_REASONS = {
     ),
     "refused": _("Microsoft refused the request."),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
+    "throttled": _(
+        "Microsoft asked the portal to wait (too many requests), so nobody was checked this time. "
+        "The next run tries again."
+    ),
     "bad_answer": _("Microsoft gave an answer that could not be understood. Try again in a few minutes."),
     "bad_token": _("Microsoft's answer did not pass the portal's security checks, so it was not accepted."),
     "configuration": _(

@@ -125,12 +125,78 @@ def test_an_approval_without_the_permission_leaves_the_check_failing(admin_clien
     assert "Grant the permission again" in page
 
 
-def test_a_cancelled_approval_says_who_may_grant_it(admin_client, integration, fake_microsoft):
+def test_a_cancelled_approval_says_who_may_grant_it_and_leaves_the_check_off(admin_client, integration, fake_microsoft):
     state = start(admin_client, integration)
     page = come_back(admin_client, state, error="access_denied", error_subcode="cancel")
     integration.refresh_from_db()
-    assert integration.leaver_check == "failing"
+    assert integration.leaver_check == "off"
     assert "Privileged Role Administrator" in page
+    assert "Turning it on did not work:" in page and "Turn on the leaver check" in page
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"error": "access_denied", "error_description": "AADSTS65004: User declined to consent."},
+        {"error": "access_denied", "error_subcode": "cancel"},
+    ],
+)
+def test_a_check_declined_at_microsoft_acts_on_nobody_even_where_the_permission_was_granted_before(
+    admin_client, integration, fake_microsoft, member, answer
+):
+    """Turned off earlier, the permission still granted at Microsoft: declining when turning it on
+    again means off, and the runner leaves everyone alone."""
+    fake_microsoft.roles_in.add(CONTOSO)
+    connect(member, integration, fake_microsoft, BEN, enabled=False)
+    come_back(admin_client, start(admin_client, integration), **answer)
+    integration.refresh_from_db()
+    assert integration.leaver_check == "off"
+    assert "0 integrations" in run()
+    member.refresh_from_db()
+    assert member.is_active
+    assert not AuditEvent.objects.filter(action__in=[Action.SSO_LEAVER, Action.SSO_LEAVER_CHECK_ON]).exists()
+
+
+@pytest.mark.parametrize("state", ["on", "failing"])
+def test_granting_again_and_not_coming_back_does_not_stop_a_running_check(
+    admin_client, integration, fake_microsoft, member, state
+):
+    """ "Grant the permission again" on a check that runs, then the administrator gives up at
+    Microsoft: the check goes on, and acts on leavers."""
+    fake_microsoft.roles_in.add(CONTOSO)
+    Integration.objects.filter(pk=integration.pk).update(leaver_check=state)
+    page = admin_client.get("/company/sso/").content.decode()
+    assert ("Grant the permission again" in page) == (state == "failing")
+    admin_client.post(f"/company/sso/{integration.pk}/leavers/", {"policy": "deactivate"})  # off to Microsoft
+    integration.refresh_from_db()
+    assert integration.leaver_check == state
+    connect(member, integration, fake_microsoft, BEN, enabled=False)
+    run()
+    member.refresh_from_db()
+    assert not member.is_active
+    if state == "failing":  # it works again: recorded
+        [on] = AuditEvent.objects.filter(action=Action.SSO_LEAVER_CHECK_ON)
+        assert (on.actor_label, on.details["recovered"]) == ("leaver-check", True)
+
+
+def test_declining_a_new_grant_leaves_a_running_check_as_it_was(admin_client, checked, fake_microsoft):
+    page = come_back(admin_client, start(admin_client, checked), error="access_denied", error_subcode="cancel")
+    checked.refresh_from_db()
+    assert checked.leaver_check == "on"
+    assert "Privileged Role Administrator" in page  # what happened at Microsoft is still said
+
+
+def test_a_request_abandoned_at_microsoft_is_off_after_its_time(admin_client, integration, fake_microsoft, settings):
+    start(admin_client, integration)
+    run()  # the trip to Microsoft may still come back
+    integration.refresh_from_db()
+    assert integration.leaver_check == "waiting"
+    PendingAuthorization.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    run()
+    integration.refresh_from_db()
+    assert (integration.leaver_check, integration.leaver_failure_reason) == ("off", "permission_missing")
+    page = admin_client.get("/company/sso/").content.decode()
+    assert "Turning it on did not work:" in page and "Turn on the leaver check" in page
 
 
 @pytest.mark.parametrize("meanwhile", ["licence ended", "integration disabled"])
@@ -223,6 +289,7 @@ def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
     [notice] = mail.outbox
     assert notice.to == [admin.email]
     assert "Bob" in notice.body and "The Microsoft account was disabled" in notice.body
+    assert "To let someone back in, reactivate them on their page" in notice.body
     assert Connection.objects.filter(user=member).exists()  # kept, to show which account it was
     # The next run finds nothing new to do: nobody is acted on or reported twice.
     run()
@@ -264,6 +331,10 @@ def test_remove_the_connection_only(checked, fake_microsoft, member):
     member.refresh_from_db()
     assert member.is_active and not Connection.objects.exists()
     assert Leaver.objects.get().policy == "disconnect"
+    # Nobody was deactivated: the email does not tell the administrators to reactivate anyone.
+    [notice] = mail.outbox
+    assert "The Microsoft connection was removed; password sign-in still works." in notice.body
+    assert "reactivate" not in notice.body and "they can connect it anew" in notice.body
 
 
 def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake_microsoft, member, monkeypatch):
@@ -377,7 +448,7 @@ def test_throttling_is_waited_out(checked, fake_microsoft, member, no_waiting):
     assert not member.is_active
 
 
-def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, member, no_waiting):
+def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, member, no_waiting, admin_client, caplog):
     connect(member, checked, fake_microsoft, BEN, enabled=False)
     throttled = httpx.Response(429, headers={"Retry-After": "9999"}, json={"error": {"code": "TooManyRequests"}})
     fake_microsoft.graph_answers = [throttled] * 10
@@ -385,6 +456,30 @@ def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, mem
     assert no_waiting == [graph.MAX_RETRY_AFTER] * (graph.THROTTLE_RETRIES + 1)
     member.refresh_from_db()
     assert member.is_active and Integration.objects.get().leaver_check == "failing"
+    # Said as what it is, and logged with Graph's code (not a piece of its JSON).
+    assert "Microsoft asked the portal to wait (too many requests)" in page_text(admin_client.get("/company/sso/"))
+    assert "answered HTTP 429 TooManyRequests" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"status": 200, "body": "not json"},
+        {"status": 200, "body": {"id": "00000000-0000-0000-0000-000000000001", "accountEnabled": False}},
+        {"status": 429, "headers": ["Retry-After", "1"], "body": {}},  # headers not an object
+    ],
+)
+def test_a_batch_item_that_is_not_about_the_user_asked_changes_nobody(checked, fake_microsoft, member, item, caplog):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    odd = {"responses": [{"id": "0", **item}]}
+    fake_microsoft.graph_answers = [httpx.Response(200, json=odd)] * (graph.THROTTLE_RETRIES + 1)
+    assert "1 integrations failing" in run()
+    member.refresh_from_db()
+    checked.refresh_from_db()
+    assert member.is_active and checked.leaver_check == "failing"
+    expected = "throttled" if item["status"] == 429 else "bad_answer"
+    assert checked.leaver_failure_reason == expected
+    assert "Traceback" not in caplog.text
 
 
 def held_on_page(admin_client):
