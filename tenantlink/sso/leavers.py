@@ -121,7 +121,7 @@ def give_up_waiting(request, integration, reason):
 def turn_off(request, integration):
     integration.set_leaver_check(Integration.LeaverCheck.OFF)
     Integration.objects.filter(pk=integration.pk).update(
-        leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
+        leaver_held=0, leaver_held_digest="", leaver_held_list="", leaver_confirmed_digest=""
     )
     graph.forget_app_only_token(integration.tenant_id)
     record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
@@ -147,10 +147,14 @@ def confirm_held(request, integration, digest):
     return 0
 
 
+def _held_list(leavers):
+    """These leavers (connection and reason), as Integration.leaver_held_list keeps them."""
+    return ",".join(f"{pk}:{reason}" for pk, reason in sorted(leavers))
+
+
 def _digest(leavers, policy):
     """Names exactly these leavers (connection and reason) under this policy."""
-    text = policy + ";" + ",".join(f"{pk}:{reason}" for pk, reason in sorted(leavers))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(f"{policy};{_held_list(leavers)}".encode()).hexdigest()
 
 
 # --- The check ---------------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ def check(integration):
     too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total
     digest = _digest(leavers, integration.leaver_policy)
     if too_many and digest != integration.leaver_confirmed_digest:
-        _hold(integration, len(leavers), total, digest)
+        _hold(integration, leavers, total, digest)
         return {"checked": total, "held": len(leavers)}
     acted = []
     try:
@@ -300,7 +304,7 @@ def check(integration):
                 acted.append(done)
     finally:  # an error part-way: those already acted on are still told about
         Integration.objects.filter(pk=integration.pk).update(
-            leaver_held=0, leaver_held_digest="", leaver_confirmed_digest=""
+            leaver_held=0, leaver_held_digest="", leaver_held_list="", leaver_confirmed_digest=""
         )
         if acted:
             deactivated = any(leaver.policy == Integration.LeaverPolicy.DEACTIVATE for leaver in acted)
@@ -366,15 +370,22 @@ def _failing(integration, error):
         tell_administrators(integration, "failing", error=error)
 
 
-def _hold(integration, count, total, digest):
+def _hold(integration, leavers, total, digest):
     """The safety valve: act on nobody, and ask an administrator to confirm (once per set of
     leavers; a confirmation of another set no longer counts)."""
+    count = len(leavers)
     changed = (
         Integration.objects.filter(pk=integration.pk)
         .exclude(leaver_held_digest=digest)
-        .update(leaver_held=count, leaver_held_digest=digest, leaver_confirmed_digest="")
+        .update(
+            leaver_held=count,
+            leaver_held_digest=digest,
+            leaver_held_list=_held_list(leavers),
+            leaver_confirmed_digest="",
+        )
     )
     if changed:
+        integration.leaver_held, integration.leaver_held_list = count, _held_list(leavers)
         record(
             None,
             Action.SSO_LEAVERS_HELD,
@@ -384,7 +395,7 @@ def _hold(integration, count, total, digest):
             leavers=count,
             connected=total,
         )
-        tell_administrators(integration, "held", count=count, total=total)
+        tell_administrators(integration, "held", count=count, total=total, held=integration.held_leavers())
 
 
 def tell_administrators(integration, what, **context):

@@ -146,6 +146,8 @@ class Integration(models.Model):
     # confirmed: a later run acts only on that very set, under that very policy.
     leaver_held = models.PositiveIntegerField(_("leavers waiting for confirmation"), default=0, db_default=0)
     leaver_held_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
+    # Who they are, for the administrator to see before confirming: "connection:reason,…".
+    leaver_held_list = models.TextField(blank=True, default="", db_default="", editable=False)
     leaver_confirmed_digest = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
     # A runner claims the integration until then, so that runners on several machines share the work.
     leaver_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -217,6 +219,22 @@ class Integration(models.Model):
     def fail(self, reason, code=""):
         """Consent or verification did not succeed: the integration cannot be used."""
         self._record(self.Status.FAILED, failure_reason=reason, failure_code=code[:40])
+
+    HELD_SHOWN = 50
+
+    def held_leavers(self):
+        """The first HELD_SHOWN people the safety valve holds back, by username: (connection with
+        its user, why Microsoft says they left)."""
+        reasons = dict(item.split(":") for item in self.leaver_held_list.split(",") if item)
+        connections = Connection.objects.filter(pk__in=[int(pk) for pk in reasons]).select_related("user")
+        return [
+            (connection, Leaver.Reason(reasons[str(connection.pk)]).label)
+            for connection in connections.order_by("user__username")[: self.HELD_SHOWN]
+        ]
+
+    @property
+    def held_not_shown(self):
+        return max(self.leaver_held - self.HELD_SHOWN, 0)
 
     @property
     def leaver_failure_message(self):

@@ -529,11 +529,33 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_mi
 
     page = admin_client.get("/company/sso/").content.decode()
     assert "6 connected people are disabled or deleted at Microsoft" in page
+    # Who they are, on the page and in the email, before anyone confirms; the others are not named.
+    for number in range(10):
+        line = f"(user{number}) · user{number}@contoso.onmicrosoft.com: The Microsoft account was disabled"
+        assert (line in page) == (number < 6)
+        assert (f"(user{number}, user{number}@contoso.onmicrosoft.com)" in mail.outbox[-1].body) == (number < 6)
     confirm(admin_client, checked)
     assert "6 users lost access" in run()
     assert User.objects.filter(is_active=False).count() == 6
     checked.refresh_from_db()
     assert checked.leaver_held == 0 and checked.leaver_held_digest == checked.leaver_confirmed_digest == ""
+    assert checked.leaver_held_list == "" and "The Microsoft account was disabled" not in held_section(admin_client)
+
+
+def held_section(admin_client):
+    page = admin_client.get("/company/sso/").content.decode()
+    return page[page.find('class="notice warn"') :] if 'class="notice warn"' in page else ""
+
+
+def test_a_long_list_of_held_leavers_shows_the_first_fifty_and_how_many_more(
+    checked, fake_microsoft, contoso, admin_client
+):
+    for number in range(60):
+        connect(make_user(f"user{number:02}", contoso, enrolled=False), checked, fake_microsoft, enabled=False)
+    assert "60 held back" in run()
+    section = held_section(admin_client)
+    assert section.count("The Microsoft account was disabled") == 50
+    assert "(user49)" in section and "(user50)" not in section and "…and 10 more." in section
 
 
 def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
