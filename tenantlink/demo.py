@@ -85,7 +85,7 @@ def seed():
     from tenantlink.sso.models import CachedDocument, Integration, Leaver
 
     # The emulator makes new signing keys at every start: keys cached from the last run would
-    # not be its own.
+    # refuse its tokens for minutes (an unknown key is fetched again at most every 5 minutes).
     CachedDocument.objects.all().delete()
 
     for spec in COMPANIES:

@@ -48,7 +48,7 @@ PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 SIGNIN_SCOPES = "openid profile email"
 APP_ONLY_SCOPE = "https://graph.microsoft.com/.default"
 MAX_ANSWER_BYTES = 256 * 1024
-KEY_REFETCH_INTERVAL = datetime.timedelta(seconds=10)
+KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
 ID_TOKEN_LEEWAY = 60  # seconds of clock difference allowed for exp, nbf and iat
 
 
@@ -316,10 +316,9 @@ def discovery(tenant="organizations"):
 def signing_key(kid):
     """The published key (a JWK dict) named `kid`. An unknown `kid` is looked for in the shared
     cache (another process may have fetched new keys), which is fetched again at once when older
-    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice, and a sign-in right after a
-    roll must work. The `kid` comes from a token the portal itself fetched from Microsoft, not
-    from a browser; the interval only keeps a Microsoft that names a key it does not publish
-    from being asked again at every sign-in."""
+    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more often, as
+    Microsoft advises: a Microsoft that names a key it does not publish is not asked again at
+    every sign-in. (Microsoft publishes a new key well before it signs with it.)"""
     url = discovery()["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):

@@ -139,8 +139,8 @@ def test_a_token_signed_with_a_key_microsoft_just_rolled_in_is_accepted_after_on
 ):
     """Microsoft rolls its signing keys without notice. The portal keeps the keys in the database
     (table sso_cacheddocument) and fetches them again at once on an unknown `kid` — but only when
-    its copy is older than 10 seconds, so that Microsoft is not asked at every sign-in. The test
-    makes the copy 6 minutes old rather than waiting."""
+    its copy is older than 5 minutes, as Microsoft advises, so that it is not asked at every
+    sign-in. The test makes the copy 6 minutes old rather than waiting."""
     ben = new_visitor()
     assert ben.microsoft_signin(BEN_AT_MICROSOFT).url.path == "/portal/"  # the keys are fetched and kept
     ben.sign_out()
