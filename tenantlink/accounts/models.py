@@ -150,8 +150,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         return bool(changed)
 
     def reactivate(self):
+        """One conditional UPDATE: False when the user was already active (say, reactivated by
+        someone else at the same moment), so that it is recorded once."""
+        changed = User.objects.filter(pk=self.pk, is_active=False).update(is_active=True)
         self.is_active = True
-        self.save(update_fields=["is_active"])
+        return bool(changed)
 
     def end_all_sessions(self):
         User.objects.filter(pk=self.pk).update(session_generation=models.F("session_generation") + 1)

@@ -53,12 +53,16 @@ def start_consent(request, integration, policy):
     """Where the administrator approves the permission at Microsoft. A check that is off waits
     for it; one that runs (on, or failing) runs on meanwhile: an approval abandoned at Microsoft
     must not stop it."""
-    Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy)
-    integration.leaver_policy = policy
-    integration.set_leaver_check(Integration.LeaverCheck.WAITING, only_from=(Integration.LeaverCheck.OFF,))
+    # The trip first, then the wait for it: a runner gives up only on a wait without a trip.
     state = PendingAuthorization.begin(
         request, PendingAuthorization.Purpose.LEAVER_CONSENT, user=request.user, integration=integration
     )
+    Integration.objects.filter(pk=integration.pk).update(leaver_requested_at=timezone.now())
+    if integration.set_leaver_check(Integration.LeaverCheck.WAITING, only_from=(Integration.LeaverCheck.OFF,)):
+        Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy)
+        integration.leaver_policy = policy
+    else:  # a running check: the policy chosen applies at once, as with "Save"
+        change_policy(request, integration, policy)
     record(request, Action.SSO_LEAVER_CHECK_REQUESTED, integration, policy=policy)
     return microsoft.admin_consent_url(integration.tenant_id, state, scope=microsoft.APP_ONLY_SCOPE)
 
@@ -89,14 +93,16 @@ def finish_consent(request, integration, params):
             error = refused
     # Only from a state the administrators left it in: one may have turned it off meanwhile.
     requested = (Integration.LeaverCheck.WAITING, *CHECKED)
-    was = integration.leaver_check
     if error is None:
-        if (
-            integration.set_leaver_check(Integration.LeaverCheck.ON, only_from=requested)
-            and was != Integration.LeaverCheck.ON
+        if integration.set_leaver_check(
+            Integration.LeaverCheck.ON, only_from=(Integration.LeaverCheck.WAITING, Integration.LeaverCheck.FAILING)
         ):
             record(request, Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy)
-        return None
+            return None
+        integration.refresh_from_db(fields=["leaver_check"])
+        if integration.leaver_check == Integration.LeaverCheck.ON:
+            return None
+        return MicrosoftError("turned_off")  # in another tab, or given up waiting
     if approved:
         moved = integration.set_leaver_check(
             Integration.LeaverCheck.FAILING, error.reason, error.code, only_from=requested
@@ -208,14 +214,26 @@ def _release(integration):
 
 
 def _forget_abandoned_requests(now):
-    """A check still waiting for a permission whose trip to Microsoft has expired was never
-    turned on: it is off, and the page says that the permission was not granted."""
+    """A check still waiting for the permission long after the administrator went to Microsoft
+    (the trip's lifetime, and time for its answer to be checked) was never granted: it is off,
+    and the page says so."""
     trip = PendingAuthorization.objects.filter(
         purpose=PendingAuthorization.Purpose.LEAVER_CONSENT, integration=OuterRef("pk"), expires_at__gt=now
     )
-    Integration.objects.filter(leaver_check=Integration.LeaverCheck.WAITING).exclude(Exists(trip)).update(
-        leaver_check=Integration.LeaverCheck.OFF, leaver_failure_reason="permission_missing", leaver_failure_code=""
-    )
+    patience = datetime.timedelta(seconds=settings.SSO_PENDING_LIFETIME + 3 * settings.ENTRA_HTTP_TIMEOUT + 60)
+    waiting = Integration.objects.filter(leaver_check=Integration.LeaverCheck.WAITING).exclude(Exists(trip))
+    for integration in waiting.filter(Q(leaver_requested_at__lt=now - patience) | Q(leaver_requested_at=None)):
+        if integration.set_leaver_check(
+            Integration.LeaverCheck.OFF, "permission_missing", only_from=(Integration.LeaverCheck.WAITING,)
+        ):
+            record(
+                None,
+                Action.SSO_LEAVER_CHECK_FAILED,
+                integration,
+                Outcome.FAILURE,
+                actor_label=RUNNER,
+                reason="abandoned",
+            )
 
 
 def check_all():
@@ -248,6 +266,8 @@ def _looked_up(integration):
     many connections there are; MicrosoftError when Microsoft does not say so clearly about
     every one of them."""
     token, roles = graph.app_only_token(integration.tenant_id)
+    if graph.READ_USERS_ROLE not in roles:  # granted since this runner's token was issued?
+        token, roles = graph.app_only_token(integration.tenant_id, fresh=True)
     if graph.READ_USERS_ROLE not in roles:
         raise MicrosoftError("permission_missing", "no User.Read.All")
     leavers, total, last = [], 0, 0
@@ -383,6 +403,10 @@ def _hold(integration, leavers, total, digest):
             leaver_held_list=_held_list(leavers),
             leaver_confirmed_digest="",
         )
+    )
+    # A set held before this version kept no list: written now.
+    Integration.objects.filter(pk=integration.pk, leaver_held_digest=digest, leaver_held_list="").update(
+        leaver_held_list=_held_list(leavers)
     )
     if changed:
         integration.leaver_held, integration.leaver_held_list = count, _held_list(leavers)

@@ -158,6 +158,8 @@ def exchange(method, url, **request):
         payload = json.loads(body)
     except ValueError:
         payload = None
+    if not isinstance(payload, dict) and status == 429:
+        payload = {}  # too many requests, said in text: the status and Retry-After are the answer
     if not isinstance(payload, dict):
         if status < 400:
             metrics.MICROSOFT_ERRORS.labels(endpoint, "bad_answer").inc()
@@ -382,7 +384,8 @@ def validate_id_token(id_token, nonce):
     try:
         return _checked_claims(id_token, nonce)
     except MicrosoftError as error:
-        log.warning("An ID token from Microsoft was refused: %s", error)
+        if error.reason == "bad_token":  # Microsoft not answering is logged where it is asked
+            log.warning("An ID token from Microsoft was refused: %s", error)
         raise
 
 

@@ -46,6 +46,7 @@ FAILURE_REASONS = {
     ),
     "refused": _("Microsoft refused the request."),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
+    "turned_off": _("The leaver check was turned off while you were at Microsoft, so it stays off."),
     "throttled": _(
         "Microsoft asked the portal to wait (too many requests), so nobody was checked this time. "
         "The next run tries again."
@@ -141,6 +142,9 @@ class Integration(models.Model):
     # Administrators are told once that the check fails, not at every run.
     leaver_failure_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
     leaver_checked_at = models.DateTimeField(_("last leaver check"), null=True, blank=True)
+    # When an administrator last went to Microsoft to grant the permission: a check still waiting
+    # long after that was never granted.
+    leaver_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The safety valve: how many leavers the last run found but did not act on, a digest naming
     # exactly those leavers under the policy of that run, and the digest an administrator then
     # confirmed: a later run acts only on that very set, under that very policy.
@@ -225,10 +229,15 @@ class Integration(models.Model):
     def held_leavers(self):
         """The first HELD_SHOWN people the safety valve holds back, by username: (connection with
         its user, why Microsoft says they left)."""
-        reasons = dict(item.split(":") for item in self.leaver_held_list.split(",") if item)
-        connections = Connection.objects.filter(pk__in=[int(pk) for pk in reasons]).select_related("user")
+        reasons = {}
+        for item in self.leaver_held_list.split(","):
+            pk, _colon, reason = item.partition(":")
+            if pk.isdigit():  # anything else is not this version's: left out, not a broken page
+                reasons[int(pk)] = reason
+        connections = Connection.objects.filter(integration=self, pk__in=reasons).select_related("user")
+        labels = dict(Leaver.Reason.choices)
         return [
-            (connection, Leaver.Reason(reasons[str(connection.pk)]).label)
+            (connection, labels.get(reasons[connection.pk], reasons[connection.pk]))
             for connection in connections.order_by("user__username")[: self.HELD_SHOWN]
         ]
 

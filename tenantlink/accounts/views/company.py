@@ -94,10 +94,9 @@ def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if _refuse_self(request, member):
         return redirect("company_user", user_id=member.pk)
-    if not member.is_active:
+    if not member.deactivate():  # already, maybe by someone else at the same moment
         messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
     else:
-        member.deactivate()
         AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
@@ -107,10 +106,9 @@ def user_deactivate(request, user_id):
 @require_POST
 def user_reactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if member.is_active:
+    if not member.reactivate():
         messages.info(request, _("%(name)s was already active.") % {"name": member.get_full_name()})
     else:
-        member.reactivate()
         AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can sign in again.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)

@@ -170,6 +170,7 @@ def test_granting_again_and_not_coming_back_does_not_stop_a_running_check(
     admin_client.post(f"/company/sso/{integration.pk}/leavers/", {"policy": "deactivate"})  # off to Microsoft
     integration.refresh_from_db()
     assert integration.leaver_check == state
+    assert not AuditEvent.objects.filter(action=Action.SSO_LEAVER_POLICY_CHANGED).exists()  # the same policy
     connect(member, integration, fake_microsoft, BEN, enabled=False)
     run()
     member.refresh_from_db()
@@ -177,6 +178,14 @@ def test_granting_again_and_not_coming_back_does_not_stop_a_running_check(
     if state == "failing":  # it works again: recorded
         [on] = AuditEvent.objects.filter(action=Action.SSO_LEAVER_CHECK_ON)
         assert (on.actor_label, on.details["recovered"]) == ("leaver-check", True)
+
+
+def test_a_policy_chosen_when_granting_again_applies_at_once_and_is_recorded(admin_client, checked, fake_microsoft):
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/", {"policy": "disconnect"})
+    checked.refresh_from_db()
+    assert (checked.leaver_check, checked.leaver_policy) == ("on", "disconnect")
+    event = AuditEvent.objects.get(action=Action.SSO_LEAVER_POLICY_CHANGED)
+    assert event.details["policy"] == "disconnect"
 
 
 def test_declining_a_new_grant_leaves_a_running_check_as_it_was(admin_client, checked, fake_microsoft):
@@ -191,12 +200,57 @@ def test_a_request_abandoned_at_microsoft_is_off_after_its_time(admin_client, in
     run()  # the trip to Microsoft may still come back
     integration.refresh_from_db()
     assert integration.leaver_check == "waiting"
-    PendingAuthorization.objects.update(expires_at=timezone.now() - datetime.timedelta(seconds=1))
+    long_ago = timezone.now() - datetime.timedelta(hours=1)
+    PendingAuthorization.objects.update(expires_at=long_ago)
+    Integration.objects.update(leaver_requested_at=long_ago)
     run()
     integration.refresh_from_db()
     assert (integration.leaver_check, integration.leaver_failure_reason) == ("off", "permission_missing")
     page = admin_client.get("/company/sso/").content.decode()
     assert "Turning it on did not work:" in page and "Turn on the leaver check" in page
+    event = AuditEvent.objects.get(action=Action.SSO_LEAVER_CHECK_FAILED)
+    assert (event.actor_label, event.details["reason"]) == ("leaver-check", "abandoned")
+
+
+def test_a_pass_while_microsofts_answer_is_being_checked_does_not_give_up_on_it(
+    admin_client, integration, fake_microsoft, monkeypatch
+):
+    """The callback takes its trip (single use) and then asks Microsoft for a token, which takes
+    a while: a pass of the runner in between does not take the check for abandoned."""
+    state = start(admin_client, integration)
+    fake_microsoft.roles_in.add(CONTOSO)
+    asking = graph.app_only_token
+
+    def slow_microsoft(*args, **kwargs):
+        assert not PendingAuthorization.objects.exists()  # the trip is taken already
+        run()
+        return asking(*args, **kwargs)
+
+    monkeypatch.setattr(graph, "app_only_token", slow_microsoft)
+    page = come_back(admin_client, state, **APPROVED)
+    integration.refresh_from_db()
+    assert integration.leaver_check == "on" and "The leaver check of Contoso is on" in page
+
+
+def test_turned_off_in_another_tab_while_at_microsoft_stays_off_and_says_so(admin_client, integration, fake_microsoft):
+    state = start(admin_client, integration)
+    fake_microsoft.roles_in.add(CONTOSO)
+    admin_client.post(f"/company/sso/{integration.pk}/leavers/off/")  # another tab
+    page = come_back(admin_client, state, **APPROVED)
+    integration.refresh_from_db()
+    assert integration.leaver_check == "off"
+    assert "was turned off while you were at Microsoft, so it stays off" in page
+    assert "The leaver check of Contoso is on" not in page
+
+
+def test_a_runner_whose_token_predates_the_grant_asks_for_a_new_one(checked, fake_microsoft, member):
+    """A runner that keeps running (--every) holds an app-only token from before the permission
+    was granted: it asks once more before calling the check failing."""
+    fake_microsoft.roles_in.discard(CONTOSO)
+    graph.app_only_token(CONTOSO)  # remembered without User.Read.All
+    fake_microsoft.roles_in.add(CONTOSO)  # granted now
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    assert "1 users lost access" in run()
 
 
 @pytest.mark.parametrize("meanwhile", ["licence ended", "integration disabled"])
@@ -448,6 +502,13 @@ def test_throttling_is_waited_out(checked, fake_microsoft, member, no_waiting):
     assert not member.is_active
 
 
+def test_throttling_said_in_plain_text_is_waited_out_too(checked, fake_microsoft, member, no_waiting):
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    fake_microsoft.graph_answers = [httpx.Response(429, headers={"Retry-After": "7"}, text="Too Many Requests")]
+    assert "1 users lost access" in run()
+    assert no_waiting == [7]
+
+
 def test_endless_throttling_fails_after_a_few_waits(checked, fake_microsoft, member, no_waiting, admin_client, caplog):
     connect(member, checked, fake_microsoft, BEN, enabled=False)
     throttled = httpx.Response(429, headers={"Retry-After": "9999"}, json={"error": {"code": "TooManyRequests"}})
@@ -545,6 +606,21 @@ def test_the_safety_valve_holds_until_an_administrator_confirms(checked, fake_mi
 def held_section(admin_client):
     page = admin_client.get("/company/sso/").content.decode()
     return page[page.find('class="notice warn"') :] if 'class="notice warn"' in page else ""
+
+
+def test_a_held_list_this_version_did_not_write_does_not_break_the_page(checked, fake_microsoft, contoso, admin_client):
+    """Written by another version (a newer one, rolled back), or naming a connection removed
+    since: the page still shows, with the people it can name."""
+    [first, *_others] = six_of_ten_left(checked, fake_microsoft, contoso)
+    run()
+    checked.refresh_from_db()
+    Integration.objects.filter(pk=checked.pk).update(
+        leaver_held_list=f"garbage,x:y,{checked.leaver_held_list},{first.pk}:suspended"
+    )
+    Connection.objects.filter(pk=first.pk + 1).delete()
+    section = held_section(admin_client)
+    assert "(user0) · user0@contoso.onmicrosoft.com: suspended" in section  # its own word, untranslated
+    assert "(user1)" not in section and "(user2)" in section
 
 
 def test_a_long_list_of_held_leavers_shows_the_first_fifty_and_how_many_more(
