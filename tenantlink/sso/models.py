@@ -23,7 +23,7 @@ GRANT_ADMIN_CONSENT = _(
     "then come back and choose “Verify again”."
 )
 FAILURE_REASONS = {
-    "declined": _("The Microsoft administrator declined the permissions, so nothing was connected."),
+    "declined": _("The Microsoft administrator declined the permissions, so nothing was changed."),
     "cancelled": _(
         "The approval at Microsoft was cancelled or did not finish. This also happens when the "
         "Microsoft account used there may not approve apps for the whole organization: sign in at "

@@ -33,7 +33,7 @@ FABRIKAM = "c2e8b5f1-6a3d-4f97-8b2e-5d1c9a7e4f30"
 MICROSOFT_PASSWORD = "Entra-demo-1"  # every account in the emulator's demo directory
 # What the administrator reads (the portal's words, not Microsoft's).
 ACTIVE = "is active: Microsoft confirmed the approval."
-DECLINED = "The Microsoft administrator declined the permissions, so nothing was connected."
+DECLINED = "The Microsoft administrator declined the permissions, so nothing was changed."
 CANCELLED = "The approval at Microsoft was cancelled or did not finish."
 GRANT_ADMIN_CONSENT = "Grant admin consent for your organization"
 ANOTHER_ORGANIZATION = "belongs to another organization (tenant)"
