@@ -213,6 +213,11 @@ def _release(integration):
     _leased(integration).update(leaver_lease_until=None, leaver_lease_owner="", leaver_checked_at=timezone.now())
 
 
+def _by_runner(action, integration, outcome=Outcome.SUCCESS, **details):
+    """An audit event about `integration` that a run of the check did, not a person."""
+    record(None, action, integration, outcome, actor_label=RUNNER, **details)
+
+
 def _forget_abandoned_requests(now):
     """A check still waiting for the permission long after the administrator went to Microsoft
     (the trip's lifetime, and time for its answer to be checked) was never granted: it is off,
@@ -226,14 +231,7 @@ def _forget_abandoned_requests(now):
         if integration.set_leaver_check(
             Integration.LeaverCheck.OFF, "permission_missing", only_from=(Integration.LeaverCheck.WAITING,)
         ):
-            record(
-                None,
-                Action.SSO_LEAVER_CHECK_FAILED,
-                integration,
-                Outcome.FAILURE,
-                actor_label=RUNNER,
-                reason="abandoned",
-            )
+            _by_runner(Action.SSO_LEAVER_CHECK_FAILED, integration, Outcome.FAILURE, reason="abandoned")
 
 
 def check_all():
@@ -304,14 +302,7 @@ def check(integration):
     if integration.leaver_check == Integration.LeaverCheck.FAILING and integration.set_leaver_check(
         Integration.LeaverCheck.ON, only_from=CHECKED
     ):
-        record(
-            None,
-            Action.SSO_LEAVER_CHECK_ON,
-            integration,
-            actor_label=RUNNER,
-            policy=integration.leaver_policy,
-            recovered=True,
-        )
+        _by_runner(Action.SSO_LEAVER_CHECK_ON, integration, policy=integration.leaver_policy, recovered=True)
     too_many = len(leavers) > LEAVER_SAFETY_MINIMUM and len(leavers) > LEAVER_SAFETY_SHARE * total
     digest = _digest(leavers, integration.leaver_policy)
     if too_many and digest != integration.leaver_confirmed_digest:
@@ -378,15 +369,7 @@ def _failing(integration, error):
         leaver_failure_notified_at=timezone.now()
     )
     if first:
-        record(
-            None,
-            Action.SSO_LEAVER_CHECK_FAILED,
-            integration,
-            Outcome.FAILURE,
-            actor_label=RUNNER,
-            reason=error.reason,
-            code=error.code,
-        )
+        _by_runner(Action.SSO_LEAVER_CHECK_FAILED, integration, Outcome.FAILURE, reason=error.reason, code=error.code)
         tell_administrators(integration, "failing", error=error)
 
 
@@ -410,15 +393,7 @@ def _hold(integration, leavers, total, digest):
     )
     if changed:
         integration.leaver_held, integration.leaver_held_list = count, _held_list(leavers)
-        record(
-            None,
-            Action.SSO_LEAVERS_HELD,
-            integration,
-            Outcome.DENIED,
-            actor_label=RUNNER,
-            leavers=count,
-            connected=total,
-        )
+        _by_runner(Action.SSO_LEAVERS_HELD, integration, Outcome.DENIED, leavers=count, connected=total)
         tell_administrators(integration, "held", count=count, total=total, held=integration.held_leavers())
 
 
