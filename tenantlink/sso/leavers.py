@@ -57,9 +57,8 @@ def start_consent(request, integration, policy):
     state = PendingAuthorization.begin(
         request, PendingAuthorization.Purpose.LEAVER_CONSENT, user=request.user, integration=integration
     )
-    Integration.objects.filter(pk=integration.pk).update(leaver_requested_at=timezone.now())
     if integration.set_leaver_check(Integration.LeaverCheck.WAITING, only_from=(Integration.LeaverCheck.OFF,)):
-        Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy)
+        Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy, leaver_requested_at=timezone.now())
         integration.leaver_policy = policy
     else:  # a running check: the policy chosen applies at once, as with "Save"
         change_policy(request, integration, policy)

@@ -123,6 +123,7 @@ def _call(method, url, data=None):
 
 def exchange(method, url, **request):
     """(HTTP status, JSON object, headers) of one request to Microsoft, or MicrosoftError."""
+    address = url.split("?")[0]  # for the log: the query may name users
     started = time.monotonic()
     deadline = started + settings.ENTRA_HTTP_TIMEOUT
     endpoint = _endpoint(url)
@@ -137,20 +138,20 @@ def exchange(method, url, **request):
                     raise MicrosoftError("unavailable", "timeout")
     except MicrosoftError as error:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout" if error.code == "timeout" else "bad_answer").inc()
-        log.warning("Microsoft %s %s failed: %s", method, url.split("?")[0], error)
+        log.warning("Microsoft %s %s failed: %s", method, address, error)
         raise
     except httpx.TimeoutException:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout").inc()
-        log.warning("Microsoft %s %s failed: no answer in time", method, url.split("?")[0])
+        log.warning("Microsoft %s %s failed: no answer in time", method, address)
         raise MicrosoftError("unavailable", "timeout") from None
     except httpx.HTTPError as error:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "unreachable").inc()
-        log.warning("Microsoft %s %s failed: %s", method, url.split("?")[0], error.__class__.__name__)
+        log.warning("Microsoft %s %s failed: %s", method, address, error.__class__.__name__)
         raise MicrosoftError("unavailable", error.__class__.__name__) from None
     finally:
         elapsed = time.monotonic() - started
         metrics.MICROSOFT_SECONDS.labels(endpoint).observe(elapsed)
-        log.info("Microsoft %s %s took %d ms", method, url.split("?")[0], elapsed * 1000)
+        log.info("Microsoft %s %s took %d ms", method, address, elapsed * 1000)
     status = response.status_code
     if status >= 400:
         metrics.MICROSOFT_ERRORS.labels(endpoint, f"http_{status // 100}xx").inc()
@@ -163,7 +164,7 @@ def exchange(method, url, **request):
     if not isinstance(payload, dict):
         if status < 400:
             metrics.MICROSOFT_ERRORS.labels(endpoint, "bad_answer").inc()
-        log.warning("Microsoft %s %s answered HTTP %d without a JSON object", method, url.split("?")[0], status)
+        log.warning("Microsoft %s %s answered HTTP %d without a JSON object", method, address, status)
         raise MicrosoftError("unavailable" if status >= 500 or status == 429 else "bad_answer", f"HTTP {status}")
     if status >= 400:
         # A refused client secret (401) or Microsoft failing (5xx) is the operator's to see; a
@@ -172,7 +173,7 @@ def exchange(method, url, **request):
             logging.WARNING if status >= 500 or status in (401, 403, 429) else logging.INFO,
             "Microsoft %s %s answered HTTP %d %s",
             method,
-            url.split("?")[0],
+            address,
             status,
             error_code(payload),
         )
