@@ -358,13 +358,16 @@ def finish_signin(request, pending, params):
 
 
 def disconnect(request, connection):
-    """Remove a Microsoft connection (by its user or an administrator); audited, user told."""
+    """Remove a Microsoft connection (by its user or an administrator); audited, user told. False
+    when it was gone already (say, removed in a second tab a moment before)."""
     user = connection.user
-    connection.delete()
+    if not Connection.objects.filter(pk=connection.pk).delete()[0]:
+        return False
     AuditEvent.objects.record(
         Action.SSO_DISCONNECTED, request=request, target=user, tenant=str(connection.tid), oid=str(connection.oid)
     )
     notify(request, user, "disconnected", connection)
+    return True
 
 
 def drop_other_companies_connections(sender, request, user, **kwargs):

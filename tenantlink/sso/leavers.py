@@ -124,12 +124,17 @@ def give_up_waiting(request, integration, reason):
 
 
 def turn_off(request, integration):
-    integration.set_leaver_check(Integration.LeaverCheck.OFF)
+    """False when it was off already (say, turned off in a second tab a moment before)."""
+    if not integration.set_leaver_check(
+        Integration.LeaverCheck.OFF, only_from=(Integration.LeaverCheck.WAITING, *CHECKED)
+    ):
+        return False
     Integration.objects.filter(pk=integration.pk).update(
         leaver_held=0, leaver_held_digest="", leaver_held_list="", leaver_confirmed_digest=""
     )
     graph.forget_app_only_token(integration.tenant_id)
     record(request, Action.SSO_LEAVER_CHECK_OFF, integration)
+    return True
 
 
 def change_policy(request, integration, policy):

@@ -265,13 +265,19 @@ class Integration(models.Model):
             setattr(self, name, value)
         return True
 
+    def _move(self, from_status, to_status):
+        """One conditional UPDATE: False when the integration was not `from_status` (say, a second
+        tab moved it a moment before), so that the change is made and recorded once."""
+        if not Integration.objects.filter(pk=self.pk, status=from_status).update(status=to_status):
+            return False
+        self.status = to_status
+        return True
+
     def disable(self):
-        self.status = self.Status.DISABLED
-        self.save(update_fields=["status"])
+        return self._move(self.Status.ACTIVE, self.Status.DISABLED)
 
     def enable(self):
-        self.status = self.Status.ACTIVE
-        self.save(update_fields=["status"])
+        return self._move(self.Status.DISABLED, self.Status.ACTIVE)
 
 
 class Connection(models.Model):

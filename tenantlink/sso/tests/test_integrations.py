@@ -384,6 +384,22 @@ def test_disable_and_enable_keep_the_connections(admin_client, fake_microsoft, m
     assert actions().count(Action.SSO_INTEGRATION_ENABLED) == 1
 
 
+@pytest.mark.parametrize("action", ["disable", "enable"])
+def test_two_tabs_at_the_same_moment_change_and_record_it_once(admin_client, fake_microsoft, monkeypatch, action):
+    """Both tabs read the integration before either writes: the database decides which one
+    changed it; the other says nothing changed."""
+    integration = active_integration(admin_client, fake_microsoft)
+    if action == "enable":
+        integration.disable()
+    read_by_the_other_tab = Integration.objects.get(pk=integration.pk)
+    admin_client.post(f"/company/sso/{integration.pk}/{action}/")
+    monkeypatch.setattr("tenantlink.sso.views.integrations._integration", lambda request, pk: read_by_the_other_tab)
+    page = admin_client.post(f"/company/sso/{integration.pk}/{action}/", follow=True).content.decode()
+    assert f"was not {'active' if action == 'disable' else 'disabled'}, so nothing changed." in page
+    recorded = Action.SSO_INTEGRATION_DISABLED if action == "disable" else Action.SSO_INTEGRATION_ENABLED
+    assert actions().count(recorded) == 1
+
+
 def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake_microsoft, member, contoso):
     integration = active_integration(admin_client, fake_microsoft)
     carol = make_user("carol", contoso)

@@ -324,6 +324,15 @@ def test_a_policy_that_is_not_one_of_the_answers_is_refused_and_says_so(admin_cl
 # --- The check -------------------------------------------------------------------------------------
 
 
+def test_two_tabs_turning_it_off_at_the_same_moment_record_it_once(admin_client, checked, monkeypatch):
+    read_by_the_other_tab = Integration.objects.get(pk=checked.pk)
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
+    monkeypatch.setattr("tenantlink.sso.views.leavers._integration", lambda request, pk: read_by_the_other_tab)
+    response = admin_client.post(f"/company/sso/{checked.pk}/leavers/off/", follow=True)
+    assert f"The leaver check of {checked.display_name} was already off." in page_text(response)
+    assert AuditEvent.objects.filter(action=Action.SSO_LEAVER_CHECK_OFF).count() == 1
+
+
 def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
     checked, fake_microsoft, member, admin, client
 ):

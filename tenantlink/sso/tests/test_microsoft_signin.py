@@ -438,6 +438,30 @@ SWEDISH_MONTHS = [
 ]
 
 
+def test_two_tabs_disconnecting_at_the_same_moment_record_and_tell_it_once(
+    admin_client, member, contoso_integration, monkeypatch
+):
+    connected(member, contoso_integration)
+    read_by_the_other_tab = Connection.objects.get(user=member)
+    admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/")
+
+    class StaleRead:  # the other tab found the connection before the first one removed it
+        def filter(self, **kwargs):
+            return self
+
+        def first(self):
+            return read_by_the_other_tab
+
+    class OtherTabsView:
+        objects = StaleRead()
+
+    monkeypatch.setattr("tenantlink.sso.views.connect.Connection", OtherTabsView)
+    response = admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)
+    assert "Bob has no Microsoft connection." in page_text(response)
+    assert AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED).count() == 1
+    assert len(mail.outbox) == 1
+
+
 def test_the_notice_is_written_in_the_members_language_and_time_zone(admin_client, member, contoso_integration):
     member.language, member.time_zone = "sv", "Asia/Tokyo"
     member.save(update_fields=["language", "time_zone"])

@@ -67,15 +67,15 @@ def decline(request):
 @require_http_methods(["GET", "POST"])
 def disconnect_own(request):
     connection = Connection.objects.filter(user=request.user).first()
-    if connection is None:
-        messages.info(request, _("Your account has no Microsoft connection."))
-        return redirect("profile_settings")
-    if request.method == "GET":
+    if connection is not None and request.method == "GET":
         return render(request, "sso/disconnect.html", {"connection": connection, "tab": "settings"})
-    if not request.user.has_usable_password():
+    if connection is not None and not request.user.has_usable_password():
         messages.error(request, _("Set a password first: without it you could not sign in any more."))
         return redirect("profile_settings")
-    flows.disconnect(request, connection)
+    # Gone already, or removed in a second tab a moment before.
+    if connection is None or not flows.disconnect(request, connection):
+        messages.info(request, _("Your account has no Microsoft connection."))
+        return redirect("profile_settings")
     if request.session.get(flows.CONNECTION_KEY):
         # This session was opened with the Microsoft account just removed: it ends now.
         logout(request)
@@ -94,10 +94,9 @@ def disconnect_own(request):
 def disconnect_member(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     connection = Connection.objects.filter(user=member).first()
-    if connection is None:
+    if connection is None or not flows.disconnect(request, connection):
         messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
     else:
-        flows.disconnect(request, connection)
         messages.success(
             request,
             _("%(name)s's Microsoft connection is removed; they sign in with password and second factor.")

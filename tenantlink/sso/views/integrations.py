@@ -194,10 +194,9 @@ def verify(request, integration_id):
 @require_POST
 def disable(request, integration_id):
     integration = _integration(request, integration_id)
-    if integration.status != Integration.Status.ACTIVE:
+    if not integration.disable():
         messages.info(request, _("%(name)s was not active, so nothing changed.") % {"name": integration.display_name})
     else:
-        integration.disable()
         flows.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
         messages.success(
             request,
@@ -213,10 +212,9 @@ def enable(request, integration_id):
     integration = _integration(request, integration_id)
     if _refused(request):
         return redirect("sso_integrations")
-    if integration.status != Integration.Status.DISABLED:
+    if not integration.enable():
         messages.info(request, _("%(name)s was not disabled, so nothing changed.") % {"name": integration.display_name})
     else:
-        integration.enable()
         flows.record(request, Action.SSO_INTEGRATION_ENABLED, integration)
         messages.success(request, _("%(name)s is enabled again.") % {"name": integration.display_name})
     return redirect("sso_integrations")

@@ -37,11 +37,10 @@ def turn_on(request, integration_id):
 @require_POST
 def turn_off(request, integration_id):
     integration = _integration(request, integration_id)
-    if integration.leaver_check == Integration.LeaverCheck.OFF:
+    if leavers.turn_off(request, integration):
+        messages.success(request, _("The leaver check of %(name)s is off.") % {"name": integration.display_name})
+    else:
         messages.info(request, _("The leaver check of %(name)s was already off.") % {"name": integration.display_name})
-        return redirect("sso_integrations")
-    leavers.turn_off(request, integration)
-    messages.success(request, _("The leaver check of %(name)s is off.") % {"name": integration.display_name})
     return redirect("sso_integrations")
 
 
