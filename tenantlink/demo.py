@@ -247,6 +247,9 @@ def main():
     except KeyboardInterrupt:
         pass
     finally:
+        # Stopping already: a second Ctrl+C or SIGTERM must not cut it short and leave them running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for process in (leaver_check, portal, emulator):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

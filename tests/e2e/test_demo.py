@@ -1,6 +1,7 @@
 """`make demo` as a newcomer runs it, also on other ports (what it advises when 8000 is taken):
 the demo's Microsoft stand-in accepts the portal's callbacks at whatever port it runs on."""
 
+import signal
 import time
 from urllib.parse import urlencode
 
@@ -44,5 +45,13 @@ def test_the_demo_on_other_ports_sends_people_to_microsoft_and_takes_them_back(t
             page = httpx.get(f"http://127.0.0.1:{emulator_port}/{CONTOSO}/{endpoint}?{urlencode(query)}")
             # Microsoft's sign-in page, not AADSTS50011 ("the redirect URI does not match").
             assert page.status_code == 200 and "AADSTS50011" not in page.text, (callback, page.text[:500])
+
+        # Asked to stop twice (a supervisor, or an impatient Ctrl+C): nothing is left running.
+        service.process.send_signal(signal.SIGTERM)
+        service.process.send_signal(signal.SIGTERM)
+        service.process.wait(timeout=60)
+        for address in (portal, f"http://127.0.0.1:{emulator_port}"):
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(address + "/", timeout=5)
     finally:
         service.stop()
