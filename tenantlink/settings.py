@@ -265,6 +265,8 @@ TEMPLATES = [
         },
     },
 ]
+# Django's form templates, except that a text, password or hidden input is written directly.
+FORM_RENDERER = "tenantlink.lib.forms.Renderer"
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,57 @@
+"""The portal's form renderer writes the same inputs as Django's templates."""
+
+import pytest
+from django import forms
+from django.forms.renderers import DjangoTemplates
+from django.utils.safestring import mark_safe
+
+from tenantlink.lib.forms import Renderer
+
+WIDGETS = [
+    forms.TextInput,
+    forms.PasswordInput,
+    forms.HiddenInput,
+    forms.EmailInput,
+    forms.NumberInput,
+    forms.URLInput,
+    forms.SearchInput,
+    forms.TelInput,
+    forms.DateInput,
+    forms.TimeInput,
+    forms.ColorInput,
+    forms.CheckboxInput,
+]
+VALUES = [None, "", "ada", "a\"b<c>&d'e", mark_safe("<b>safe</b>"), 0, 42, 3.5, ("x", 1), "åäö – ✓"]
+ATTRS = [
+    {},
+    {"autofocus": True, "autocomplete": "one-time-code", "class": "code"},
+    {"disabled": False, "required": True, "data-x": '"><script>alert(1)</script>'},
+    {"maxlength": 4096, "aria-describedby": "id_username_helptext id_username_error", "id": "id_x"},
+    {'on"click': "x", "title": mark_safe("<i>ok</i>")},
+]
+
+
+@pytest.mark.parametrize("widget_class", WIDGETS, ids=lambda widget_class: widget_class.__name__)
+def test_an_input_is_written_as_djangos_templates_write_it(widget_class):
+    for attrs in ATTRS:
+        widget = widget_class(attrs=attrs)
+        if isinstance(widget, forms.PasswordInput):
+            widget.render_value = True
+        for value in VALUES:
+            ours = widget.render("field", value, renderer=Renderer())
+            assert ours == widget.render("field", value, renderer=DjangoTemplates()), (attrs, value)
+            assert ours.startswith("<input ")
+
+
+def test_other_widgets_still_use_the_templates():
+    widget = forms.RadioSelect(choices=[("a", "<A>"), ("b", "B")])
+    assert widget.render("choice", "a", renderer=Renderer()) == widget.render("choice", "a", renderer=DjangoTemplates())
+
+
+@pytest.mark.django_db
+def test_the_sign_in_page_shows_a_refused_username_escaped(client):
+    page = client.post("/signin/", {"username": 'ada"><script>alert(1)</script>', "password": "wrong"})
+    html = page.content.decode()
+    assert '<input type="text" name="username" value="ada&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    assert "<script>alert(1)" not in html
+    assert 'autocomplete="current-password"' in html and 'type="password" name="password"' in html
