@@ -123,7 +123,7 @@ def test_a_user_disabled_at_microsoft_is_deactivated_after_one_pass(
     mailbox = Mailbox(portal)
 
     users_at_microsoft(emulator_control, BEN_AT_MICROSOFT.upn, enabled=False)
-    assert "1 users lost access" in check_leavers(portal)
+    assert "1 user lost access" in check_leavers(portal)
 
     assert not with_password.is_signed_in() and not with_microsoft.is_signed_in()
     assert password_refused(new_visitor(), ben)

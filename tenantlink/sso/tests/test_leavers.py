@@ -250,7 +250,7 @@ def test_a_runner_whose_token_predates_the_grant_asks_for_a_new_one(checked, fak
     graph.app_only_token(CONTOSO)  # remembered without User.Read.All
     fake_microsoft.roles_in.add(CONTOSO)  # granted now
     connect(member, checked, fake_microsoft, BEN, enabled=False)
-    assert "1 users lost access" in run()
+    assert "1 user lost access" in run()
 
 
 @pytest.mark.parametrize("meanwhile", ["licence ended", "integration disabled"])
@@ -340,7 +340,7 @@ def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
     sign_in(client, member)
     generation = member.session_generation
 
-    assert "1 users lost access" in run()
+    assert "1 user lost access" in run()
 
     member.refresh_from_db()
     assert not member.is_active and member.session_generation == generation + 1
@@ -432,7 +432,7 @@ def test_a_surprise_in_one_integration_does_not_stop_the_others(checked, fake_mi
         return real(*args)
 
     monkeypatch.setattr(graph, "accounts_enabled", first_one_breaks)
-    assert "1 users lost access" in run()  # Fabrikam's Dave is not at Microsoft: deleted
+    assert "1 user lost access" in run()  # Fabrikam's Dave is not at Microsoft: deleted
     assert len(calls) == 2
 
 
@@ -514,7 +514,7 @@ def test_throttling_is_waited_out(checked, fake_microsoft, member, no_waiting):
 def test_throttling_said_in_plain_text_is_waited_out_too(checked, fake_microsoft, member, no_waiting):
     connect(member, checked, fake_microsoft, BEN, enabled=False)
     fake_microsoft.graph_answers = [httpx.Response(429, headers={"Retry-After": "7"}, text="Too Many Requests")]
-    assert "1 users lost access" in run()
+    assert "1 user lost access" in run()
     assert no_waiting == [7]
 
 
@@ -543,7 +543,7 @@ def test_a_batch_item_that_is_not_about_the_user_asked_changes_nobody(checked, f
     connect(member, checked, fake_microsoft, BEN, enabled=False)
     odd = {"responses": [{"id": "0", **item}]}
     fake_microsoft.graph_answers = [httpx.Response(200, json=odd)] * (graph.THROTTLE_RETRIES + 1)
-    assert "1 integrations failing" in run()
+    assert "1 integration failing" in run()
     member.refresh_from_db()
     checked.refresh_from_db()
     assert member.is_active and checked.leaver_check == "failing"

@@ -9,6 +9,10 @@ from tenantlink.sso import leavers
 log = logging.getLogger(__name__)
 
 
+def _count(number, thing):
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
+
+
 class Command(BaseCommand):
     help = (
         "The leaver check: look up at Microsoft every user connected through an integration whose "
@@ -33,10 +37,10 @@ class Command(BaseCommand):
                 # As a service, a line only when something happened (or failed).
                 if not every or summary["acted"] or summary["held"] or summary["failing"]:
                     self.stdout.write(
-                        "Leaver check: {integrations} integrations, {checked} connections checked, {acted} users "
-                        "lost access, {held} held back for confirmation, {failing} integrations failing.".format(
-                            **summary
-                        )
+                        f"Leaver check: {_count(summary['integrations'], 'integration')}, "
+                        f"{_count(summary['checked'], 'connection')} checked, {_count(summary['acted'], 'user')} "
+                        f"lost access, {summary['held']} held back for confirmation, "
+                        f"{_count(summary['failing'], 'integration')} failing."
                     )
             if not every:
                 return
