@@ -5,6 +5,7 @@ Microsoft's discovery documents and keys."""
 import datetime
 import hashlib
 import secrets
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import models
@@ -81,6 +82,11 @@ class IntegrationQuerySet(models.QuerySet):
         active = User.objects.filter(company=models.OuterRef("company"), is_active=True)
         connected = Connection.objects.filter(integration=models.OuterRef("pk"), user__is_active=True)
         return self.annotate(active_users=_count(active, "company"), connected=_count(connected, "integration"))
+
+
+class HeldLeavers(NamedTuple):
+    people: list  # (connection, reason), at most Integration.HELD_SHOWN
+    more: int  # held and still connected, but not in `people`
 
 
 class Integration(models.Model):
@@ -227,23 +233,21 @@ class Integration(models.Model):
     HELD_SHOWN = 50
 
     def held_leavers(self):
-        """The first HELD_SHOWN people the safety valve holds back, by username: (connection with
-        its user, why Microsoft says they left)."""
+        """The people the safety valve holds back and still connected, by username: the first
+        HELD_SHOWN as (connection with its user, why Microsoft says they left), and how many more."""
         reasons = {}
         for item in self.leaver_held_list.split(","):
             pk, _colon, reason = item.partition(":")
             if pk.isdigit():  # anything else is not this version's: left out, not a broken page
                 reasons[int(pk)] = reason
-        connections = Connection.objects.filter(integration=self, pk__in=reasons).select_related("user")
+        connections = Connection.objects.filter(integration=self, pk__in=reasons)
         labels = dict(Leaver.Reason.choices)
-        return [
+        people = [
             (connection, labels.get(reasons[connection.pk], reasons[connection.pk]))
-            for connection in connections.order_by("user__username")[: self.HELD_SHOWN]
+            for connection in connections.select_related("user").order_by("user__username")[: self.HELD_SHOWN]
         ]
-
-    @property
-    def held_not_shown(self):
-        return max(self.leaver_held - self.HELD_SHOWN, 0)
+        more = connections.count() - len(people) if len(people) == self.HELD_SHOWN else 0
+        return HeldLeavers(people, more)
 
     @property
     def leaver_failure_message(self):

@@ -641,6 +641,13 @@ def test_a_long_list_of_held_leavers_shows_the_first_fifty_and_how_many_more(
     section = held_section(admin_client)
     assert section.count("The Microsoft account was disabled") == 50
     assert "(user49)" in section and "(user50)" not in section and "…and 10 more." in section
+    assert "…and 10 more." in mail.outbox[-1].body and mail.outbox[-1].body.count(": The Microsoft account was") == 50
+
+    # Two of them disconnected since (one named, one not): still fifty named, and eight more.
+    Connection.objects.filter(user__username__in=["user00", "user59"]).delete()
+    section = held_section(admin_client)
+    assert section.count("The Microsoft account was disabled") == 50 and "(user50)" in section
+    assert "…and 8 more." in section
 
 
 def test_a_confirmation_covers_only_the_people_and_the_policy_it_was_given_for(
