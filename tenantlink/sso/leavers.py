@@ -170,16 +170,16 @@ def _digest(leavers, policy):
 # --- The check ---------------------------------------------------------------------------------------
 
 
-def _due(started):
-    """Integrations whose check is on (or failing, to see whether it works again), usable and
-    under a valid licence, not yet checked in the pass that began at `started`."""
+def checked_integrations():
+    """Integrations that every pass checks: the check on (or failing, to see whether it works
+    again), usable, and under a valid licence."""
     valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("company"))
-    return Integration.objects.filter(
-        Exists(valid_licence),
-        Q(leaver_checked_at__isnull=True) | Q(leaver_checked_at__lt=started),
-        leaver_check__in=CHECKED,
-        status__in=Integration.WORKING,
-    )
+    return Integration.objects.filter(Exists(valid_licence), leaver_check__in=CHECKED, status__in=Integration.WORKING)
+
+
+def _due(started):
+    """Integrations to check, not yet checked in the pass that began at `started`."""
+    return checked_integrations().filter(Q(leaver_checked_at__isnull=True) | Q(leaver_checked_at__lt=started))
 
 
 class LeaseLost(Exception):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tenantlink import demo
 from tests import postgres
@@ -43,6 +44,7 @@ ADA_AT_MICROSOFT = MicrosoftAccount("ada@contoso.onmicrosoft.com", "", CONTOSO, 
 ACTIVE = "is active: Microsoft confirmed the approval."
 REFUSED = "We could not sign you in"
 THROTTLE_ACCOUNT_FAILURES = 5  # the portal's default, which both instances run with
+METRICS_TOKEN = "metrics-token-for-the-two-instances-0123456789"
 
 # The demo people and nothing else: no integration, no connection, no flow waiting for Microsoft,
 # no paused sign-in, no audit event.
@@ -135,6 +137,7 @@ def instances(database_server, emulator, tmp_path_factory):
         "ENTRA_CLIENT_ID": demo.DEMO_CLIENT_ID,
         "ENTRA_CLIENT_SECRET": demo.DEMO_CLIENT_SECRET,
         "ENTRA_HTTP_TIMEOUT": "3",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     try:
         with contextlib.ExitStack() as stack:
@@ -271,3 +274,31 @@ def test_wrong_passwords_on_both_instances_count_against_one_limit(new_browser, 
     assert throttle["paused"]
     assert throttle["failures"] == THROTTLE_ACCOUNT_FAILURES
     assert throttle["audited_pause"]["attempts"] == THROTTLE_ACCOUNT_FAILURES
+
+
+def scraped(address):
+    """Each figure of an instance's /metrics, as a scraper reads it, on a connection of its own
+    (so that either worker of the instance may answer)."""
+    page = httpx.get(f"{address}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert page.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(page.text)
+        for sample in family.samples
+    }
+
+
+def test_an_instances_metrics_count_the_sign_ins_of_all_its_workers(new_browser, instances, people):
+    _public, addresses = instances
+    signins = ("tenantlink_signins_total", (("method", "totp"), ("outcome", "success")))
+    before, before_on_b = (scraped(addresses[instance]).get(signins, 0) for instance in "AB")
+    for name in ("ada", "ben", "nils"):
+        new_browser().on("A").sign_in_with_password(people[name], Authenticator())
+
+    # Whichever of A's two workers answers the scrape, it counts all three; B counted none of them.
+    assert {scraped(addresses["A"]).get(signins, 0) for _ in range(8)} == {before + 3}
+    figures = scraped(addresses["B"])
+    assert figures.get(signins, 0) == before_on_b
+    # The leaver check's state is read from the database: the same on both instances.
+    assert figures[("tenantlink_leaver_checks", (("state", "off"),))] == 0  # no integration here
+    assert figures[("tenantlink_leaver_check_age_seconds", ())] == 0

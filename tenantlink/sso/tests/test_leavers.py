@@ -12,8 +12,10 @@ import httpx
 import pytest
 from django.core import mail
 from django.core.management import call_command
+from django.db import DatabaseError
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
@@ -758,3 +760,48 @@ def test_no_token_reaches_the_database_a_log_line_or_a_page(checked, fake_micros
     assert token not in str(list(AuditEvent.objects.values())) + str(list(Integration.objects.values()))
     assert token.encode() not in admin_client.get("/company/sso/").content
     assert AuditEvent.objects.filter(outcome=Outcome.SUCCESS, action=Action.SSO_LEAVER).exists()
+
+
+def leaver_metrics(settings):
+    """The leaver check's figures as a Prometheus scraper reads them from /metrics."""
+    settings.METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
+    page = Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).get("/metrics")
+    assert page.status_code == 200
+    return {
+        (sample.name, sample.labels.get("state")): sample.value
+        for family in text_string_to_metric_families(page.content.decode())
+        if family.name.startswith("tenantlink_leaver")
+        for sample in family.samples
+    }
+
+
+def test_metrics_say_whether_a_runner_runs_and_how_many_leavers_wait_for_confirmation(
+    checked, fake_microsoft, contoso, settings
+):
+    Integration.objects.filter(pk=checked.pk).update(leaver_requested_at=timezone.now() - datetime.timedelta(hours=2))
+    figures = leaver_metrics(settings)
+    assert figures[("tenantlink_leaver_checks", "on")] == 1 and figures[("tenantlink_leaver_checks", "off")] == 0
+    assert 7100 < figures[("tenantlink_leaver_check_age_seconds", None)] < 7300  # asked for, never checked
+    assert figures[("tenantlink_leaver_held", None)] == 0
+
+    six_of_ten_left(checked, fake_microsoft, contoso)
+    run()
+    figures = leaver_metrics(settings)
+    assert figures[("tenantlink_leaver_check_age_seconds", None)] < 60
+    assert figures[("tenantlink_leaver_held", None)] == 6
+
+    # No runner for three hours: the age shows it. Not for a company whose licence has ended.
+    Integration.objects.filter(pk=checked.pk).update(leaver_checked_at=timezone.now() - datetime.timedelta(hours=3))
+    assert 10700 < leaver_metrics(settings)[("tenantlink_leaver_check_age_seconds", None)] < 10900
+    Licence.objects.filter(company=contoso).update(valid_until=timezone.now() - datetime.timedelta(days=1))
+    figures = leaver_metrics(settings)
+    assert figures[("tenantlink_leaver_check_age_seconds", None)] == figures[("tenantlink_leaver_held", None)] == 0
+
+
+def test_the_metrics_page_still_answers_when_the_leaver_figures_cannot_be_read(checked, settings, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise DatabaseError("the database is not answering")
+
+    monkeypatch.setattr(leavers, "checked_integrations", broken)
+    assert leaver_metrics(settings) == {}
+    assert "The leaver check's metrics could not be read: DatabaseError" in caplog.text
