@@ -134,7 +134,9 @@ def _libpq_options(query):
             raise ImproperlyConfigured(
                 f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
             ) from None
-    return options
+    # libpq waits for a connection without end; a server that does not answer then holds every
+    # request (and worker thread) that needs it, instead of their getting the 503 page.
+    return {"connect_timeout": "10", **options}
 
 
 def _is_loopback(host):

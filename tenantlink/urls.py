@@ -17,6 +17,7 @@ urlpatterns = [
     path("health/live/", views.live, name="health_live"),
     path("health/ready/", views.health, name="health_ready"),
     path("metrics", views.metrics_page, name="metrics"),
+    path("metrics/leavers", views.leaver_metrics_page, name="metrics_leavers"),
     # Flow 1: password sign-in
     path("signin/", signin.signin, name="signin"),
     path("signin/verify/", signin.signin_verify, name="signin_verify"),

@@ -48,13 +48,26 @@ def health(request):
     return JsonResponse({"status": "ok"})
 
 
-@never_cache
-def metrics_page(request):
-    """Prometheus metrics, for a scraper that sends METRICS_TOKEN as a bearer token. Without a
+def _for_scraper(request, exposition):
+    """Prometheus figures, for a scraper that sends METRICS_TOKEN as a bearer token. Without a
     token configured the page does not exist."""
     if not settings.METRICS_TOKEN:
         raise Http404
     if not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"):
         return HttpResponse("A bearer token is required.\n", status=401, headers={"WWW-Authenticate": "Bearer"})
-    body, content_type = metrics.exposition()
+    body, content_type = exposition()
     return HttpResponse(body, content_type=content_type)
+
+
+@never_cache
+def metrics_page(request):
+    """This instance's counts (all its workers'); never touches the database."""
+    return _for_scraper(request, metrics.exposition)
+
+
+@never_cache
+def leaver_metrics_page(request):
+    """The leaver check's state, read from the database: the same on every instance."""
+    from tenantlink.sso import metrics as sso_metrics
+
+    return _for_scraper(request, sso_metrics.exposition)

@@ -75,15 +75,10 @@ def request_metrics(get_response):
     return middleware
 
 
-# Figures read afresh at each scrape (from the database), the same whichever worker answers: not
-# counted by the workers, so not added up from their files.
-AT_SCRAPE = CollectorRegistry()
-
-
 def exposition():
     """(body, content type) of every metric, from all workers when there are several."""
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return generate_latest(registry) + generate_latest(AT_SCRAPE), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -12,7 +12,7 @@ class Config(AppConfig):
 
     def ready(self):
         from tenantlink.accounts.flows import company_changed, signin_completing
-        from tenantlink.sso import flows, metrics, requirement  # noqa: F401 (metrics: registers its collector)
+        from tenantlink.sso import flows, requirement
 
         signin_completing.connect(requirement.refusal_at_signin, dispatch_uid="tenantlink.sso.requirement")
         company_changed.connect(flows.drop_other_companies_connections, dispatch_uid="tenantlink.sso.company_changed")

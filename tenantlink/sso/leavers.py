@@ -170,11 +170,15 @@ def _digest(leavers, policy):
 # --- The check ---------------------------------------------------------------------------------------
 
 
-def checked_integrations():
-    """Integrations that every pass checks: the check on (or failing, to see whether it works
-    again), usable, and under a valid licence."""
+def licensed_integrations():
+    """Integrations a leaver check may run for: usable, under a valid licence."""
     valid_licence = Licence.objects.valid(Licence.Product.SSO).filter(company=OuterRef("company"))
-    return Integration.objects.filter(Exists(valid_licence), leaver_check__in=CHECKED, status__in=Integration.WORKING)
+    return Integration.objects.filter(Exists(valid_licence), status__in=Integration.WORKING)
+
+
+def checked_integrations():
+    """Integrations that every pass checks: the check on, or failing (to see whether it works again)."""
+    return licensed_integrations().filter(leaver_check__in=CHECKED)
 
 
 def _due(started):

@@ -1,60 +1,61 @@
-"""The leaver check's state for /metrics. The check runs in processes of its own (manage.py
-check_leavers), so its figures are read from the integrations at each scrape: an alert can say
-that no runner is running (the oldest check keeps ageing), that a check is failing, or that people
-wait for an administrator's confirmation."""
+"""The leaver check's state for Prometheus, at /metrics/leavers. The check runs in processes of its
+own (manage.py check_leavers), perhaps on another machine, so its state is read from the
+integrations at each scrape: the same on every instance, so one scrape job for the deployment. It
+has a page of its own so that /metrics, which never touches the database, keeps answering while the
+database does not."""
 
-import logging
-
-from django.db import DatabaseError
-from django.db.models import Count, Min, Sum
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db import connection, transaction
+from django.db.models import Count, F, Max, Sum
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from tenantlink.lib import metrics
 from tenantlink.sso import leavers
 from tenantlink.sso.models import Integration
 
-log = logging.getLogger(__name__)
+# A scrape that waits on a stuck database gives up after this, rather than holding a worker thread.
+QUERY_TIMEOUT_MS = 5000
 
 
 class LeaverCheckCollector:
+    def describe(self):
+        return []  # read at each scrape; nothing to register beforehand
+
     def collect(self):
-        try:
-            states = dict(
-                Integration.objects.filter(status__in=Integration.WORKING)
-                .values_list("leaver_check")
-                .annotate(Count("pk"))
-                .order_by()
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
+            states = dict(leavers.licensed_integrations().values_list("leaver_check").annotate(Count("pk")).order_by())
+            checked = leavers.checked_integrations().aggregate(last=Max("leaver_checked_at"))
+            held = (
+                leavers.checked_integrations()
+                .filter(leaver_held__gt=0)
+                .exclude(leaver_confirmed_digest=F("leaver_held_digest"))
+                .aggregate(people=Sum("leaver_held"))
             )
-            checked = leavers.checked_integrations().aggregate(
-                # An integration not checked yet ages from when its check was asked for.
-                oldest=Min(Coalesce("leaver_checked_at", "leaver_requested_at")),
-                held=Sum("leaver_held"),
-            )
-        except DatabaseError as error:
-            log.warning("The leaver check's metrics could not be read: %s", error.__class__.__name__)
-            return
         by_state = GaugeMetricFamily(
-            "tenantlink_leaver_checks",
-            "Usable integrations by the state of their leaver check (off, waiting, on, failing).",
+            "tenantlink_leaver_check_integrations",
+            "Integrations (active or disabled, valid licence) by the state of their leaver check.",
             labels=["state"],
         )
         for state in Integration.LeaverCheck.values:
             by_state.add_metric([state], states.get(state, 0))
         yield by_state
-        oldest = checked["oldest"]
+        if checked["last"] is not None:
+            yield GaugeMetricFamily(
+                "tenantlink_leaver_check_last_checked_timestamp_seconds",
+                "When a runner last finished checking an integration (Unix time). Falling behind "
+                "the runner's interval while checks are on: no runner is running.",
+                value=checked["last"].timestamp(),
+            )
         yield GaugeMetricFamily(
-            "tenantlink_leaver_check_age_seconds",
-            "Time since the least recently checked integration (check on or failing, valid licence) "
-            "was checked; 0 when there is none. Growing past the runner's interval: no runner runs.",
-            value=(timezone.now() - oldest).total_seconds() if oldest else 0,
-        )
-        yield GaugeMetricFamily(
-            "tenantlink_leaver_held",
-            "Leavers the safety valve holds back until an administrator confirms them.",
-            value=checked["held"] or 0,
+            "tenantlink_leaver_held_users",
+            "Leavers the safety valve holds back and an administrator has not yet confirmed.",
+            value=held["people"] or 0,
         )
 
 
-metrics.AT_SCRAPE.register(LeaverCheckCollector())  # once: Python imports this module once
+def exposition():
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(LeaverCheckCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,11 +1,14 @@
 """The portal's form renderer writes the same inputs as Django's templates."""
 
+from pathlib import Path
+
 import pytest
 from django import forms
 from django.forms.renderers import DjangoTemplates
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
-from tenantlink.lib.forms import Renderer
+from tenantlink.lib.forms import INPUT_TEMPLATES, Renderer
 
 WIDGETS = [
     forms.TextInput,
@@ -28,6 +31,7 @@ ATTRS = [
     {"disabled": False, "required": True, "data-x": '"><script>alert(1)</script>'},
     {"maxlength": 4096, "aria-describedby": "id_username_helptext id_username_error", "id": "id_x"},
     {'on"click': "x", "title": mark_safe("<i>ok</i>")},
+    {"min": 0, "step": None, "placeholder": gettext_lazy("Username"), "pattern": "[0-9]{6}"},
 ]
 
 
@@ -41,6 +45,14 @@ def test_an_input_is_written_as_djangos_templates_write_it(widget_class):
             ours = widget.render("field", value, renderer=Renderer())
             assert ours == widget.render("field", value, renderer=DjangoTemplates()), (attrs, value)
             assert ours.startswith("<input ")
+
+
+def test_every_input_written_directly_is_one_of_djangos_own_templates():
+    # An app that overrides one of them would be ignored: it must not happen unnoticed.
+    django_widgets = Path(forms.__file__).parent / "templates" / "django" / "forms" / "widgets"
+    for name in INPUT_TEMPLATES:
+        template = Renderer().get_template(name)
+        assert Path(template.origin.name) == django_widgets / Path(name).name, name
 
 
 def test_other_widgets_still_use_the_templates():

@@ -23,15 +23,17 @@ def scraper(settings):
     return Client(headers={"Authorization": f"Bearer {TOKEN}"})
 
 
-def test_without_a_token_configured_there_is_no_metrics_page(client, settings):
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/leavers"])
+def test_without_a_token_configured_there_is_no_metrics_page(client, settings, path):
     settings.METRICS_TOKEN = ""
-    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+    assert client.get(path, headers={"Authorization": "Bearer "}).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/metrics", "/metrics/leavers"])
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token-of-some-length-000000", f"Basic {TOKEN}", TOKEN])
-def test_the_page_refuses_a_missing_or_wrong_token(client, scraper, authorization):
+def test_the_page_refuses_a_missing_or_wrong_token(client, scraper, authorization, path):
     headers = {"Authorization": authorization} if authorization else {}
-    response = client.get("/metrics", headers=headers)
+    response = client.get(path, headers=headers)
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Bearer"
     assert b"tenantlink_" not in response.content

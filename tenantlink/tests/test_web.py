@@ -148,7 +148,8 @@ def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(
         "postgres://portal@DB.Internal:6432/tenantlink?sslmode=verify-full&sslrootcert=/etc/ca.pem"
     )
     assert (database["HOST"], database["PORT"]) == ("DB.Internal", "6432")
-    assert database["OPTIONS"] == {"sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert database["OPTIONS"] == {"connect_timeout": "10", "sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
+    assert database_from_url("postgres://db/tenantlink?connect_timeout=3")["OPTIONS"] == {"connect_timeout": "3"}
     assert database_from_url("postgres://portal@%2Fvar%2Frun%2Fpostgresql/tenantlink")["HOST"] == "/var/run/postgresql"
     assert database_from_url("postgres://[::1]:5433/tenantlink")["HOST"] == "::1"
     assert database_from_url("postgres://db.internal:/tenantlink")["HOST"] == "db.internal"

@@ -276,10 +276,10 @@ def test_wrong_passwords_on_both_instances_count_against_one_limit(new_browser, 
     assert throttle["audited_pause"]["attempts"] == THROTTLE_ACCOUNT_FAILURES
 
 
-def scraped(address):
+def scraped(address, path="/metrics"):
     """Each figure of an instance's /metrics, as a scraper reads it, on a connection of its own
     (so that either worker of the instance may answer)."""
-    page = httpx.get(f"{address}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    page = httpx.get(f"{address}{path}", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert page.status_code == 200
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -297,8 +297,8 @@ def test_an_instances_metrics_count_the_sign_ins_of_all_its_workers(new_browser,
 
     # Whichever of A's two workers answers the scrape, it counts all three; B counted none of them.
     assert {scraped(addresses["A"]).get(signins, 0) for _ in range(8)} == {before + 3}
-    figures = scraped(addresses["B"])
-    assert figures.get(signins, 0) == before_on_b
+    assert scraped(addresses["B"]).get(signins, 0) == before_on_b
     # The leaver check's state is read from the database: the same on both instances.
-    assert figures[("tenantlink_leaver_checks", (("state", "off"),))] == 0  # no integration here
-    assert figures[("tenantlink_leaver_check_age_seconds", ())] == 0
+    leaver_figures = scraped(addresses["A"], "/metrics/leavers")
+    assert leaver_figures == scraped(addresses["B"], "/metrics/leavers")
+    assert leaver_figures[("tenantlink_leaver_held_users", ())] == 0

@@ -5,6 +5,7 @@ and `manage.py check_leavers` removes the access of people disabled or deleted a
 import datetime
 import io
 import re
+import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import DatabaseError
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -762,46 +763,51 @@ def test_no_token_reaches_the_database_a_log_line_or_a_page(checked, fake_micros
     assert AuditEvent.objects.filter(outcome=Outcome.SUCCESS, action=Action.SSO_LEAVER).exists()
 
 
-def leaver_metrics(settings):
-    """The leaver check's figures as a Prometheus scraper reads them from /metrics."""
+def leaver_metrics(settings, status=200):
+    """The leaver check's figures as a Prometheus scraper reads them from /metrics/leavers."""
     settings.METRICS_TOKEN = "metrics-token-for-the-tests-0123456789"
-    page = Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).get("/metrics")
-    assert page.status_code == 200
+    page = Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).get("/metrics/leavers")
+    assert page.status_code == status
+    if status != 200:
+        return page
     return {
         (sample.name, sample.labels.get("state")): sample.value
         for family in text_string_to_metric_families(page.content.decode())
-        if family.name.startswith("tenantlink_leaver")
         for sample in family.samples
     }
 
 
 def test_metrics_say_whether_a_runner_runs_and_how_many_leavers_wait_for_confirmation(
-    checked, fake_microsoft, contoso, settings
+    checked, fake_microsoft, contoso, settings, admin_client
 ):
-    Integration.objects.filter(pk=checked.pk).update(leaver_requested_at=timezone.now() - datetime.timedelta(hours=2))
     figures = leaver_metrics(settings)
-    assert figures[("tenantlink_leaver_checks", "on")] == 1 and figures[("tenantlink_leaver_checks", "off")] == 0
-    assert 7100 < figures[("tenantlink_leaver_check_age_seconds", None)] < 7300  # asked for, never checked
-    assert figures[("tenantlink_leaver_held", None)] == 0
+    assert figures[("tenantlink_leaver_check_integrations", "on")] == 1
+    assert figures[("tenantlink_leaver_check_integrations", "off")] == 0
+    assert ("tenantlink_leaver_check_last_checked_timestamp_seconds", None) not in figures  # never checked
+    assert figures[("tenantlink_leaver_held_users", None)] == 0
 
     six_of_ten_left(checked, fake_microsoft, contoso)
     run()
     figures = leaver_metrics(settings)
-    assert figures[("tenantlink_leaver_check_age_seconds", None)] < 60
-    assert figures[("tenantlink_leaver_held", None)] == 6
+    assert abs(figures[("tenantlink_leaver_check_last_checked_timestamp_seconds", None)] - time.time()) < 60
+    assert figures[("tenantlink_leaver_held_users", None)] == 6
 
-    # No runner for three hours: the age shows it. Not for a company whose licence has ended.
-    Integration.objects.filter(pk=checked.pk).update(leaver_checked_at=timezone.now() - datetime.timedelta(hours=3))
-    assert 10700 < leaver_metrics(settings)[("tenantlink_leaver_check_age_seconds", None)] < 10900
+    # Confirmed: nobody waits for an administrator any more, only for the next run.
+    confirm(admin_client, checked)
+    assert leaver_metrics(settings)[("tenantlink_leaver_held_users", None)] == 0
+
+    # A company whose licence has ended has no check to run.
     Licence.objects.filter(company=contoso).update(valid_until=timezone.now() - datetime.timedelta(days=1))
     figures = leaver_metrics(settings)
-    assert figures[("tenantlink_leaver_check_age_seconds", None)] == figures[("tenantlink_leaver_held", None)] == 0
+    assert figures[("tenantlink_leaver_check_integrations", "on")] == 0
+    assert ("tenantlink_leaver_check_last_checked_timestamp_seconds", None) not in figures
 
 
-def test_the_metrics_page_still_answers_when_the_leaver_figures_cannot_be_read(checked, settings, monkeypatch, caplog):
-    def broken(*args, **kwargs):
-        raise DatabaseError("the database is not answering")
+def test_the_database_not_answering_makes_the_leaver_metrics_unavailable_not_the_others(checked, settings, monkeypatch):
+    def not_answering(*args, **kwargs):
+        raise OperationalError("the database is not answering")
 
-    monkeypatch.setattr(leavers, "checked_integrations", broken)
-    assert leaver_metrics(settings) == {}
-    assert "The leaver check's metrics could not be read: DatabaseError" in caplog.text
+    monkeypatch.setattr(leavers, "licensed_integrations", not_answering)
+    assert "try again" in leaver_metrics(settings, status=503).content.decode().lower()
+    page = Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).get("/metrics")
+    assert page.status_code == 200 and b"tenantlink_signins_total" in page.content
