@@ -135,7 +135,10 @@ def _libpq_options(query):
                 f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
             ) from None
     # libpq waits for a connection without end; a server that does not answer then holds every
-    # request (and worker thread) that needs it, instead of their getting the 503 page.
+    # request (and worker thread) that needs it, instead of their getting the 503 page. (Unless
+    # PGCONNECT_TIMEOUT or a pg_service.conf entry, which an explicit value would override, say.)
+    if "service" in options or os.environ.get("PGCONNECT_TIMEOUT"):
+        return options
     return {"connect_timeout": "10", **options}
 
 

@@ -58,7 +58,11 @@ def start_consent(request, integration, policy):
         request, PendingAuthorization.Purpose.LEAVER_CONSENT, user=request.user, integration=integration
     )
     if integration.set_leaver_check(Integration.LeaverCheck.WAITING, only_from=(Integration.LeaverCheck.OFF,)):
-        Integration.objects.filter(pk=integration.pk).update(leaver_policy=policy, leaver_requested_at=timezone.now())
+        # Not checked since it was turned on: the page shows no last check, and /metrics/leavers
+        # counts from the request, not from a check before it was turned off.
+        Integration.objects.filter(pk=integration.pk).update(
+            leaver_policy=policy, leaver_requested_at=timezone.now(), leaver_checked_at=None
+        )
         integration.leaver_policy = policy
     else:  # a running check: the policy chosen applies at once, as with "Save"
         change_policy(request, integration, policy)

@@ -4,16 +4,19 @@ integrations at each scrape: the same on every instance, so one scrape job for t
 has a page of its own so that /metrics, which never touches the database, keeps answering while the
 database does not."""
 
+import contextlib
+
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Sum
+from django.db.models import Count, F, Max, Min, Sum
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from tenantlink.sso import leavers
 from tenantlink.sso.models import Integration
 
-# A scrape that waits on a stuck database gives up after this, rather than holding a worker thread.
-QUERY_TIMEOUT_MS = 5000
+# A scrape that waits on a stuck database gives up after this per statement (three), within
+# Prometheus's default scrape timeout of 10 s, rather than holding a worker thread.
+QUERY_TIMEOUT_MS = 2000
 
 
 class LeaverCheckCollector:
@@ -21,12 +24,16 @@ class LeaverCheckCollector:
         return []  # read at each scrape; nothing to register beforehand
 
     def collect(self):
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
+        postgresql = connection.vendor == "postgresql"
+        # The timeout needs a transaction; on SQLite one would take the write lock (IMMEDIATE).
+        with transaction.atomic() if postgresql else contextlib.nullcontext():
+            if postgresql:
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL statement_timeout = {QUERY_TIMEOUT_MS}")
             states = dict(leavers.licensed_integrations().values_list("leaver_check").annotate(Count("pk")).order_by())
-            checked = leavers.checked_integrations().aggregate(last=Max("leaver_checked_at"))
+            checked = leavers.checked_integrations().aggregate(
+                last=Max("leaver_checked_at"), first_asked=Min("leaver_requested_at")
+            )
             held = (
                 leavers.checked_integrations()
                 .filter(leaver_held__gt=0)
@@ -41,12 +48,15 @@ class LeaverCheckCollector:
         for state in Integration.LeaverCheck.values:
             by_state.add_metric([state], states.get(state, 0))
         yield by_state
-        if checked["last"] is not None:
+        # Before any integration was checked, the runner is behind since the first check was asked for.
+        last = checked["last"] or checked["first_asked"]
+        if last is not None:
             yield GaugeMetricFamily(
                 "tenantlink_leaver_check_last_checked_timestamp_seconds",
-                "When a runner last finished checking an integration (Unix time). Falling behind "
-                "the runner's interval while checks are on: no runner is running.",
-                value=checked["last"].timestamp(),
+                "When a runner last finished checking an integration whose check is on or failing "
+                "(Unix time); before any was, when the first check was asked for. Falling behind "
+                "the runner's interval: no runner is running.",
+                value=last.timestamp(),
             )
         yield GaugeMetricFamily(
             "tenantlink_leaver_held_users",

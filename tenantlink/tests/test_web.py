@@ -141,8 +141,10 @@ def test_postgres_keeps_a_connection_per_thread_unless_a_pool_is_asked_for(monke
     assert database["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 5}
 
 
-def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on():
+def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(monkeypatch):
     from tenantlink.settings import database_from_url
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
 
     database = database_from_url(
         "postgres://portal@DB.Internal:6432/tenantlink?sslmode=verify-full&sslrootcert=/etc/ca.pem"
@@ -150,9 +152,13 @@ def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(
     assert (database["HOST"], database["PORT"]) == ("DB.Internal", "6432")
     assert database["OPTIONS"] == {"connect_timeout": "10", "sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
     assert database_from_url("postgres://db/tenantlink?connect_timeout=3")["OPTIONS"] == {"connect_timeout": "3"}
+    # A pg_service.conf entry or PGCONNECT_TIMEOUT says how long to wait: no default overrides it.
+    assert database_from_url("postgres:///tenantlink?service=portal")["OPTIONS"] == {"service": "portal"}
     assert database_from_url("postgres://portal@%2Fvar%2Frun%2Fpostgresql/tenantlink")["HOST"] == "/var/run/postgresql"
     assert database_from_url("postgres://[::1]:5433/tenantlink")["HOST"] == "::1"
     assert database_from_url("postgres://db.internal:/tenantlink")["HOST"] == "db.internal"
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "4")
+    assert "connect_timeout" not in database_from_url("postgres://db.internal/tenantlink")["OPTIONS"]
 
 
 def test_health_probes_are_not_sent_to_https(client, settings):

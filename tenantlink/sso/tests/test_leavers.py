@@ -5,6 +5,7 @@ and `manage.py check_leavers` removes the access of people disabled or deleted a
 import datetime
 import io
 import re
+import sqlite3
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -780,10 +781,13 @@ def leaver_metrics(settings, status=200):
 def test_metrics_say_whether_a_runner_runs_and_how_many_leavers_wait_for_confirmation(
     checked, fake_microsoft, contoso, settings, admin_client
 ):
+    asked = timezone.now() - datetime.timedelta(hours=2)
+    Integration.objects.filter(pk=checked.pk).update(leaver_requested_at=asked)
     figures = leaver_metrics(settings)
     assert figures[("tenantlink_leaver_check_integrations", "on")] == 1
     assert figures[("tenantlink_leaver_check_integrations", "off")] == 0
-    assert ("tenantlink_leaver_check_last_checked_timestamp_seconds", None) not in figures  # never checked
+    # Never checked: behind since the check was asked for (an alert on the age sees no runner).
+    assert figures[("tenantlink_leaver_check_last_checked_timestamp_seconds", None)] == asked.timestamp()
     assert figures[("tenantlink_leaver_held_users", None)] == 0
 
     six_of_ten_left(checked, fake_microsoft, contoso)
@@ -795,6 +799,16 @@ def test_metrics_say_whether_a_runner_runs_and_how_many_leavers_wait_for_confirm
     # Confirmed: nobody waits for an administrator any more, only for the next run.
     confirm(admin_client, checked)
     assert leaver_metrics(settings)[("tenantlink_leaver_held_users", None)] == 0
+
+    # Turned off, and on again a month later: behind since then, not since the last check before.
+    Integration.objects.filter(pk=checked.pk).update(leaver_checked_at=timezone.now() - datetime.timedelta(days=30))
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/", {"policy": "deactivate"})
+    checked.refresh_from_db()
+    assert checked.leaver_check == "waiting" and checked.leaver_checked_at is None
+    Integration.objects.filter(pk=checked.pk).update(leaver_check="on")
+    figures = leaver_metrics(settings)
+    assert abs(figures[("tenantlink_leaver_check_last_checked_timestamp_seconds", None)] - time.time()) < 60
 
     # A company whose licence has ended has no check to run.
     Licence.objects.filter(company=contoso).update(valid_until=timezone.now() - datetime.timedelta(days=1))
@@ -811,3 +825,22 @@ def test_the_database_not_answering_makes_the_leaver_metrics_unavailable_not_the
     assert "try again" in leaver_metrics(settings, status=503).content.decode().lower()
     page = Client(headers={"Authorization": f"Bearer {settings.METRICS_TOKEN}"}).get("/metrics")
     assert page.status_code == 200 and b"tenantlink_signins_total" in page.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_the_leaver_metrics_waits_for_no_writer(checked, settings):
+    """On SQLite a transaction takes the write lock: a scrape while a runner writes must not wait."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        assert leaver_metrics(settings)[("tenantlink_leaver_check_integrations", "on")] == 1
+        return
+    writer = sqlite3.connect(connection.settings_dict["NAME"], timeout=0, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert leaver_metrics(settings)[("tenantlink_leaver_check_integrations", "on")] == 1
+        assert time.monotonic() - started < 1
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
