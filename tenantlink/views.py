@@ -9,6 +9,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 
 from tenantlink.lib import metrics
+from tenantlink.sso import metrics as leaver_metrics
 
 
 def home(request):
@@ -68,6 +69,4 @@ def metrics_page(request):
 @never_cache
 def leaver_metrics_page(request):
     """The leaver check's state, read from the database: the same on every instance."""
-    from tenantlink.sso import metrics as sso_metrics
-
-    return _for_scraper(request, sso_metrics.exposition)
+    return _for_scraper(request, leaver_metrics.exposition)

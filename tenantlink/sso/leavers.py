@@ -94,8 +94,7 @@ def finish_consent(request, integration, params):
                 error = MicrosoftError("permission_missing", "no User.Read.All")
         except MicrosoftError as refused:
             error = refused
-    # Only from a state the administrators left it in: one may have turned it off meanwhile.
-    requested = (Integration.LeaverCheck.WAITING, *CHECKED)
+    # Each move only from a state the administrators left it in: one may have turned it off meanwhile.
     if error is None:
         if integration.set_leaver_check(
             Integration.LeaverCheck.ON, only_from=(Integration.LeaverCheck.WAITING, Integration.LeaverCheck.FAILING)
@@ -108,7 +107,10 @@ def finish_consent(request, integration, params):
         return MicrosoftError("turned_off")  # in another tab, or given up waiting
     if approved:
         moved = integration.set_leaver_check(
-            Integration.LeaverCheck.FAILING, error.reason, error.code, only_from=requested
+            Integration.LeaverCheck.FAILING,
+            error.reason,
+            error.code,
+            only_from=(Integration.LeaverCheck.WAITING, *CHECKED),
         )
         if moved:
             Integration.objects.filter(pk=integration.pk).update(leaver_failure_notified_at=timezone.now())
@@ -388,25 +390,20 @@ def _failing(integration, error):
 def _hold(integration, leavers, total, digest):
     """The safety valve: act on nobody, and ask an administrator to confirm (once per set of
     leavers; a confirmation of another set no longer counts)."""
-    count = len(leavers)
+    count, held_list = len(leavers), _held_list(leavers)
     changed = (
         Integration.objects.filter(pk=integration.pk)
         .exclude(leaver_held_digest=digest)
-        .update(
-            leaver_held=count,
-            leaver_held_digest=digest,
-            leaver_held_list=_held_list(leavers),
-            leaver_confirmed_digest="",
-        )
-    )
-    # A set held before this version kept no list: written now.
-    Integration.objects.filter(pk=integration.pk, leaver_held_digest=digest, leaver_held_list="").update(
-        leaver_held_list=_held_list(leavers)
+        .update(leaver_held=count, leaver_held_digest=digest, leaver_held_list=held_list, leaver_confirmed_digest="")
     )
     if changed:
-        integration.leaver_held, integration.leaver_held_list = count, _held_list(leavers)
+        integration.leaver_held, integration.leaver_held_list = count, held_list
         _by_runner(Action.SSO_LEAVERS_HELD, integration, Outcome.DENIED, leavers=count, connected=total)
         tell_administrators(integration, "held", count=count, total=total, held=integration.held_leavers())
+    else:  # the same set as before; held before this version, it kept no list: written now
+        Integration.objects.filter(pk=integration.pk, leaver_held_digest=digest, leaver_held_list="").update(
+            leaver_held_list=held_list
+        )
 
 
 def tell_administrators(integration, what, **context):
