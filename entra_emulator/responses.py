@@ -44,6 +44,13 @@ def json_error(request, error: AadError, trace: Trace | None = None) -> JSONResp
     return JSONResponse(body, status_code=error.status, headers=NO_STORE)
 
 
+def with_query(uri: str, params: dict) -> str:
+    """The URI with the parameters added to its query string (after any it has, before any fragment)."""
+    base, hash_mark, fragment = uri.partition("#")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}{ms_urlencode(params)}{hash_mark}{fragment}"
+
+
 def to_app(redirect_uri: str, response_mode: str, params: dict) -> Response:
     """Sends the result to the app's redirect URI: query string, fragment or auto-posted form."""
     params = {k: v for k, v in params.items() if v is not None}
@@ -51,8 +58,7 @@ def to_app(redirect_uri: str, response_mode: str, params: dict) -> Response:
         return render("form_post.html", action=redirect_uri, params=params)
     if response_mode == "fragment":
         return RedirectResponse(f"{redirect_uri}#{ms_urlencode(params)}", status_code=302, headers=NO_STORE)
-    separator = "&" if "?" in redirect_uri else "?"
-    return RedirectResponse(f"{redirect_uri}{separator}{ms_urlencode(params)}", status_code=302, headers=NO_STORE)
+    return RedirectResponse(with_query(redirect_uri, params), status_code=302, headers=NO_STORE)
 
 
 def error_to_app(

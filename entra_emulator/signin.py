@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from . import errors
 from .directory import GRAPH_RESOURCE, OIDC_SCOPES, normalize_scope
-from .errors import AadError, ms_urlencode
-from .responses import NO_STORE, emulator_of, error_page, error_to_app, render, to_app
+from .errors import AadError
+from .responses import NO_STORE, emulator_of, error_page, error_to_app, render, to_app, with_query
 from .state import SSO_COOKIE, SsoSession
 from .tokens import client_info
 
@@ -451,7 +451,7 @@ async def logout(request):
     uri = params.get("post_logout_redirect_uri")
     if uri and _may_return_after_logout(emulator, uri, params.get("client_id")):
         if params.get("state"):
-            uri += ("&" if "?" in uri else "?") + ms_urlencode({"state": params["state"]})
+            uri = with_query(uri, {"state": params["state"]})
         response = RedirectResponse(uri, status_code=302, headers=NO_STORE)
     else:
         response = render("signed_out.html")

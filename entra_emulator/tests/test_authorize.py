@@ -243,6 +243,14 @@ def test_logout_ends_the_session_and_returns_to_the_app(emulator, browser):
     assert redirect_params(browser.authorize(prompt="none"))["error"] == "login_required"
 
 
+def test_logout_adds_the_state_to_the_query_not_to_the_fragment(emulator, browser):
+    response = browser.get(
+        f"/{CONTOSO}/oauth2/v2.0/logout", post_logout_redirect_uri="http://127.0.0.1:8000/bye?x=1#top", state="s"
+    )
+
+    assert response.headers["location"] == "http://127.0.0.1:8000/bye?x=1&state=s#top"
+
+
 def test_logout_to_a_foreign_site_shows_the_signed_out_page(emulator, browser):
     response = browser.get("/common/oauth2/v2.0/logout", post_logout_redirect_uri="https://evil.example/")
 
