@@ -10,7 +10,6 @@ one thread, not a whole process, so password sign-in goes on being served beside
 import math
 import multiprocessing
 import os
-import re
 import shutil
 import tempfile
 
@@ -70,18 +69,16 @@ accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(L)ss "%(a)s" request_id=%({x-request-id}o)s'
 
-_INVITATION = re.compile(r"^/invitation/[^/]+/[^/]+/")
-
 
 class PortalLogger(Logger):
     """Gunicorn's logger without secrets in paths, and in JSON when LOG_FORMAT=json."""
 
     def atoms(self, resp, req, environ, request_time):
-        from tenantlink.lib.net import client_address_in  # in a worker, where Django is set up
+        from tenantlink.lib.logs import without_secrets  # in a worker, where Django is set up
+        from tenantlink.lib.net import client_address_in
 
         atoms = super().atoms(resp, req, environ, request_time)
-        # An invitation link works once, for whoever opens it first: never in a log.
-        atoms["U"] = _INVITATION.sub("/invitation/(link)/", atoms["U"])
+        atoms["U"] = without_secrets(atoms["U"])
         # The client, as the audit log has it: behind our proxies (TRUSTED_PROXY_COUNT), the
         # address our outermost proxy saw, not the proxy's own.
         atoms["h"] = client_address_in(environ) or atoms["h"]

@@ -407,6 +407,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "tenantlink.lib.logs.RequestIdFilter"},
         "database_down": {"()": "tenantlink.lib.logs.DatabaseDownFilter"},
+        "secret_paths": {"()": "tenantlink.lib.logs.SecretPathFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
@@ -417,7 +418,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id", "database_down"],
+            "filters": ["request_id", "database_down", "secret_paths"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -24,6 +24,14 @@ request_id = contextvars.ContextVar("request_id", default="-")
 # Letters, digits and a few separators: a UUID, a hex trace ID, "req-1234.5".
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}\Z", re.ASCII)
 
+# An invitation link works once, for whoever opens it first: it is never written to a log.
+_INVITATION = re.compile(r"/invitation/[^/\s]+/[^/\s]+/?")
+
+
+def without_secrets(text):
+    """The text with every invitation link's user and token replaced by "(link)"."""
+    return _INVITATION.sub("/invitation/(link)/", text)
+
 
 def incoming_request_id(request):
     """The ID our proxy gave this request, or a new one."""
@@ -78,6 +86,18 @@ class DatabaseDownFilter(logging.Filter):
             )
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+class SecretPathFilter(logging.Filter):
+    """No invitation link in any line. Django writes the path of a refused request: the HEAD a
+    mail server's link checker sends (405), a POST without a CSRF token (403), a 404."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        hidden = without_secrets(message)
+        if hidden != message:
+            record.msg, record.args = hidden, ()
         return True
 
 

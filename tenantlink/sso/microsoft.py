@@ -157,7 +157,7 @@ def exchange(method, url, **request):
         metrics.MICROSOFT_ERRORS.labels(endpoint, f"http_{status // 100}xx").inc()
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         payload = None
     if not isinstance(payload, dict) and status == 429:
         payload = {}  # too many requests, said in text: the status and Retry-After are the answer

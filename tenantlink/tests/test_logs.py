@@ -9,9 +9,14 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
+from django.core import mail
+from django.test import Client
+from django.utils.module_loading import import_string
 
+from tenantlink.accounts.tests.test_company_users import invitation_path, invite_carol
 from tenantlink.conftest import PASSWORD, code_for, sign_in
-from tenantlink.lib.logs import JsonFormatter, RequestIdFilter
+from tenantlink.lib.logs import JsonFormatter
 from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, fake_microsoft  # noqa: F401 (a fixture)
 
 PROXY_ID = "7d1e0c44-9b2f-4d55-a1c3-0f6e2b9d8a17"
@@ -19,11 +24,13 @@ PROXY_ID = "7d1e0c44-9b2f-4d55-a1c3-0f6e2b9d8a17"
 
 @pytest.fixture
 def json_log():
-    """Everything logged while the test runs, formatted as LOG_FORMAT=json writes it."""
+    """Everything logged while the test runs, formatted as LOG_FORMAT=json writes it, through the
+    filters the settings give the console handler."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestIdFilter())
+    for name in settings.LOGGING["handlers"]["console"]["filters"]:
+        handler.addFilter(import_string(settings.LOGGING["filters"][name]["()"])())
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -114,6 +121,19 @@ def test_the_access_line_names_the_client_and_hides_invitation_links(settings, m
     atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
     assert atoms["h"] == remote
     assert atoms["U"] == "/invitation/(link)/"
+
+
+def test_no_invitation_link_is_logged_when_django_refuses_it(admin_client, json_log):
+    invite_carol(admin_client)
+    path = invitation_path(mail.outbox[0])
+    browser = Client(enforce_csrf_checks=True)
+    assert browser.head(path).status_code == 405  # a mail server's link checker
+    assert browser.post(path, {"new_password1": "x"}).status_code == 403  # no CSRF token
+    assert browser.get(path + "%00").status_code == 400
+    messages = [line["message"] for line in lines(json_log)]
+    assert "Method Not Allowed (HEAD): /invitation/(link)/" in messages
+    assert "Forbidden (CSRF cookie not set.): /invitation/(link)/" in messages
+    assert path.split("/")[-2] not in json_log.getvalue()  # the token
 
 
 def test_a_refused_request_is_one_line_without_a_traceback(member_client, json_log):

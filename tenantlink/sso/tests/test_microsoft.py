@@ -42,6 +42,8 @@ def test_an_unknown_tenant_is_reported_as_unknown(fake_microsoft):
         (httpx.Response(500, json={"error": "server_error"}), "unavailable", "server_error"),
         (httpx.Response(200, text="<html>not json</html>"), "bad_answer", "HTTP 200"),
         (httpx.Response(200, json=["a", "list"]), "bad_answer", "HTTP 200"),
+        # Nested deeper than Python's parser goes (it raises RecursionError), yet small.
+        (httpx.Response(200, content=b"[" * 100_000 + b"]" * 100_000), "bad_answer", "HTTP 200"),
         (httpx.Response(200, json={"issuer": "https://evil.example/" + CONTOSO + "/v2.0"}), "bad_answer", "issuer"),
         (
             httpx.Response(200, content=b"{" + b" " * (microsoft.MAX_ANSWER_BYTES + 10)),
