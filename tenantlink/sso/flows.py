@@ -4,7 +4,8 @@ flows 3–5 below it: users connect their Microsoft account, sign in with it, an
 Nothing Microsoft's redirect carries is trusted by itself: the `state` must be one this browser
 was given for this administrator and integration, and the `tenant` in the callback is only
 recorded — the integration becomes active when Microsoft issues the app a token for the tenant
-we stored (microsoft.confirm_app_in_tenant)."""
+we stored (microsoft.confirm_app_in_tenant), and, the first time, after someone of that tenant
+signed in there (start_tenant_sign_in)."""
 
 import datetime
 import logging
@@ -28,7 +29,7 @@ from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
-from tenantlink.sso.models import Connection, Integration, PendingAuthorization
+from tenantlink.sso.models import FAILURE_REASONS, Connection, Integration, PendingAuthorization
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,26 @@ def start_consent(request, integration):
     return microsoft.admin_consent_url(integration.tenant_id, state)
 
 
-def verify(request, integration, consent_completed=False):
+# verify's answer when the app is in the tenant, but nobody of the tenant has signed in there for
+# this integration yet: the administrator is sent to start_tenant_sign_in.
+SIGN_IN_FIRST = "sign_in_first"
+
+
+def verify(request, integration, consent_completed=False, **signed_in):
     """Ask Microsoft whether the app is in the integration's tenant; store and audit the answer.
-    Returns None when it is, otherwise the MicrosoftError."""
+    Returns None when it is and the integration works, SIGN_IN_FIRST when it is but the
+    integration waits for someone of the tenant to sign in there, otherwise the MicrosoftError.
+
+    The app being in a tenant shows that somebody there approved it once, not for which company:
+    after one company deletes its integration the app stays approved in the tenant, and anyone
+    can send a consent callback saying "approved" for their own `state`. So an integration that
+    has never worked starts working only after someone of its tenant signed in there for it."""
     try:
         if _held_by_another_company(integration):
             raise MicrosoftError("tenant_taken")
         microsoft.confirm_app_in_tenant(integration.tenant_id)
+        if integration.needs_tenant_sign_in:
+            return SIGN_IN_FIRST
         try:
             with transaction.atomic():
                 integration.verified(consent_completed=consent_completed)
@@ -86,8 +100,49 @@ def verify(request, integration, consent_completed=False):
             request, Action.SSO_VERIFICATION_FAILED, integration, Outcome.FAILURE, code=error.code, reason=error.reason
         )
         return error
-    record(request, Action.SSO_VERIFIED, integration)
+    record(request, Action.SSO_VERIFIED, integration, **signed_in)
     return None
+
+
+def start_tenant_sign_in(request, integration):
+    """Microsoft's sign-in for the integration's tenant only. Right after approving there, the
+    administrator goes through without a question."""
+    flow = _secrets()
+    state = PendingAuthorization.begin(
+        request, PendingAuthorization.Purpose.TENANT_SIGNIN, user=request.user, integration=integration, **flow
+    )
+    return microsoft.authorize_url(integration.tenant_id, state=state, **flow)
+
+
+def finish_tenant_sign_in(request, pending, params):
+    """Someone of the tenant signed in there (start_tenant_sign_in): then the integration works
+    once Microsoft confirms the app again. verify's answer, or the MicrosoftError."""
+    integration = pending.integration
+    try:
+        claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
+    except Refusal as refusal:
+        error = MicrosoftError(refusal.reason if refusal.reason in FAILURE_REASONS else "refused", refusal.code)
+        if integration.status not in Integration.WORKING:
+            integration.fail(error.reason, error.code)
+        record(
+            request,
+            Action.SSO_VERIFICATION_FAILED,
+            integration,
+            Outcome.FAILURE,
+            code=error.code,
+            reason=error.reason,
+            step="tenant_sign_in",
+        )
+        return error
+    integration.tenant_signed_in()
+    labels = _labels(claims)
+    return verify(
+        request,
+        integration,
+        consent_completed=True,
+        signed_in_oid=labels["oid"],
+        microsoft_username=labels["microsoft_username"],
+    )
 
 
 def _held_by_another_company(integration):

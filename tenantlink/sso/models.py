@@ -126,6 +126,9 @@ class Integration(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     consent_completed_at = models.DateTimeField(_("consent completed at"), null=True, blank=True)
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
+    # When someone of the tenant signed in there for this integration: the app being in a tenant
+    # shows that somebody there approved it, not for which company (flows.verify).
+    tenant_signed_in_at = models.DateTimeField(_("signed in at the tenant at"), null=True, blank=True)
     # The leaver check (opt-in): people disabled or deleted at Microsoft lose access here.
     # Database defaults too: processes of the previous release, still running while this one's
     # migration is applied, insert integrations without these columns.
@@ -203,6 +206,16 @@ class Integration(models.Model):
     @property
     def needs_admin_consent(self):
         return self.failure_reason in NEEDS_ADMIN_CONSENT
+
+    @property
+    def needs_tenant_sign_in(self):
+        """Whether someone of the tenant must sign in there before this integration may work: it
+        does not work yet, and nobody did since it was added."""
+        return self.tenant_signed_in_at is None and self.status not in self.WORKING
+
+    def tenant_signed_in(self):
+        self.tenant_signed_in_at = timezone.now()
+        Integration.objects.filter(pk=self.pk).update(tenant_signed_in_at=self.tenant_signed_in_at)
 
     def _record(self, new_status, **fields):
         """Write the outcome of a call to Microsoft, which may have taken seconds: meanwhile an
@@ -380,6 +393,7 @@ class PendingAuthorization(models.Model):
         CONNECT = "connect", _("Connect a Microsoft account")
         SIGNIN = "signin", _("Sign in with Microsoft")
         LEAVER_CONSENT = "leaver_consent", _("Admin consent for the leaver check")
+        TENANT_SIGNIN = "tenant_signin", _("Sign in at the tenant of a new integration")
 
     state_digest = models.CharField(max_length=64, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)

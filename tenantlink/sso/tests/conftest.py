@@ -83,6 +83,17 @@ class FakeMicrosoft:
         claims = {name: value for name, value in claims.items() if value is not None}
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid, **(headers or {})})
 
+    def sign_in(self, client, to_microsoft, **claims):
+        """The browser, sent to Microsoft's sign-in by the portal (`to_microsoft`, its redirect):
+        someone signs in there and comes back to the portal's callback with a code for an ID token
+        of the tenant the portal asked for, with `claims`. Returns the callback's response."""
+        location = urlsplit(to_microsoft.url)
+        params = {name: values[0] for name, values in parse_qs(location.query).items()}
+        code = "code-" + uuid.uuid4().hex
+        tenant = self._tenant(location.path.split("/")[1]) or CONTOSO
+        self.codes[code] = self.id_token(nonce=params["nonce"], **{"tid": tenant, **claims})
+        return client.get("/sso/callback/", {"code": code, "state": params["state"]})
+
     def fail_with(self, failure):
         """Answer every request with `failure`: an httpx.Response, or an exception to raise."""
         self.failure = failure

@@ -15,7 +15,7 @@ from tenantlink.companies.models import Licence
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
-from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, FABRIKAM
+from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, FABRIKAM
 
 
 def start(client, tenant="contoso.onmicrosoft.com", name=""):
@@ -27,9 +27,13 @@ def start(client, tenant="contoso.onmicrosoft.com", name=""):
     return parse_qs(location.query)["state"][0]
 
 
-def come_back(client, **params):
-    """Microsoft redirects the administrator to the consent callback; returns the page shown."""
+def come_back(client, microsoft=None, **params):
+    """Microsoft redirects the administrator to the consent callback; returns the page shown.
+    Where the portal then asks for a sign-in at the tenant, `microsoft` signs the administrator
+    in there (as a Microsoft administrator of the tenant just did when approving)."""
     response = client.get("/sso/consent/callback/", params)
+    if microsoft is not None and response.url.startswith(AUTHORITY):
+        response = microsoft.sign_in(client, response)
     assert response.status_code == 302 and response.url == "/company/sso/", response
     return client.get(response.url).content.decode()
 
@@ -64,12 +68,20 @@ def test_an_administrator_connects_a_tenant(admin_client, fake_microsoft, admin)
     )
 
     fake_microsoft.app_in.add(CONTOSO)  # the Microsoft administrator approved
-    page = come_back(admin_client, **approved(state))
+    # The first time, the portal then asks Microsoft to sign someone of that tenant in, there only.
+    to_microsoft = admin_client.get("/sso/consent/callback/", approved(state))
+    location = urlsplit(to_microsoft.url)
+    asked = parse_qs(location.query)
+    assert location.path == f"/{CONTOSO}/oauth2/v2.0/authorize"
+    assert asked["code_challenge_method"] == ["S256"] and asked["nonce"] and asked["state"]
+    assert contoso_integration().status == Integration.Status.PENDING
+    response = fake_microsoft.sign_in(admin_client, to_microsoft, preferred_username="ada@contoso.onmicrosoft.com")
+    page = admin_client.get(response.url).content.decode()
 
     assert "contoso.onmicrosoft.com is active: Microsoft confirmed the approval." in page
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE
-    assert integration.consent_completed_at and integration.last_verified_at
+    assert integration.consent_completed_at and integration.last_verified_at and integration.tenant_signed_in_at
     assert actions() == [
         Action.SSO_INTEGRATION_ADDED,
         Action.SSO_CONSENT_STARTED,
@@ -80,12 +92,16 @@ def test_an_administrator_connects_a_tenant(admin_client, fake_microsoft, admin)
         event.details["tenant"] == CONTOSO and event.actor == admin
         for event in AuditEvent.objects.filter(action__startswith="sso.")
     )
+    # Who signed in at the tenant, for the record.
+    assert AuditEvent.objects.get(action=Action.SSO_VERIFIED).details["microsoft_username"] == (
+        "ada@contoso.onmicrosoft.com"
+    )
 
 
 def test_the_tenant_in_the_callback_is_never_trusted(admin_client, fake_microsoft):
     state = start(admin_client)
     # A callback that claims success for Contoso: Microsoft has no app there, so nothing is active.
-    page = come_back(admin_client, **approved(state))
+    page = come_back(admin_client, fake_microsoft, **approved(state))
     assert contoso_integration().status == Integration.Status.FAILED
     assert "does not (or no longer) know the app" in page
     assert "Grant admin consent for your organization" in page
@@ -96,7 +112,7 @@ def test_the_tenant_in_the_callback_is_never_trusted(admin_client, fake_microsof
 def test_a_claimed_other_tenant_changes_nothing_about_which_tenant_is_checked(admin_client, fake_microsoft):
     state = start(admin_client)
     fake_microsoft.app_in.add(FABRIKAM)
-    come_back(admin_client, **approved(state, tenant=FABRIKAM))
+    come_back(admin_client, fake_microsoft, **approved(state, tenant=FABRIKAM))
     assert contoso_integration().status == Integration.Status.FAILED
     assert str(fake_microsoft.requests[-1].url).endswith(f"/{CONTOSO}/oauth2/v2.0/token")
 
@@ -160,7 +176,7 @@ def test_a_failed_consent_can_be_retried(admin_client, fake_microsoft):
     response = admin_client.post(f"/company/sso/{integration.pk}/consent/")
     new_state = parse_qs(urlsplit(response.url).query)["state"][0]
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(admin_client, **approved(new_state))
+    come_back(admin_client, fake_microsoft, **approved(new_state))
     integration.refresh_from_db()
     assert integration.status == Integration.Status.ACTIVE and not integration.failure_reason
 
@@ -171,7 +187,7 @@ def test_a_tenant_another_company_connected_cannot_be_claimed(
 ):
     state = start(admin_client)
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(admin_client, **approved(state))  # Contoso connected its tenant
+    come_back(admin_client, fake_microsoft, **approved(state))  # Contoso connected its tenant
     northwind.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
     olga = Client()
     sign_in(olga, outsider)
@@ -181,7 +197,7 @@ def test_a_tenant_another_company_connected_cannot_be_claimed(
     if how == "verify":
         page = olga.post(f"/company/sso/{claimed.pk}/verify/", follow=True).content.decode()
     else:
-        page = come_back(olga, **approved(parse_qs(urlsplit(response.url).query)["state"][0]))
+        page = come_back(olga, fake_microsoft, **approved(parse_qs(urlsplit(response.url).query)["state"][0]))
     assert "This tenant is already connected to another company in the portal" in page
     claimed.refresh_from_db()
     assert (claimed.status, claimed.failure_reason) == (Integration.Status.FAILED, "tenant_taken")
@@ -203,7 +219,9 @@ def test_two_companies_verifying_one_tenant_at_the_same_moment_cannot_both_win(
     start(admin_client)
     olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
     fake_microsoft.app_in.add(CONTOSO)
-    # Each asked "does another company have it?" before the other had saved its answer.
+    # Someone of the tenant signed in for each (a guest of Contoso's working at Northwind, say),
+    # and each asked "does another company have it?" before the other had saved its answer.
+    Integration.objects.update(tenant_signed_in_at=timezone.now())
     monkeypatch.setattr(flows, "_held_by_another_company", lambda integration: False)
     for browser, company in ((admin_client, contoso), (olga, northwind)):
         browser.post(f"/company/sso/{Integration.objects.get(company=company).pk}/verify/")
@@ -212,11 +230,113 @@ def test_two_companies_verifying_one_tenant_at_the_same_moment_cannot_both_win(
     assert Integration.objects.get(company=northwind).failure_reason == "tenant_taken"
 
 
+def northwinds_administrator(northwind, outsider):
+    northwind.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
+    olga = Client()
+    sign_in(olga, outsider)
+    return olga
+
+
+@pytest.mark.parametrize("how", ["verify", "own consent callback"])
+def test_a_tenant_whose_integration_was_deleted_cannot_be_claimed_without_signing_in_there(
+    admin_client, fake_microsoft, contoso, outsider, northwind, how
+):
+    own = active_integration(admin_client, fake_microsoft)
+    admin_client.post(f"/company/sso/{own.pk}/delete/")  # the app stays approved in Contoso's tenant
+    olga = northwinds_administrator(northwind, outsider)
+    # Northwind's administrator adds Contoso's tenant and never approves anything at Microsoft:
+    # Verify, or a consent callback she writes herself for her own state.
+    response = olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
+    claimed = Integration.objects.get(company=northwind)
+    if how == "verify":
+        response = olga.post(f"/company/sso/{claimed.pk}/verify/")
+    else:
+        response = olga.get("/sso/consent/callback/", approved(parse_qs(urlsplit(response.url).query)["state"][0]))
+    # Microsoft says the app is there, but the portal first wants someone of the tenant to sign in.
+    assert urlsplit(response.url).path == f"/{CONTOSO}/oauth2/v2.0/authorize"
+    claimed.refresh_from_db()
+    assert claimed.status == Integration.Status.PENDING and claimed.tenant_signed_in_at is None
+    # She can sign in at Microsoft only with an account of another tenant: Microsoft would refuse
+    # it at Contoso's sign-in, and a token of Fabrikam is not one of Contoso.
+    response = fake_microsoft.sign_in(olga, response, tid=FABRIKAM, preferred_username="olga@fabrikam.example")
+    page = olga.get(response.url).content.decode()
+    assert "belongs to another organization (tenant)" in page
+    claimed.refresh_from_db()
+    assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == (
+        Integration.Status.FAILED,
+        "wrong_tenant",
+        None,
+    )
+    assert olga.post(f"/company/sso/{claimed.pk}/verify/").url.startswith(f"{AUTHORITY}/{CONTOSO}/")
+    assert Integration.objects.get(company=northwind).status == Integration.Status.FAILED
+    event = AuditEvent.objects.filter(action=Action.SSO_VERIFICATION_FAILED).latest("id")
+    assert (event.details["reason"], event.details["step"], event.company) == (
+        "wrong_tenant",
+        "tenant_sign_in",
+        northwind,
+    )
+    # Contoso can connect its tenant again.
+    come_back(admin_client, fake_microsoft, **approved(start(admin_client)))
+    assert Integration.objects.get(company=contoso).status == Integration.Status.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "words"),
+    [
+        ({"error": "access_denied", "error_subcode": "cancel"}, "cancelled", "The approval at Microsoft was cancelled"),
+        (
+            {"error": "invalid_request", "error_description": "AADSTS50105: not assigned."},
+            "refused",
+            "Microsoft refused the request. (Error code: AADSTS50105)",
+        ),
+        ({"code": ""}, "bad_answer", "an answer that could not be understood"),
+    ],
+)
+def test_a_sign_in_at_the_tenant_that_does_not_happen_activates_nothing(
+    admin_client, fake_microsoft, answer, reason, words
+):
+    state = start(admin_client)
+    fake_microsoft.app_in.add(CONTOSO)
+    to_microsoft = admin_client.get("/sso/consent/callback/", approved(state))
+    back = admin_client.get(
+        "/sso/callback/", {"state": parse_qs(urlsplit(to_microsoft.url).query)["state"][0], **answer}
+    )
+    assert back.url == "/company/sso/"
+    assert words in admin_client.get(back.url).content.decode()
+    integration = contoso_integration()
+    assert (integration.status, integration.failure_reason) == (Integration.Status.FAILED, reason)
+    # "Verify again" asks for the sign-in again, and then it works.
+    response = admin_client.post(f"/company/sso/{integration.pk}/verify/")
+    fake_microsoft.sign_in(admin_client, response)
+    assert contoso_integration().status == Integration.Status.ACTIVE
+
+
+def test_the_sign_in_at_the_tenant_is_the_administrators_own_and_works_once(
+    admin_client, fake_microsoft, contoso, admin
+):
+    state = start(admin_client)
+    fake_microsoft.app_in.add(CONTOSO)
+    to_microsoft = admin_client.get("/sso/consent/callback/", approved(state))
+    # Another administrator of the company, in another browser, cannot finish it.
+    colleague = Client()
+    sign_in(colleague, make_user("amir", contoso, role=User.Role.ADMINISTRATOR))
+    response = fake_microsoft.sign_in(colleague, to_microsoft)
+    assert "does not belong to a sign-in started in this browser" in colleague.get(response.url).content.decode()
+    assert contoso_integration().status == Integration.Status.PENDING
+    # The administrator's own browser can, once.
+    fake_microsoft.sign_in(admin_client, to_microsoft)
+    assert contoso_integration().status == Integration.Status.ACTIVE
+    Integration.objects.update(status=Integration.Status.PENDING)
+    response = fake_microsoft.sign_in(admin_client, to_microsoft)
+    assert "does not belong to a sign-in started in this browser" in admin_client.get(response.url).content.decode()
+    assert contoso_integration().status == Integration.Status.PENDING
+
+
 @pytest.mark.parametrize("status", [Integration.Status.ACTIVE, Integration.Status.DISABLED])
 def test_cancelling_a_new_approval_leaves_a_working_integration_as_it_was(admin_client, fake_microsoft, status):
     state = start(admin_client)
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(admin_client, **approved(state))
+    come_back(admin_client, fake_microsoft, **approved(state))
     integration = contoso_integration()
     Integration.objects.filter(pk=integration.pk).update(status=status)
 
@@ -245,9 +365,9 @@ def test_a_forged_callback_activates_nothing(admin_client, fake_microsoft, state
 def test_a_state_works_once(admin_client, fake_microsoft):
     state = start(admin_client)
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(admin_client, **approved(state))
+    come_back(admin_client, fake_microsoft, **approved(state))
     Integration.objects.update(status=Integration.Status.PENDING)
-    page = come_back(admin_client, **approved(state))
+    page = come_back(admin_client, fake_microsoft, **approved(state))
     assert "does not belong to a set-up started in this browser" in page
     assert contoso_integration().status == Integration.Status.PENDING
 
@@ -256,7 +376,7 @@ def test_an_expired_state_activates_nothing(admin_client, fake_microsoft):
     state = start(admin_client)
     PendingAuthorization.objects.update(expires_at=timezone.now())
     fake_microsoft.app_in.add(CONTOSO)
-    assert "does not belong" in come_back(admin_client, **approved(state))
+    assert "does not belong" in come_back(admin_client, fake_microsoft, **approved(state))
     assert contoso_integration().status == Integration.Status.PENDING
 
 
@@ -266,10 +386,10 @@ def test_a_state_from_another_browser_activates_nothing(admin_client, fake_micro
     other_browser.post("/signin/", {"username": admin.username, "password": PASSWORD})
     assert other_browser.post("/signin/verify/", {"code": code_for(admin, 1)}).url == "/portal/"
     fake_microsoft.app_in.add(CONTOSO)
-    assert "does not belong" in come_back(other_browser, **approved(state))
+    assert "does not belong" in come_back(other_browser, fake_microsoft, **approved(state))
     assert contoso_integration().status == Integration.Status.PENDING
     # The state was not used up by the attempt: the browser that started can still finish.
-    come_back(admin_client, **approved(state))
+    come_back(admin_client, fake_microsoft, **approved(state))
     assert contoso_integration().status == Integration.Status.ACTIVE
 
 
@@ -277,7 +397,7 @@ def test_a_licence_that_ends_while_at_microsoft_changes_nothing(admin_client, fa
     state = start(admin_client)
     contoso.revoke_licences(Licence.Product.SSO)
     fake_microsoft.app_in.add(CONTOSO)
-    page = come_back(admin_client, **approved(state))
+    page = come_back(admin_client, fake_microsoft, **approved(state))
     assert "licence ended while you were at Microsoft" in page
     assert contoso_integration().status == Integration.Status.PENDING
     assert len(fake_microsoft.requests) == 1  # nothing asked of Microsoft after the licence ended
@@ -286,7 +406,7 @@ def test_a_licence_that_ends_while_at_microsoft_changes_nothing(admin_client, fa
 def test_without_a_licence_integrations_are_suspended_not_deleted(admin_client, fake_microsoft, contoso):
     state = start(admin_client)
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(admin_client, **approved(state))
+    come_back(admin_client, fake_microsoft, **approved(state))
     integration = contoso_integration()
     contoso.revoke_licences(Licence.Product.SSO)
 
@@ -352,7 +472,7 @@ def test_one_tenant_appears_once_per_company_but_two_companies_may_add_it(
 def active_integration(client, fake_microsoft):
     state = start(client)
     fake_microsoft.app_in.add(CONTOSO)
-    come_back(client, **approved(state))
+    come_back(client, fake_microsoft, **approved(state))
     return contoso_integration()
 
 
@@ -490,7 +610,7 @@ def test_another_administrators_state_cannot_be_used(admin_client, fake_microsof
     admin_client.post("/signout/")
     sign_in(admin_client, colleague)
     fake_microsoft.app_in.add(CONTOSO)
-    assert "does not belong" in come_back(admin_client, **approved(state))
+    assert "does not belong" in come_back(admin_client, fake_microsoft, **approved(state))
     assert contoso_integration().status == Integration.Status.PENDING
 
 

@@ -1,5 +1,6 @@
 """Migrations that change data, run from the state before them with data that needs changing."""
 
+import datetime
 import uuid
 
 import pytest
@@ -10,11 +11,21 @@ BEFORE, AFTER = ("sso", "0004_integration_leaver_lease_owner"), ("sso", "0005_in
 
 
 @pytest.fixture
-def executor(transactional_db):
+def executor(from_state):
+    return from_state(BEFORE)
+
+
+@pytest.fixture
+def from_state(transactional_db):
+    """A MigrationExecutor whose database is at the given migration; the latest again afterwards."""
     executor = MigrationExecutor(connection)
-    executor.migrate([BEFORE])
-    executor.loader.build_graph()
-    yield executor
+
+    def at(migration):
+        executor.migrate([migration])
+        executor.loader.build_graph()
+        return executor
+
+    yield at
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
 
@@ -39,3 +50,23 @@ def test_a_tenant_working_for_two_companies_stays_with_the_first(executor):
     assert statuses == {first.pk: "active", second.pk: "failed"}
     assert Integration.objects.get(pk=second.pk).failure_reason == "tenant_taken"
     assert list(Connection.objects.values_list("user__username", flat=True)) == ["ben"]
+
+
+def test_integrations_that_worked_before_need_no_sign_in_at_their_tenant(from_state):
+    before, after = ("sso", "0007_integration_leaver_requested_at"), ("sso", "0008_integration_tenant_signed_in_at")
+    executor = from_state(before)
+    apps = executor.loader.project_state([before]).apps
+    Company, Integration = apps.get_model("companies", "Company"), apps.get_model("sso", "Integration")
+    company = Company.objects.create(name="Contoso")
+    worked_at = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
+    worked = Integration.objects.create(
+        company=company, tenant_id=uuid.uuid4(), display_name="Worked", status="failed", last_verified_at=worked_at
+    )
+    never = Integration.objects.create(company=company, tenant_id=uuid.uuid4(), display_name="Never", status="pending")
+
+    executor.loader.build_graph()
+    executor.migrate([after])
+
+    Integration = executor.loader.project_state([after]).apps.get_model("sso", "Integration")
+    signed_in = dict(Integration.objects.values_list("pk", "tenant_signed_in_at"))
+    assert signed_in == {worked.pk: worked_at, never.pk: None}

@@ -22,6 +22,10 @@ from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAutho
 NOT_CONFIGURED = gettext_lazy(
     "Single sign-on with Microsoft is not configured on this installation. Ask the operator of the portal."
 )
+NOT_THIS_SETUP = gettext_lazy(
+    "This answer from Microsoft does not belong to a set-up started in this browser, or it came "
+    "too late or a second time, so nothing was changed. Start again with “Retry consent”."
+)
 
 
 def _refusal(request):
@@ -123,20 +127,34 @@ def consent_callback(request):
             reason="state",
             reported_tenant=request.GET.get("tenant", "")[:64],
         )
-        messages.error(
-            request,
-            _(
-                "This answer from Microsoft does not belong to a set-up started in this browser, or it came "
-                "too late or a second time, so nothing was changed. Start again with “Retry consent”."
-            ),
-        )
+        messages.error(request, NOT_THIS_SETUP)
         return redirect("sso_integrations" if request.user.is_company_admin else "portal")
     integration = pending.integration
     if not request.user.is_company_admin or integration.company_id != request.user.company_id:
         raise PermissionDenied
     if pending.purpose == PendingAuthorization.Purpose.LEAVER_CONSENT:
         return _leaver_consent_callback(request, integration)
-    result = flows.finish_consent(request, integration, request.GET)
+    return _activation(request, integration, flows.finish_consent(request, integration, request.GET))
+
+
+def tenant_sign_in_callback(request, pending):
+    """Someone of the tenant signed in there for a new integration (flows.start_tenant_sign_in);
+    Microsoft sends every sign-in back to the one sign-in callback, which hands it over here."""
+    integration = pending.integration
+    if not request.user.is_authenticated or request.user.pk != pending.user_id or integration is None:
+        messages.error(request, NOT_THIS_SETUP)
+        return redirect("signin" if not request.user.is_authenticated else "portal")
+    if not request.user.is_company_admin or integration.company_id != request.user.company_id:
+        raise PermissionDenied
+    if _refused(request):
+        return redirect("sso_integrations")
+    return _activation(request, integration, flows.finish_tenant_sign_in(request, pending, request.GET))
+
+
+def _activation(request, integration, result):
+    """The page after a step of flow 2 at Microsoft: the next step, or what came of it."""
+    if result == flows.SIGN_IN_FIRST:
+        return redirect(flows.start_tenant_sign_in(request, integration))
     if result == "licence":
         messages.error(
             request,
@@ -183,6 +201,8 @@ def verify(request, integration_id):
     if _refused(request):
         return redirect("sso_integrations")
     error = flows.verify(request, integration)
+    if error == flows.SIGN_IN_FIRST:
+        return redirect(flows.start_tenant_sign_in(request, integration))
     if error is not None:
         _explain(request, integration, error)
     else:

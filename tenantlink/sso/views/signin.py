@@ -1,5 +1,6 @@
 """Flow 4, sign in with Microsoft, and the one callback where Microsoft sends every user back
-(connecting an account, flow 3, or signing in). The pending flow named by `state` says which."""
+(connecting an account, flow 3, signing in, or an administrator signing in at a new
+integration's tenant, flow 2). The pending flow named by `state` says which."""
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,6 +15,7 @@ from tenantlink.accounts.flows import SigninRefused, safe_next
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import FAILURE_REASONS, GRANT_ADMIN_CONSENT, PendingAuthorization
+from tenantlink.sso.views import integrations
 
 LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
 PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or disconnected Microsoft
@@ -104,7 +106,11 @@ def callback(request):
         response.status_code = 303  # See Other: the browser follows with a GET
         return response
     pending = PendingAuthorization.take(
-        request, request.GET.get("state"), PendingAuthorization.Purpose.CONNECT, PendingAuthorization.Purpose.SIGNIN
+        request,
+        request.GET.get("state"),
+        PendingAuthorization.Purpose.CONNECT,
+        PendingAuthorization.Purpose.SIGNIN,
+        PendingAuthorization.Purpose.TENANT_SIGNIN,
     )
     if pending is None:
         AuditEvent.objects.record(
@@ -114,6 +120,8 @@ def callback(request):
         return redirect("profile_settings" if request.user.is_authenticated else "signin")
     if pending.purpose == PendingAuthorization.Purpose.CONNECT:
         return _connected(request, pending)
+    if pending.purpose == PendingAuthorization.Purpose.TENANT_SIGNIN:
+        return integrations.tenant_sign_in_callback(request, pending)
     return _signed_in(request, pending)
 
 
