@@ -20,6 +20,7 @@ import datetime
 import hashlib
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -50,6 +51,7 @@ APP_ONLY_SCOPE = "https://graph.microsoft.com/.default"
 MAX_ANSWER_BYTES = 256 * 1024
 KEY_REFETCH_INTERVAL = datetime.timedelta(minutes=5)
 ID_TOKEN_LEEWAY = 60  # seconds of clock difference allowed for exp, nbf and iat
+ID_TOKEN_LONGEST_LIFE = 24 * 3600  # Microsoft's: an hour, at most a day by a token lifetime policy
 
 
 class MicrosoftError(Exception):
@@ -380,8 +382,9 @@ def validate_id_token(id_token, nonce):
     """The claims of an ID token that passes every check, else MicrosoftError("bad_token"):
     signed RS256 by a key Microsoft publishes (by `kid`); `iss` exactly {authority}/{tid}/v2.0
     for the token's own `tid`; `aud` exactly our client ID (a string, not a list holding it);
-    `exp`, `nbf` and `iat` with a minute's leeway; our `nonce`; `tid` and `oid` GUIDs. Only
-    (tid, oid) may ever identify anyone. A refused token is logged with the check it failed."""
+    `exp`, `nbf` and `iat` numbers, with a minute's leeway, `exp` at most a day after `iat`; our
+    `nonce`; `tid` and `oid` GUIDs. Only (tid, oid) may ever identify anyone. A refused token is
+    logged with the check it failed."""
     try:
         return _checked_claims(id_token, nonce)
     except MicrosoftError as error:
@@ -418,6 +421,11 @@ def _checked_claims(id_token, nonce):
         )
     except jwt.PyJWTError as error:
         raise MicrosoftError("bad_token", error.__class__.__name__) from None
+    times = [claims["iat"], claims["nbf"], claims["exp"]]
+    # PyJWT reads "123" and 10**400 as times too; Microsoft's are numbers, an hour or so apart.
+    numbers = all((type(t) is int) or (type(t) is float and math.isfinite(t)) for t in times)
+    if not numbers or claims["exp"] - claims["iat"] > ID_TOKEN_LONGEST_LIFE:
+        raise MicrosoftError("bad_token", "times")
     tid, oid = claims["tid"], claims["oid"]
     if not (isinstance(tid, str) and GUID.match(tid) and isinstance(oid, str) and GUID.match(oid)):
         raise MicrosoftError("bad_token", "tid/oid")

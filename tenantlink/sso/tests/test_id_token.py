@@ -56,6 +56,11 @@ def test_a_token_of_another_tenant_is_valid_for_its_own_tenant(fake_microsoft):
         ({"nonce": "another-nonce"}, "nonce"),
         ({"oid": "not-a-guid"}, "tid/oid"),
         ({"tid": "organizations", "iss": f"{AUTHORITY}/organizations/v2.0"}, "tid/oid"),
+        # Times are JSON numbers (RFC 7519), and an ID token lives about an hour, never for ever.
+        ({"exp": str(int(time.time()) + 3600)}, "times"),
+        ({"exp": 10**400}, "times"),
+        ({"exp": int(time.time()) + 3 * 24 * 3600}, "times"),
+        ({"iat": True}, "times"),
     ],
 )
 def test_a_token_with_a_wrong_claim_is_refused(fake_microsoft, changes, code):

@@ -522,6 +522,13 @@ def test_the_sign_in_page_offers_microsoft_only_when_configured(client, settings
     assert "Sign in with Microsoft" in page_text(client.get("/signin/"))
 
 
+def test_a_form_post_answer_too_long_for_a_url_is_refused_with_a_message(client):
+    response = client.post("/sso/callback/", {"code": "c" * 3000, "state": "s" * 1000}, follow=True)
+    assert response.redirect_chain == [("/signin/", 302)]
+    assert "Microsoft gave an answer that could not be understood" in page_text(response)
+    assert AuditEvent.objects.get(action=Action.SIGNIN_FAILED).details["reason"] == "bad_answer"
+
+
 def test_a_form_post_answer_is_sent_on_as_a_get(client):
     response = client.post("/sso/callback/", {"code": "c", "state": "s"})
     assert response.status_code == 303 and response.url == "/sso/callback/?code=c&state=s"

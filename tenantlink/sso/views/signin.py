@@ -19,6 +19,9 @@ from tenantlink.sso.views import integrations
 
 LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
 PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or disconnected Microsoft
+# Longest form_post answer sent on in a URL: gunicorn answers a request line over 4094 bytes with
+# a bare error page of its own. Microsoft's codes and our states are far shorter.
+MAX_ANSWER_QUERY = 3500
 
 # What a person reads when Microsoft sign-in or connecting does not happen.
 REFUSALS = {
@@ -101,8 +104,15 @@ def start(request):
 def callback(request):
     if request.method == "POST":
         # A form_post answer is a cross-site POST, which brings no SameSite=Lax cookie and so no
-        # session. Sent on as a top-level GET, it does.
-        response = redirect(request.path + "?" + request.POST.urlencode())
+        # session. Sent on as a top-level GET, it does; one too long for a URL is no real answer.
+        query = request.POST.urlencode()
+        if len(query) > MAX_ANSWER_QUERY:
+            AuditEvent.objects.record(
+                Action.SIGNIN_FAILED, request=request, outcome=Outcome.DENIED, method="microsoft", reason="bad_answer"
+            )
+            messages.error(request, REFUSALS["bad_answer"])
+            return redirect("signin")
+        response = redirect(request.path + "?" + query)
         response.status_code = 303  # See Other: the browser follows with a GET
         return response
     pending = PendingAuthorization.take(
