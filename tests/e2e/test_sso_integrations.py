@@ -54,7 +54,7 @@ from tenantlink.sso.models import Integration
 print(json.dumps({
     "integrations": list(Integration.objects.values(
         "company__name", "display_name", "tenant_id", "status", "failure_reason", "failure_code",
-        "consent_completed_at", "last_verified_at",
+        "consent_completed_at", "last_verified_at", "tenant_signed_in_at",
     )),
     "sso_events": AuditEvent.objects.filter(action__startswith="sso.").count(),
 }, default=str))
@@ -247,6 +247,7 @@ def test_an_administrator_adds_her_tenant_by_domain_approves_it_and_it_is_active
     assert integration["company__name"] == "Contoso Ltd" and integration["tenant_id"] == CONTOSO
     assert integration["status"] == "active"
     assert integration["consent_completed_at"] and integration["last_verified_at"]
+    assert integration["tenant_signed_in_at"]  # right after approving, without a question
     events = audit_log(page, portal)
     assert [e["action"] for e in events] == [
         "sso.integration.added",
@@ -717,6 +718,52 @@ def integration_requests(pk):
         ("GET", f"/company/sso/{pk}/delete/"),
         ("POST", f"/company/sso/{pk}/delete/"),
     ]
+
+
+GRANT_NORTHWIND_LICENCE = """
+import datetime
+from django.utils import timezone
+from tenantlink.companies.models import Company, Licence
+Company.objects.get(name="Northwind Traders").grant_licence(
+    Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30)
+)
+"""
+
+
+def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_there(
+    browser, page, portal, emulator, emulator_control, people, authenticator
+):
+    # Contoso connected its tenant, then deleted the integration: the app stays approved there.
+    sign_in(page, portal, people["ada"], authenticator)
+    connect_contoso(page, portal, emulator)
+    card(page, "Contoso").get_by_role("link", name="Delete").click()
+    page.get_by_role("button", name="Delete integration").click()
+    expect(page.get_by_text("No tenant is connected yet.")).to_be_visible()
+    assert service_principals(emulator_control, CONTOSO_DOMAIN) == [demo.DEMO_CLIENT_ID]
+
+    # Northwind, with a licence of its own: its administrator adds Contoso's tenant and, instead
+    # of approving at Microsoft, comes back with an answer she wrote for her own state.
+    portal.shell(MAKE_NORTHWIND_ADMIN.format(p=NORTHWIND_ADMIN) + GRANT_NORTHWIND_LICENCE)
+    nora = new_browser_page(browser, portal)
+    sign_in(nora, portal, NORTHWIND_ADMIN, authenticator)
+    add_integration(nora, portal, CONTOSO, "Not ours")
+    state = expect_admin_consent_page(nora, emulator)
+    nora.goto(callback_url(portal, admin_consent="True", tenant=CONTOSO, state=state))
+    # Microsoft confirms the app in that tenant, so the portal has someone of the tenant sign in.
+    expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
+    sign_in_at_microsoft(nora, "frank@fabrikam.onmicrosoft.com")  # her Microsoft account is elsewhere
+
+    expect_sso_page(nora, portal)
+    expect(message(nora)).to_contain_text(ANOTHER_ORGANIZATION)
+    claimed = card(nora, "Not ours")
+    expect(fact(claimed, "Status")).to_have_text("Consent failed")
+    claimed.get_by_role("button", name="Verify again").click()  # only back to Microsoft's sign-in
+    expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
+    nora.context.close()
+    assert [i["status"] for i in stored(portal)["integrations"]] == ["failed"]
+
+    # Contoso's administrator connects the tenant again.
+    connect_contoso(page, portal, emulator)
 
 
 def test_a_member_is_refused_and_another_companys_administrator_finds_nothing(portal, people, authenticator):
