@@ -135,7 +135,9 @@ def _authorization_code_grant(emulator, form, tenant, app, secret) -> dict:
         form.get("code_verifier"), code.code_challenge, code.code_challenge_method
     ):
         raise errors.pkce_mismatch()
-    return _user_tokens(emulator, form, app, code.tid, code.oid, code.scopes, code.nonce, code.sid, secret)
+    return _user_tokens(
+        emulator, form, app, code.tid, code.oid, code.scopes, code.nonce, code.sid, secret, code.auth_time
+    )
 
 
 def _refresh_token_grant(emulator, form, tenant, app, secret) -> dict:
@@ -152,10 +154,10 @@ def _refresh_token_grant(emulator, form, tenant, app, secret) -> dict:
         scopes = [normalize_scope(s) for s in form["scope"].split()]
         if not covers(grant.scopes, scopes):
             raise errors.consent_required(app.client_id, app.display_name, error="invalid_grant")
-    return _user_tokens(emulator, form, app, grant.tid, grant.oid, scopes, None, grant.sid, secret)
+    return _user_tokens(emulator, form, app, grant.tid, grant.oid, scopes, None, grant.sid, secret, grant.auth_time)
 
 
-def _user_tokens(emulator, form, app, tid, oid, scopes, nonce, sid, secret) -> dict:
+def _user_tokens(emulator, form, app, tid, oid, scopes, nonce, sid, secret, auth_time=None) -> dict:
     tenant = emulator.directory.find_tenant(tid)
     user = tenant.find_user(oid) if tenant else None
     if user is None:
@@ -185,11 +187,13 @@ def _user_tokens(emulator, form, app, tid, oid, scopes, nonce, sid, secret) -> d
         "access_token": sign(access_claims, emulator.keys.current),
     }
     if "offline_access" in scopes:
-        body["refresh_token"] = emulator.issue_refresh_token(app.client_id, tid, oid, scopes, sid)
+        body["refresh_token"] = emulator.issue_refresh_token(app.client_id, tid, oid, scopes, sid, auth_time)
     if "openid" in scopes:
         claims = id_token_claims(
             issuer=emulator.issuer(tid), tenant=tenant, user=user, app=app, scopes=scopes, nonce=nonce, sid=sid, now=now
         )
+        if auth_time is not None:  # asked for with max_age (OIDC: then required)
+            claims["auth_time"] = auth_time
         body["id_token"] = sign_id_token(
             claims,
             emulator.keys,

@@ -132,8 +132,14 @@ async def authorize(request):
         login_hint=params.get("login_hint") or None,
         domain_hint=params.get("domain_hint") or None,
         client_info=params.get("client_info") == "1",
+        max_age=_max_age(params.get("max_age")),
     )
     return _start(request, sign_in)
+
+
+def _max_age(value) -> int | None:
+    """OIDC's max_age: a whole number of seconds; anything else is left out, as if not sent."""
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 async def admin_consent(request):
@@ -179,6 +185,8 @@ def _session_accounts(request, sign_in) -> list[tuple[str, str]]:
         user = tenant.find_user(oid) if tenant else None
         if user is None or (sign_in.tenant_id and sign_in.tenant_id != tid):
             continue
+        if not session.fresh_enough((tid, oid), sign_in.max_age, emulator.now()):
+            continue  # OIDC max_age: the password is asked for again
         if sign_in.login_hint and sign_in.login_hint.lower() != user.upn.lower():
             continue
         hinted = sign_in.domain_hint and emulator.directory.find_tenant(sign_in.domain_hint)
@@ -247,7 +255,7 @@ def _continue(request, sign_in):
     # The session was created by this very request when the person just typed a password.
     key = getattr(request.state, "sso_key", None) or request.cookies.get(SSO_COOKIE, "")
     session = emulator.sessions.get(key) or SsoSession()
-    code = emulator.issue_code(sign_in, session.sid)
+    code = emulator.issue_code(sign_in, session)
     emulator.sign_ins.pop(sign_in.id, None)
     return to_app(
         sign_in.redirect_uri,
@@ -338,8 +346,10 @@ async def submit_sign_in(request):
         tid, _, oid = picked.partition(":")
         session = emulator.session_of(request)
         user = emulator.directory.find_user(tid, oid)
-        if session and (tid, oid) in session.accounts and user and sign_in.prompt != "login":
-            return _signed_in(request, sign_in, tid, oid)
+        known = session and (tid, oid) in session.accounts
+        fresh = known and session.fresh_enough((tid, oid), sign_in.max_age, emulator.now())
+        if fresh and user and sign_in.prompt != "login":
+            return _signed_in(request, sign_in, tid, oid, typed_password=False)
         return _sign_in_page(request, sign_in, username=user.upn if user else "")
 
     username = (form.get("username") or "").strip()
@@ -367,11 +377,11 @@ async def submit_sign_in(request):
         )
     if not user.enabled:
         return _sign_in_page(request, sign_in, username=username, error=errors.user_disabled())
-    return _signed_in(request, sign_in, tenant.id, user.oid)
+    return _signed_in(request, sign_in, tenant.id, user.oid, typed_password=True)
 
 
-def _signed_in(request, sign_in, tid: str, oid: str):
-    key, _ = emulator_of(request).remember_account(request, tid, oid)
+def _signed_in(request, sign_in, tid: str, oid: str, typed_password: bool):
+    key, _ = emulator_of(request).remember_account(request, tid, oid, typed_password)
     request.state.sso_key = key
     sign_in.account = (tid, oid)
     response = _continue(request, sign_in)

@@ -46,6 +46,7 @@ class SignIn:
     login_hint: str | None = None
     domain_hint: str | None = None
     client_info: bool = False
+    max_age: int | None = None  # OIDC: seconds since the person last typed a password here
     account: tuple[str, str] | None = None  # (tid, oid) once the person is known
 
 
@@ -62,6 +63,7 @@ class AuthorizationCode:
     sid: str
     expires: float
     redeemed: bool = False
+    auth_time: int | None = None  # in the ID token when the app sent max_age
 
 
 @dataclass
@@ -71,14 +73,21 @@ class RefreshToken:
     oid: str
     scopes: list[str]
     sid: str
+    auth_time: int | None = None
 
 
 @dataclass
 class SsoSession:
-    """What the browser's SSO cookie points at; accounts are most recent first."""
+    """What the browser's SSO cookie points at; accounts are most recent first, each with when
+    its password was last typed (OIDC's auth_time)."""
 
     sid: str = field(default_factory=lambda: str(uuid.uuid4()))
     accounts: list[tuple[str, str]] = field(default_factory=list)
+    authenticated_at: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def fresh_enough(self, account: tuple[str, str], max_age: int | None, now: float) -> bool:
+        """Whether the account's last password entry is within `max_age` seconds (OIDC)."""
+        return max_age is None or now - self.authenticated_at.get(account, 0) <= max_age
 
 
 class Emulator:
@@ -154,7 +163,7 @@ class Emulator:
     def session_of(self, request) -> SsoSession | None:
         return self.sessions.get(request.cookies.get(SSO_COOKIE, ""))
 
-    def remember_account(self, request, tid: str, oid: str) -> tuple[str, SsoSession]:
+    def remember_account(self, request, tid: str, oid: str, typed_password: bool) -> tuple[str, SsoSession]:
         """Adds the account to the browser's session (creating one); returns the cookie value."""
         key = request.cookies.get(SSO_COOKIE, "")
         session = self.sessions.get(key)
@@ -162,6 +171,8 @@ class Emulator:
             key = secrets.token_urlsafe(32)
             session = self.sessions[key] = SsoSession()
         session.accounts = [(tid, oid)] + [a for a in session.accounts if a != (tid, oid)]
+        if typed_password:
+            session.authenticated_at[(tid, oid)] = int(self.now())
         return key, session
 
     def end_session(self, request) -> None:
@@ -169,7 +180,7 @@ class Emulator:
 
     # --- Codes and refresh tokens ---
 
-    def issue_code(self, sign_in: SignIn, sid: str) -> str:
+    def issue_code(self, sign_in: SignIn, session: SsoSession) -> str:
         code = "1.A" + secrets.token_urlsafe(96)
         tid, oid = sign_in.account
         self.codes[code] = AuthorizationCode(
@@ -181,12 +192,13 @@ class Emulator:
             nonce=sign_in.nonce,
             code_challenge=sign_in.code_challenge,
             code_challenge_method=sign_in.code_challenge_method,
-            sid=sid,
+            sid=session.sid,
             expires=self.now() + CODE_LIFETIME,
+            auth_time=session.authenticated_at.get(sign_in.account) if sign_in.max_age is not None else None,
         )
         return code
 
-    def issue_refresh_token(self, client_id: str, tid: str, oid: str, scopes, sid: str) -> str:
+    def issue_refresh_token(self, client_id: str, tid: str, oid: str, scopes, sid: str, auth_time=None) -> str:
         token = "1.A" + secrets.token_urlsafe(160)
-        self.refresh_tokens[token] = RefreshToken(client_id, tid, oid, list(scopes), sid)
+        self.refresh_tokens[token] = RefreshToken(client_id, tid, oid, list(scopes), sid, auth_time)
         return token

@@ -300,3 +300,36 @@ def test_state_survives_any_characters_in_every_response_mode(emulator, browser)
     assert redirect_params(browser.authorize(state=state))["state"] == state
     assert form_post_params(browser.authorize(state=state, response_mode="form_post"))[1]["state"] == state
     assert "<script>alert(1)" not in browser.authorize(state=state, response_mode="form_post").text
+
+
+# --- max_age (OpenID Connect): how long ago the password was typed ------------------------------
+
+
+def test_within_max_age_single_sign_on_goes_through_and_the_token_says_when_the_password_was_typed(emulator, browser):
+    first = claims_of(emulator.id_token_for(browser, BEN, max_age="3600"))
+    assert abs(first["auth_time"] - first["iat"]) <= 1
+    emulator.control("POST", "clock", {"advance_seconds": 600}).raise_for_status()
+
+    params = redirect_params(browser.authorize(max_age="3600"))  # no page: the session is recent enough
+    second = claims_of(emulator.redeem(params["code"]).json()["id_token"])
+    assert second["auth_time"] == first["auth_time"] and second["iat"] >= first["iat"] + 600
+
+
+def test_past_max_age_the_password_is_asked_for_again(emulator, browser):
+    browser.sign_in_through(BEN)
+    emulator.control("POST", "clock", {"advance_seconds": 120}).raise_for_status()
+
+    assert redirect_params(browser.authorize(prompt="none", max_age="60"))["error"] == "login_required"
+    page = browser.authorize(max_age="60")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert 'name="password"' in browser.pick(page, BEN).text  # picking the signed-in account is not enough
+    params = redirect_params(browser.sign_in(page, BEN))
+    claims = claims_of(emulator.redeem(params["code"]).json()["id_token"])
+    assert abs(claims["auth_time"] - claims["iat"]) <= 1
+
+
+def test_max_age_zero_always_asks_and_without_max_age_there_is_no_auth_time(emulator, browser):
+    assert "auth_time" not in claims_of(emulator.id_token_for(browser, BEN))
+    page = browser.authorize(max_age="0")
+    assert 'name="password"' in page.text
+    assert "code" in redirect_params(browser.sign_in(page, BEN))
