@@ -134,12 +134,25 @@ def _libpq_options(query):
             raise ImproperlyConfigured(
                 f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
             ) from None
-    # libpq waits for a connection without end; a server that does not answer then holds every
-    # request (and worker thread) that needs it, instead of their getting the 503 page. (Unless
-    # PGCONNECT_TIMEOUT or a pg_service.conf entry, which an explicit value would override, say.)
-    if "service" in options or os.environ.get("PGCONNECT_TIMEOUT"):
+    # libpq waits for a connection without end, and on an open one for as long as TCP says it
+    # is alive (hours, by the system's defaults): a server host that froze, or a network that
+    # drops packets, then holds every request (and worker thread) that needs it, instead of their
+    # getting the 503 page. Given up here: no connection after 10 s, data not acknowledged for
+    # 10 s, or three keepalives 5 s apart unanswered while waiting for an answer (the server's
+    # kernel answers those, so a query that is only slow is not cut). Unless the URL says, or a
+    # pg_service.conf entry (which an explicit value would override) does.
+    if "service" in options:
         return options
-    return {"connect_timeout": "10", **options}
+    defaults = {
+        "keepalives": "1",
+        "keepalives_idle": "5",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "10000",
+    }
+    if not os.environ.get("PGCONNECT_TIMEOUT"):
+        defaults["connect_timeout"] = "10"
+    return {**defaults, **options}
 
 
 def _is_loopback(host):
@@ -386,8 +399,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-# Health probes come straight to the instance over plain HTTP: answer them, do not redirect.
-SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# Health probes and Prometheus come straight to the instance over plain HTTP: answer them.
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics(/|$)"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

@@ -1,3 +1,6 @@
+import functools
+import threading
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -38,14 +41,47 @@ def live(request):
     return JsonResponse({"status": "ok"})
 
 
+# How long a probe or a scrape waits for the one before it (see _one_at_a_time).
+PROBE_WAIT = 2
+
+
+def _one_at_a_time(unavailable):
+    """For pages that probes or scrapers ask for again and again and that need the database: one
+    at a time in a process. A database server that froze (a stalled disk, a stopped process)
+    holds a query without end: its statement_timeout is its own, and TCP sees nothing wrong.
+    Then the next requests wait PROBE_WAIT seconds and get `unavailable()`, instead of each
+    holding a thread until no thread is left, not even for the liveness probe."""
+
+    def decorate(view):
+        lock = threading.Lock()
+
+        @functools.wraps(view)
+        def one_at_a_time(request):
+            if not lock.acquire(timeout=PROBE_WAIT):
+                return unavailable()
+            try:
+                return view(request)
+            finally:
+                lock.release()
+
+        return one_at_a_time
+
+    return decorate
+
+
+def _unready():
+    return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+
+
 @never_cache
+@_one_at_a_time(_unready)
 def health(request):
     """Readiness, for load balancers: 200 when the database answers, 503 when it does not."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+        return _unready()
     return JsonResponse({"status": "ok"})
 
 
@@ -67,6 +103,7 @@ def metrics_page(request):
 
 
 @never_cache
+@_one_at_a_time(lambda: HttpResponse("The database does not answer.\n", status=503, headers={"Retry-After": "30"}))
 def leaver_metrics_page(request):
     """The leaver check's state, read from the database: the same on every instance."""
     return _for_scraper(request, leaver_metrics.exposition)

@@ -125,10 +125,13 @@ def database_unavailable(get_response):
     def process_exception(request, exception):
         if not isinstance(exception, errors.DATABASE_UNAVAILABLE):
             return None
-        # The driver's message ("database is locked", "connection refused") and never the query,
-        # whose parameters may hold personal data.
-        log.warning("Database unavailable on %s %s: %s", request.method, request.path, exception)
-        return errors.service_unavailable(request)
+        # The driver's message ("database is locked", "connection refused"), its first line, and
+        # never the query, whose parameters may hold personal data.
+        reason = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
+        log.warning("Database unavailable on %s %s: %s", request.method, request.path, reason)
+        response = errors.service_unavailable(request)
+        response._has_been_logged = True  # by the line above: not again as "Service Unavailable"
+        return response
 
     middleware.process_exception = process_exception
     return middleware

@@ -150,8 +150,22 @@ def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(
         "postgres://portal@DB.Internal:6432/tenantlink?sslmode=verify-full&sslrootcert=/etc/ca.pem"
     )
     assert (database["HOST"], database["PORT"]) == ("DB.Internal", "6432")
-    assert database["OPTIONS"] == {"connect_timeout": "10", "sslmode": "verify-full", "sslrootcert": "/etc/ca.pem"}
-    assert database_from_url("postgres://db/tenantlink?connect_timeout=3")["OPTIONS"] == {"connect_timeout": "3"}
+    # A server that does not answer is given up after seconds, not the system's hours.
+    tcp = {
+        "keepalives": "1",
+        "keepalives_idle": "5",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "10000",
+    }
+    assert database["OPTIONS"] == {
+        **tcp,
+        "connect_timeout": "10",
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ca.pem",
+    }
+    given = database_from_url("postgres://db/tenantlink?connect_timeout=3&tcp_user_timeout=30000")["OPTIONS"]
+    assert given == {**tcp, "connect_timeout": "3", "tcp_user_timeout": "30000"}
     # A pg_service.conf entry or PGCONNECT_TIMEOUT says how long to wait: no default overrides it.
     assert database_from_url("postgres:///tenantlink?service=portal")["OPTIONS"] == {"service": "portal"}
     assert database_from_url("postgres://portal@%2Fvar%2Frun%2Fpostgresql/tenantlink")["HOST"] == "/var/run/postgresql"
@@ -161,12 +175,16 @@ def test_postgres_address_keeps_the_host_as_written_and_passes_libpq_options_on(
     assert "connect_timeout" not in database_from_url("postgres://db.internal/tenantlink")["OPTIONS"]
 
 
-def test_health_probes_are_not_sent_to_https(client, settings):
-    # A probe comes straight to the instance over plain HTTP; everything else is redirected.
+def test_health_probes_and_scrapers_are_not_sent_to_https(client, settings):
+    # A probe or Prometheus comes straight to the instance over plain HTTP; the rest is redirected.
     settings.SECURE_SSL_REDIRECT = True
+    settings.METRICS_TOKEN = "t" * 32
     assert client.get("/health/live/").status_code == 200
     assert client.get("/health/ready/").status_code == 200
+    for path in ("/metrics", "/metrics/leavers"):
+        assert client.get(path, HTTP_AUTHORIZATION="Bearer " + "t" * 32).status_code == 200
     assert client.get("/signin/")["Location"] == "https://testserver/signin/"
+    assert client.get("/metricsx")["Location"] == "https://testserver/metricsx"
 
 
 def test_bad_microsoft_settings_do_not_stop_the_portal(monkeypatch):
