@@ -98,11 +98,12 @@ logger_class = PortalLogger
 
 # Prometheus metrics from every worker (tenantlink/lib/metrics.py): the workers write their counts
 # to files in one folder, set here before any worker starts. A folder of this server's own,
-# emptied at each start, unless PROMETHEUS_MULTIPROC_DIR names one (which must then be this
-# server's alone, and is emptied too).
-_metrics_folder_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _metrics_folder_is_ours:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tenantlink-metrics-")
+# emptied at each start and removed at the end, unless PROMETHEUS_MULTIPROC_DIR names one (which
+# must then be this server's alone, and is emptied too). A reload (SIGHUP) reads this file again,
+# with the variable set: the environment remembers that the folder is ours.
+_OWN_FOLDER = "TENANTLINK_OWN_METRICS_FOLDER"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_FOLDER] = tempfile.mkdtemp(prefix="tenantlink-metrics-")
 
 
 def on_starting(server):
@@ -120,5 +121,6 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _metrics_folder_is_ours:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and folder == os.environ.get(_OWN_FOLDER):
+        shutil.rmtree(folder, ignore_errors=True)
