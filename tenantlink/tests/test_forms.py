@@ -8,7 +8,7 @@ from django.forms.renderers import DjangoTemplates
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
-from tenantlink.lib.forms import INPUT_TEMPLATES, Renderer
+from tenantlink.lib.forms import INPUT_TEMPLATES, OPTION_TEMPLATE, SELECT_TEMPLATE, Renderer
 
 WIDGETS = [
     forms.TextInput,
@@ -47,10 +47,38 @@ def test_an_input_is_written_as_djangos_templates_write_it(widget_class):
             assert ours.startswith("<input ")
 
 
+CHOICES = [
+    [],
+    [("", "---------"), ("a", "Ada"), ("b", '<B> & "b"'), (3, 3), (4.5, gettext_lazy("Username"))],
+    [("Europe", [("Europe/Helsinki", "Helsinki"), ("Europe/Stockholm", "Stockholm")]), ("UTC", "UTC")],
+    [(mark_safe("<i>x</i>"), mark_safe("<b>safe</b>")), (("t", 1), "tuple"), (None, "none"), (True, "yes")],
+    [("åäö", "åäö – ✓"), ('"><script>', '"><script>alert(1)</script>'), (1000, 1000), (0.25, 2.5)],
+]
+
+
+@pytest.mark.parametrize(
+    "widget_class", [forms.Select, forms.SelectMultiple], ids=lambda widget_class: widget_class.__name__
+)
+def test_a_select_is_written_as_djangos_templates_write_it(widget_class, settings):
+    settings.USE_THOUSAND_SEPARATOR = True  # labels are localized, as {{ }} does
+    for choices in CHOICES:
+        for attrs in ATTRS:
+            widget = widget_class(attrs=attrs, choices=choices)
+            for value in [None, "", "a", "Europe/Stockholm", 3, ["a", "b"], "<B>", "åäö", 1000]:
+                if widget_class is forms.Select and isinstance(value, list):
+                    continue
+                ours = widget.render("field", value, renderer=Renderer())
+                assert ours == widget.render("field", value, renderer=DjangoTemplates()), (choices, attrs, value)
+                assert ours.startswith("<select ")
+    yes_no = forms.NullBooleanSelect()
+    for value in [None, True, False, "unknown"]:
+        assert yes_no.render("x", value, renderer=Renderer()) == yes_no.render("x", value, renderer=DjangoTemplates())
+
+
 def test_every_input_written_directly_is_one_of_djangos_own_templates():
     # An app that overrides one of them would be ignored: it must not happen unnoticed.
     django_widgets = Path(forms.__file__).parent / "templates" / "django" / "forms" / "widgets"
-    for name in INPUT_TEMPLATES:
+    for name in [*INPUT_TEMPLATES, SELECT_TEMPLATE, OPTION_TEMPLATE]:
         template = Renderer().get_template(name)
         assert Path(template.origin.name) == django_widgets / Path(name).name, name
 
@@ -58,6 +86,22 @@ def test_every_input_written_directly_is_one_of_djangos_own_templates():
 def test_other_widgets_still_use_the_templates():
     widget = forms.RadioSelect(choices=[("a", "<A>"), ("b", "B")])
     assert widget.render("choice", "a", renderer=Renderer()) == widget.render("choice", "a", renderer=DjangoTemplates())
+    # A select whose options have a template of their own, too.
+    select = forms.Select(choices=[("a", "A")])
+    select.option_template_name = "django/forms/widgets/radio_option.html"
+    assert select.render("x", "a", renderer=Renderer()) == select.render("x", "a", renderer=DjangoTemplates())
+    assert "<label><input " in select.render("x", "a", renderer=Renderer())  # its own option template
+
+
+@pytest.mark.django_db
+def test_the_settings_page_draws_its_selects_as_djangos_templates_do(member_client, member):
+    from tenantlink.accounts.forms import PreferencesForm
+
+    page = member_client.get("/profile/settings/").content.decode()
+    form = PreferencesForm(instance=member, renderer=DjangoTemplates())
+    for name in ("language", "time_zone"):
+        assert str(form[name]) in page
+    assert '<option value="Europe/Helsinki">Europe/Helsinki</option>' in page
 
 
 @pytest.mark.django_db
