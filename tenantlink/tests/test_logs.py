@@ -153,8 +153,9 @@ def test_a_refused_request_is_one_line_without_a_traceback(member_client, json_l
 def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_reload(settings, monkeypatch):
     import os
 
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.delenv("TENANTLINK_OWN_METRICS_FOLDER", raising=False)
+    # Set empty (as good as unset for the file), so that what the file sets is undone afterwards.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    monkeypatch.setenv("TENANTLINK_OWN_METRICS_FOLDER", "")
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
     started = runpy.run_path(config)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
@@ -166,7 +167,7 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
     started["on_exit"](None)  # harmless twice
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", folder)  # a folder of the operator's: kept
-    monkeypatch.delenv("TENANTLINK_OWN_METRICS_FOLDER")
+    monkeypatch.setenv("TENANTLINK_OWN_METRICS_FOLDER", "")
     os.makedirs(folder)
     runpy.run_path(config)["on_exit"](None)
     assert os.path.isdir(folder)
