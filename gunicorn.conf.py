@@ -86,6 +86,11 @@ class PortalLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
+        from tenantlink.lib.logs import SecretPathFilter
+
+        # Gunicorn's own lines name requests too ("Error handling request /sso/callback/?code=…").
+        for handler in self.error_log.handlers:
+            handler.addFilter(SecretPathFilter(queries=True))
         if os.environ.get("LOG_FORMAT") == "json":
             from tenantlink.lib.logs import JsonFormatter
 

@@ -139,7 +139,7 @@ async def authorize(request):
 
 def _max_age(value) -> int | None:
     """OIDC's max_age: a whole number of seconds; anything else is left out, as if not sent."""
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10 else None
 
 
 async def admin_consent(request):

@@ -1,5 +1,5 @@
-import functools
 import threading
+import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -41,47 +41,54 @@ def live(request):
     return JsonResponse({"status": "ok"})
 
 
-# How long a probe or a scrape waits for the one before it (see _one_at_a_time).
+# How long a probe or a scrape waits for the one before it (see OneAtATime).
 PROBE_WAIT = 2
 
 
-def _one_at_a_time(unavailable):
-    """For pages that probes or scrapers ask for again and again and that need the database: one
+class OneAtATime:
+    """For what probes or scrapers ask for again and again and what needs the database: one read
     at a time in a process. A database server that froze (a stalled disk, a stopped process)
-    holds a query without end: its statement_timeout is its own, and TCP sees nothing wrong.
-    Then the next requests wait PROBE_WAIT seconds and get `unavailable()`, instead of each
-    holding a thread until no thread is left, not even for the liveness probe."""
+    holds a query without end: its statement_timeout is its own, and TCP sees nothing wrong. The
+    next requests then wait PROBE_WAIT seconds and get `unavailable()`, instead of each holding a
+    thread until no thread is left, not even for the liveness probe. A request that waited while
+    another read gets that read's answer: a slow database does not make probes time out."""
 
-    def decorate(view):
-        lock = threading.Lock()
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.last = (float("-inf"), None)  # when the last read ended, and its answer
 
-        @functools.wraps(view)
-        def one_at_a_time(request):
-            if not lock.acquire(timeout=PROBE_WAIT):
-                return unavailable()
-            try:
-                return view(request)
-            finally:
-                lock.release()
-
-        return one_at_a_time
-
-    return decorate
-
-
-def _unready():
-    return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
+    def __call__(self, read, unavailable):
+        asked = time.monotonic()
+        if not self.lock.acquire(timeout=PROBE_WAIT):
+            return unavailable()
+        try:
+            ended, answer = self.last
+            if ended >= asked:  # read after this request came: as fresh as reading again
+                return answer
+            answer = read()
+            self.last = (time.monotonic(), answer)
+            return answer
+        finally:
+            self.lock.release()
 
 
-@never_cache
-@_one_at_a_time(_unready)
-def health(request):
-    """Readiness, for load balancers: 200 when the database answers, 503 when it does not."""
+_database_check = OneAtATime()
+
+
+def _database_answers():
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:
-        return _unready()
+        return False
+    return True
+
+
+@never_cache
+def health(request):
+    """Readiness, for load balancers: 200 when the database answers, 503 when it does not."""
+    if not _database_check(_database_answers, lambda: False):
+        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok"})
 
 
@@ -92,7 +99,10 @@ def _for_scraper(request, exposition):
         raise Http404
     if not constant_time_compare(request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"):
         return HttpResponse("A bearer token is required.\n", status=401, headers={"WWW-Authenticate": "Bearer"})
-    body, content_type = exposition()
+    figures = exposition()
+    if figures is None:
+        return HttpResponse("The database does not answer.\n", status=503, headers={"Retry-After": "30"})
+    body, content_type = figures
     return HttpResponse(body, content_type=content_type)
 
 
@@ -102,8 +112,10 @@ def metrics_page(request):
     return _for_scraper(request, metrics.exposition)
 
 
+_leaver_figures = OneAtATime()
+
+
 @never_cache
-@_one_at_a_time(lambda: HttpResponse("The database does not answer.\n", status=503, headers={"Retry-After": "30"}))
 def leaver_metrics_page(request):
     """The leaver check's state, read from the database: the same on every instance."""
-    return _for_scraper(request, leaver_metrics.exposition)
+    return _for_scraper(request, lambda: _leaver_figures(leaver_metrics.exposition, lambda: None))

@@ -330,6 +330,7 @@ def test_past_max_age_the_password_is_asked_for_again(emulator, browser):
 
 def test_max_age_zero_always_asks_and_without_max_age_there_is_no_auth_time(emulator, browser):
     assert "auth_time" not in claims_of(emulator.id_token_for(browser, BEN))
+    assert "auth_time" not in claims_of(emulator.id_token_for(browser, BEN, max_age="9" * 5000))  # not a number
     page = browser.authorize(max_age="0")
     assert 'name="password"' in page.text
     assert "code" in redirect_params(browser.sign_in(page, BEN))

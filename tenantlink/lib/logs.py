@@ -26,11 +26,15 @@ _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}\Z", re.ASCII)
 
 # An invitation link works once, for whoever opens it first: it is never written to a log.
 _INVITATION = re.compile(r"/invitation/[^/\s]+/[^/\s]+/?")
+# A query string, in gunicorn's own lines (a Microsoft callback's holds a code and a state).
+_QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"]*")
 
 
-def without_secrets(text):
-    """The text with every invitation link's user and token replaced by "(link)"."""
-    return _INVITATION.sub("/invitation/(link)/", text)
+def without_secrets(text, queries=False):
+    """The text with every invitation link's user and token replaced by "(link)", and with
+    `queries`, every path's query string by "?(query)"."""
+    text = _INVITATION.sub("/invitation/(link)/", text)
+    return _QUERY.sub(r"\1?(query)", text) if queries else text
 
 
 def incoming_request_id(request):
@@ -91,11 +95,19 @@ class DatabaseDownFilter(logging.Filter):
 
 class SecretPathFilter(logging.Filter):
     """No invitation link in any line. Django writes the path of a refused request: the HEAD a
-    mail server's link checker sends (405), a POST without a CSRF token (403), a 404."""
+    mail server's link checker sends (405), a POST without a CSRF token (403), a 404. With
+    `queries`, no query string either: for gunicorn's own lines ("Error handling request …")."""
+
+    def __init__(self, queries=False):
+        super().__init__()
+        self.queries = queries
 
     def filter(self, record):
-        message = record.getMessage()
-        hidden = without_secrets(message)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken log call: logging reports it when the handler formats it
+            return True
+        hidden = without_secrets(message, self.queries)
         if hidden != message:
             record.msg, record.args = hidden, ()
         return True

@@ -127,7 +127,7 @@ def database_unavailable(get_response):
             return None
         # The driver's message ("database is locked", "connection refused"), its first line, and
         # never the query, whose parameters may hold personal data.
-        reason = str(exception).splitlines()[0] if str(exception) else type(exception).__name__
+        reason = str(exception).strip().splitlines()[0] if str(exception).strip() else type(exception).__name__
         log.warning("Database unavailable on %s %s: %s", request.method, request.path, reason)
         response = errors.service_unavailable(request)
         response._has_been_logged = True  # by the line above: not again as "Service Unavailable"

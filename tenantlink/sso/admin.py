@@ -35,6 +35,7 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
         "status",
         "leaver_check",
         "consent_completed_at",
+        "tenant_signed_in_at",
         "last_verified_at",
     ]
     list_filter = ["status"]

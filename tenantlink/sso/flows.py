@@ -29,7 +29,7 @@ from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
-from tenantlink.sso.models import FAILURE_REASONS, Connection, Integration, PendingAuthorization
+from tenantlink.sso.models import Connection, Integration, PendingAuthorization
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +69,28 @@ def start_consent(request, integration):
 SIGN_IN_FIRST = "sign_in_first"
 
 
-def verify(request, integration, consent_completed=False, **signed_in):
+def verify(request, integration, consent_completed=False, signed_in=None):
     """Ask Microsoft whether the app is in the integration's tenant; store and audit the answer.
     Returns None when it is and the integration works, SIGN_IN_FIRST when it is but the
     integration waits for someone of the tenant to sign in there, otherwise the MicrosoftError.
+    `signed_in`: who of the tenant just signed in there for it (finish_tenant_sign_in), recorded
+    with the outcome.
 
     The app being in a tenant shows that somebody there approved it once, not for which company:
     after one company deletes its integration the app stays approved in the tenant, and anyone
     can send a consent callback saying "approved" for their own `state`. So an integration that
-    has never worked starts working only after someone of its tenant signed in there for it."""
+    has never worked starts working only with a sign-in there of one of the tenant's own people."""
+    details = signed_in or {}
     try:
         if _held_by_another_company(integration):
             raise MicrosoftError("tenant_taken")
         microsoft.confirm_app_in_tenant(integration.tenant_id)
-        if integration.needs_tenant_sign_in:
+        if integration.needs_tenant_sign_in and signed_in is None:
+            integration.awaits_tenant_sign_in(consent_completed=consent_completed)
             return SIGN_IN_FIRST
         try:
             with transaction.atomic():
-                integration.verified(consent_completed=consent_completed)
+                integration.verified(consent_completed=consent_completed, tenant_signed_in=signed_in is not None)
         except IntegrityError:  # another company's became active meanwhile (the database decides)
             raise MicrosoftError("tenant_taken") from None
     except MicrosoftError as error:
@@ -97,10 +101,16 @@ def verify(request, integration, consent_completed=False, **signed_in):
         if consent_completed or not transient or integration.status not in Integration.WORKING:
             integration.fail(error.reason, error.code)
         record(
-            request, Action.SSO_VERIFICATION_FAILED, integration, Outcome.FAILURE, code=error.code, reason=error.reason
+            request,
+            Action.SSO_VERIFICATION_FAILED,
+            integration,
+            Outcome.FAILURE,
+            code=error.code,
+            reason=error.reason,
+            **details,
         )
         return error
-    record(request, Action.SSO_VERIFIED, integration, **signed_in)
+    record(request, Action.SSO_VERIFIED, integration, **details)
     return None
 
 
@@ -114,14 +124,24 @@ def start_tenant_sign_in(request, integration):
     return microsoft.authorize_url(integration.tenant_id, state=state, **flow)
 
 
+# Why a sign-in at the tenant did not count, by the reason Microsoft's answer gave.
+_TENANT_SIGN_IN_REASONS = {"wrong_tenant", "unavailable", "bad_answer", "bad_token", "configuration"}
+
+
 def finish_tenant_sign_in(request, pending, params):
-    """Someone of the tenant signed in there (start_tenant_sign_in): then the integration works
-    once Microsoft confirms the app again. verify's answer, or the MicrosoftError."""
+    """Someone signed in at the integration's tenant (start_tenant_sign_in). One of the tenant's
+    own people, not a guest there (whose `idp` names their home: anyone can be invited as a
+    guest), lets the integration work once Microsoft confirms the app again. verify's answer, or
+    the MicrosoftError."""
     integration = pending.integration
     try:
         claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
+        idp = claims.get("idp")
+        if idp and claims["tid"] not in str(idp):
+            raise Refusal("guest", "idp", details=_labels(claims))
     except Refusal as refusal:
-        error = MicrosoftError(refusal.reason if refusal.reason in FAILURE_REASONS else "refused", refusal.code)
+        reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS | {"guest"} else "tenant_sign_in"
+        error = MicrosoftError(reason, refusal.code)
         if integration.status not in Integration.WORKING:
             integration.fail(error.reason, error.code)
         record(
@@ -132,17 +152,12 @@ def finish_tenant_sign_in(request, pending, params):
             code=error.code,
             reason=error.reason,
             step="tenant_sign_in",
+            **refusal.details,
         )
         return error
-    integration.tenant_signed_in()
     labels = _labels(claims)
-    return verify(
-        request,
-        integration,
-        consent_completed=True,
-        signed_in_oid=labels["oid"],
-        microsoft_username=labels["microsoft_username"],
-    )
+    signed_in = {"signed_in_oid": labels["oid"], "microsoft_username": labels["microsoft_username"]}
+    return verify(request, integration, signed_in=signed_in)
 
 
 def _held_by_another_company(integration):
@@ -212,10 +227,11 @@ CONNECTION_KEY = "microsoft_connection"  # in a session opened with Microsoft: t
 
 
 class Refusal(Exception):
-    """A Microsoft sign-in or connection that must not happen; `reason` picks the message."""
+    """A Microsoft sign-in or connection that must not happen; `reason` picks the message.
+    `details`: what the audit event may say of the account, when its token was valid."""
 
-    def __init__(self, reason, code="", user=None):
-        self.reason, self.code, self.user = reason, code, user
+    def __init__(self, reason, code="", user=None, details=None):
+        self.reason, self.code, self.user, self.details = reason, code, user, details or {}
         super().__init__(reason)
 
 

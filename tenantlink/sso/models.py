@@ -46,6 +46,18 @@ FAILURE_REASONS = {
         "here. If the tenant is your organization's, contact the portal's support."
     ),
     "refused": _("Microsoft refused the request."),
+    "sign_in_pending": _(
+        "Microsoft confirms the app in the tenant. Before the integration works, someone of the "
+        "tenant signs in there once (usually without a question): choose “Verify again”."
+    ),
+    "tenant_sign_in": _(
+        "Microsoft did not sign you in at the tenant, so the integration does not work yet. Choose "
+        "“Verify again” and sign in there with an account of the organization whose tenant it is."
+    ),
+    "guest": _(
+        "The Microsoft account used is a guest in this tenant, and a guest cannot show that the tenant "
+        "is your organization's. Choose “Verify again” and sign in with an account of the organization itself."
+    ),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
     "turned_off": _("The leaver check was turned off while you were at Microsoft, so it stays off."),
     "throttled": _(
@@ -128,7 +140,7 @@ class Integration(models.Model):
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
     # When someone of the tenant signed in there for this integration: the app being in a tenant
     # shows that somebody there approved it, not for which company (flows.verify).
-    tenant_signed_in_at = models.DateTimeField(_("signed in at the tenant at"), null=True, blank=True)
+    tenant_signed_in_at = models.DateTimeField(_("tenant sign-in"), null=True, blank=True)
     # The leaver check (opt-in): people disabled or deleted at Microsoft lose access here.
     # Database defaults too: processes of the previous release, still running while this one's
     # migration is applied, insert integrations without these columns.
@@ -213,9 +225,12 @@ class Integration(models.Model):
         does not work yet, and nobody did since it was added."""
         return self.tenant_signed_in_at is None and self.status not in self.WORKING
 
-    def tenant_signed_in(self):
-        self.tenant_signed_in_at = timezone.now()
-        Integration.objects.filter(pk=self.pk).update(tenant_signed_in_at=self.tenant_signed_in_at)
+    def awaits_tenant_sign_in(self, consent_completed=False):
+        """Microsoft confirmed the app in the tenant; someone of the tenant has yet to sign in."""
+        fields = {"failure_reason": "sign_in_pending", "failure_code": ""}
+        if consent_completed:
+            fields["consent_completed_at"] = timezone.now()
+        self._record(self.Status.PENDING, **fields)
 
     def _record(self, new_status, **fields):
         """Write the outcome of a call to Microsoft, which may have taken seconds: meanwhile an
@@ -231,12 +246,14 @@ class Integration(models.Model):
         current = Integration.objects.filter(pk=self.pk).values_list("status", flat=True).first()
         self.status = current or new_status
 
-    def verified(self, consent_completed=False):
+    def verified(self, consent_completed=False, tenant_signed_in=False):
         """Microsoft confirmed the app in the tenant: usable, unless an administrator disabled it."""
         now = timezone.now()
         fields = {"last_verified_at": now, "failure_reason": "", "failure_code": ""}
         if consent_completed:
             fields["consent_completed_at"] = now
+        if tenant_signed_in:
+            fields["tenant_signed_in_at"] = now
         self._record(self.Status.ACTIVE, **fields)
 
     def fail(self, reason, code=""):

@@ -1,8 +1,14 @@
 """Health endpoints for process supervisors and load balancers: liveness never asks the
 database, readiness (also at /health/) does."""
 
+import contextlib
+import threading
+import time
+import types
+
 import pytest
 from django.db import OperationalError
+from django.test import Client
 
 
 class UnreachableDatabase:
@@ -40,15 +46,11 @@ def test_liveness_stays_ok_while_the_database_is_down(client, database_down):
 
 
 def test_while_the_database_holds_a_check_without_answering_the_next_probes_get_503_soon(client, monkeypatch):
-    import threading
-    import time
-
-    from django.test import Client
-
-    released = threading.Event()
+    asked, released = threading.Event(), threading.Event()
 
     class FrozenDatabase:
         def cursor(self):
+            asked.set()
             released.wait(10)  # a server that froze: no answer, no error
             return UnreachableDatabase().cursor()
 
@@ -56,7 +58,7 @@ def test_while_the_database_holds_a_check_without_answering_the_next_probes_get_
     monkeypatch.setattr("tenantlink.views.PROBE_WAIT", 0.2)
     first = threading.Thread(target=Client().get, args=("/health/ready/",))
     first.start()
-    time.sleep(0.1)
+    assert asked.wait(5)
     started = time.monotonic()
     response = client.get("/health/ready/")
     assert response.status_code == 503 and time.monotonic() - started < 2
@@ -65,3 +67,39 @@ def test_while_the_database_holds_a_check_without_answering_the_next_probes_get_
     first.join()
     monkeypatch.undo()
     assert client.get("/health/ready/").status_code == 200  # the database answers again
+
+
+def test_probes_at_once_against_a_slow_database_all_get_its_answer(monkeypatch):
+
+    checks = []
+
+    class SlowDatabase:
+        def cursor(self):
+            checks.append(1)
+            time.sleep(0.3)  # answers, slowly
+            return contextlib.nullcontext(types.SimpleNamespace(execute=lambda sql: None))
+
+    monkeypatch.setattr("tenantlink.views.connection", SlowDatabase())
+    monkeypatch.setattr("tenantlink.views.PROBE_WAIT", 1)
+    answers = []
+    probes = [threading.Thread(target=lambda: answers.append(Client().get("/health/ready/"))) for _ in range(6)]
+    for probe in probes:
+        probe.start()
+    for probe in probes:
+        probe.join()
+    # Six probes within one PROBE_WAIT, though each check takes 0.3 s: the waiting ones share one.
+    assert [answer.status_code for answer in answers] == [200] * 6
+    assert len(checks) <= 2
+
+
+def test_while_a_scrape_of_the_leaver_figures_waits_for_the_database_the_next_get_503_and_strangers_401(
+    client, settings, monkeypatch
+):
+    settings.METRICS_TOKEN = "t" * 32
+    held = threading.Lock()
+    held.acquire()  # a scrape before this one waits for the database
+    monkeypatch.setattr("tenantlink.views._leaver_figures.lock", held)
+    monkeypatch.setattr("tenantlink.views.PROBE_WAIT", 0.1)
+    assert client.get("/metrics/leavers").status_code == 401
+    response = client.get("/metrics/leavers", HTTP_AUTHORIZATION="Bearer " + "t" * 32)
+    assert response.status_code == 503 and response["Retry-After"] == "30"

@@ -172,3 +172,28 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
     runpy.run_path(config)["on_exit"](None)
     assert os.path.isdir(folder)
     os.rmdir(folder)
+
+
+def test_gunicorns_own_lines_show_neither_query_strings_nor_invitation_links(settings, monkeypatch, tmp_path):
+    from gunicorn.config import Config
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    logger = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))["PortalLogger"](Config())
+    stream = io.StringIO()
+    logger.error_log.handlers[0].stream = stream
+    logger.error("Error handling request %s", "/sso/callback/?code=secret-code&state=secret-state")
+    logger.info("Invalid request from ip=%s: %s", "10.0.0.9", "Invalid HTTP request line: 'GET /x?code=c2 HTTP/1.1'")
+    logger.error("Error handling request %s", "/invitation/MQ/c8x-4f1e9a/")
+    written = stream.getvalue()
+    assert "/sso/callback/?(query)" in written and "/x?(query) HTTP/1.1" in written
+    assert "/invitation/(link)/" in written
+    for secret in ("secret-code", "secret-state", "c2", "c8x-4f1e9a"):
+        assert secret not in written
+
+
+def test_a_broken_log_call_is_left_for_logging_to_report():
+    from tenantlink.lib.logs import SecretPathFilter
+
+    # A filter that raised would raise in the code that logged (logging guards only formatting).
+    record = logging.LogRecord("tenantlink.somewhere", logging.WARNING, __file__, 1, "%s and %s", ("one",), None)
+    assert SecretPathFilter().filter(record) is True

@@ -1,14 +1,7 @@
-# An integration becomes usable only after someone of its tenant signed in there for it (see
-# flows.verify). Integrations that have worked before keep working: they were confirmed by the
-# rule of their time. Additive: old code ignores the column and the new purpose.
+# An integration that has never worked starts working only after someone of its tenant signed in
+# there for it (flows.verify). Additive: old code ignores the column and the new purpose.
 
 from django.db import migrations, models
-from django.db.models import F
-
-
-def count_earlier_work_as_signed_in(apps, schema_editor):
-    Integration = apps.get_model("sso", "Integration")
-    Integration.objects.filter(last_verified_at__isnull=False).update(tenant_signed_in_at=F("last_verified_at"))
 
 
 class Migration(migrations.Migration):
@@ -20,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="integration",
             name="tenant_signed_in_at",
-            field=models.DateTimeField(blank=True, null=True, verbose_name="signed in at the tenant at"),
+            field=models.DateTimeField(blank=True, null=True, verbose_name="tenant sign-in"),
         ),
         migrations.AlterField(
             model_name="pendingauthorization",
@@ -36,5 +29,4 @@ class Migration(migrations.Migration):
                 max_length=20,
             ),
         ),
-        migrations.RunPython(count_earlier_work_as_signed_in, migrations.RunPython.noop),
     ]

@@ -52,21 +52,32 @@ def test_a_tenant_working_for_two_companies_stays_with_the_first(executor):
     assert list(Connection.objects.values_list("user__username", flat=True)) == ["ben"]
 
 
-def test_integrations_that_worked_before_need_no_sign_in_at_their_tenant(from_state):
-    before, after = ("sso", "0007_integration_leaver_requested_at"), ("sso", "0008_integration_tenant_signed_in_at")
+def test_integrations_that_work_need_no_sign_in_at_their_tenant_and_others_do(from_state):
+    before, after = (
+        ("sso", "0008_integration_tenant_signed_in_at"),
+        ("sso", "0009_working_integrations_count_as_signed_in"),
+    )
     executor = from_state(before)
     apps = executor.loader.project_state([before]).apps
     Company, Integration = apps.get_model("companies", "Company"), apps.get_model("sso", "Integration")
     company = Company.objects.create(name="Contoso")
-    worked_at = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
-    worked = Integration.objects.create(
-        company=company, tenant_id=uuid.uuid4(), display_name="Worked", status="failed", last_verified_at=worked_at
-    )
-    never = Integration.objects.create(company=company, tenant_id=uuid.uuid4(), display_name="Never", status="pending")
+    verified = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
+
+    def integration(name, status, **fields):
+        return Integration.objects.create(
+            company=company, tenant_id=uuid.uuid4(), display_name=name, status=status, **fields
+        ).pk
+
+    active = integration("Active", "active", last_verified_at=verified)
+    disabled = integration("Disabled, never verified (an operator's)", "disabled")
+    failed = integration("Worked once, failed since", "failed", last_verified_at=verified)
+    taken = integration("Lost to another company", "failed", last_verified_at=verified, failure_reason="tenant_taken")
+    pending = integration("Never worked", "pending")
 
     executor.loader.build_graph()
     executor.migrate([after])
 
     Integration = executor.loader.project_state([after]).apps.get_model("sso", "Integration")
     signed_in = dict(Integration.objects.values_list("pk", "tenant_signed_in_at"))
-    assert signed_in == {worked.pk: worked_at, never.pk: None}
+    assert signed_in[active] == verified and signed_in[disabled] is not None
+    assert [signed_in[pk] for pk in (failed, taken, pending)] == [None, None, None]
