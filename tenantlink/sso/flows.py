@@ -98,20 +98,26 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
         transient = error.reason in ("unavailable", "bad_answer", "configuration")
-        if consent_completed or not transient or integration.status not in Integration.WORKING:
-            integration.fail(error.reason, error.code)
-        record(
-            request,
-            Action.SSO_VERIFICATION_FAILED,
-            integration,
-            Outcome.FAILURE,
-            code=error.code,
-            reason=error.reason,
-            **details,
-        )
-        return error
+        stops = consent_completed or not transient or integration.status not in Integration.WORKING
+        return _not_verified(request, integration, error, stops, **details)
     record(request, Action.SSO_VERIFIED, integration, **details)
     return None
+
+
+def _not_verified(request, integration, error, stops, **details):
+    """Store (when it `stops` the integration) and audit a verification that did not succeed."""
+    if stops:
+        integration.fail(error.reason, error.code)
+    record(
+        request,
+        Action.SSO_VERIFICATION_FAILED,
+        integration,
+        Outcome.FAILURE,
+        code=error.code,
+        reason=error.reason,
+        **details,
+    )
+    return error
 
 
 def start_tenant_sign_in(request, integration):
@@ -138,26 +144,19 @@ def finish_tenant_sign_in(request, pending, params):
         claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
         idp = claims.get("idp")
         if idp and claims["tid"] not in str(idp):
-            raise Refusal("guest", "idp", details=_labels(claims))
+            raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
         reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS | {"guest"} else "tenant_sign_in"
         error = MicrosoftError(reason, refusal.code)
-        if integration.status not in Integration.WORKING:
-            integration.fail(error.reason, error.code)
-        record(
-            request,
-            Action.SSO_VERIFICATION_FAILED,
-            integration,
-            Outcome.FAILURE,
-            code=error.code,
-            reason=error.reason,
-            step="tenant_sign_in",
-            **refusal.details,
-        )
-        return error
+        stops = integration.status not in Integration.WORKING
+        return _not_verified(request, integration, error, stops, step="tenant_sign_in", **refusal.details)
+    return verify(request, integration, signed_in=_signed_in_as(claims))
+
+
+def _signed_in_as(claims):
+    """Who signed in at the tenant, for the audit log."""
     labels = _labels(claims)
-    signed_in = {"signed_in_oid": labels["oid"], "microsoft_username": labels["microsoft_username"]}
-    return verify(request, integration, signed_in=signed_in)
+    return {"signed_in_oid": labels["oid"], "microsoft_username": labels["microsoft_username"]}
 
 
 def _held_by_another_company(integration):
