@@ -227,6 +227,7 @@ class User:
     enabled: bool = True
     admin_role: str | None = None  # for administrators: one of ADMIN_ROLES
     deleted: datetime | None = None  # when it was (soft-)deleted
+    guest_idp: str | None = None  # a guest (B2B): the identity provider of their home, as `idp`
 
     @classmethod
     def from_dict(cls, data: dict) -> User:
@@ -245,6 +246,7 @@ class User:
             enabled=_bool(data, "enabled", True, "user"),
             admin_role=admin_role,
             deleted=_datetime(data["deleted"], "user deleted") if data.get("deleted") else None,
+            guest_idp=_text(data, "guest_idp", "user") if data.get("guest_idp") else None,
         )
 
     def to_dict(self) -> dict:
@@ -258,6 +260,7 @@ class User:
             "admin_role": self.admin_role,
             "enabled": self.enabled,
             **({"deleted": _iso(self.deleted)} if self.deleted else {}),
+            **({"guest_idp": self.guest_idp} if self.guest_idp else {}),
         }
 
     @property

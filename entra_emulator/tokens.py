@@ -145,6 +145,8 @@ def id_token_claims(
         claims.update(oid=user.oid, name=user.display_name, preferred_username=user.upn)
     if "email" in scopes and user.mail:
         claims["email"] = user.mail
+    if user.guest_idp:  # Microsoft: the issuer, unless the account is not of this tenant (guests)
+        claims["idp"] = user.guest_idp
     return claims
 
 

@@ -334,3 +334,23 @@ def test_max_age_zero_always_asks_and_without_max_age_there_is_no_auth_time(emul
     page = browser.authorize(max_age="0")
     assert 'name="password"' in page.text
     assert "code" in redirect_params(browser.sign_in(page, BEN))
+
+
+def test_a_guests_id_token_names_their_home_as_idp(emulator, browser):
+    home = f"https://sts.windows.net/{FABRIKAM}/"
+    guest = {
+        "oid": "5b3f0e2a-9c1d-4e7f-8a6b-2d4c6e8f0a1b",
+        "upn": "olga_fabrikam.example#EXT#@contoso.onmicrosoft.com",
+        "display_name": "Olga Olsen (guest)",
+        "password": "Guest-pass-1",
+        "guest_idp": home,
+    }
+    emulator.control("POST", f"tenants/{CONTOSO}/users", guest).raise_for_status()
+
+    response = browser.sign_in(browser.authorize(CONTOSO), guest["upn"], password=guest["password"])
+    if "Permissions requested" in response.text:
+        response = browser.accept(response)
+    claims = claims_of(emulator.redeem(redirect_params(response)["code"]).json()["id_token"])
+    assert (claims["tid"], claims["oid"], claims["idp"]) == (CONTOSO, guest["oid"], home)
+    assert emulator.control("GET", "directory").json()["tenants"][0]["users"][-1]["guest_idp"] == home
+    assert "idp" not in claims_of(emulator.id_token_for(emulator.browser(), BEN))  # a member's has none

@@ -759,11 +759,24 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     expect(fact(claimed, "Status")).to_have_text("Consent failed")
     claimed.get_by_role("button", name="Verify again").click()  # only back to Microsoft's sign-in
     expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
-    nora.context.close()
     # It waits for a sign-in nobody of Northwind can give.
     assert [(i["status"], i["failure_reason"]) for i in stored(portal)["integrations"]] == [
         ("pending", "sign_in_pending")
     ]
+    # Contoso once invited her as a guest: a guest's sign-in there does not count either.
+    guest = {
+        "oid": str(uuid.uuid4()),
+        "upn": "nora_northwind.example#EXT#@contoso.onmicrosoft.com",
+        "display_name": "Nora Nyberg (guest)",
+        "password": MICROSOFT_PASSWORD,
+        "guest_idp": "live.com",
+    }
+    emulator_control.post(f"/tenants/{CONTOSO}/users", json=guest).raise_for_status()
+    sign_in_at_microsoft(nora, guest["upn"])
+    expect_sso_page(nora, portal)
+    expect(message(nora)).to_contain_text("is a guest in this tenant")
+    expect(fact(card(nora, "Not ours"), "Status")).to_have_text("Consent failed")
+    nora.context.close()
 
     # Contoso's administrator connects the tenant again.
     connect_contoso(page, portal, emulator)
