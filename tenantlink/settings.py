@@ -283,7 +283,7 @@ TEMPLATES = [
         },
     },
 ]
-# Django's form templates, except that a text, password or hidden input is written directly.
+# Django's form templates, except that single inputs and selects are written directly (same HTML).
 FORM_RENDERER = "tenantlink.lib.forms.Renderer"
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"))}

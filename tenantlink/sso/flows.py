@@ -130,8 +130,8 @@ def start_tenant_sign_in(request, integration):
     return microsoft.authorize_url(integration.tenant_id, state=state, **flow)
 
 
-# Why a sign-in at the tenant did not count, by the reason Microsoft's answer gave.
-_TENANT_SIGN_IN_REASONS = {"wrong_tenant", "unavailable", "bad_answer", "bad_token", "configuration"}
+# Why a sign-in at the tenant did not count, kept as its refusal gave it ("tenant_sign_in" else).
+_TENANT_SIGN_IN_REASONS = {"wrong_tenant", "guest", "unavailable", "bad_answer", "bad_token", "configuration"}
 
 
 def finish_tenant_sign_in(request, pending, params):
@@ -146,7 +146,7 @@ def finish_tenant_sign_in(request, pending, params):
         if idp and claims["tid"] not in str(idp):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
-        reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS | {"guest"} else "tenant_sign_in"
+        reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"
         error = MicrosoftError(reason, refusal.code)
         stops = integration.status not in Integration.WORKING
         return _not_verified(request, integration, error, stops, step="tenant_sign_in", **refusal.details)
