@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import segno
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
@@ -159,8 +160,18 @@ def take_recovery_codes(request):
 
 
 def finish_enrolment(request, user, seed, step):
-    """The first authenticator is confirmed: store it, make recovery codes, finish the sign-in."""
-    TOTPDevice.enrol(user, seed, step)
+    """The first authenticator is confirmed: store it, make recovery codes, finish the sign-in.
+    SigninRefused, to the code step, when another browser holding the password set one up first."""
+    if TOTPDevice.enrol(user, seed, step, first=True) is None:
+        request.session.pop("enrol_seed", None)
+        messages.warning(
+            request,
+            _(
+                "An authenticator app was set up for your account in another browser a moment ago, so this one "
+                "was not. Enter the code from that app."
+            ),
+        )
+        raise SigninRefused(reverse("signin_verify"))
     AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, actor=user, target=user)
     next_url = complete_signin(request, user, "totp_enrolment")
     give_recovery_codes(request, user)  # after the sign-in, which starts a new session

@@ -59,8 +59,10 @@ class SignInForm(forms.Form):
             # account not read a second time as authenticate() would.
             if known.check_password(password) and known.is_active:
                 user = known
-        else:
-            make_password(password)  # the same work as a real check, so timing does not tell either
+        elif counted:
+            make_password(password)  # the same work as a real check, so timing does not tell
+        # Not counted: the name (known or not, alike) or the address is paused, and the attempt is
+        # refused without hashing, so a flood of guesses at a paused name costs no hashing.
         if user is None and counted:
             throttle.attempt_failed(self.request, username, known)
         if user is None:

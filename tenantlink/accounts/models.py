@@ -229,11 +229,16 @@ class TOTPDevice(models.Model):
         return None
 
     @classmethod
-    def enrol(cls, user, seed, step):
-        """Store `seed` as the user's authenticator (replacing any earlier one); `step` is the
-        time-step of the code that confirmed it, which therefore cannot be used to sign in."""
-        cls.objects.filter(user=user).delete()
-        return cls.objects.create(user=user, encrypted_seed=crypto.encrypt(seed), last_used_step=step)
+    def enrol(cls, user, seed, step, first=False):
+        """Store `seed` as the user's authenticator, replacing any earlier one; `step` is the
+        time-step of the code that confirmed it, which therefore cannot be used to sign in.
+        `first`: only while the user has none (a password alone never replaces one), else None,
+        also when another request stored one a moment ago."""
+        fields = {"encrypted_seed": crypto.encrypt(seed), "last_used_step": step, "confirmed_at": timezone.now()}
+        if first:
+            device, created = cls.objects.get_or_create(user=user, defaults=fields)
+            return device if created else None
+        return cls.objects.update_or_create(user=user, defaults=fields)[0]
 
     @property
     def seed(self):

@@ -3,8 +3,10 @@ initial password or an invitation), deactivation, reactivation and second-factor
 Members may not, and administrators of another company cannot even see that the users exist."""
 
 import re
+from unittest import mock
 
 import pyotp
+from django.contrib.auth.forms import SetPasswordForm
 from django.core import mail
 from django.test import Client
 from django.utils.encoding import force_bytes
@@ -330,6 +332,32 @@ def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client,
         assert (event.actor, event.company) == (admin, contoso)
     accepted = audited(Action.INVITATION_ACCEPTED, carol)
     assert (accepted.actor, accepted.company) == (carol, contoso)
+
+
+def test_of_two_browsers_sending_one_invitation_link_at_once_only_one_sets_the_password(admin_client):
+    carol = invite_carol(admin_client)
+    link = invitation_path(mail.outbox[0])
+    carols, forwarded = Client(), Client()  # carol, and whoever else has the email
+    form_address = carols.get(link, follow=True).redirect_chain[-1][0]
+    forwarded.get(link)
+
+    # Carol's password is stored while the other browser's request has checked the link and not
+    # yet written its own password.
+    save = SetPasswordForm.save
+
+    def carol_first(form, *args, **kwargs):
+        if form.cleaned_data["new_password1"] != CHOSEN_PASSWORD:
+            response = carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+            assert response.status_code == 302 and response.url == "/signin/"
+        return save(form, *args, **kwargs)
+
+    with mock.patch.object(SetPasswordForm, "save", carol_first):
+        late = forwarded.post(form_address, {"new_password1": "a forwarded copy", "new_password2": "a forwarded copy"})
+
+    assert late.status_code == 400 and "This invitation link does not work" in text(late)
+    carol.refresh_from_db()
+    assert carol.check_password(CHOSEN_PASSWORD)
+    assert AuditEvent.objects.filter(action=Action.INVITATION_ACCEPTED, target_user=carol).count() == 1
 
 
 def test_a_tampered_invitation_link_does_not_work(admin_client, member):

@@ -1,8 +1,11 @@
 import re
+from unittest import mock
 
 import pyotp
 from django.contrib.auth import SESSION_KEY
+from django.test import Client
 
+from tenantlink.accounts.forms import ConfirmCodeForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import NEW_FIELD_KEY, OLD_FIELD_KEY, PASSWORD, code_for, make_user
@@ -68,6 +71,32 @@ def test_a_password_alone_cannot_replace_an_existing_authenticator(client, membe
     response = client.post("/signin/enrol/", {"code": "123456"})
     assert response.url == "/signin/verify/"
     assert TOTPDevice.objects.get(user=member).seed == member.seed
+
+
+def test_of_two_browsers_setting_up_the_first_authenticator_at_once_only_the_first_gets_in(client, contoso):
+    cleo = make_user("cleo", contoso, enrolled=False)
+    cleos, other = client, Client()  # cleo, and someone else who has her password
+    for browser in (cleos, other):
+        browser.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    cleos_seed, other_seed = manual_key(cleos.get("/signin/enrol/")), manual_key(other.get("/signin/enrol/"))
+    assert cleos_seed != other_seed
+
+    # Cleo's code is confirmed while the other browser's request is past its own check of the code.
+    is_valid = ConfirmCodeForm.is_valid
+
+    def cleo_first(form):
+        if form.seed == other_seed:
+            assert cleos.post("/signin/enrol/", {"code": pyotp.TOTP(cleos_seed).now()}).status_code == 302
+        return is_valid(form)
+
+    with mock.patch.object(ConfirmCodeForm, "is_valid", cleo_first):
+        response = other.post("/signin/enrol/", {"code": pyotp.TOTP(other_seed).now()}, follow=True)
+
+    assert response.redirect_chain[-1][0] == "/signin/verify/"
+    assert "An authenticator app was set up for your account in another browser" in response.content.decode()
+    assert SESSION_KEY not in other.session and SESSION_KEY in cleos.session
+    assert TOTPDevice.objects.get(user=cleo).seed == cleos_seed
+    assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED, target_user=cleo).count() == 1
 
 
 def test_recovery_codes_are_shown_only_once(client, contoso):

@@ -9,6 +9,7 @@ from tenantlink.accounts.models import Throttle
 from tenantlink.accounts.throttle import account_key
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
+from tenantlink.lib.hashers import Argon2idHasher
 
 
 def wrong_passwords(client, username, times):
@@ -85,6 +86,29 @@ def test_a_pause_looks_the_same_for_an_account_that_does_not_exist(client, membe
     bob = client.post("/signin/", {"username": "bob", "password": PASSWORD})
     assert ghost.status_code == bob.status_code == 200
     assert str(SIGNIN_FAILED) in ghost.content.decode() and str(SIGNIN_FAILED) in bob.content.decode()
+
+
+def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin, settings, monkeypatch):
+    # The hash is what a guess costs the portal: a flood of guesses at a paused name, one that
+    # exists or one that does not, must not make the portal hash each of them.
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    wrong_passwords(client, "ghost", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    hashed = []
+    for method in ("encode", "verify"):
+        original = getattr(Argon2idHasher, method)
+        monkeypatch.setattr(
+            Argon2idHasher,
+            method,
+            lambda hasher, *args, _original=original: hashed.append(1) or _original(hasher, *args),
+        )
+    for name in ("bob", "ghost") * 5:
+        response = client.post("/signin/", {"username": name, "password": PASSWORD})
+        assert str(SIGNIN_FAILED) in response.content.decode()
+    assert hashed == []
+    # A name that is not paused still costs its hash, the same whether or not it exists.
+    for name in ("alice", "nobody"):
+        client.post("/signin/", {"username": name, "password": "not the password"})
+    assert len(hashed) == 2
 
 
 def test_repeated_wrong_codes_pause_the_account(client, member, settings):

@@ -114,7 +114,12 @@ def accept_invitation(request, uidb64, token):
         return render(request, "accounts/invitation_invalid.html", status=400)
     form = SetPasswordForm(user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        form.save()  # the new password hash invalidates the link
+        invited_with = user.password  # the link is made from this hash, and the new one ends it
+        form.save(commit=False)
+        # Only while the hash is still the one the link was made for: of two browsers sending
+        # the same link at once, one sets the password and the other finds the link used.
+        if not User.objects.filter(pk=user.pk, password=invited_with).update(password=user.password):
+            return render(request, "accounts/invitation_invalid.html", status=400)
         del request.session[INVITATION_TOKEN]
         AuditEvent.objects.record(Action.INVITATION_ACCEPTED, request=request, actor=user, target=user)
         messages.success(request, _("Your password is set. Sign in to set up your authenticator app."))
