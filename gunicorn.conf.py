@@ -10,7 +10,10 @@ one thread, not a whole process, so password sign-in goes on being served beside
 import math
 import multiprocessing
 import os
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from gunicorn.glogging import Logger
@@ -23,7 +26,7 @@ def _number(name, default, kind=int):
     try:
         value = kind(text)
     except ValueError:
-        raise SystemExit(f"{name} must be a number, not {text!r}.") from None
+        raise SystemExit(f"{name} must be a whole number, not {text!r}.") from None
     if value <= 0:
         raise SystemExit(f"{name} must be more than 0, not {text!r}.")
     return value
@@ -46,14 +49,20 @@ def _cores():
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+for _address in bind.split(","):
+    _port = re.fullmatch(r".*:(\d+)", _address.strip())
+    if _port and int(_port.group(1)) > 65535:
+        raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {_address.strip()!r}.")
 workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)
 # One request may call Microsoft three times in a row (discovery, keys, token), each bounded by
 # ENTRA_HTTP_TIMEOUT; a worker is only declared stuck well after that.
 try:  # a bad value is reported by the portal itself (single sign-on is then off)
-    _entra_timeout = min(float(os.environ.get("ENTRA_HTTP_TIMEOUT", "") or 10), 120)
+    _entra_timeout = float(os.environ.get("ENTRA_HTTP_TIMEOUT", "") or 10)
 except ValueError:
+    _entra_timeout = 10
+if not 0.1 <= _entra_timeout <= 120:  # also NaN
     _entra_timeout = 10
 timeout = _number("GUNICORN_TIMEOUT", max(30, int(3 * _entra_timeout) + 10))
 graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -101,22 +110,54 @@ class PortalLogger(Logger):
 
 logger_class = PortalLogger
 
+
+def _settings_problem():
+    """The portal's own words for a setting it cannot read (tenantlink/settings.py refuses it),
+    found before gunicorn listens; else every worker would die with a traceback. The settings
+    are read in a process of their own, so that this server's workers, also after a reload with
+    new code, read them afresh."""
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode == 0:
+        return None
+    last = (result.stderr.strip().splitlines() or ["the settings could not be read"])[-1]
+    return last.removeprefix("django.core.exceptions.ImproperlyConfigured: ")
+
+
 # Prometheus metrics from every worker (tenantlink/lib/metrics.py): the workers write their counts
-# to files in one folder, set here before any worker starts. A folder of this server's own,
-# emptied at each start and removed at the end, unless PROMETHEUS_MULTIPROC_DIR names one (which
-# must then be this server's alone, and is emptied too). A reload (SIGHUP) reads this file again,
-# with the variable set: the environment remembers that the folder is ours.
+# to files in one folder, set before any worker starts. A folder of this server's own, made once
+# it listens (so a start that cannot bind leaves none behind) and removed at the end, unless
+# PROMETHEUS_MULTIPROC_DIR names one (which must then be this server's alone; it is emptied at
+# each start). A reload (SIGHUP) reads this file again, with the variable set: the environment
+# remembers that the folder is ours.
 _OWN_FOLDER = "TENANTLINK_OWN_METRICS_FOLDER"
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_FOLDER] = tempfile.mkdtemp(prefix="tenantlink-metrics-")
 
 
 def on_starting(server):
-    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
-    os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.endswith(".db"):
-            os.remove(os.path.join(folder, name))
+    problem = _settings_problem()
+    if problem:
+        raise SystemExit(f"Tenantlink cannot start: {problem}")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            for name in os.listdir(folder):
+                if name.endswith(".db"):
+                    os.remove(os.path.join(folder, name))
+        except OSError as error:
+            raise SystemExit(f"PROMETHEUS_MULTIPROC_DIR must be a folder this server can write: {error}") from None
+
+
+def when_ready(server):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ[_OWN_FOLDER] = tempfile.mkdtemp(
+            prefix="tenantlink-metrics-"
+        )
 
 
 def child_exit(server, worker):

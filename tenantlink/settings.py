@@ -59,7 +59,10 @@ def env_list(name, default):
 
 def database_from_url(url):
     """Turn DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/name) into settings."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # "Invalid IPv6 URL"
+        raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}.") from None
     if parts.scheme == "sqlite":
         if parts.query:
             raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
@@ -87,10 +90,7 @@ def database_from_url(url):
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ImproperlyConfigured("DATABASE_URL must name the database: postgres://host/NAME.")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ImproperlyConfigured("DATABASE_URL has a port that is not a number.") from None
+        port = _port("DATABASE_URL", parts)
         database = {
             "ENGINE": "tenantlink.lib.postgresql",
             "NAME": name,
@@ -113,6 +113,14 @@ def database_from_url(url):
             database["OPTIONS"]["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 5}
         return database
     raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
+
+
+def _port(name, parts):
+    """The port of an address read from the variable `name`, or None when it has none."""
+    try:
+        return parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} has a port that is not a number from 0 to 65535.") from None
 
 
 def _host(parts):
@@ -212,9 +220,13 @@ SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else None)
 # cookies are marked Secure and which origin CSRF accepts.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 SITE_NAME = env_str("SITE_NAME", "Tenantlink")
-_site = urlsplit(SITE_URL)
-if _site.scheme not in ("http", "https") or not _site.hostname:
+try:
+    _site = urlsplit(SITE_URL)
+except ValueError:
+    _site = urlsplit("")
+if _site.scheme not in ("http", "https") or not _site.hostname or re.search(r"\s", SITE_URL):
     raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {SITE_URL!r}.")
+_port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
@@ -286,6 +298,9 @@ TEMPLATES = [
 # Django's form templates, except that single inputs and selects are written directly (same HTML).
 FORM_RENDERER = "tenantlink.lib.forms.Renderer"
 
+if "DATABASE_URL" in os.environ and not os.environ["DATABASE_URL"].strip():
+    # Set, but to nothing: more likely a secret that did not arrive than a wish for SQLite.
+    raise ImproperlyConfigured("DATABASE_URL is set but empty. Give the database's address, or unset it for SQLite.")
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -299,7 +314,7 @@ LOGIN_REDIRECT_URL = "portal"
 PASSWORD_HASHERS = ["tenantlink.lib.hashers.Argon2idHasher"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "tenantlink.accounts.validators.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
     {"NAME": "tenantlink.accounts.validators.MaximumLengthValidator"},
@@ -363,10 +378,15 @@ ENTRA_AUTHORITY, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_HTTP_TIMEOUT, ENTRA
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually on port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # TLS from the start, usually on port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true: choose the one the mail server speaks."
+    )
 EMAIL_TIMEOUT = env_int(
     "EMAIL_TIMEOUT", 10, minimum=1
 )  # a mail server that hangs must not stall a request or the leaver check

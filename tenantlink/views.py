@@ -1,3 +1,4 @@
+import logging
 import threading
 import time
 
@@ -5,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -13,6 +15,8 @@ from django.views.decorators.cache import never_cache
 
 from tenantlink.lib import metrics
 from tenantlink.sso import metrics as leaver_metrics
+
+log = logging.getLogger(__name__)
 
 
 def home(request):
@@ -72,24 +76,57 @@ class OneAtATime:
             self.lock.release()
 
 
-_database_check = OneAtATime()
+_readiness = OneAtATime()
+_schema_current = False  # once the database had every migration this code knows, it keeps them
+_not_ready_since = None  # why this process was last not ready, or None
 
 
-def _database_answers():
+def _why_not_ready():
+    """None when the database answers and has every migration of this code; else the reason, and
+    what to say about it in the log. A new release started before `manage.py migrate` is not
+    ready: its load balancer goes on sending people to the instances of the release before."""
+    global _schema_current
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-    except Exception:
-        return False
-    return True
+        if not _schema_current:
+            executor = MigrationExecutor(connection)
+            missing = [
+                migration for migration, _backwards in executor.migration_plan(executor.loader.graph.leaf_nodes())
+            ]
+            if missing:
+                names = ", ".join(f"{migration.app_label}.{migration.name}" for migration in missing)
+                return "migrations_pending", f"the database lacks migrations ({names}): run manage.py migrate"
+            _schema_current = True
+    except Exception as error:  # noqa: BLE001 (whatever the driver raises, the answer is "not ready")
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return "unreachable", f"the database does not answer: {first_line}"
+    return None, None
+
+
+def _readiness_read():
+    """The reason readiness fails now, or None; logged when it changes, not at every probe."""
+    global _not_ready_since
+    reason, said = _why_not_ready()
+    if reason != _not_ready_since:
+        if reason:
+            log.warning("Not ready: %s", said)
+        else:
+            log.info("Ready again")
+        _not_ready_since = reason
+    return reason
 
 
 @never_cache
 def health(request):
-    """Readiness, for load balancers: 200 when the database answers, 503 when it does not."""
-    if not _database_check(_database_answers, lambda: False):
-        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok"})
+    """Readiness, for load balancers: 200 when the database answers and has every migration of
+    this code, 503 with the reason when not."""
+    reason = _readiness(_readiness_read, lambda: "unreachable")
+    if reason is None:
+        return JsonResponse({"status": "ok"})
+    response = JsonResponse({"status": "unavailable", "database": reason}, status=503)
+    response._has_been_logged = True  # said once when it changed (above), not at every probe
+    return response
 
 
 def _for_scraper(request, exposition):

@@ -1,10 +1,24 @@
 """Password rules beyond Django's own (settings.AUTH_PASSWORD_VALIDATORS)."""
 
+from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 # What the sign-in form takes: a longer password could be set, but never used to sign in.
 MAX_PASSWORD_LENGTH = 4096
+
+
+class MinimumLengthValidator(password_validation.MinimumLengthValidator):
+    """Django's, with the message in this project's catalogues: Django's own Finnish catalogue
+    has no translation of it, and a Finnish page showed it in English."""
+
+    def get_error_message(self):
+        return ngettext(
+            "This password is too short: it must have at least %(min_length)d character.",
+            "This password is too short: it must have at least %(min_length)d characters.",
+            self.min_length,
+        ) % {"min_length": self.min_length}
 
 
 class MaximumLengthValidator:

@@ -296,3 +296,34 @@ def test_after_reencrypting_the_seeds_the_old_key_can_go(settings, member):
         run("reencrypt_seeds")
     settings.FIELD_ENCRYPTION_KEYS = [NEW_FIELD_KEY]
     assert TOTPDevice.objects.get(user=member).seed == member.seed  # unchanged: nothing was written
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        ({"THROTTLE_WINDOW": "abc"}, "Tenantlink cannot start: THROTTLE_WINDOW must be a whole number, not 'abc'."),
+        (
+            {"DATABASE_URL": "postgres://portal@127.0.0.1:9/portal?connect_timeout=2"},  # nothing listens on port 9
+            "The database cannot be used: connection failed:",
+        ),
+    ],
+)
+def test_a_command_run_by_cron_says_in_one_line_what_stops_it(variables, said):
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    environment = {**os.environ, "DEBUG": "true", **variables}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "purge_expired"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr

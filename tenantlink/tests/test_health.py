@@ -41,6 +41,39 @@ def test_readiness_answers_503_with_the_reason_when_the_database_does_not(client
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
 
 
+def test_an_outage_is_logged_once_when_readiness_changes_not_at_every_probe(client, monkeypatch, caplog):
+    monkeypatch.setattr("tenantlink.views._not_ready_since", None)
+    with monkeypatch.context() as down:
+        down.setattr("tenantlink.views.connection", UnreachableDatabase())
+        for _ in range(3):
+            assert client.get("/health/ready/").status_code == 503
+    assert client.get("/health/ready/").status_code == 200
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert said == [
+        ("WARNING", "Not ready: the database does not answer: connection refused"),
+        ("INFO", "Ready again"),
+    ]
+
+
+def test_a_database_without_this_releases_migrations_is_not_ready(client, monkeypatch, caplog):
+    from django.db import connection
+    from django.db.migrations.recorder import MigrationRecorder
+
+    # As when a new release is started before `manage.py migrate`: the newest migration is missing.
+    monkeypatch.setattr("tenantlink.views._schema_current", False)
+    monkeypatch.setattr("tenantlink.views._not_ready_since", None)
+    newest = MigrationRecorder(connection).migration_qs.filter(app="sso").order_by("-name").first()
+    newest.delete()
+
+    response = client.get("/health/ready/")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "migrations_pending"}
+    assert f"sso.{newest.name}" in caplog.text and "run manage.py migrate" in caplog.text
+
+    MigrationRecorder(connection).record_applied("sso", newest.name)
+    assert client.get("/health/ready/").status_code == 200
+
+
 def test_liveness_stays_ok_while_the_database_is_down(client, database_down):
     assert client.get("/health/live/").status_code == 200
 

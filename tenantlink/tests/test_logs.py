@@ -158,6 +158,8 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
     monkeypatch.setenv("TENANTLINK_OWN_METRICS_FOLDER", "")
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
     started = runpy.run_path(config)
+    assert not os.environ["PROMETHEUS_MULTIPROC_DIR"]  # none yet: a start that cannot listen leaves none behind
+    started["when_ready"](None)  # it listens
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     assert os.path.isdir(folder)
     reloaded = runpy.run_path(config)  # SIGHUP: gunicorn reads the file again
@@ -172,6 +174,36 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
     runpy.run_path(config)["on_exit"](None)
     assert os.path.isdir(folder)
     os.rmdir(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("THROTTLE_WINDOW", "abc", "Tenantlink cannot start: THROTTLE_WINDOW must be a whole number, not 'abc'."),
+        (
+            "PROMETHEUS_MULTIPROC_DIR",
+            "/proc/no-such-folder",
+            "PROMETHEUS_MULTIPROC_DIR must be a folder this server can",
+        ),
+    ],
+)
+def test_gunicorn_says_what_is_wrong_with_a_setting_before_it_listens(settings, monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    config = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))
+    with pytest.raises(SystemExit) as stopped:
+        config["on_starting"](None)
+    assert str(stopped.value).startswith(message)
+    assert "Traceback" not in str(stopped.value)
+
+
+def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not_a_number(settings, monkeypatch):
+    config = str(settings.BASE_DIR / "gunicorn.conf.py")
+    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:99999")
+    with pytest.raises(SystemExit, match="GUNICORN_BIND has a port that is not a number from 0 to 65535"):
+        runpy.run_path(config)
+    monkeypatch.delenv("GUNICORN_BIND")
+    monkeypatch.setenv("ENTRA_HTTP_TIMEOUT", "nan")  # the portal reports it and turns single sign-on off
+    assert runpy.run_path(config)["timeout"] == 40
 
 
 def test_gunicorns_own_lines_show_neither_query_strings_nor_invitation_links(settings, monkeypatch, tmp_path):

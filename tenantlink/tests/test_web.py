@@ -105,6 +105,12 @@ def test_migrations_are_complete():
         ("DATABASE_URL", "mysql://x/y", "must start with sqlite:// or postgres://"),
         ("DATABASE_URL", "postgres://db/portal?sslmod=require", 'does not know: invalid connection option "sslmod"'),
         ("DATABASE_URL", "postgres://db:five/portal", "port that is not a number"),
+        ("DATABASE_URL", "postgres://db:99999/portal", "port that is not a number from 0 to 65535"),
+        ("DATABASE_URL", "postgres://tl@[::1/portal", "DATABASE_URL cannot be read: Invalid IPv6 URL"),
+        ("DATABASE_URL", " ", "DATABASE_URL is set but empty"),
+        ("SITE_URL", "https://portal.example.com:abc", "SITE_URL has a port that is not a number"),
+        ("SITE_URL", "https://a b.example.com", "SITE_URL must be an http"),
+        ("EMAIL_PORT", "0", "EMAIL_PORT must be at least 1"),
         (
             "FIELD_ENCRYPTION_KEYS",
             "q2DA3Ce5nD1c4FZr-dvLJ2C3o8bqSHvDz2VHNS-DHgo=,not-a-key",

@@ -157,3 +157,21 @@ def test_the_audit_logs_date_filter_keeps_its_dates_in_finnish(admin_client):
 
     assert heading_text(page) == "Valvontaloki"
     assert re.search(r'<input type="date" name="since" value="2026-03-05"', page)
+
+
+@pytest.mark.parametrize(
+    "language, too_short",
+    [
+        ("sv", "Det här lösenordet är för kort"),
+        ("fi", "Tämä salasana on liian lyhyt"),
+    ],
+)
+def test_a_too_short_password_is_refused_in_the_users_language(client, member, language, too_short):
+    member.language = language
+    member.save(update_fields=["language"])
+    sign_in(client, member)
+
+    response = client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": "ab", "new_password2": "ab"})
+
+    assert too_short in response.content.decode()
+    assert "too short" not in response.content.decode()
