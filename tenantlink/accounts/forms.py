@@ -1,4 +1,5 @@
 import functools
+import pathlib
 import zoneinfo
 
 from django import forms
@@ -43,6 +44,9 @@ class SignInForm(forms.Form):
         self.request = request
         self.user = None
         super().__init__(*args, **kwargs)
+        if self.initial.get("username"):  # filled in already: the cursor starts in the password
+            del self.fields["username"].widget.attrs["autofocus"]
+            self.fields["password"].widget.attrs["autofocus"] = True
 
     def clean(self):
         username = self.cleaned_data.get("username", "")
@@ -264,10 +268,36 @@ REGIONS = ("Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "
 
 
 @functools.cache
-def time_zone_choices():
-    # Only the canonical Region/City names; the database also holds aliases like "US/Pacific".
-    zones = sorted(zone for zone in zoneinfo.available_timezones() if zone.split("/")[0] in REGIONS)
-    return [("", _("Portal default")), ("UTC", "UTC"), *((zone, zone.replace("_", " ")) for zone in zones)]
+def canonical_time_zones():
+    """The zones of the time-zone database's zone.tab: one name for each region of a country, its
+    current one. The database also answers to old names, kept so that stored values go on working
+    (Europe/Kiev for Europe/Kyiv, Asia/Calcutta for Asia/Kolkata, US/Pacific): zone.tab lists none
+    of them. A database without zone.tab gives every Region/City name."""
+    available = zoneinfo.available_timezones()
+    for directory in zoneinfo.TZPATH:
+        zone_tab = pathlib.Path(directory, "zone.tab")
+        if zone_tab.is_file():
+            rows = [line.split("\t") for line in zone_tab.read_text(encoding="utf-8").splitlines()]
+            return tuple(sorted({row[2] for row in rows if len(row) > 2 and not row[0].startswith("#")} & available))
+    return tuple(sorted(zone for zone in available if zone.split("/")[0] in REGIONS))
+
+
+def _is_zone(name):
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return False
+    return True
+
+
+def time_zone_choices(current=""):
+    """The portal's default (named), UTC and the canonical zones; and `current`, a user's stored
+    zone, also when it is an old name, so that it shows selected and the form saves unchanged."""
+    zones = canonical_time_zones()
+    if current and current != "UTC" and current not in zones and _is_zone(current):
+        zones = sorted([*zones, current])
+    default = _("Portal default (%(zone)s)") % {"zone": settings.DEFAULT_USER_TIME_ZONE.replace("_", " ")}
+    return [("", default), ("UTC", "UTC"), *((zone, zone.replace("_", " ")) for zone in zones)]
 
 
 class PreferencesForm(forms.ModelForm):
@@ -287,3 +317,7 @@ class PreferencesForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["language", "time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = time_zone_choices(self.instance.time_zone)

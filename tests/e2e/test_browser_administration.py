@@ -61,6 +61,8 @@ def test_an_administrator_invites_a_colleague_and_later_deactivates_her(browser,
 
     admin.reload()
     expect(admin.get_by_text("Authenticator app", exact=True)).to_be_visible()
+    admin.get_by_role("link", name="Deactivate").click()
+    expect(admin.get_by_role("heading", name="Deactivate Dora Diaz?")).to_be_visible()
     admin.get_by_role("button", name="Deactivate").click()
     expect(admin.get_by_text("Dora Diaz can no longer sign in.")).to_be_visible()
 

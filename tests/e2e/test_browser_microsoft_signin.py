@@ -150,7 +150,9 @@ def test_an_administrator_removes_a_colleagues_microsoft_connection(
     expect(microsoft).to_contain_text("Contoso")
     screenshot(page, screenshots, "user-microsoft-connection")
     assert_accessible(page, "a user's page with a Microsoft connection")
-    microsoft.get_by_role("button", name="Disconnect").click()
+    microsoft.get_by_role("link", name="Disconnect").click()
+    expect(page.get_by_role("heading", name="Disconnect the Microsoft account of Ben Berg?")).to_be_visible()
+    page.get_by_role("button", name="Disconnect").click()
 
     expect(status(page)).to_have_text(
         "Ben Berg's Microsoft connection is removed; they sign in with password and second factor."

@@ -365,6 +365,7 @@ def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
 
     # Ada lets Ben in again with his password, as his page says: disconnect, then reactivate.
     # The next pass leaves him alone, though he is still disabled at Microsoft.
+    page.get_by_role("link", name="Disconnect").click()
     page.get_by_role("button", name="Disconnect").click()
     expect(page.locator("#leaver-reactivation")).to_have_count(0)
     page.get_by_role("button", name="Reactivate").click()

@@ -40,6 +40,11 @@ def audited(action, target):
     return AuditEvent.objects.get(action=action, target_user=target)
 
 
+def confirmation(response):
+    """The form of a page that asks before it acts: it sends itself back with a POST."""
+    return re.search(r'<form method="post" class="actions">(.*?)</form>', text(response), re.S).group(1)
+
+
 def enrol_through_the_page(browser):
     """Do what the person does on the enrolment page: type the key into an app, enter its code."""
     page = browser.get("/signin/enrol/")
@@ -162,7 +167,7 @@ def test_a_weak_initial_password_is_refused_with_the_reasons(admin_client):
     response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password="password"))
 
     assert response.status_code == 200
-    assert "This password is too short. It must contain at least 12 characters." in text(response)
+    assert "This password is too short: it must have at least 12 characters." in text(response)
     assert "This password is too common." in text(response)
     assert not User.objects.filter(username="carol").exists()
 
@@ -310,7 +315,12 @@ def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client,
     form_address = response.redirect_chain[-1][0]
     assert form_address.endswith("/set-password/") and link.split("/")[3] not in form_address
     response = client.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
-    assert response.status_code == 302 and response.url == "/signin/"
+    assert response.status_code == 302 and response.url == "/signin/?username=carol"
+    # Carol's username is filled in; the cursor waits in the password field.
+    signin_page = text(client.get(response.url))
+    assert re.search(r'<input type="text" name="username" value="carol"[^>]*>', signin_page)
+    assert re.search(r'<input type="password" name="password"[^>]*autofocus', signin_page)
+    assert 'name="username" value="carol" autofocus' not in signin_page
 
     response = client.post("/signin/", {"username": "carol", "password": CHOSEN_PASSWORD})
     assert response.url == "/signin/enrol/"
@@ -348,7 +358,7 @@ def test_of_two_browsers_sending_one_invitation_link_at_once_only_one_sets_the_p
     def carol_first(form, *args, **kwargs):
         if form.cleaned_data["new_password1"] != CHOSEN_PASSWORD:
             response = carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
-            assert response.status_code == 302 and response.url == "/signin/"
+            assert response.status_code == 302 and response.url == "/signin/?username=carol"
         return save(form, *args, **kwargs)
 
     with mock.patch.object(SetPasswordForm, "save", carol_first):
@@ -455,6 +465,29 @@ def test_deactivating_someone_twice_records_it_once_and_says_so(admin_client, me
     assert AuditEvent.objects.filter(action=Action.USER_REACTIVATED).count() == 1
 
 
+def test_deactivating_asks_first_and_says_what_happens_to_whom(admin_client, member):
+    bobs_browser = signed_in_browser(member)
+    user_page = text(admin_client.get(f"/company/users/{member.pk}/"))
+    assert f'<a class="button danger" href="/company/users/{member.pk}/deactivate/">Deactivate</a>' in user_page
+
+    page = admin_client.get(f"/company/users/{member.pk}/deactivate/")
+
+    assert page.status_code == 200
+    assert "<h1>Deactivate Bob?</h1>" in text(page)
+    assert "Bob (bob) is signed out everywhere at once and can no longer sign in" in text(page)
+    form = confirmation(page)
+    assert 'name="csrfmiddlewaretoken"' in form and '<button class="danger" type="submit">Deactivate</button>' in form
+    assert f'<a href="/company/users/{member.pk}/">Cancel</a>' in form
+    # Only asked so far: Bob is still active and still signed in.
+    member.refresh_from_db()
+    assert member.is_active and bobs_browser.get("/portal/").status_code == 200
+    assert not AuditEvent.objects.filter(action=Action.USER_DEACTIVATED).exists()
+
+    response = admin_client.post(f"/company/users/{member.pk}/deactivate/", follow=True)
+    assert "Bob can no longer sign in." in text(response)
+    assert bobs_browser.get("/portal/").status_code == 302
+
+
 # Second factor --------------------------------------------------------------------------------
 
 
@@ -480,10 +513,47 @@ def test_after_a_second_factor_reset_the_user_sets_up_a_new_authenticator(admin_
     assert (event.actor, event.company) == (admin, contoso)
 
 
+def test_resetting_the_second_factor_asks_first_and_says_what_happens_to_whom(admin_client, member):
+    RecoveryCode.replace_for(member)
+    bobs_phone = signed_in_browser(member)
+    user_page = text(admin_client.get(f"/company/users/{member.pk}/"))
+    assert f'href="/company/users/{member.pk}/reset-second-factor/">Reset second factor</a>' in user_page
+
+    page = admin_client.get(f"/company/users/{member.pk}/reset-second-factor/")
+
+    assert page.status_code == 200
+    assert "<h1>Reset the second factor of Bob?</h1>" in text(page)
+    assert (
+        "Bob (bob) is signed out everywhere and must set up an authenticator app at the next sign-in; "
+        "their recovery codes stop working."
+    ) in text(page)
+    form = confirmation(page)
+    assert 'name="csrfmiddlewaretoken"' in form and ">Reset second factor</button>" in form
+    assert f'<a href="/company/users/{member.pk}/">Cancel</a>' in form
+    # Only asked so far: the authenticator, the recovery codes and the session are all still there.
+    assert TOTPDevice.objects.filter(user=member).exists() and RecoveryCode.remaining(member) == 10
+    assert bobs_phone.get("/portal/").status_code == 200
+    assert not AuditEvent.objects.filter(action=Action.SECOND_FACTOR_RESET).exists()
+
+
+def test_the_reset_button_reads_as_an_action_not_as_the_audit_logs_record_of_one(client, admin, member):
+    admin.language = "sv"
+    admin.save(update_fields=["language"])
+    sign_in(client, admin)
+
+    # "Återställde" is the audit log's "reset (done)": a button asking to reset must not say it.
+    for page in (f"/company/users/{member.pk}/", f"/company/users/{member.pk}/reset-second-factor/"):
+        assert "Återställde" not in text(client.get(page)), page
+
+    client.post(f"/company/users/{member.pk}/reset-second-factor/")
+    assert "Återställde tvåfaktorsautentisering" in text(client.get(f"/company/users/{member.pk}/"))
+
+
 def test_an_administrator_cannot_deactivate_or_reset_themselves(admin_client, admin):
     for action in ("deactivate", "reset-second-factor"):
-        response = admin_client.post(f"/company/users/{admin.pk}/{action}/", follow=True)
-        assert "You cannot do this to your own account. Ask another administrator." in text(response)
+        for send in (admin_client.get, admin_client.post):  # not even the page that asks
+            response = send(f"/company/users/{admin.pk}/{action}/", follow=True)
+            assert "You cannot do this to your own account. Ask another administrator." in text(response)
 
     admin.refresh_from_db()
     assert admin.is_active and TOTPDevice.objects.filter(user=admin).exists()
@@ -502,6 +572,8 @@ def test_a_member_is_refused_every_company_page(member_client, member, admin):
         assert response.status_code == 403, page
         assert "You do not have permission to open this page." in text(response)
 
+    for action in ("deactivate", "reset-second-factor"):  # the pages that ask first, too
+        assert member_client.get(f"/company/users/{admin.pk}/{action}/").status_code == 403, action
     for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
         assert member_client.post(f"/company/users/{admin.pk}/{action}/").status_code == 403
     response = member_client.post(
@@ -520,6 +592,10 @@ def test_an_administrator_of_another_company_finds_nothing_of_contoso(client, ou
     before = AuditEvent.objects.count()
 
     assert client.get(f"/company/users/{member.pk}/").status_code == 404
+    for action in ("deactivate", "reset-second-factor"):  # the pages that ask first
+        response = client.get(f"/company/users/{member.pk}/{action}/")
+        assert response.status_code == 404, action
+        assert "Bob" not in text(response)
     for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
         response = client.post(f"/company/users/{member.pk}/{action}/")
         assert response.status_code == 404, action
@@ -543,7 +619,8 @@ def test_the_company_pages_need_a_signed_in_administrator(client, member):
 
 
 def test_actions_that_change_something_refuse_get(admin_client, member):
-    for action in ("deactivate", "reactivate", "reset-second-factor", "invite"):
+    # Deactivating and resetting answer a GET with the page that asks first (tests above).
+    for action in ("reactivate", "invite"):
         assert admin_client.get(f"/company/users/{member.pk}/{action}/").status_code == 405, action
 
     member.refresh_from_db()
@@ -561,8 +638,8 @@ def test_a_form_sent_without_its_security_token_gets_the_form_has_expired_page(a
     member.refresh_from_db()
     assert member.is_active
 
-    # The button on the page carries the token, and works.
-    page = browser.get(f"/company/users/{member.pk}/")
+    # The button on the page that asks first carries the token, and works.
+    page = browser.get(f"/company/users/{member.pk}/deactivate/")
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', text(page)).group(1)
     response = browser.post(f"/company/users/{member.pk}/deactivate/", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302

@@ -1,5 +1,7 @@
 """Company administrators: their own company's users. Every query goes through
-tenantlink.companies.scoping, so another company's users are simply not found."""
+tenantlink.companies.scoping, so another company's users are simply not found. What cannot be
+undone in a click (deactivating, resetting the second factor) is a page of its own that says what
+will happen (GET) with the button that does it (POST)."""
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -89,11 +91,13 @@ def _refuse_self(request, member):
 
 
 @company_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if _refuse_self(request, member):
         return redirect("company_user", user_id=member.pk)
+    if request.method == "GET":  # it signs them out at once: the button asks first
+        return render(request, "accounts/company_user_deactivate.html", {"member": member})
     if not member.deactivate():  # already, maybe by someone else at the same moment
         messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
     else:
@@ -115,20 +119,23 @@ def user_reactivate(request, user_id):
 
 
 @company_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def user_reset_second_factor(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if not _refuse_self(request, member):
-        member.reset_second_factor()  # and signs them out everywhere
-        AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
-        messages.success(
-            request,
-            _(
-                "The second factor of %(name)s has been reset and they have been signed out. "
-                "They will set up a new authenticator app at their next sign-in."
-            )
-            % {"name": member.get_full_name()},
+    if _refuse_self(request, member):
+        return redirect("company_user", user_id=member.pk)
+    if request.method == "GET":  # it cannot be undone: the button asks first
+        return render(request, "accounts/company_user_reset_second_factor.html", {"member": member})
+    member.reset_second_factor()  # and signs them out everywhere
+    AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
+    messages.success(
+        request,
+        _(
+            "The second factor of %(name)s has been reset and they have been signed out. "
+            "They will set up a new authenticator app at their next sign-in."
         )
+        % {"name": member.get_full_name()},
+    )
     return redirect("company_user", user_id=member.pk)
 
 

@@ -27,7 +27,9 @@ def _expired(request):
 def signin(request):
     if request.user.is_authenticated:
         return redirect(flows.safe_next(request))
-    form = SignInForm(request, data=request.POST if request.method == "POST" else None)
+    # A username in the address (after accepting an invitation) is only filled in, never trusted.
+    initial = {"username": request.GET.get("username", "")[:150]}
+    form = SignInForm(request, data=request.POST if request.method == "POST" else None, initial=initial)
     if form.is_valid():
         flows.start_pending(request, form.user, flows.safe_next(request))
         return redirect("signin_verify" if form.user.has_second_factor else "signin_enrol")
@@ -123,5 +125,6 @@ def accept_invitation(request, uidb64, token):
         del request.session[INVITATION_TOKEN]
         AuditEvent.objects.record(Action.INVITATION_ACCEPTED, request=request, actor=user, target=user)
         messages.success(request, _("Your password is set. Sign in to set up your authenticator app."))
-        return redirect("signin")
+        # The username they were just shown is filled in: only the new password remains to type.
+        return redirect(reverse("signin") + "?" + urlencode({"username": user.username}))
     return render(request, "accounts/accept_invitation.html", {"form": form, "invited": user})

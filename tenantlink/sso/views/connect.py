@@ -90,10 +90,16 @@ def disconnect_own(request):
 
 
 @company_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disconnect_member(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     connection = Connection.objects.filter(user=member).first()
+    if connection is not None and request.method == "GET":
+        # It ends their Microsoft sessions at once: a page of its own says so first, and whether
+        # the company's requirement will ask them to connect again (scoped: the same company).
+        required = request.user.company.microsoft_required and not requirement.exempt(member)
+        context = {"member": member, "connection": connection, "required": required}
+        return render(request, "accounts/company_user_disconnect.html", context)
     if connection is None or not flows.disconnect(request, connection):
         messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
     else:
