@@ -9,7 +9,7 @@ from tenantlink.lib.queries import Prepared
 
 class Company(models.Model):
     name = models.CharField(_("name"), max_length=200, unique=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     # The administrator's choice "Require Microsoft sign-in for members" (tenantlink.sso.requirement
     # decides when it applies). Kept on the company row, which every sign-in reads anyway, so that
     # companies without it cost no query at all.
@@ -81,13 +81,13 @@ class Licence(models.Model):
     class Product(models.TextChoices):
         SSO = "sso", _("Single sign-on with Microsoft")
 
-    company = models.ForeignKey(Company, models.CASCADE, related_name="licences")
+    company = models.ForeignKey(Company, models.CASCADE, related_name="licences", verbose_name=_("company"))
     product = models.CharField(_("product"), max_length=20, choices=Product.choices, default=Product.SSO)
     valid_from = models.DateTimeField(_("valid from"), default=timezone.now)
     valid_until = models.DateTimeField(_("valid until"))
     revoked = models.BooleanField(_("revoked"), default=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = LicenceQuerySet.as_manager()
 

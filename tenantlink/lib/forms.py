@@ -4,8 +4,12 @@ three templates (the widget's, which includes input.html, which includes attrs.h
 millisecond apiece here: half the CPU of the sign-in page and of the code page; and each option of
 a select through two more (the time zone's 500 options took 50 ms of the settings page). This
 writes the same HTML directly; a test compares it with Django's templates, value by value and
-attribute by attribute, escaping included."""
+attribute by attribute, escaping included.
 
+Each field is a BoundField of this module: after a form comes back with errors, the focus starts
+on the first field to correct (the pages work without script)."""
+
+from django import forms
 from django.forms.renderers import DjangoTemplates
 from django.template import Context
 from django.template.base import render_value_in_context
@@ -97,9 +101,39 @@ def _plain_options(widget):
     )
 
 
+def first_invalid_field(form):
+    """The name of the first field, in the form's order, that shows an error; None without one."""
+    errors = form.errors if form.is_bound else {}
+    return next((name for name, field in form.fields.items() if name in errors and not field.widget.is_hidden), None)
+
+
+class BoundField(forms.BoundField):
+    """Django's BoundField, with autofocus on the first field with an error once there is one, and
+    on no other field: a keyboard or screen reader user starts where the mistake is, not on the
+    form's first field (the old password, when the new one was refused). A field of several
+    inputs (radio buttons) gives it to each; the browser focuses the first."""
+
+    def build_widget_attrs(self, attrs, widget=None):
+        attrs = super().build_widget_attrs(attrs, widget)
+        first_invalid = first_invalid_field(self.form)
+        if first_invalid is not None:
+            attrs["autofocus"] = self.name == first_invalid  # False is left out of the HTML
+        return attrs
+
+    @property
+    def error_link_id(self):
+        """The id that the form's error summary links to: the field's input, or its first one."""
+        if self.id_for_label:
+            return self.id_for_label
+        first = next(iter(self.subwidgets), None)  # the first of a group of radio buttons
+        return first.id_for_label if first is not None and first.id_for_label else self.auto_id
+
+
 class Renderer(DjangoTemplates):
     """Django's default form renderer (FORM_RENDERER), with inputs drawn by input_html() and
-    selects by select_html()."""
+    selects by select_html(), and fields that are BoundFields of this module."""
+
+    bound_field_class = BoundField
 
     def render(self, template_name, context, request=None):
         widget = context.get("widget", {})
