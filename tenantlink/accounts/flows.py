@@ -28,7 +28,7 @@ from tenantlink.accounts import throttle
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent, Outcome, signin_kind
 from tenantlink.lib import crypto
-from tenantlink.lib.queries import Prepared
+from tenantlink.lib.queries import Prepared, update
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,20 @@ def complete_signin(request, user, method):
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
     throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
+    remember_language(user)
     if user.language:  # this request's messages ("signed in with a recovery code") in the user's language too
         translation.activate(user.language)
     return next_url
+
+
+def remember_language(user):
+    """Keep the language this sign-in was made in (the sign-in page's choice, else the browser's)
+    for emails to a user who chose none: an email sent by someone else's request must not come in
+    that person's language. Written only when it changed: one UPDATE, composed once."""
+    language = translation.get_language()
+    if language in dict(settings.LANGUAGES) and language != user.last_language:
+        user.last_language = language
+        update(user, "last_language")
 
 
 def is_recent_full_signin(request):

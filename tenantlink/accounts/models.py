@@ -86,6 +86,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, blank=True, default="", db_default=""
     )
+    # The language the user last signed in with (the sign-in page's choice or the browser's), for
+    # emails to a user without a choice of their own: not the language of whoever's request sends them.
+    last_language = models.CharField(
+        _("language last used"), max_length=8, blank=True, default="", db_default="", editable=False
+    )
     # Part of every session's check value: raising it ends all of the user's sessions at once.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
@@ -134,9 +139,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @contextlib.contextmanager
     def addressed(self):
-        """Write to this user (an email) in their language and time zone, whoever's request it is.
-        Without a chosen language, the current one: an invitation goes out in the inviter's."""
-        with translation.override(self.language or translation.get_language()), timezone.override(self.local_zone()):
+        """Write to this user (an email) in their language and time zone, whoever's request it is:
+        their chosen language, else the one they last signed in with, else the portal's default.
+        Never the language of the request that sends it, which is someone else's (an administrator
+        disconnecting them, the leaver check's process)."""
+        language = self.language or self.last_language or settings.LANGUAGE_CODE
+        with translation.override(language), timezone.override(self.local_zone()):
             yield
 
     def deactivate(self):

@@ -7,6 +7,7 @@ from django.db.models.functions import ExtractMinute, Floor, TruncDate, TruncHou
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.audit import labels
 from tenantlink.lib import metrics
 from tenantlink.lib.net import client_address, user_agent
 from tenantlink.lib.queries import insert
@@ -154,7 +155,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
     # Labels are snapshots: the log still reads right after a user is renamed or deleted.
     actor_label = models.CharField(_("actor"), max_length=150, blank=True)
-    company = models.ForeignKey("companies.Company", models.SET_NULL, null=True, blank=True, related_name="+")
+    company = models.ForeignKey(
+        "companies.Company", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("company")
+    )
     action = models.CharField(_("action"), max_length=64, choices=Action.choices)
     target_user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
     target_label = models.CharField(_("target"), max_length=200, blank=True)
@@ -177,6 +180,14 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_label} → {self.target_label}"
+
+    @property
+    def actor_display(self):
+        """Who did it, in the viewer's language (a process by its name, a person by username)."""
+        return labels.actor(self.actor_label)
+
+    def detail_items(self):
+        return labels.details(self.details)
 
 
 SLOT = datetime.timedelta(minutes=15)  # every time zone's offset from UTC is a multiple of 15 minutes

@@ -279,6 +279,8 @@ def _authorization_error(params):
     error = params.get("error", "")
     if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941") or error == "consent_required":
         return Refusal("approval_required", code)
+    if code == "AADSTS65004":  # the person declined the permissions asked for
+        return Refusal("cancelled", code)
     if code == "AADSTS50020":
         return Refusal("wrong_tenant", code)
     if code == "AADSTS50105":
@@ -464,9 +466,23 @@ def still_usable(connection_id, user):
     return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now())
 
 
+def _done_by(request, user):
+    """Who changed the user's connection, for the words of the email: "self", "administrator"
+    (of their company), "operator" (operator staff, who moved them to another company) or
+    "leaver_check" (a run of the check, which has no request)."""
+    if request is None:
+        return "leaver_check"
+    if not request.user.is_authenticated or request.user == user:
+        return "self"
+    if request.user.is_staff or request.user.company_id != user.company_id:
+        return "operator"
+    return "administrator"
+
+
 def notify(request, user, what, connection):
     """Tell the user by email that a Microsoft account was connected or disconnected: if it was
-    not them, they should know at once."""
+    not them, they should know at once; if someone else did it, who. `request` is None for the
+    leaver check."""
     if not user.email:
         return
     context = {
@@ -474,7 +490,7 @@ def notify(request, user, what, connection):
         "what": what,
         "connection": connection,
         "when": timezone.now(),
-        "by_admin": request.user.is_authenticated and request.user != user,
+        "by": _done_by(request, user),
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
     }

@@ -39,7 +39,9 @@ def test_an_administrator_connects_her_microsoft_tenant(
     expect(page.get_by_role("heading", name="Add integration")).to_be_visible()
     page.get_by_role("button", name="Continue to Microsoft").click()  # nothing typed yet
     expect(page.locator(".field .errorlist").get_by_text("This field is required.")).to_be_visible()
-    expect(page.get_by_role("alert").get_by_role("link", name="Tenant ID or domain: This field is required.")).to_be_visible()
+    expect(
+        page.get_by_role("alert").get_by_role("link", name="Tenant ID or domain: This field is required.")
+    ).to_be_visible()
     assert_accessible(page, "/company/sso/add/ with an error")
     page.get_by_label("Tenant ID or domain").fill("contoso.onmicrosoft.com")
     page.get_by_label("Name (optional)").fill("Contoso")

@@ -86,7 +86,7 @@ def test_an_event_opens_for_its_own_company_only(admin_client, outsider, log):
     deactivation = log["alice_deactivated_bob"]
     response = admin_client.get(f"/company/audit/{deactivation.pk}/")
     assert response.status_code == 200
-    assert "Deactivated user" in text(response) and "<code>user.deactivated</code>" in text(response)
+    assert "Deactivated user" in text(response) and "user.deactivated" not in text(response)
 
     assert admin_client.get(f"/company/audit/{log['northwind'].pk}/").status_code == 404
 

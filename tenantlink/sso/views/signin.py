@@ -30,6 +30,13 @@ REFUSALS = {
         "or a second time. Nothing was changed. Please start again."
     ),
     "cancelled": _("Signing in at Microsoft was cancelled. Nothing was changed."),
+    # Microsoft's answer to leaving its "Need admin approval" page ("Return to the application
+    # without granting consent") is a cancel without an AADSTS code, like any other cancelled sign-in.
+    "cancelled_or_approval": _(
+        "Signing in at Microsoft was cancelled. Nothing was changed. If Microsoft said that an administrator "
+        "must approve this portal (“Need admin approval”), your organization's Microsoft administrator has to "
+        "approve it first: ask your company's administrator."
+    ),
     "approval_required": _(
         "Microsoft says your organization has not approved this portal yet. Your company's administrator "
         "must finish the single sign-on integration at Microsoft (“Grant admin consent”)."
@@ -81,9 +88,23 @@ REFUSALS = {
 }
 
 
+# Refusals because Microsoft sign-in does not work for the user's company now: the sign-in page
+# should not offer it first in this browser any more.
+NOT_AVAILABLE = {"integration_disabled", "licence", "unknown_tenant", "tenant_not_integrated", "not_configured"}
+
+
+def _message_key(refusal):
+    """Which of REFUSALS a refusal reads as. A cancel without an AADSTS code (one with a code is
+    the person declining the permissions) may be the "Need admin approval" page left unapproved."""
+    if refusal.reason == "cancelled" and not refusal.code.startswith("AADSTS"):
+        return "cancelled_or_approval"
+    return refusal.reason
+
+
 def refusal_message(refusal):
-    text = str(REFUSALS.get(refusal.reason, REFUSALS["refused"]))
-    if refusal.code and refusal.code.startswith("AADSTS"):
+    key = _message_key(refusal)
+    text = str(REFUSALS.get(key, REFUSALS["refused"]))
+    if key != "cancelled" and refusal.code and refusal.code.startswith("AADSTS"):
         text += " " + str(_("(Error code: %(code)s)")) % {"code": refusal.code}
     return text
 
@@ -93,7 +114,7 @@ def start(request):
     """The "Sign in with Microsoft" button: a plain form, so it works without JavaScript."""
     if not microsoft.is_configured():
         messages.error(request, REFUSALS["not_configured"])
-        return redirect("signin")
+        return remember_method(request, redirect("signin"), "password")
     if request.user.is_authenticated:
         return redirect(safe_next(request))
     return redirect(flows.start_signin(request, safe_next(request)))
@@ -142,6 +163,8 @@ def _signed_in(request, pending):
         if request.user.is_authenticated:
             logout(request)
         messages.error(request, refusal_message(refusal))
+        if refusal.reason in NOT_AVAILABLE:  # the password form first again, in this browser
+            return remember_method(request, redirect("signin"), "password")
         return redirect("signin")
     except SigninRefused as refused:  # a rule of another app (none refuses Microsoft sign-ins today)
         return redirect(refused.url)
@@ -157,7 +180,7 @@ def _connected(request, pending):
         connection = flows.finish_connect(request, pending, request.GET)
     except flows.Refusal as refusal:
         text = refusal_message(refusal)
-        if refusal.reason == "approval_required" and request.user.is_company_admin:
+        if _message_key(refusal) in ("approval_required", "cancelled_or_approval") and request.user.is_company_admin:
             text += " " + str(GRANT_ADMIN_CONSENT) % {"app": settings.SITE_NAME}
         messages.error(request, text)
         return redirect(back)
