@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tenantlink.lib import crypto
 from tenantlink.lib.queries import Prepared, update
+from tenantlink.lib.validators import plain_text
 
 USERNAME_TAKEN = _("This username is taken. Choose another one.")
 
@@ -70,7 +71,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         validators=[ASCIIUsernameValidator()],
         help_text=_("Letters a–z, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
     )
-    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+    display_name = models.CharField(_("display name"), max_length=200, blank=True, validators=[plain_text])
     email = models.EmailField(_("email address"), blank=True)
     # Operator staff have no company; every customer user belongs to exactly one.
     company = models.ForeignKey(

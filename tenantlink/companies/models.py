@@ -5,10 +5,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.lib.queries import Prepared
+from tenantlink.lib.validators import plain_text
 
 
 class Company(models.Model):
-    name = models.CharField(_("name"), max_length=200, unique=True)
+    name = models.CharField(_("name"), max_length=200, unique=True, validators=[plain_text])
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     # The administrator's choice "Require Microsoft sign-in for members" (tenantlink.sso.requirement
     # decides when it applies). Kept on the company row, which every sign-in reads anyway, so that

@@ -3,6 +3,7 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.lib.validators import plain_text
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Integration
@@ -27,6 +28,7 @@ class AddIntegrationForm(forms.Form):
         max_length=200,
         required=False,
         help_text=_("How the integration is listed here. Without a name the domain or tenant ID is used."),
+        validators=[plain_text],
     )
 
     def __init__(self, company, *args, **kwargs):

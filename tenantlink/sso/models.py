@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts.models import User
 from tenantlink.lib.queries import Prepared, insert
+from tenantlink.lib.validators import plain_text
 
 # Why a consent or verification failed, in words an administrator understands. The key is stored;
 # the raw Microsoft error code goes to the audit log (and next to the text, never instead of it).
@@ -128,7 +129,7 @@ class Integration(models.Model):
         "companies.Company", models.CASCADE, related_name="sso_integrations", verbose_name=_("company")
     )
     tenant_id = models.UUIDField(_("tenant ID"))
-    display_name = models.CharField(_("display name"), max_length=200)
+    display_name = models.CharField(_("display name"), max_length=200, validators=[plain_text])
     status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
     failure_reason = models.CharField(_("reason"), max_length=40, blank=True)
     failure_code = models.CharField(_("Microsoft error code"), max_length=40, blank=True)

@@ -60,6 +60,9 @@ def test_a_company_needs_a_name():
     with pytest.raises(CommandError, match="must not be empty"):
         run("create_company", "   ")
     assert not Company.objects.exists()
+    with pytest.raises(CommandError, match="characters that turn the direction of the text"):
+        run("create_company", "Contoso\u202eLtd")
+    assert not Company.objects.exists()
 
 
 # Licences --------------------------------------------------------------------------------------

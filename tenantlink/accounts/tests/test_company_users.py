@@ -393,6 +393,21 @@ def test_a_tampered_invitation_link_does_not_work(admin_client, member):
     assert member.check_password(PASSWORD)
 
 
+def test_a_name_that_would_turn_the_text_around_or_break_lines_is_refused(admin_client):
+    # "Carol" followed by a right-to-left override shows the rest backwards, in pages and emails.
+    for name in ("Carol\u202eseno\u202c", "Carol\nJones", "Carol\tJones"):
+        response = admin_client.post("/company/users/new/", new_user_form(how="invite", display_name=name))
+        assert response.status_code == 200
+        assert "characters that turn the direction of the text" in text(response)
+        assert response.context["form"]["display_name"].value() == name  # kept, to correct
+    assert not User.objects.filter(username="carol").exists()
+    # Joiners, as emoji and some scripts need, and right-to-left names are fine.
+    assert (
+        admin_client.post("/company/users/new/", new_user_form(how="invite", display_name="كارول 👩‍💻")).status_code
+        == 302
+    )
+
+
 def test_an_invitation_needs_an_email_address(admin_client):
     response = admin_client.post("/company/users/new/", new_user_form(how="invite", email=""))
 

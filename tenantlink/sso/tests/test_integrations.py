@@ -341,6 +341,14 @@ def test_a_bad_tenant_gets_a_clear_message_and_creates_nothing(admin_client, fak
     assert not Integration.objects.exists()
 
 
+def test_a_name_that_turns_the_text_around_is_refused_and_kept_to_correct(admin_client, fake_microsoft):
+    response = admin_client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com", "display_name": "HQ\u202e"})
+    assert response.status_code == 200
+    assert "characters that turn the direction of the text" in response.content.decode()
+    assert 'value="contoso.onmicrosoft.com"' in response.content.decode()
+    assert not Integration.objects.exists()
+
+
 def test_microsoft_unreachable_while_adding_keeps_the_form(admin_client, fake_microsoft):
     fake_microsoft.fail_with(httpx.ConnectTimeout("slow"))
     response = admin_client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com", "display_name": "HQ"})

@@ -1,7 +1,9 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company
+from tenantlink.lib.validators import plain_text
 
 
 class Command(BaseCommand):
@@ -14,6 +16,10 @@ class Command(BaseCommand):
         name = name.strip()
         if not name:
             raise CommandError("The company name must not be empty.")
+        try:
+            plain_text(name)
+        except ValidationError as error:
+            raise CommandError(f"The company name cannot be used: {error.messages[0]}") from None
         if Company.objects.filter(name__iexact=name).exists():
             raise CommandError(f"A company named {name!r} exists already.")
         company = Company.objects.create(name=name)
