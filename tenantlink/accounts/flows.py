@@ -215,9 +215,10 @@ def complete_signin(request, user, method):
 def remember_language(user):
     """Keep the language this sign-in was made in (the sign-in page's choice, else the browser's)
     for emails to a user who chose none: an email sent by someone else's request must not come in
-    that person's language. Written only when it changed: one UPDATE, composed once."""
+    that person's language. Written only when it changed (none stored reads as the portal's
+    default, as User.addressed reads it): one UPDATE, composed once."""
     language = translation.get_language()
-    if language in dict(settings.LANGUAGES) and language != user.last_language:
+    if language in dict(settings.LANGUAGES) and language != (user.last_language or settings.LANGUAGE_CODE):
         user.last_language = language
         update(user, "last_language")
 
