@@ -118,10 +118,11 @@ def _settings_problem():
     new code, read them afresh."""
     module = os.environ.get("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
     result = subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
+        [sys.executable, "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", module],
         cwd=os.path.dirname(os.path.abspath(__file__)),
         capture_output=True,
         text=True,
+        timeout=60,
     )
     if result.returncode == 0:
         return None

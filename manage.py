@@ -3,6 +3,18 @@ import os
 import sys
 from importlib import import_module
 
+
+def _while_connecting(error):
+    """Whether the database error came from opening the connection (Django's
+    get_new_connection), not from what the command asked of a database that answered."""
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "get_new_connection":
+            return True
+        frame = frame.tb_next
+    return False
+
+
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
     from django.core.exceptions import ImproperlyConfigured
@@ -15,6 +27,8 @@ if __name__ == "__main__":
         sys.exit(f"Tenantlink cannot start: {problem}")
     try:
         execute_from_command_line(sys.argv)
-    except OperationalError as error:  # for a cron job's mail or the journal: one line, not a traceback
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        sys.exit(f"The database cannot be used: {first_line}")
+    except OperationalError as error:
+        if not _while_connecting(error) or "--traceback" in sys.argv:
+            raise  # an error of the command itself (a migration's, say): with its traceback
+        # The database cannot be reached: for a cron job's mail or the journal, its words only.
+        sys.exit(f"The database cannot be used: {str(error).strip()}")

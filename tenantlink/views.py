@@ -89,19 +89,26 @@ def _why_not_ready():
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        if not _schema_current:
-            executor = MigrationExecutor(connection)
-            missing = [
-                migration for migration, _backwards in executor.migration_plan(executor.loader.graph.leaf_nodes())
-            ]
-            if missing:
-                names = ", ".join(f"{migration.app_label}.{migration.name}" for migration in missing)
-                return "migrations_pending", f"the database lacks migrations ({names}): run manage.py migrate"
-            _schema_current = True
     except Exception as error:  # noqa: BLE001 (whatever the driver raises, the answer is "not ready")
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return "unreachable", f"the database does not answer: {first_line}"
+        return "unreachable", f"the database does not answer: {_first_line(error)}"
+    if not _schema_current:
+        try:
+            executor = MigrationExecutor(connection)
+            plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        except Exception as error:  # noqa: BLE001 (a broken migration graph, the table unreadable)
+            return (
+                "migrations_unknown",
+                f"this code's migrations cannot be compared with the database: {_first_line(error)}",
+            )
+        if plan:
+            names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _backwards in plan)
+            return "migrations_pending", f"the database lacks migrations ({names}): run manage.py migrate"
+        _schema_current = True
     return None, None
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _readiness_read():

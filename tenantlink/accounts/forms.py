@@ -8,6 +8,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts import throttle
@@ -254,6 +255,9 @@ class CompanyUserForm(forms.ModelForm):
     def save(self, commit=True):
         user = super().save(commit=False)
         user.company = self.company
+        # Until their first sign-in says otherwise, write to them (the invitation) in the language
+        # of the administrator who adds them, who likely shares it.
+        user.last_language = translation.get_language() or ""
         if self.cleaned_data["how"] == self.HOW_PASSWORD:
             user.set_password(self.cleaned_data["initial_password"])
             user.must_change_password = True
@@ -309,8 +313,7 @@ class PreferencesForm(forms.ModelForm):
     )
     time_zone = forms.ChoiceField(
         label=_("Time zone"),
-        choices=time_zone_choices,
-        required=False,
+        required=False,  # the choices depend on the user's own zone: __init__
         help_text=_("Dates and times in the portal are shown in this time zone."),
     )
 

@@ -17,6 +17,7 @@ from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
+from tenantlink.accounts.validators import not_reserved
 from tenantlink.lib import crypto
 from tenantlink.lib.queries import Prepared, update
 from tenantlink.lib.validators import plain_text
@@ -68,7 +69,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         max_length=150,
         unique=True,  # Django requires it; the constraint in Meta adds "regardless of case"
         error_messages={"unique": USERNAME_TAKEN},
-        validators=[ASCIIUsernameValidator()],
+        validators=[ASCIIUsernameValidator(), not_reserved],
         help_text=_("Letters a–z, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
     )
     display_name = models.CharField(_("display name"), max_length=200, blank=True, validators=[plain_text])

@@ -9,6 +9,16 @@ from django.utils.translation import ngettext
 MAX_PASSWORD_LENGTH = 4096
 
 
+# Names the audit log shows as a process, not a person (tenantlink.audit.labels.ACTORS): no user
+# may have one, or an event of theirs would read, once they are deleted, as the process's.
+RESERVED_USERNAMES = {"leaver-check"}
+
+
+def not_reserved(username):
+    if username.lower() in RESERVED_USERNAMES:
+        raise ValidationError(_("This username is reserved. Choose another."), code="reserved")
+
+
 class MinimumLengthValidator(password_validation.MinimumLengthValidator):
     """Django's, with the message in this project's catalogues: Django's own Finnish catalogue
     has no translation of it, and a Finnish page showed it in English."""

@@ -126,13 +126,16 @@ VALUES = {
     "password_sign_in": {"disabled": _("Off")},
 }
 
-# A time as the apps store it: ISO 8601 with its offset from UTC (datetime.isoformat()).
+# The details that hold a time, as the apps store it: ISO 8601 with its offset from UTC
+# (datetime.isoformat()). Other details may hold text from outside (Microsoft's error codes, as
+# sent to the callback), which is shown as it is, whatever it looks like.
+TIME_DETAILS = {"until", "valid_until"}
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)")
 
 
-def actor(label):
-    """The 'Who' of an event: a username as it is, a process by its name."""
-    return ACTORS.get(label, label)
+def actor(label, person):
+    """The 'Who' of an event: a username as it is, a process (no `person`) by its name."""
+    return label if person else ACTORS.get(label, label)
 
 
 def value(name, stored):
@@ -148,14 +151,17 @@ def value(name, stored):
         known = VALUES.get(name, {})
         if stored in known:
             return known[stored]
-        if ISO_TIME.fullmatch(stored):
-            moment = datetime.datetime.fromisoformat(stored.replace("Z", "+00:00"))
-            return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+        if name in TIME_DETAILS and ISO_TIME.fullmatch(stored):
+            try:
+                moment = timezone.localtime(datetime.datetime.fromisoformat(stored.replace("Z", "+00:00")))
+            except (ValueError, OverflowError):  # 30 February, or past the year 9999 in this zone
+                return stored
+            return formats.date_format(moment, "DATETIME_FORMAT")
     return stored
 
 
 def details(stored):
-    """(name, value) of each detail of an event, in the viewer's words, in the stored order."""
+    """(name, value) of each detail of an event, in the viewer's words."""
     if not isinstance(stored, dict):  # written by hand, not by record()
         return [("", stored)] if stored else []
     return [(DETAIL_NAMES.get(name, name), value(name, item)) for name, item in stored.items()]

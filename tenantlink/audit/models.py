@@ -184,7 +184,7 @@ class AuditEvent(models.Model):
     @property
     def actor_display(self):
         """Who did it, in the viewer's language (a process by its name, a person by username)."""
-        return labels.actor(self.actor_label)
+        return labels.actor(self.actor_label, person=self.actor_id is not None)
 
     def detail_items(self):
         return labels.details(self.details)

@@ -12,9 +12,12 @@ DIRECTION_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068
 
 
 def plain_text(value):
-    """Refuse control characters (tabs, line breaks, escapes) and direction overrides in a name.
+    """Refuse control characters (tabs, line breaks, escapes), Unicode's line and paragraph
+    separators, and direction overrides in a name.
     Joiners and the left-to-right and right-to-left marks stay: scripts and emoji need them."""
-    if any(unicodedata.category(character) == "Cc" or character in DIRECTION_CONTROLS for character in value):
+    if any(
+        unicodedata.category(character) in ("Cc", "Zl", "Zp") or character in DIRECTION_CONTROLS for character in value
+    ):
         raise ValidationError(
             _("Use no control characters (such as line breaks) or characters that turn the direction of the text."),
             code="control_characters",

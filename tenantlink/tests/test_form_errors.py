@@ -8,7 +8,7 @@ import re
 from django.core import mail
 from django.test import Client
 
-from tenantlink.conftest import PASSWORD
+from tenantlink.conftest import PASSWORD, code_for
 
 NEW_PASSWORD = "a brand new passphrase 42"
 
@@ -108,3 +108,14 @@ def test_the_settings_form_summarises_a_refused_choice(member_client):
     assert autofocused(page) == ["time_zone"]
     [(target, text)] = summary(page)[1]
     assert target == "id_time_zone" and text.startswith("Time zone: ")
+
+
+def test_the_only_field_of_a_form_shows_its_error_once(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    wrong = "000000" if code_for(member) != "000000" else "111111"
+
+    page = client.post("/signin/verify/", {"code": wrong}).content.decode()
+
+    assert page.count("That code was not accepted.") == 1
+    assert "error-summary" not in page
+    assert re.search(r'<input[^>]*name="code"[^>]*autofocus[^>]*aria-invalid="true"', page)

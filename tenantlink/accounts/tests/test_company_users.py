@@ -395,7 +395,7 @@ def test_a_tampered_invitation_link_does_not_work(admin_client, member):
 
 def test_a_name_that_would_turn_the_text_around_or_break_lines_is_refused(admin_client):
     # "Carol" followed by a right-to-left override shows the rest backwards, in pages and emails.
-    for name in ("Carol\u202eseno\u202c", "Carol\nJones", "Carol\tJones"):
+    for name in ("Carol\u202eseno\u202c", "Carol\nJones", "Carol\tJones", "Carol\u2028Jones"):
         response = admin_client.post("/company/users/new/", new_user_form(how="invite", display_name=name))
         assert response.status_code == 200
         assert "characters that turn the direction of the text" in text(response)

@@ -76,7 +76,7 @@ def test_an_event_page_shows_the_actions_name_and_its_details_in_the_viewers_lan
 
     shown = facts(page)
     assert shown["Kuka"] == "Lähtijätarkistus"
-    assert shown["Tapahtuma"] == "Pääsy poistettu: Microsoft-tili poistettu käytöstä tai kokonaan"
+    assert shown["Tapahtuma"] == "Pääsy poistettu: Microsoft-tili poistettu käytöstä tai poistettu kokonaan"
     assert shown["Syy"] == "Microsoft-tili on poistettu käytöstä"
     assert shown["Kun joku lähtee"] == "Poista portaalin käyttäjä käytöstä"
     assert shown["Vuokraajan tunnus"] == "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47"  # an identifier stays as it is
@@ -120,3 +120,32 @@ def test_the_export_keeps_the_stored_values(admin, contoso, member):
     record = dict(zip(header, row, strict=True))
     assert (record["actor"], record["action"]) == ("leaver-check", "sso.leaver")
     assert '"policy": "deactivate"' in record["details"] and '"reason": "disabled"' in record["details"]
+
+
+def test_text_from_outside_that_looks_like_a_time_is_shown_as_sent(admin, contoso, member):
+    # Microsoft's error code is whatever the callback's `error` said: anyone can send one that
+    # looks like a time and is none (30 February), or one past the year 9999 in a time zone.
+    forged = ["2024-02-30T10:00Z", "9999-12-31T23:59-12:00", "2024-01-01T10:00+99:00"]
+    events = [recorded(Action.SIGNIN_FAILED, target=member, outcome=Outcome.DENIED, code=code) for code in forged]
+    locked = recorded(Action.SIGNIN_LOCKED, target=member, outcome=Outcome.DENIED, until="2024-02-30T10:00Z")
+
+    client = viewer(admin, "en", "Pacific/Kiritimati")
+    for event, shown in [*zip(events, forged, strict=True), (locked, "2024-02-30T10:00Z")]:
+        response = client.get(f"/company/audit/{event.pk}/")
+        assert response.status_code == 200
+        assert shown in response.content.decode()
+
+
+def test_only_a_process_is_named_as_one(admin, contoso, member):
+    # "leaver-check" is the leaver check's label; a person's event shows the person's name as it is.
+    member_event = recorded(Action.SIGNED_OUT, actor=member, actor_label="leaver-check", target=member)
+
+    client = viewer(admin, "en")
+    shown = facts(client.get(f"/company/audit/{member_event.pk}/").content.decode())
+
+    assert shown["Who"] == "leaver-check"
+    # …and no new user may take the name, so that the log never mixes them up.
+    new_user = {"username": "Leaver-Check", "display_name": "L", "email": "l@example.com", "role": "member"}
+    response = client.post("/company/users/new/", {**new_user, "how": "invite"})
+    assert "This username is reserved." in response.content.decode()
+    assert not User.objects.filter(username__iexact="leaver-check").exists()
