@@ -119,3 +119,17 @@ def test_when_microsoft_sign_in_is_not_configured_the_password_comes_first(clien
 
     assert response.url == "/signin/"
     assert response.cookies[LAST_METHOD_COOKIE].value == "password"
+
+
+def test_turning_microsoft_sign_in_off_in_a_session_opened_with_it_puts_the_password_first(
+    client, member, contoso_integration, fake_microsoft
+):
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    client.cookies[LAST_METHOD_COOKIE] = "microsoft"  # as the sign-in left it
+
+    response = client.post("/profile/microsoft/disconnect/")  # the session opened with it ends
+
+    assert response.url == "/signin/"
+    assert response.cookies[LAST_METHOD_COOKIE].value == "password"
+    assert password_first(client.get("/signin/"))

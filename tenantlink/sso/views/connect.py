@@ -18,7 +18,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, get_company_object
 from tenantlink.sso import flows, microsoft, requirement
 from tenantlink.sso.models import Connection, DeclinedOffer
-from tenantlink.sso.views.signin import PREFERRED_METHOD
+from tenantlink.sso.views.signin import PREFERRED_METHOD, remember_method
 
 OFFERED = "microsoft_offered"  # in the session: the offer after this sign-in has been made
 
@@ -83,7 +83,7 @@ def disconnect_own(request):
             request,
             _("Microsoft sign-in is off. Sign in with your username, password and second factor."),
         )
-        return redirect("signin")
+        return remember_method(request, redirect("signin"), "password")  # the password form first
     request.session[PREFERRED_METHOD] = "password"
     messages.success(request, _("Microsoft sign-in is off. You sign in with your password and second factor."))
     return redirect("profile_settings")
