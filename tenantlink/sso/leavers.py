@@ -33,7 +33,7 @@ from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.sso import graph, microsoft
-from tenantlink.sso.flows import consent_error, record
+from tenantlink.sso.flows import consent_error, notify, record
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
 
@@ -352,6 +352,8 @@ def _act(integration, connection_pk, reason):
             return None
     elif not Connection.objects.filter(pk=connection.pk).delete()[0]:
         return None
+    else:  # they still sign in with their password: told, as after any disconnection, and why
+        transaction.on_commit(lambda: notify(None, user, "disconnected", connection))
     leaver = Leaver.objects.create(
         user=user,
         integration=integration,

@@ -391,17 +391,21 @@ def test_a_deleted_user_is_deactivated_and_the_user_page_shows_why(checked, fake
     assert "The Microsoft account was deleted" in page and "deactivated again" not in page
 
 
-def test_remove_the_connection_only(checked, fake_microsoft, member):
+def test_remove_the_connection_only(checked, fake_microsoft, member, django_capture_on_commit_callbacks):
     Integration.objects.filter(pk=checked.pk).update(leaver_policy=Integration.LeaverPolicy.DISCONNECT)
     connect(member, checked, fake_microsoft, BEN, enabled=False)
-    run()
+    with django_capture_on_commit_callbacks(execute=True):
+        run()
     member.refresh_from_db()
     assert member.is_active and not Connection.objects.exists()
     assert Leaver.objects.get().policy == "disconnect"
     # Nobody was deactivated: the email does not tell the administrators to reactivate anyone.
-    [notice] = mail.outbox
+    [notice] = [message for message in mail.outbox if member.email not in message.to]
     assert "The Microsoft connection was removed; password sign-in still works." in notice.body
     assert "reactivate" not in notice.body and "they can connect it anew" in notice.body
+    # The person, who still signs in with a password, is told too, and why.
+    [told] = [message for message in mail.outbox if message.to == [member.email]]
+    assert "This was done by the leaver check" in told.body
 
 
 def test_a_check_turned_off_while_microsoft_answers_changes_nobody(checked, fake_microsoft, member, monkeypatch):
