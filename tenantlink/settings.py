@@ -271,6 +271,7 @@ MIDDLEWARE = [
     "tenantlink.sso.middleware.microsoft_required",
     "tenantlink.sso.middleware.microsoft_sessions",
     "tenantlink.lib.middleware.friendly_405",
+    "tenantlink.lib.middleware.signed_out_form",
     "tenantlink.lib.middleware.database_unavailable",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

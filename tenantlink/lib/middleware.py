@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.shortcuts import resolve_url
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -68,6 +69,25 @@ def friendly_405(get_response):
         response = get_response(request)
         if response.status_code == 405 and not response.content and "Allow" in response:
             return errors.method_not_allowed(request, response["Allow"])
+        return response
+
+    return middleware
+
+
+def signed_out_form(get_response):
+    """A form sent while not signed in (signed out in another tab, or a page kept open since) is
+    turned into a trip to the sign-in page by login_required; without a word it looks as if what
+    was sent got lost without reason."""
+
+    def middleware(request):
+        response = get_response(request)
+        if (
+            request.method == "POST"
+            and response.status_code == 302
+            and not request.user.is_authenticated
+            and response.url.startswith(resolve_url(settings.LOGIN_URL) + "?")
+        ):
+            messages.info(request, _("You are not signed in, so what you sent was not saved. Sign in and try again."))
         return response
 
     return middleware

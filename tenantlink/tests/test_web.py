@@ -66,6 +66,21 @@ def test_sessions_end_after_the_idle_lifetime(member_client, settings):
     assert "Your session has ended" in response.content.decode()
 
 
+def test_a_form_sent_after_signing_out_says_it_was_not_saved(member_client):
+    settings_page = member_client.get("/profile/settings/").content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', settings_page).group(1)
+    member_client.post("/signout/", {"csrfmiddlewaretoken": csrf})  # in another tab
+
+    response = member_client.post(
+        "/profile/settings/", {"csrfmiddlewaretoken": csrf, "language": "sv", "time_zone": ""}, follow=True
+    )
+
+    assert response.redirect_chain[-1][0].startswith("/signin/?next=")
+    assert "You are not signed in, so what you sent was not saved." in response.content.decode()
+    # A page asked for is just a page: no such words.
+    assert "was not saved" not in member_client.get("/profile/", follow=True).content.decode()
+
+
 def test_sessions_end_after_the_absolute_lifetime(member_client, settings):
     session = member_client.session
     session["signed_in_at"] = int(time.time()) - settings.SESSION_COOKIE_AGE - 1
