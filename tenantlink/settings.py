@@ -59,10 +59,15 @@ def env_list(name, default):
 
 def database_from_url(url):
     """Turn DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/name) into settings."""
+    # No message here repeats the address, or Python's words about it: they may hold the password,
+    # and the message goes to the log.
     try:
         parts = urlsplit(url)
-    except ValueError as error:  # "Invalid IPv6 URL"
-        raise ImproperlyConfigured(f"DATABASE_URL cannot be read: {error}.") from None
+    except ValueError:  # an unclosed [IPv6 address], characters that normalise to @ : / ? #
+        raise ImproperlyConfigured(
+            "DATABASE_URL cannot be read as an address: check the brackets of an IPv6 host, and "
+            "percent-encode special characters in the user name and password."
+        ) from None
     if parts.scheme == "sqlite":
         if parts.query:
             raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
@@ -112,7 +117,12 @@ def database_from_url(url):
             database["CONN_MAX_AGE"] = 0  # the pool keeps the connections
             database["OPTIONS"]["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 5}
         return database
-    raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme or url!r}.")
+    if parts.scheme and parts.scheme.isascii() and parts.scheme.replace("+", "").isalnum():
+        raise ImproperlyConfigured(f"DATABASE_URL must start with sqlite:// or postgres://, not {parts.scheme}://.")
+    raise ImproperlyConfigured(
+        "DATABASE_URL must start with sqlite:// or postgres:// (without quotes around it: an env file "
+        "for containers keeps them as part of the value)."
+    )
 
 
 def _port(name, parts):

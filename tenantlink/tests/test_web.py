@@ -121,7 +121,7 @@ def test_migrations_are_complete():
         ("DATABASE_URL", "postgres://db/portal?sslmod=require", 'does not know: invalid connection option "sslmod"'),
         ("DATABASE_URL", "postgres://db:five/portal", "port that is not a number"),
         ("DATABASE_URL", "postgres://db:99999/portal", "port that is not a number from 0 to 65535"),
-        ("DATABASE_URL", "postgres://tl@[::1/portal", "DATABASE_URL cannot be read: Invalid IPv6 URL"),
+        ("DATABASE_URL", "postgres://tl@[::1/portal", "DATABASE_URL cannot be read as an address"),
         ("DATABASE_URL", " ", "DATABASE_URL is set but empty"),
         ("SITE_URL", "https://portal.example.com:abc", "SITE_URL has a port that is not a number"),
         ("SITE_URL", "https://a b.example.com", "SITE_URL must be an http"),
@@ -145,6 +145,30 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ImproperlyConfigured, match=message):
         importlib.reload(tenantlink.settings)
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        '"postgres://app:S3cretPassw0rd@db.example:5432/tenantlink"',  # quotes an env file kept
+        "//app:S3cretPassw0rd@db.example/tenantlink",
+        "postgres://app:S3cretPassw0rd\uff20x@db.example/tenantlink",  # a full-width @ in the password
+        "mysql://app:S3cretPassw0rd@db.example/tenantlink",
+    ],
+)
+def test_a_database_address_that_cannot_be_used_is_refused_without_its_password(monkeypatch, url):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL") as refused:
+        importlib.reload(tenantlink.settings)
+    assert "S3cret" not in str(refused.value) and "app:" not in str(refused.value)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
 
