@@ -101,7 +101,9 @@ def _why_not_ready():
                 f"this code's migrations cannot be compared with the database: {_first_line(error)}",
             )
         if plan:
-            names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _backwards in plan)
+            names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _backwards in plan[:5])
+            if len(plan) > 5:  # a new, empty database lacks them all
+                names += f" and {len(plan) - 5} more"
             return "migrations_pending", f"the database lacks migrations ({names}): run manage.py migrate"
         _schema_current = True
     return None, None
