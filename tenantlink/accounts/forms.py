@@ -5,7 +5,7 @@ import zoneinfo
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.utils import translation
@@ -173,7 +173,21 @@ class ConfirmPasswordForm(forms.Form):
         return password
 
 
-class ChangePasswordForm(PasswordChangeForm):
+class RulesOnTheNewPassword:
+    """For Django's forms that set a password: the password rules' errors go beside the new
+    password, where the focus then starts, not beside its confirmation as Django puts them."""
+
+    def clean(self):
+        self.validate_passwords("new_password1", "new_password2")
+        self.validate_password_for_user(self.user, "new_password1")
+        return forms.Form.clean(self)
+
+
+class NewPasswordForm(RulesOnTheNewPassword, SetPasswordForm):
+    """Choosing a password (an invitation)."""
+
+
+class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
     """Django's form (current password required), with wrong guesses counted by the throttle."""
 
     def __init__(self, request, *args, **kwargs):
@@ -234,7 +248,7 @@ class CompanyUserForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         how = data.get("how")
-        if how == self.HOW_INVITE and not data.get("email"):
+        if how == self.HOW_INVITE and not data.get("email") and "email" not in self.errors:  # not also "invalid"
             self.add_error("email", _("An invitation needs an email address."))
         if how == self.HOW_PASSWORD:
             password = data.get("initial_password")

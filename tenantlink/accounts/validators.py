@@ -53,7 +53,7 @@ class VarietyValidator:
     def validate(self, password, user=None):
         if len(set(password.casefold())) < self.MIN_DISTINCT:
             raise ValidationError(
-                _("This password repeats too few characters: use at least %(count)d different ones."),
+                _("This password has too few different characters: use at least %(count)d."),
                 code="password_too_repetitive",
                 params={"count": self.MIN_DISTINCT},
             )

@@ -85,7 +85,7 @@ def signed_out_form(get_response):
             request.method == "POST"
             and response.status_code == 302
             and not request.user.is_authenticated
-            and response.get("Location", "").startswith(resolve_url(settings.LOGIN_URL) + "?")
+            and response.get("Location", "").startswith(resolve_url(settings.LOGIN_URL) + "?next=")  # login_required
         ):
             messages.info(request, _("You are not signed in, so what you sent was not saved. Sign in and try again."))
         return response

@@ -39,10 +39,11 @@ def test_a_refused_new_password_takes_the_focus_from_the_old_one(member_client):
         )
     )
 
-    assert autofocused(page) == ["new_password2"]
+    # Beside the new password, which is what breaks the rule, not its confirmation.
+    assert autofocused(page) == ["new_password1"]
     [(target, text)] = summary(page)[1]
-    assert target == "id_new_password2" and 'id="id_new_password2"' in page
-    assert text.startswith("New password confirmation: ") and "too short" in text
+    assert target == "id_new_password1" and 'id="id_new_password1"' in page
+    assert text.startswith("New password: ") and "too short" in text
 
 
 def test_a_form_without_errors_keeps_its_own_first_field_focused(member_client):

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,7 +11,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenantlink.accounts import flows, throttle
-from tenantlink.accounts.forms import ConfirmCodeForm, SecondFactorForm, SignInForm
+from tenantlink.accounts.forms import ConfirmCodeForm, NewPasswordForm, SecondFactorForm, SignInForm
 from tenantlink.accounts.models import RecoveryCode, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.lib.errors import too_many_requests
@@ -114,7 +113,7 @@ def accept_invitation(request, uidb64, token):
         user = None
     if user is None or not default_token_generator.check_token(user, request.session.get(INVITATION_TOKEN, "")):
         return render(request, "accounts/invitation_invalid.html", status=400)
-    form = SetPasswordForm(user, data=request.POST if request.method == "POST" else None)
+    form = NewPasswordForm(user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         invited_with = user.password  # the link is made from this hash, and the new one ends it
         form.save(commit=False)
