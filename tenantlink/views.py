@@ -14,6 +14,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 
 from tenantlink.lib import metrics
+from tenantlink.lib.logs import first_line
 from tenantlink.sso import metrics as leaver_metrics
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _why_not_ready():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as error:  # noqa: BLE001 (whatever the driver raises, the answer is "not ready")
-        return "unreachable", f"the database does not answer: {_first_line(error)}"
+        return "unreachable", f"the database does not answer: {first_line(error)}"
     if not _schema_current:
         try:
             executor = MigrationExecutor(connection)
@@ -98,7 +99,7 @@ def _why_not_ready():
         except Exception as error:  # noqa: BLE001 (a broken migration graph, the table unreadable)
             return (
                 "migrations_unknown",
-                f"this code's migrations cannot be compared with the database: {_first_line(error)}",
+                f"this code's migrations cannot be compared with the database: {first_line(error)}",
             )
         if plan:
             names = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _backwards in plan[:5])
@@ -107,10 +108,6 @@ def _why_not_ready():
             return "migrations_pending", f"the database lacks migrations ({names}): run manage.py migrate"
         _schema_current = True
     return None, None
-
-
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _readiness_read():

@@ -30,6 +30,12 @@ _INVITATION = re.compile(r"/invitation/[^/\s]+/[^/\s]+/?")
 _QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"]*")
 
 
+def first_line(error):
+    """What a log line says of a driver's error: its message's first line (never the query that
+    follows in some, whose parameters may hold personal data), or its type without a message."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def without_secrets(text, queries=False):
     """The text with every invitation link's user and token replaced by "(link)", and with
     `queries`, every path's query string by "?(query)"."""
@@ -86,7 +92,7 @@ class DatabaseDownFilter(logging.Filter):
             record.msg = "Database unavailable at %s: %s"
             record.args = (
                 getattr(request, "path", "-"),
-                str(error).splitlines()[0] if str(error) else type(error).__name__,
+                first_line(error),
             )
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"

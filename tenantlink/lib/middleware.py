@@ -11,6 +11,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tenantlink.lib import errors
+from tenantlink.lib.logs import first_line
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,8 @@ def database_unavailable(get_response):
     def process_exception(request, exception):
         if not isinstance(exception, errors.DATABASE_UNAVAILABLE):
             return None
-        # The driver's message ("database is locked", "connection refused"), its first line, and
-        # never the query, whose parameters may hold personal data.
-        reason = str(exception).strip().splitlines()[0] if str(exception).strip() else type(exception).__name__
-        log.warning("Database unavailable on %s %s: %s", request.method, request.path, reason)
+        # The driver's message ("database is locked", "connection refused"), never the query.
+        log.warning("Database unavailable on %s %s: %s", request.method, request.path, first_line(exception))
         response = errors.service_unavailable(request)
         response._has_been_logged = True  # by the line above: not again as "Service Unavailable"
         return response
