@@ -5,13 +5,15 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tenantlink.audit import labels
+
 # What the sign-in form takes: a longer password could be set, but never used to sign in.
 MAX_PASSWORD_LENGTH = 4096
 
 
-# Names the audit log shows as a process, not a person (tenantlink.audit.labels.ACTORS): no user
-# may have one, or an event of theirs would read, once they are deleted, as the process's.
-RESERVED_USERNAMES = {"leaver-check"}
+# Names the audit log shows as a process, not a person: no user may have one, or an event of
+# theirs would read, once they are deleted, as the process's.
+RESERVED_USERNAMES = set(labels.ACTORS)
 
 
 def not_reserved(username):

@@ -9,19 +9,19 @@ uses. Where the same words exist elsewhere (the leaver check's policies), the sa
 used, so it is translated once."""
 
 import datetime
+import functools
 import re
 
+from django.apps import apps
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from tenantlink.accounts.models import User
-from tenantlink.companies.models import Licence
-
-# Who did it, when it was not a person: the labels processes record (tenantlink.sso.leavers.RUNNER,
+# Who did it, when it was not a person: the labels processes record (a run of the leaver check,
 # and the management commands).
+LEAVER_CHECK = "leaver-check"
 ACTORS = {
-    "leaver-check": _("Leaver check"),
+    LEAVER_CHECK: _("Leaver check"),
     "command line": _("Command line"),
 }
 
@@ -120,11 +120,21 @@ VALUES = {
         "second_factor": _("Second factor"),
         "tenant_sign_in": _("Sign-in at the tenant"),
     },
-    "role": dict(User.Role.choices),
-    "product": dict(Licence.Product.choices),
     "via": {"staff admin": _("Operator admin")},
     "password_sign_in": {"disabled": _("Off")},
 }
+
+
+@functools.cache
+def _values():
+    """VALUES with the choices of the apps' models, read once they are loaded: the audit app,
+    which every app records through, imports none of their models."""
+    return {
+        **VALUES,
+        "role": dict(apps.get_model("accounts", "User").Role.choices),
+        "product": dict(apps.get_model("companies", "Licence").Product.choices),
+    }
+
 
 # The details that hold a time, as the apps store it: ISO 8601 with its offset from UTC
 # (datetime.isoformat()). Other details may hold text from outside (Microsoft's error codes, as
@@ -148,7 +158,7 @@ def value(name, stored):
     if isinstance(stored, list):
         return ", ".join(str(item) for item in stored)
     if isinstance(stored, str):
-        known = VALUES.get(name, {})
+        known = _values().get(name, {})
         if stored in known:
             return known[stored]
         if name in TIME_DETAILS and ISO_TIME.fullmatch(stored):

@@ -117,15 +117,26 @@ class Licence(models.Model):
         return not self.revoked and self.valid_from <= at < self.valid_until
 
     @property
-    def status(self):
+    def state(self):
+        """ "revoked", "not_yet" (it starts later), "expired" or "valid". A revoked licence may well
+        run until a later date, so its end date says nothing then."""
         if self.revoked:
-            return _("Revoked")
+            return "revoked"
         now = timezone.now()
         if now < self.valid_from:
-            return _("Not yet valid")
+            return "not_yet"
         if now >= self.valid_until:
-            return _("Expired")
-        return _("Valid")
+            return "expired"
+        return "valid"
+
+    @property
+    def status(self):
+        return {
+            "revoked": _("Revoked"),
+            "not_yet": _("Not yet valid"),
+            "expired": _("Expired"),
+            "valid": _("Valid"),
+        }[self.state]
 
 
 # Composed once (Company.has_sso).

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts.models import User
+from tenantlink.audit import labels
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.sso import graph, microsoft
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 LEAVER_SAFETY_SHARE = 0.2
 LEAVER_SAFETY_MINIMUM = 5
 LEASE = datetime.timedelta(minutes=10)  # renewed after every batch
-RUNNER = "leaver-check"  # the audit log's actor for what a run does
+RUNNER = labels.LEAVER_CHECK  # the audit log's actor for what a run does
 CHECKED = (Integration.LeaverCheck.ON, Integration.LeaverCheck.FAILING)
 
 

@@ -226,6 +226,19 @@ class Integration(models.Model):
         does not work yet, and nobody did since it was added."""
         return self.tenant_signed_in_at is None and self.status not in self.WORKING
 
+    @property
+    def approved_at_microsoft(self):
+        """Whether Microsoft confirmed the app in the tenant at some point (it worked, consent came
+        back approved, or a verification found the app there, also one still waiting for the sign-in
+        at the tenant): then the app stays approved there after the integration is deleted. One
+        whose approval never got that far leaves nothing of its own at Microsoft."""
+        return (
+            self.status in self.WORKING
+            or self.consent_completed_at is not None
+            or self.last_verified_at is not None
+            or self.failure_reason == "sign_in_pending"
+        )
+
     def awaits_tenant_sign_in(self, consent_completed=False):
         """Microsoft confirmed the app in the tenant; someone of the tenant has yet to sign in."""
         fields = {"failure_reason": "sign_in_pending", "failure_code": ""}

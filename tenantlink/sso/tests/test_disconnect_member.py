@@ -2,10 +2,9 @@
 page opens a page that says what will happen to whom, and only its form removes the connection.
 Members may not, and administrators of another company find nothing."""
 
-import re
-
 from django.core import mail
 
+from tenantlink.accounts.tests.test_company_users import confirmation
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import sign_in
 from tenantlink.sso.models import Connection
@@ -39,7 +38,7 @@ def test_disconnecting_asks_first_and_says_what_happens_to_whom(admin_client, me
         "ben@contoso.onmicrosoft.com, and the sessions they opened with Microsoft end at once."
     ) in text(page)
     assert "They are told by email." in text(page)
-    form = re.search(r'<form method="post" class="actions">(.*?)</form>', text(page), re.S).group(1)
+    form = confirmation(page)
     assert 'name="csrfmiddlewaretoken"' in form and '<button class="danger" type="submit">Disconnect</button>' in form
     assert f'<a href="/company/users/{member.pk}/">Cancel</a>' in form
     # Only asked so far: the connection is there, nobody was told, nothing was recorded.

@@ -8,7 +8,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -62,17 +61,6 @@ def _explain(request, integration, error):
     messages.error(request, text)
 
 
-def _licence_state(licence):
-    """Why the company's latest licence is not valid, for the words the page uses: "revoked",
-    "not_yet" (it starts later) or "expired". A revoked licence may well run until a later date,
-    so its end date is not the reason."""
-    if licence.revoked:
-        return "revoked"
-    if licence.valid_from > timezone.now():
-        return "not_yet"
-    return "expired"
-
-
 @company_admin_required
 def overview(request):
     company = request.user.company
@@ -86,7 +74,6 @@ def overview(request):
         "configured": microsoft.is_configured(),
         "licence": company.current_licence(Licence.Product.SSO),
         "last_licence": last_licence,
-        "licence_state": _licence_state(last_licence) if last_licence else None,
         "integrations": integrations,
         "chart": adoption.company_chart(company),
         "grant_admin_consent": GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME},
@@ -274,19 +261,4 @@ def delete(request, integration_id):
             % {"name": integration.display_name, "count": removed},
         )
         return redirect("sso_integrations")
-    context = {"integration": integration, "connected": connected, "approved": _approved_at_microsoft(integration)}
-    return render(request, "sso/delete.html", context)
-
-
-def _approved_at_microsoft(integration):
-    """Whether Microsoft confirmed the app in the integration's tenant at some point (it worked,
-    consent came back approved, or a verification found the app there): then the app stays
-    approved there after the integration is deleted. An integration whose approval never got
-    that far leaves nothing of its own at Microsoft."""
-    return (
-        integration.status in Integration.WORKING
-        or integration.consent_completed_at is not None
-        or integration.last_verified_at is not None
-        or integration.tenant_signed_in_at is not None
-        or integration.failure_reason == "sign_in_pending"
-    )
+    return render(request, "sso/delete.html", {"integration": integration, "connected": connected})
