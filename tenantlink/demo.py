@@ -5,6 +5,7 @@ Running the demo again puts every demo account back into the state described her
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -181,6 +182,12 @@ def wait_until_up(url, process, timeout=30):
     return False
 
 
+def _start(command, env):
+    """One of the demo's processes, in a process group of its own (with gunicorn's workers), so
+    that stopping the demo can stop all of it; Ctrl+C reaches the demo, which stops them."""
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -197,7 +204,7 @@ def main():
     seed()
 
     python = sys.executable
-    emulator = subprocess.Popen(
+    emulator = _start(
         [
             python,
             "-m",
@@ -209,10 +216,9 @@ def main():
             "--directory",
             str(EMULATOR_DIRECTORY),
         ],
-        cwd=ROOT,
-        env=env,
+        env,
     )
-    portal = subprocess.Popen(
+    portal = _start(
         [
             python,
             "-m",
@@ -225,13 +231,10 @@ def main():
             "--workers",
             "2",
         ],
-        cwd=ROOT,
-        env=env,
+        env,
     )
     # The leaver check, as an operator runs it (README: a systemd timer or cron), but every 30 s.
-    leaver_check = subprocess.Popen(
-        [python, "manage.py", "check_leavers", "--every", str(LEAVER_CHECK_INTERVAL)], cwd=ROOT, env=env
-    )
+    leaver_check = _start([python, "manage.py", "check_leavers", "--every", str(LEAVER_CHECK_INTERVAL)], env)
     # Stopped by a service manager or `kill`: leave through `finally`, which stops every process.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     ready = False
@@ -254,10 +257,12 @@ def main():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in (leaver_check, portal, emulator):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            # Whatever is left of its process group goes too: a gunicorn master killed while its
+            # workers still finish requests would leave them holding the port.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
     if not ready:
         sys.exit(
             f"The demo could not start: is port {args.port} or {args.emulator_port} in use? "
