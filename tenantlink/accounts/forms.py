@@ -225,6 +225,18 @@ class CompanyUserForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+    # Kept as the language they last used (User.last_language), not as a choice of their own: their
+    # first sign-in replaces it with the language they use, and they may choose one in Settings.
+    email_language = forms.ChoiceField(
+        label=_("Language of their emails"),
+        choices=settings.LANGUAGES,
+        required=False,  # a form without it (an older page still open) writes in the administrator's
+        help_text=_(
+            "The invitation is written in this language. Once they sign in, their emails follow the language they use."
+        ),
+    )
+
+    field_order = ["username", "display_name", "email", "email_language", "role", "how", "initial_password"]
 
     class Meta:
         model = User
@@ -234,6 +246,8 @@ class CompanyUserForm(forms.ModelForm):
         self.company = company
         super().__init__(*args, **kwargs)
         self.fields["display_name"].required = True
+        # The administrator's own language: the people they add likely share it.
+        self.fields["email_language"].initial = translation.get_language()
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
@@ -269,9 +283,8 @@ class CompanyUserForm(forms.ModelForm):
     def save(self, commit=True):
         user = super().save(commit=False)
         user.company = self.company
-        # Until their first sign-in says otherwise, write to them (the invitation) in the language
-        # of the administrator who adds them, who likely shares it.
-        user.last_language = translation.get_language() or ""
+        # Until their first sign-in says otherwise, write to them (the invitation) in the language chosen.
+        user.last_language = self.cleaned_data.get("email_language") or translation.get_language() or ""
         if self.cleaned_data["how"] == self.HOW_PASSWORD:
             user.set_password(self.cleaned_data["initial_password"])
             user.must_change_password = True

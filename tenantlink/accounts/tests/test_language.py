@@ -154,6 +154,51 @@ def test_an_invitation_is_written_in_the_inviters_language_until_the_invited_sig
         assert translation.get_language() == "sv"
 
 
+NEW_CAROL = {
+    "username": "carol",
+    "display_name": "Carol",
+    "email": "carol@example.com",
+    "role": "member",
+    "how": "invite",
+}
+
+
+def test_the_new_user_page_offers_the_administrators_own_language_for_the_invitation(client, contoso):
+    sign_in(client, make_user("astrid", contoso, User.Role.ADMINISTRATOR, language="fi"))
+
+    page = client.get("/company/users/new/").content.decode()
+
+    select = re.search(r'<select name="email_language".*?</select>', page, re.S).group(0)
+    assert re.findall(r'<option value="(\w+)"', select) == ["en", "sv", "fi"]
+    assert '<option value="fi" selected>Suomi</option>' in select
+    # Between the email address and the role, as a form reads: who, where to write, in what language.
+    assert page.index('name="email"') < page.index('name="email_language"') < page.index('name="role"')
+
+
+def test_an_administrator_invites_someone_in_another_language_than_their_own(client, contoso):
+    sign_in(client, make_user("astrid", contoso, User.Role.ADMINISTRATOR, language="fi"))
+
+    client.post("/company/users/new/", {**NEW_CAROL, "email_language": "sv"})
+
+    assert mail.outbox[-1].subject == "Du har bjudits in till Tenantlink"
+    carol = User.objects.get(username="carol")
+    with carol.addressed():  # and so is every later email, until Carol signs in herself
+        assert translation.get_language() == "sv"
+    # Only the emails' language: the pages follow Carol's browser until she chooses one herself.
+    assert carol.language == ""
+
+
+@pytest.mark.parametrize("bad", ["de", "<script>", "sv ", "x" * 300])
+def test_a_language_the_portal_does_not_speak_is_refused_and_the_form_kept(admin_client, bad):
+    response = admin_client.post("/company/users/new/", {**NEW_CAROL, "email_language": bad})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Select a valid choice." in page
+    assert 'value="carol@example.com"' in page and 'value="Carol"' in page
+    assert not User.objects.filter(username="carol").exists() and not mail.outbox
+
+
 @pytest.mark.parametrize(
     ("language", "title"), [("en", "Page not found"), ("sv", "Sidan hittades inte"), ("fi", "Sivua ei löytynyt")]
 )
