@@ -14,7 +14,7 @@ from django.core import mail
 from django.test import Client
 from django.utils.module_loading import import_string
 
-from tenantlink.accounts.tests.test_company_users import invitation_path, invite_carol
+from tenantlink.accounts.tests.company_user_helpers import invitation_path, invite_carol
 from tenantlink.conftest import PASSWORD, code_for, sign_in
 from tenantlink.lib.logs import JsonFormatter
 from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, fake_microsoft  # noqa: F401 (a fixture)

@@ -24,9 +24,9 @@ from tests.e2e.microsoft_steps import (
     connections,
     last_event,
 )
+from tests.e2e.sso_integration_steps import sign_in
 from tests.e2e.test_accessibility import assert_accessible
 from tests.e2e.test_browser_signin import screenshot
-from tests.e2e.test_sso_integrations import sign_in
 
 pytestmark = pytest.mark.e2e
 

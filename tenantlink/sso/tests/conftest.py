@@ -205,3 +205,31 @@ def contoso_integration(contoso, admin, fake_microsoft):
     return Integration.objects.create(
         company=contoso, tenant_id=CONTOSO, display_name="Contoso", status=Integration.Status.ACTIVE, created_by=admin
     )
+
+
+# --- The leaver check (test_leaver_*.py) ---------------------------------------------------------
+
+
+@pytest.fixture
+def integration(contoso, fake_microsoft):
+    fake_microsoft.app_in.add(CONTOSO)
+    return Integration.objects.create(
+        company=contoso, tenant_id=CONTOSO, display_name="Contoso", status=Integration.Status.ACTIVE
+    )
+
+
+@pytest.fixture
+def checked(integration, fake_microsoft, admin):
+    """The leaver check on: Microsoft granted User.Read.All in Contoso."""
+    fake_microsoft.roles_in.add(CONTOSO)
+    Integration.objects.filter(pk=integration.pk).update(leaver_check=Integration.LeaverCheck.ON)
+    integration.refresh_from_db()
+    return integration
+
+
+@pytest.fixture
+def no_waiting(monkeypatch):
+    """Retry-After is obeyed without the test waiting: the waits are written down instead."""
+    waits = []
+    monkeypatch.setattr(graph, "_sleep", waits.append)
+    return waits

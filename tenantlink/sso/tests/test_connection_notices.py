@@ -5,7 +5,7 @@ from django.core import mail
 
 from tenantlink.accounts.models import User
 from tenantlink.sso import flows
-from tenantlink.sso.tests.test_microsoft_signin import connected
+from tenantlink.sso.tests.microsoft_signin_helpers import connected
 
 ASK_IF_IT_WAS_THEM = "If this was not you or you did not expect it, tell your company's administrator at once."
 ASK_THE_ADMINISTRATOR = "If you did not expect this, ask your company's administrator about it."

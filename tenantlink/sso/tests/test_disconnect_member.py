@@ -4,7 +4,7 @@ Members may not, and administrators of another company find nothing."""
 
 from django.core import mail
 
-from tenantlink.accounts.tests.test_company_users import confirmation
+from tenantlink.accounts.tests.company_user_helpers import confirmation
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import sign_in
 from tenantlink.sso.models import Connection

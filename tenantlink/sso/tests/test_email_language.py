@@ -13,7 +13,7 @@ from tenantlink.accounts.models import User
 from tenantlink.conftest import make_user, sign_in
 from tenantlink.sso.models import Connection, Integration
 from tenantlink.sso.tests.conftest import CONTOSO
-from tenantlink.sso.tests.test_microsoft_signin import BEN_OID, microsoft_signin
+from tenantlink.sso.tests.microsoft_signin_helpers import BEN_OID, microsoft_signin
 
 REMOVED = {
     "en": "Microsoft sign-in was removed from your Tenantlink account",

@@ -17,7 +17,7 @@ from tenantlink.conftest import PASSWORD, get_under_prefix, make_user, sign_in
 from tenantlink.lib import crypto
 from tenantlink.sso import requirement
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
-from tenantlink.sso.tests.test_microsoft_signin import (
+from tenantlink.sso.tests.microsoft_signin_helpers import (
     connected,
     microsoft_answers,
     microsoft_signin,

@@ -12,7 +12,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import sign_in
 from tenantlink.sso.tests.conftest import FABRIKAM
-from tenantlink.sso.tests.test_microsoft_signin import connected, microsoft_signin, to_microsoft
+from tenantlink.sso.tests.microsoft_signin_helpers import connected, microsoft_signin, to_microsoft
 from tenantlink.sso.views.signin import LAST_METHOD_COOKIE
 
 CANCELLED = "Signing in at Microsoft was cancelled. Nothing was changed."

@@ -15,7 +15,7 @@ from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user, sign_in
 from tenantlink.sso.models import Integration
 from tenantlink.sso.tests.conftest import AUTHORITY, CONTOSO, FABRIKAM
-from tenantlink.sso.tests.test_integrations import active_integration, approved, come_back, start
+from tenantlink.sso.tests.integration_helpers import active_integration, approved, come_back, start
 
 TO_CONTOSOS_SIGN_IN = f"/{CONTOSO}/oauth2/v2.0/authorize"
 

@@ -1,0 +1,197 @@
+"""Flow 4 through the portal's views, with Microsoft answered by FakeMicrosoft: signing in with
+Microsoft alone, every refusal, the callback's form posts, and sessions that end with their
+connection. The end-to-end tests repeat the story against the Entra emulator in a browser."""
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from tenantlink.accounts.flows import SigninRefusal, signin_completing
+from tenantlink.accounts.models import User
+from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.companies.models import Licence
+from tenantlink.conftest import sign_in
+from tenantlink.sso.models import Connection
+from tenantlink.sso.tests.conftest import FABRIKAM
+from tenantlink.sso.tests.microsoft_signin_helpers import (
+    connected,
+    microsoft_answers,
+    microsoft_signin,
+    page_text,
+    to_microsoft,
+)
+
+
+def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
+    client, member, contoso_integration, fake_microsoft
+):
+    """Whoever holds the Microsoft account must not replace the portal's own second factor."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    for path in ("/profile/authenticator/", "/profile/recovery-codes/"):
+        assert client.get(path).url.startswith("/profile/confirm-password/"), path
+
+
+def test_operator_staff_do_not_use_microsoft_sign_in(client, member, contoso_integration, fake_microsoft):
+    User.objects.filter(pk=member.pk).update(is_staff=True)
+    connected(member, contoso_integration)
+    response = microsoft_signin(client, fake_microsoft)
+    assert response.url == "/signin/"
+    assert "Operator staff sign in with username, password and second factor" in page_text(client.get("/signin/"))
+    Connection.objects.all().delete()
+    sign_in(client, member)
+    assert "Sign in with Microsoft" not in page_text(client.get("/profile/settings/"))
+
+
+def test_a_next_address_too_long_to_be_ours_falls_back(client, member, contoso_integration, fake_microsoft):
+    connected(member, contoso_integration)
+    _path, params = to_microsoft(client.post("/sso/signin/", {"next": "/portal/" + "x" * 600}))
+    assert microsoft_answers(client, fake_microsoft, params).url == "/portal/"
+
+
+def test_a_user_signs_in_with_microsoft_alone(client, member, contoso_integration, fake_microsoft):
+    connection = connected(member, contoso_integration)
+    started = timezone.now()
+    response = microsoft_signin(client, fake_microsoft)
+    assert response.url == "/portal/"
+    assert f"Welcome, {member.get_full_name()}" in page_text(client.get("/portal/"))
+    assert client.session["signin_method"] == "microsoft"
+    assert response.cookies["tl_last_signin"].value == "microsoft"
+    connection.refresh_from_db()
+    member.refresh_from_db()
+    assert connection.last_signin_at >= started and member.last_login >= started
+    event = AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED, target_user=member).latest("id")
+    assert event.details["method"] == "microsoft"
+    # The sign-in page shows the Microsoft button first in this browser from now on.
+    client.post("/signout/")
+    text = page_text(client.get("/signin/"))
+    assert text.index("Sign in with Microsoft") < text.index('name="username"')
+
+
+def test_the_session_key_changes_at_a_microsoft_sign_in(client, member, contoso_integration, fake_microsoft):
+    connected(member, contoso_integration)
+    client.get("/signin/")
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    before = client.session.session_key
+    microsoft_answers(client, fake_microsoft, params)
+    assert client.session.session_key != before
+
+
+def test_an_email_equal_to_a_users_address_signs_in_as_nobody(client, member, contoso_integration, fake_microsoft):
+    """nOAuth: addresses are set by whoever runs a tenant, so they never identify anyone."""
+    response = microsoft_signin(
+        client,
+        fake_microsoft,
+        oid="38d28601-c6aa-424e-b88a-441c835164d1",
+        email=member.email,
+        preferred_username=member.email,
+    )
+    assert response.url == "/signin/"
+    assert "_auth_user_id" not in client.session
+    assert "No portal account is connected to this Microsoft account" in page_text(client.get("/signin/"))
+
+
+def test_a_sign_in_refused_by_another_rule_signs_nobody_in(client, member, contoso_integration, fake_microsoft):
+    """accounts' signin_completing: any app's rule may refuse a sign-in, Microsoft's too."""
+
+    def refuse(sender, method, **kwargs):
+        return SigninRefusal("test_rule", "/signin/?refused", {}) if method == "microsoft" else None
+
+    connected(member, contoso_integration)
+    signin_completing.connect(refuse, dispatch_uid="test-refusal")
+    try:
+        assert microsoft_signin(client, fake_microsoft).url == "/signin/?refused"
+    finally:
+        signin_completing.disconnect(dispatch_uid="test-refusal")
+    assert "_auth_user_id" not in client.session
+    [refused] = AuditEvent.objects.filter(action=Action.SIGNIN_FAILED)
+    assert refused.details == {"method": "microsoft", "reason": "test_rule"}
+    assert not AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ("deactivated", "Your portal account is deactivated"),
+        ("licence", "single sign-on licence is not valid"),
+        ("disabled", "Microsoft sign-in is switched off for your organization"),
+        ("deleted", "Your Microsoft organization is not connected to this portal"),
+        ("other_tenant", "Your Microsoft organization is not connected to this portal"),
+        ("personal", "Personal Microsoft accounts cannot be used"),
+    ],
+)
+def test_each_refusal_explains_itself_and_is_audited(
+    client, member, contoso_integration, contoso, fake_microsoft, change, words
+):
+    connected(member, contoso_integration)
+    claims = {}
+    if change == "deactivated":
+        User.objects.filter(pk=member.pk).update(is_active=False)
+    elif change == "licence":
+        contoso.revoke_licences(Licence.Product.SSO)
+    elif change == "disabled":
+        contoso_integration.disable()
+    elif change == "deleted":
+        contoso_integration.delete()
+    elif change == "other_tenant":
+        claims = {"tid": FABRIKAM}
+    elif change == "personal":
+        claims = {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}
+    response = microsoft_signin(client, fake_microsoft, **claims)
+    assert response.url == "/signin/"
+    assert "_auth_user_id" not in client.session
+    assert words in page_text(client.get("/signin/"))
+    event = AuditEvent.objects.filter(action=Action.SIGNIN_FAILED).latest("id")
+    assert event.details["method"] == "microsoft"
+
+
+def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):
+    connected(member, contoso_integration)
+    response = microsoft_signin(client, fake_microsoft, aud="someone-else")
+    assert response.url == "/signin/"
+    assert "_auth_user_id" not in client.session
+    assert "did not pass the portal's security checks" in page_text(client.get("/signin/")).replace("&#x27;", "'")
+
+
+@pytest.mark.parametrize("ending", ["disconnected", "disabled", "deleted", "licence", "deactivated"])
+def test_sessions_opened_with_microsoft_end_with_their_connection(
+    client, member, contoso_integration, contoso, fake_microsoft, ending
+):
+    connection = connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    password_session = Client()
+    sign_in(password_session, member)
+    assert client.get("/portal/").status_code == 200
+
+    if ending == "disconnected":
+        connection.delete()
+    elif ending == "disabled":
+        contoso_integration.disable()
+    elif ending == "deleted":
+        contoso_integration.delete()
+    elif ending == "licence":
+        contoso.revoke_licences(Licence.Product.SSO)
+    else:
+        member.deactivate()
+
+    assert client.get("/portal/").url.startswith("/signin/")
+    if ending != "deactivated":  # deactivation ends every session, by design
+        assert password_session.get("/portal/").status_code == 200
+
+
+def test_the_sign_in_page_offers_microsoft_only_when_configured(client, settings):
+    assert "Sign in with Microsoft" not in page_text(client.get("/signin/"))  # unit tests: not configured
+    settings.ENTRA_CONFIGURATION_PROBLEM = ""
+    assert "Sign in with Microsoft" in page_text(client.get("/signin/"))
+
+
+def test_a_form_post_answer_too_long_for_a_url_is_refused_with_a_message(client):
+    response = client.post("/sso/callback/", {"code": "c" * 3000, "state": "s" * 1000}, follow=True)
+    assert response.redirect_chain == [("/signin/", 302)]
+    assert "Microsoft gave an answer that could not be understood" in page_text(response)
+    assert AuditEvent.objects.get(action=Action.SIGNIN_FAILED).details["reason"] == "bad_answer"
+
+
+def test_a_form_post_answer_is_sent_on_as_a_get(client):
+    response = client.post("/sso/callback/", {"code": "c", "state": "s"})
+    assert response.status_code == 303 and response.url == "/sso/callback/?code=c&state=s"
