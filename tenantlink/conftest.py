@@ -5,6 +5,8 @@ import datetime
 
 import pyotp
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import set_script_prefix
 from django.utils import timezone, translation
@@ -119,3 +121,18 @@ def admin_client(client, admin):
 def member_client(client, member):
     sign_in(client, member)
     return client
+
+
+@pytest.fixture
+def from_state(transactional_db):
+    """For tests of a data migration: a MigrationExecutor whose database is at the given migration; the latest again afterwards."""
+    executor = MigrationExecutor(connection)
+
+    def at(migration):
+        executor.migrate([migration])
+        executor.loader.build_graph()
+        return executor
+
+    yield at
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -1,5 +1,6 @@
 import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -78,14 +79,26 @@ class LicenceQuerySet(models.QuerySet):
         return self.filter(product=product, revoked=False, valid_from__lte=at, valid_until__gt=at)
 
 
+# Licence dates the portal can show in every time zone: a moment in year 1 or 9999 leaves the
+# calendar once shifted by a zone's offset (a page showing it would fail). An operator's "for ever"
+# fits well within these.
+FIRST_LICENCE_MOMENT = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+LAST_LICENCE_MOMENT = datetime.datetime(9999, 1, 1, tzinfo=datetime.UTC)  # the end of 9998-12-31
+
+
+def licence_date(value):
+    if not FIRST_LICENCE_MOMENT <= value <= LAST_LICENCE_MOMENT:
+        raise ValidationError(_("Enter a date from the year 2000 to 9998."), code="out_of_range")
+
+
 class Licence(models.Model):
     class Product(models.TextChoices):
         SSO = "sso", _("Single sign-on with Microsoft")
 
     company = models.ForeignKey(Company, models.CASCADE, related_name="licences", verbose_name=_("company"))
     product = models.CharField(_("product"), max_length=20, choices=Product.choices, default=Product.SSO)
-    valid_from = models.DateTimeField(_("valid from"), default=timezone.now)
-    valid_until = models.DateTimeField(_("valid until"))
+    valid_from = models.DateTimeField(_("valid from"), default=timezone.now, validators=[licence_date])
+    valid_until = models.DateTimeField(_("valid until"), validators=[licence_date])
     revoked = models.BooleanField(_("revoked"), default=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
@@ -111,6 +124,10 @@ class Licence(models.Model):
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "revoked_at"}
         super().save(*args, **kwargs)
+
+    def clean(self):
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            raise ValidationError({"valid_until": _("The licence must end after it starts.")})
 
     def is_valid(self, at=None):
         at = at or timezone.now()

@@ -126,6 +126,9 @@ def test_granting_a_shorter_licence_keeps_the_longer_one(fabrikam):
         (["--until", "2020-01-01"], "must end in the future"),
         (["--until", "2030-02-30"], "invalid fromisoformat value"),
         (["--days", "30", "--until", "2099-01-01"], "not allowed with argument"),
+        (["--until", "9999-12-31"], "The last day of validity can be 9998-12-31 at the latest."),
+        (["--days", "3000000"], "The last day of validity can be 9998-12-31 at the latest."),
+        (["--days", "99999999999"], "The last day of validity can be 9998-12-31 at the latest."),
     ],
 )
 def test_a_licence_needs_a_sensible_end(fabrikam, args, message):

@@ -283,6 +283,42 @@ def test_oscar_grants_northwind_a_licence_on_the_company_page(staff_client, osca
     assert not AuditEvent.objects.filter(action=Action.STAFF_CHANGED).exists()  # the company itself is unchanged
 
 
+@pytest.mark.parametrize(
+    ("valid_from", "valid_until", "field", "error"),
+    [
+        # 23:59:59 in Stockholm is 22:59:59 UTC, and 9999-12-31 in Helsinki or Tokyo no longer a date.
+        ("2026-01-01", "9999-12-31", "valid_until", "Enter a date from the year 2000 to 9998."),
+        ("0001-01-01", "0001-01-01", "valid_from", "Enter a date from the year 2000 to 9998."),
+        ("2027-01-01", "2026-01-01", "valid_until", "The licence must end after it starts."),
+    ],
+)
+def test_a_licence_that_could_not_be_shown_or_never_runs_is_refused(
+    staff_client, northwind, valid_from, valid_until, field, error
+):
+    data = {"company": str(northwind.pk), "product": "sso"}
+    data.update({"valid_from_0": valid_from, "valid_from_1": "00:00:00"})
+    data.update({"valid_until_0": valid_until, "valid_until_1": "23:59:59"})
+
+    response = staff_client.post("/staff/companies/licence/add/", data)
+
+    assert response.status_code == 200
+    assert error in response.context["adminform"].form.errors[field]
+    assert not northwind.licences.exists() and not staff_events(Action.LICENCE_GRANTED)
+
+
+def test_the_last_licence_date_allowed_shows_in_every_time_zone(client, contoso):
+    """Single sign-on page of an administrator as far east (Kiritimati, UTC+14) and west (Pago Pago,
+    UTC-11) as zones go, with the licence ending on the last day an operator may give it."""
+    call_command("licence", "grant", "Contoso Ltd", "--until", "9998-12-31", stdout=io.StringIO())
+    for zone, shown in (("Pacific/Kiritimati", "Jan. 1, 9999"), ("Pacific/Pago_Pago", "Dec. 31, 9998")):
+        administrator = make_user(f"ada{zone[-4:].lower()}", contoso, User.Role.ADMINISTRATOR, time_zone=zone)
+        browser = signed_in_browser(administrator)
+
+        response = browser.get("/company/sso/")
+
+        assert response.status_code == 200 and shown in response.content.decode(), zone
+
+
 def test_oscar_revokes_contosos_licence_on_the_licence_page(staff_client, oscar, contoso):
     licence = contoso.licences.get()
     url = f"/staff/companies/licence/{licence.pk}/change/"

@@ -4,8 +4,6 @@ import datetime
 import uuid
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 BEFORE, AFTER = ("sso", "0004_integration_leaver_lease_owner"), ("sso", "0005_integration_tenant_works_once")
 
@@ -13,21 +11,6 @@ BEFORE, AFTER = ("sso", "0004_integration_leaver_lease_owner"), ("sso", "0005_in
 @pytest.fixture
 def executor(from_state):
     return from_state(BEFORE)
-
-
-@pytest.fixture
-def from_state(transactional_db):
-    """A MigrationExecutor whose database is at the given migration; the latest again afterwards."""
-    executor = MigrationExecutor(connection)
-
-    def at(migration):
-        executor.migrate([migration])
-        executor.loader.build_graph()
-        return executor
-
-    yield at
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 def test_a_tenant_working_for_two_companies_stays_with_the_first(executor):

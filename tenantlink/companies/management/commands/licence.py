@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.companies.models import Company, Licence
+from tenantlink.companies.models import LAST_LICENCE_MOMENT, Company, Licence
 
 
 def find_company(name):
@@ -45,12 +45,17 @@ class Command(BaseCommand):
             return
         if until is None and days is None:
             raise CommandError("Say how long the licence is valid: --until YYYY-MM-DD or --days N.")
-        if days is not None:
-            if days < 1:
-                raise CommandError("--days must be at least 1.")
-            ends = timezone.now() + datetime.timedelta(days=days)
-        else:
-            ends = datetime.datetime.combine(until + datetime.timedelta(days=1), datetime.time.min, datetime.UTC)
+        if days is not None and days < 1:
+            raise CommandError("--days must be at least 1.")
+        try:
+            if days is not None:
+                ends = timezone.now() + datetime.timedelta(days=days)
+            else:
+                ends = datetime.datetime.combine(until + datetime.timedelta(days=1), datetime.time.min, datetime.UTC)
+        except OverflowError:  # past the calendar's last day
+            ends = None
+        if ends is None or ends > LAST_LICENCE_MOMENT:
+            raise CommandError("The last day of validity can be 9998-12-31 at the latest.")
         if ends <= timezone.now():
             raise CommandError("The licence must end in the future.")
         before = company.current_licence(Licence.Product.SSO)
