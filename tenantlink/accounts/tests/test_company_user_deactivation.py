@@ -12,6 +12,7 @@ from tenantlink.accounts.tests.company_user_helpers import (
     enrol_through_the_page,
     text,
 )
+from tenantlink.accounts.views import company as company_views
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in, signed_in_browser
 
@@ -96,6 +97,32 @@ def test_another_administrator_can_deactivate_an_administrator(admin_client, adm
     colleague.refresh_from_db()
     assert not colleague.is_active and not colleague.is_company_admin
     assert doras_browser.get("/company/users/").status_code == 302
+
+
+def test_two_administrators_deactivating_each_other_at_once_leave_one_administrator(
+    admin_client, admin, contoso, monkeypatch
+):
+    """Dora's request has passed the administrator check when Alice's deactivation of Dora lands
+    (the moment is taken from inside Dora's request); Dora's then changes nothing."""
+    colleague = make_user("dora", contoso, User.Role.ADMINISTRATOR)
+    doras_browser = signed_in_browser(colleague)
+    refuse_self = company_views._refuse_self
+
+    def alice_deactivates_dora_meanwhile(request, member):
+        if request.user == colleague:
+            monkeypatch.setattr(company_views, "_refuse_self", refuse_self)
+            assert admin_client.post(f"/company/users/{colleague.pk}/deactivate/").status_code == 302
+        return refuse_self(request, member)
+
+    monkeypatch.setattr(company_views, "_refuse_self", alice_deactivates_dora_meanwhile)
+
+    response = doras_browser.post(f"/company/users/{admin.pk}/deactivate/")
+
+    assert response.status_code == 403
+    admin.refresh_from_db()
+    colleague.refresh_from_db()
+    assert admin.is_company_admin and not colleague.is_active
+    assert [event.target_user for event in AuditEvent.objects.filter(action=Action.USER_DEACTIVATED)] == [colleague]
 
 
 # Second factor --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ undone in a click (deactivating, resetting the second factor) is a page of its o
 will happen (GET) with the button that does it (POST)."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -90,6 +91,20 @@ def _refuse_self(request, member):
     return False
 
 
+def _lock_as_administrator(request, member):
+    """Inside a transaction: lock both people's rows, in one order, and refuse (403) when the
+    acting administrator is no longer one. Two administrators deactivating each other at the same
+    moment are then served one after the other, and the second finds herself deactivated: the
+    company keeps an administrator."""
+    rows = User.objects.select_for_update().filter(pk__in=sorted({request.user.pk, member.pk})).order_by("pk")
+    people = {
+        pk: (active, role, company)
+        for pk, active, role, company in rows.values_list("pk", "is_active", "role", "company")
+    }
+    if people.get(request.user.pk) != (True, User.Role.ADMINISTRATOR, request.user.company_id):
+        raise PermissionDenied
+
+
 @company_admin_required
 @require_http_methods(["GET", "POST"])
 def user_deactivate(request, user_id):
@@ -98,7 +113,10 @@ def user_deactivate(request, user_id):
         return redirect("company_user", user_id=member.pk)
     if request.method == "GET":  # it signs them out at once: the button asks first
         return render(request, "accounts/company_user_deactivate.html", {"member": member})
-    if not member.deactivate():  # already, maybe by someone else at the same moment
+    with transaction.atomic():
+        _lock_as_administrator(request, member)
+        deactivated = member.deactivate()
+    if not deactivated:  # already, maybe by someone else at the same moment
         messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
     else:
         AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
