@@ -111,6 +111,26 @@ def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake
     assert AuditEvent.objects.get(action=Action.SSO_INTEGRATION_DELETED).details["removed_connections"] == 2
 
 
+def test_two_tabs_deleting_at_the_same_moment_delete_and_record_it_once(
+    admin_client, fake_microsoft, monkeypatch, member
+):
+    """Both tabs read the integration before either deletes it: the second finds it gone."""
+    integration = active_integration(admin_client, fake_microsoft)
+    Connection.objects.create(
+        user=member, integration=integration, tid=CONTOSO, oid="15550e69-065f-4d2c-b54d-9fd19885ed4c"
+    )
+    read_by_the_other_tab = Integration.objects.get(pk=integration.pk)
+    admin_client.post(f"/company/sso/{integration.pk}/delete/", follow=True)  # its message read
+    monkeypatch.setattr("tenantlink.sso.views.integrations._integration", lambda request, pk: read_by_the_other_tab)
+
+    page = admin_client.post(f"/company/sso/{integration.pk}/delete/", follow=True).content.decode()
+
+    assert "contoso.onmicrosoft.com was already deleted. Nothing changed." in page
+    assert "is deleted" not in page
+    [event] = AuditEvent.objects.filter(action=Action.SSO_INTEGRATION_DELETED)
+    assert event.details["removed_connections"] == 1
+
+
 def test_verify_again_notices_that_the_app_was_removed(admin_client, fake_microsoft):
     integration = active_integration(admin_client, fake_microsoft)
     fake_microsoft.app_in.clear()

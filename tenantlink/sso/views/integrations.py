@@ -248,6 +248,13 @@ def delete(request, integration_id):
     connected = integration.connections.count()
     if request.method == "POST":
         with transaction.atomic():
+            # Locked first: of two administrators deleting it at the same moment, the second waits
+            # and finds it gone, instead of recording a second deletion (and its connections twice).
+            if not Integration.objects.select_for_update().filter(pk=integration.pk).exists():
+                messages.info(
+                    request, _("%(name)s was already deleted. Nothing changed.") % {"name": integration.display_name}
+                )
+                return redirect("sso_integrations")
             removed = integration.connections.count()
             integration.delete()
             flows.record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
