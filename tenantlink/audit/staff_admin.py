@@ -3,7 +3,12 @@ event, like the same change made anywhere else."""
 
 import datetime
 
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 from django.db import router, transaction
+from django.http import HttpResponseRedirect
+from django.utils.translation import gettext as _
 
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
@@ -93,6 +98,19 @@ class StaffAuditMixin:
     those made in inlines and by the bulk delete action, is written to the audit log with the
     staff user, the changed fields, the company concerned and the client address, in the same
     transaction as the change itself."""
+
+    def response_action(self, request, queryset):
+        """A selection that names no object (a garbled or tampered form: "abc", a number past
+        what the database holds) is refused with a message before the action runs, instead of
+        failing with a server error inside it."""
+        pk = self.model._meta.pk
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                pk.clean(value, None)
+        except ValidationError:
+            self.message_user(request, _("The selection could not be read. Nothing was done."), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
 
     def save_model(self, request, obj, form, change):
         before = _stored(obj) if change else None

@@ -319,6 +319,24 @@ def test_the_last_licence_date_allowed_shows_in_every_time_zone(client, contoso)
         assert response.status_code == 200 and shown in response.content.decode(), zone
 
 
+@pytest.mark.parametrize("selected", ["abc", "1.5", "", "99999999999999999999"])
+@pytest.mark.parametrize(
+    ("url", "action"),
+    [
+        ("/staff/accounts/user/", "reset_second_factor"),
+        ("/staff/accounts/user/", "delete_selected"),
+        ("/staff/companies/company/", "stop_requiring_microsoft"),
+    ],
+)
+def test_a_selection_that_names_nothing_is_refused_and_nothing_done(staff_client, member, url, action, selected):
+    response = staff_client.post(url, {"action": action, "_selected_action": [selected, str(member.pk)]}, follow=True)
+
+    assert response.status_code == 200
+    assert "The selection could not be read. Nothing was done." in response.content.decode()
+    assert User.objects.filter(pk=member.pk).exists() and TOTPDevice.objects.filter(user=member).exists()
+    assert not AuditEvent.objects.exclude(action=Action.SIGNIN_SUCCEEDED).exists()
+
+
 def test_oscar_revokes_contosos_licence_on_the_licence_page(staff_client, oscar, contoso):
     licence = contoso.licences.get()
     url = f"/staff/companies/licence/{licence.pk}/change/"
