@@ -14,7 +14,7 @@ from tenantlink.accounts.tests.company_user_helpers import (
     text,
 )
 from tenantlink.audit.models import AuditEvent
-from tenantlink.conftest import sign_in
+from tenantlink.conftest import make_user, sign_in
 
 
 def user_links(response):
@@ -43,6 +43,16 @@ def test_an_administrator_cannot_see_another_companys_users(client, admin, membe
 
     assert client.get(f"/company/users/{member.pk}/").status_code == 404
     assert client.get(f"/company/users/{admin.pk}/").status_code == 404
+
+
+def test_a_search_for_a_whole_long_email_address_is_kept_as_typed(admin_client, contoso):
+    address = "firstname.middlename.lastname." * 7 + "consultant@subsidiary.example.com"  # 243 characters
+    User.objects.filter(pk=make_user("longmail", contoso).pk).update(email=address)
+
+    page = text(admin_client.get("/company/users/", {"q": address}))
+
+    assert 'maxlength="254"' in page and f'value="{address}"' in page
+    assert "<td>longmail</td>" in page
 
 
 def test_the_list_can_be_searched_by_name_username_or_email(admin_client, admin, member, outsider, contoso):

@@ -20,11 +20,12 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
 
 PAGE_SIZE = 25
+SEARCH_LENGTH = 254  # an email address's longest: the search box takes as much (its maxlength)
 
 
 @company_admin_required
 def user_list(request):
-    query = request.GET.get("q", "").strip()[:100]
+    query = request.GET.get("q", "").strip()[:SEARCH_LENGTH]
     microsoft = request.GET.get("microsoft", "")
     users = company_objects(request, User.objects.select_related("totp", "microsoft_connection"))
     if query:
@@ -35,7 +36,13 @@ def user_list(request):
         users = users.filter(microsoft_connection__isnull=microsoft == "not_connected")
     page = Paginator(users.order_by("username"), PAGE_SIZE).get_page(request.GET.get("page"))
     filters = {key: value for key, value in (("q", query), ("microsoft", microsoft)) if value}
-    context = {"page": page, "search": query, "microsoft": microsoft, "query": urlencode(filters)}
+    context = {
+        "page": page,
+        "search": query,
+        "search_length": SEARCH_LENGTH,
+        "microsoft": microsoft,
+        "query": urlencode(filters),
+    }
     return render(request, "accounts/company_users.html", context)
 
 
