@@ -10,7 +10,7 @@ import re
 import warnings
 import zoneinfo
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
@@ -191,12 +191,28 @@ def entra_configuration(environ):
     secret_file = environ.get("ENTRA_CLIENT_SECRET_FILE", "").strip()
     problems = []
     parts = urlsplit(authority)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or port == -1
+    ):
         problems.append(
             f"ENTRA_AUTHORITY must be an https address such as https://login.microsoftonline.com, not {authority!r}."
         )
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         problems.append("ENTRA_AUTHORITY may use http only on this machine (127.0.0.1, ::1, localhost).")
+    else:
+        # The host in lowercase, as Microsoft writes it in the issuer that tokens are compared
+        # with exactly: https://Login.MicrosoftOnline.com is the same address.
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        authority = urlunsplit((parts.scheme, host + (f":{port}" if port else ""), parts.path, "", ""))
     if not client_id:
         problems.append("ENTRA_CLIENT_ID is not set.")
     elif len(client_id) > 200 or not client_id.isprintable() or " " in client_id:

@@ -237,6 +237,28 @@ def test_a_bad_configuration_names_what_is_wrong(environ, words):
     assert words in problem_of(**environ)
 
 
+@pytest.mark.parametrize(
+    ("typed", "used"),
+    [
+        ("https://Login.MicrosoftOnline.com/", "https://login.microsoftonline.com"),
+        ("HTTPS://LOGIN.MICROSOFTONLINE.COM", "https://login.microsoftonline.com"),
+        ("http://LOCALHOST:8400", "http://localhost:8400"),
+        ("http://[::1]:8400/", "http://[::1]:8400"),
+        ("https://login.example/Some/Path", "https://login.example/Some/Path"),
+    ],
+)
+def test_the_authoritys_host_is_used_in_lowercase_as_microsoft_writes_its_issuer(typed, used):
+    authority, *_rest, problem = entra_configuration({**CONFIGURED, "ENTRA_AUTHORITY": typed})
+    assert (authority, problem) == (used, "")
+
+
+@pytest.mark.parametrize(
+    "typed", ["https://user:pw@login.example", "https://login.example:99999", "https://login.example:x"]
+)
+def test_an_authority_with_a_user_name_or_a_bad_port_is_refused(typed):
+    assert "ENTRA_AUTHORITY must be an https address" in problem_of(ENTRA_AUTHORITY=typed)
+
+
 def test_http_is_allowed_only_on_this_machine():
     for authority in ("http://127.0.0.1:8400", "http://localhost:8400/", "http://[::1]:8400"):
         assert problem_of(ENTRA_AUTHORITY=authority) == "", authority
