@@ -467,6 +467,7 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "tenantlink.lib.logs.RequestIdFilter"},
         "database_down": {"()": "tenantlink.lib.logs.DatabaseDownFilter"},
+        "routine_refusals": {"()": "tenantlink.lib.logs.RoutineRefusalFilter"},
         "secret_paths": {"()": "tenantlink.lib.logs.SecretPathFilter"},
     },
     "formatters": {
@@ -478,7 +479,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["request_id", "database_down", "secret_paths"],
+            "filters": ["request_id", "database_down", "routine_refusals", "secret_paths"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -487,8 +488,9 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         # Through the root's handler only: Django's own console handler (on with DEBUG) would
-        # print each line a second time.
-        "django": {"handlers": [], "propagate": True},
+        # print each line a second time. Django's default level is INFO (below it, every SQL query
+        # with DEBUG on); a higher LOG_LEVEL applies to Django's lines too.
+        "django": {"handlers": [], "propagate": True, "level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL},
     },
 }
 

@@ -46,7 +46,9 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
         ),
         (_("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["username", "company", "role", "password1", "password2"]})]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["username", "company", "role", "is_staff", "password1", "password2"]})
+    ]
     readonly_fields = ["last_login", "date_joined"]
     actions = ["reset_second_factor"]
 

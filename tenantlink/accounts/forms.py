@@ -15,6 +15,7 @@ from tenantlink.accounts import throttle
 from tenantlink.accounts.models import USERNAME_TAKEN, RecoveryCode, TOTPDevice, User
 from tenantlink.accounts.validators import MAX_PASSWORD_LENGTH
 from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.lib.validators import is_time_zone
 
 # One message for every failed sign-in: wrong username, wrong password, deactivated account or a
 # paused account all read the same, so the page never tells an attacker which one it was.
@@ -203,6 +204,19 @@ class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
             )
         return old_password
 
+    def clean(self):
+        data = super().clean()
+        # The current password is right (clean_old_password), so a new one equal to it changes nothing.
+        if data.get("new_password1") and data["new_password1"] == data.get("old_password"):
+            self.add_error(
+                "new_password1",
+                ValidationError(
+                    _("The new password is the same as your current one. Choose a different one."),
+                    code="password_unchanged",
+                ),
+            )
+        return data
+
 
 class CompanyUserForm(forms.ModelForm):
     """An administrator creates a user of their own company."""
@@ -313,19 +327,11 @@ def canonical_time_zones():
     return tuple(sorted(zone for zone in available if zone.split("/")[0] in REGIONS))
 
 
-def _is_zone(name):
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return False
-    return True
-
-
 def time_zone_choices(current=""):
     """The portal's default (named), UTC and the canonical zones; and `current`, a user's stored
     zone, also when it is an old name, so that it shows selected and the form saves unchanged."""
     zones = canonical_time_zones()
-    if current and current != "UTC" and current not in zones and _is_zone(current):
+    if current and current != "UTC" and current not in zones and is_time_zone(current):
         zones = sorted([*zones, current])
     default = _("Portal default (%(zone)s)") % {"zone": settings.DEFAULT_USER_TIME_ZONE.replace("_", " ")}
     return [("", default), ("UTC", "UTC"), *((zone, zone.replace("_", " ")) for zone in zones)]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.contrib.sessions.base_session import AbstractBaseSession, BaseSessionManager
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
@@ -20,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from tenantlink.accounts.validators import not_reserved
 from tenantlink.lib import crypto
 from tenantlink.lib.queries import Prepared, update
-from tenantlink.lib.validators import plain_text
+from tenantlink.lib.validators import known_time_zone, plain_text
 
 USERNAME_TAKEN = _("This username is taken. Choose another one.")
 
@@ -82,7 +83,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(_("active"), default=True)
     is_staff = models.BooleanField(_("operator staff"), default=False)
     must_change_password = models.BooleanField(_("must change password at next sign-in"), default=False)
-    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # Empty: the portal's default, as is a stored zone that the time-zone database stops knowing
+    # (local_zone); old names it still knows (Europe/Kiev) stay valid.
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, validators=[known_time_zone])
     # Empty: the sign-in page's choice or the browser's. db_default, so that code from before
     # this field (and plain INSERTs) can still add users.
     language = models.CharField(
@@ -115,6 +118,27 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.username
+
+    def clean_fields(self, exclude=None):
+        """Only operator staff have no company: a customer user without one could still sign in,
+        and no administrator would see them. Checked here rather than in clean(), which has no
+        `exclude`: a form without the company field (My Profile's settings) cannot correct it."""
+        errors = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if (
+            "company" not in (exclude or ())
+            and "company" not in errors
+            and self.company_id is None
+            and not self.is_staff
+        ):
+            errors["company"] = [
+                ValidationError(_("Choose a company. Only operator staff belong to none."), code="company_required")
+            ]
+        if errors:
+            raise ValidationError(errors)
 
     def get_full_name(self):
         return self.display_name or self.username

@@ -2,6 +2,7 @@
 
 import sys
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -15,12 +16,23 @@ from tenantlink.lib.context import site
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 RETRY_AFTER = 30  # seconds
 
+# A form over DATA_UPLOAD_MAX_MEMORY_SIZE, or with more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields or
+# DATA_UPLOAD_MAX_NUMBER_FILES files: Django refuses it before any view sees it.
+TOO_LARGE = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
+
 
 def _error(request, status, title, message):
     return render(request, "error.html", {"title": title, "message": message, "status": status}, status=status)
 
 
 def bad_request(request, exception=None):
+    if isinstance(exception, TOO_LARGE):
+        return _error(
+            request,
+            400,
+            _("The form was too large"),
+            _("The form held too much to be sent, so nothing was saved. Go back and try again with less."),
+        )
     return _error(request, 400, _("Bad request"), _("The request could not be understood. Go back and try again."))
 
 

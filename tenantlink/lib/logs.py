@@ -99,6 +99,30 @@ class DatabaseDownFilter(logging.Filter):
         return True
 
 
+class RoutineRefusalFilter(logging.Filter):
+    """Django logs every request it refuses as suspicious at ERROR. Four of them anyone can send
+    at will, and the internet does all day: a Host header that is not ours (scanners going by IP
+    address), a form past DATA_UPLOAD_MAX_MEMORY_SIZE, or with too many fields or files. Each got
+    its 400 page and nothing of ours failed, so they are warnings: at ERROR anyone could flood the
+    log that pages an operator. Every other django.security record keeps its level: those are
+    not routine (a multipart body that got the parser stuck, a redirect to an unsafe scheme, a
+    lookup in the operator admin that it does not offer)."""
+
+    ROUTINE = frozenset(
+        f"django.security.{name}"
+        for name in ("DisallowedHost", "RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent")
+    )
+
+    def filter(self, record):
+        if record.name not in self.ROUTINE:
+            return True
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        # The logger let it through as an error: with LOG_LEVEL=ERROR the warning is not wanted.
+        # Asked each time, as every handler sees the record this filter has already lowered.
+        return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+
 class SecretPathFilter(logging.Filter):
     """No invitation link in any line. Django writes the path of a refused request: the HEAD a
     mail server's link checker sends (405), a POST without a CSRF token (403), a 404. With

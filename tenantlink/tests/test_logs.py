@@ -229,3 +229,74 @@ def test_a_broken_log_call_is_left_for_logging_to_report():
     # A filter that raised would raise in the code that logged (logging guards only formatting).
     record = logging.LogRecord("tenantlink.somewhere", logging.WARNING, __file__, 1, "%s and %s", ("one",), None)
     assert SecretPathFilter().filter(record) is True
+
+
+def test_refusals_anyone_can_send_are_warnings_not_errors(client, json_log, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE, settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000, 10
+    answers = [
+        client.get("/health/live/", HTTP_HOST="portal.evil.example"),  # scanners going by IP address
+        client.post("/signin/", {"username": "x" * 2000}),
+        client.post("/signin/", {f"field{n}": "x" for n in range(20)}),
+    ]
+
+    assert [answer.status_code for answer in answers] == [400, 400, 400]
+    security = [line for line in lines(json_log) if line["logger"].startswith("django.security.")]
+    assert [(line["level"], line["logger"]) for line in security] == [
+        ("WARNING", "django.security.DisallowedHost"),
+        ("WARNING", "django.security.RequestDataTooBig"),
+        ("WARNING", "django.security.TooManyFieldsSent"),
+    ]
+    assert [line["request_id"] for line in security] == [answer["X-Request-ID"] for answer in answers]
+    assert not [line for line in lines(json_log) if line["level"] == "ERROR"]
+
+
+def test_a_plain_log_line_of_a_wrong_host_says_warning(client):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"]))
+    for name in settings.LOGGING["handlers"]["console"]["filters"]:
+        handler.addFilter(import_string(settings.LOGGING["filters"][name]["()"])())
+    logging.getLogger().addHandler(handler)
+    try:
+        response = client.get("/health/live/", HTTP_HOST="portal.evil.example")
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    assert (
+        f" WARNING django.security.DisallowedHost [{response['X-Request-ID']}] Invalid HTTP_HOST" in stream.getvalue()
+    )
+
+
+def test_log_level_error_applies_to_djangos_lines_too(monkeypatch):
+    import importlib
+
+    import tenantlink.settings
+
+    levels = {}
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        monkeypatch.setenv("LOG_LEVEL", level)
+        levels[level] = importlib.reload(tenantlink.settings).LOGGING["loggers"]["django"]["level"]
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+    # Not DEBUG: Django's debug lines (every SQL query with DEBUG on) are not the portal's.
+    assert levels == {"DEBUG": "INFO", "INFO": "INFO", "WARNING": "WARNING", "ERROR": "ERROR"}
+
+
+def test_with_log_level_error_a_routine_refusal_is_not_written(client, json_log):
+    django_logger = logging.getLogger("django")
+    level = django_logger.level
+    django_logger.setLevel(logging.ERROR)  # as LOG_LEVEL=ERROR sets it
+    try:
+        assert client.get("/health/live/", HTTP_HOST="portal.evil.example").status_code == 400
+        logging.getLogger("django.security.SuspiciousFileOperation").error("still written")
+    finally:
+        django_logger.setLevel(level)
+
+    assert [(line["level"], line["message"]) for line in lines(json_log)] == [("ERROR", "still written")]
+
+
+def test_other_suspicious_operations_stay_errors(json_log):
+    for name in ("SuspiciousMultipartForm", "SuspiciousFileOperation", "DisallowedRedirect", "SuspiciousSession"):
+        logging.getLogger(f"django.security.{name}").error("something to look at")
+
+    assert [line["level"] for line in lines(json_log)] == ["ERROR"] * 4

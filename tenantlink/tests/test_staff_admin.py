@@ -414,3 +414,76 @@ def test_the_operator_admin_sends_a_visitor_to_the_portal_sign_in_and_back(clien
     response = client.get("/staff/")
     response = client.get(response.url)
     assert response.url == "/signin/?next=/staff/"
+
+
+def test_a_time_zone_the_portal_does_not_know_is_refused_not_saved(staff_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    data = form_of(staff_client, url, "user_form")
+
+    response = staff_client.post(url, {**data, "time_zone": "Mars/Olympus"})
+
+    assert response.status_code == 200  # the form again, not "changed successfully"
+    assert "“Mars/Olympus” is not a time zone." in response.content.decode()
+    member.refresh_from_db()
+    assert member.time_zone == ""
+    assert not AuditEvent.objects.filter(action=Action.STAFF_CHANGED).exists()
+
+
+@pytest.mark.parametrize("zone", ["Europe/Helsinki", "Europe/Kiev", "UTC", ""])  # Kiev: an old name, still known
+def test_known_time_zones_and_none_are_saved(staff_client, member, zone):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), time_zone=zone)
+
+    member.refresh_from_db()
+    assert member.time_zone == zone
+
+
+def test_a_customer_user_cannot_be_left_without_a_company(staff_client, member, contoso):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    data = form_of(staff_client, url, "user_form")
+
+    response = staff_client.post(url, {**data, "company": ""})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["company"] == [
+        "Choose a company. Only operator staff belong to none."
+    ]
+    member.refresh_from_db()
+    assert member.company == contoso
+
+
+def test_a_user_added_here_needs_a_company_unless_made_staff_afterwards(staff_client, contoso):
+    new_user = {"username": "sam", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+    response = staff_client.post("/staff/accounts/user/add/", {**new_user, "company": "", "role": "member"})
+    assert response.status_code == 200
+    assert "Choose a company. Only operator staff belong to none." in response.content.decode()
+    assert not User.objects.filter(username="sam").exists()
+
+    post_form(staff_client, "/staff/accounts/user/add/", {**new_user, "company": str(contoso.pk), "role": "member"})
+    sam = User.objects.get(username="sam")
+    url = f"/staff/accounts/user/{sam.pk}/change/"
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), company="", is_staff="on")
+    sam.refresh_from_db()
+    assert sam.is_staff and sam.company is None
+
+
+def test_operator_staff_made_on_the_command_line_have_no_company(oscar):
+    call_command(
+        "createsuperuser", "--noinput", "--username", "sam", "--email", "sam@example.com", stdout=io.StringIO()
+    )
+
+    sam = User.objects.get(username="sam")
+    assert sam.is_staff and sam.company is None
+    sam.full_clean(exclude=["password"])  # valid as it is
+    oscar.full_clean(exclude=["password"])
+
+
+def test_operator_staff_are_added_here_without_a_company(staff_client):
+    new_staff = {"username": "sam", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"}
+
+    post_form(
+        staff_client, "/staff/accounts/user/add/", {**new_staff, "company": "", "role": "member", "is_staff": "on"}
+    )
+
+    sam = User.objects.get(username="sam")
+    assert sam.is_staff and sam.company is None

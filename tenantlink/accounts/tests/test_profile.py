@@ -3,6 +3,7 @@ import re
 import time
 
 import pyotp
+from django.conf import settings
 from django.test import Client
 
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
@@ -126,3 +127,55 @@ def test_an_unknown_time_zone_is_refused(member_client, member):
     assert "Select a valid choice" in response.content.decode()
     member.refresh_from_db()
     assert member.time_zone == ""
+
+
+def test_the_new_password_must_differ_from_the_current_one(member_client, member):
+    response = member_client.post(
+        "/profile/password/", {"old_password": PASSWORD, "new_password1": PASSWORD, "new_password2": PASSWORD}
+    )
+
+    assert response.status_code == 200  # not "Your password has been changed."
+    assert response.context["form"].errors["new_password1"] == [
+        "The new password is the same as your current one. Choose a different one."
+    ]
+    assert "Your password has been changed." not in response.content.decode()
+    assert not AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED).exists()
+
+
+def test_an_initial_password_cannot_be_kept_by_changing_it_to_itself(member_client, member):
+    User.objects.filter(pk=member.pk).update(must_change_password=True)
+    same = {"old_password": PASSWORD, "new_password1": PASSWORD, "new_password2": PASSWORD}
+
+    assert member_client.post("/profile/password/", same).status_code == 200
+    member.refresh_from_db()
+    assert member.must_change_password
+    assert member_client.get("/portal/").url == "/profile/password/"  # still asked first
+
+
+def test_going_back_to_the_browsers_language_says_saved_in_the_browsers_language(member_client, member):
+    member.language = "sv"
+    member.save(update_fields=["language"])
+    member_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "sv"
+
+    response = member_client.post(
+        "/profile/settings/", {"language": "", "time_zone": ""}, headers={"accept-language": "fi"}, follow=True
+    )
+
+    page = response.content.decode()
+    assert "Kieli ja aikavyöhyke on tallennettu." in page  # Finnish, as the page itself now is
+    assert '<html lang="fi"' in page
+
+
+def test_new_recovery_codes_are_shown_to_a_get_only(member_client, member):
+    member_client.post("/profile/recovery-codes/")
+
+    for method in (member_client.head, member_client.put, member_client.post, member_client.delete):
+        response = method("/profile/recovery-codes/new/")
+        assert response.status_code == 405
+        assert response["Allow"] == "GET"
+    assert "This page cannot be used that way" in member_client.put("/profile/recovery-codes/new/").content.decode()
+
+    page = member_client.get("/profile/recovery-codes/new/").content.decode()  # still there to see, once
+    codes = re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", page)
+    assert len(codes) == 10 and RecoveryCode.use(member, codes[0])
+    assert member_client.get("/profile/recovery-codes/new/").url == "/profile/settings/"

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import translation
@@ -42,6 +43,14 @@ def _remember_language(response, language):
     return response
 
 
+def _browser_language(request):
+    """The language of the pages once the user's choice is removed: _remember_language removes the
+    language cookie with it, so LocaleMiddleware goes by the browser's Accept-Language alone."""
+    browser = HttpRequest()
+    browser.META["HTTP_ACCEPT_LANGUAGE"] = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
+    return translation.get_language_from_request(browser)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_tab(request):
@@ -49,7 +58,7 @@ def settings_tab(request):
     preferences_form = PreferencesForm(instance=user, data=request.POST if request.method == "POST" else None)
     if preferences_form.is_valid():
         preferences_form.save()
-        translation.activate(user.language or translation.get_language())  # the message in the new language
+        translation.activate(user.language or _browser_language(request))  # the message in the new language
         messages.success(request, _("Your language and time zone have been saved."))
         return _remember_language(redirect("profile_settings"), user.language)
     return render(
@@ -119,8 +128,10 @@ def regenerate_recovery_codes(request):
 
 
 @login_required
+@require_http_methods(["GET"])
 def new_recovery_codes(request):
-    """Shows freshly made recovery codes once; they are not kept anywhere in readable form."""
+    """Shows freshly made recovery codes once; they are not kept anywhere in readable form. GET
+    only: a HEAD (a link checker, a prefetch) would use up the one showing without showing it."""
     codes = flows.take_recovery_codes(request)
     if not codes:
         messages.info(request, _("Recovery codes are shown only once. You can make new ones here."))
