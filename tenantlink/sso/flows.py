@@ -84,7 +84,7 @@ def verify(request, integration, consent_completed=False, signed_in=None):
     try:
         if _held_by_another_company(integration):
             raise MicrosoftError("tenant_taken")
-        microsoft.confirm_app_in_tenant(integration.tenant_id)
+        microsoft.confirm_app_in_tenant(integration.tenant_id, just_approved=consent_completed)
         if integration.needs_tenant_sign_in and signed_in is None:
             integration.awaits_tenant_sign_in(consent_completed=consent_completed)
             return SIGN_IN_FIRST
@@ -94,6 +94,9 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         except IntegrityError:  # another company's became active meanwhile (the database decides)
             raise MicrosoftError("tenant_taken") from None
     except MicrosoftError as error:
+        if error.reason == "approval_propagating":  # approved, not yet confirmed: Verify again later
+            integration.awaits_approval(error.code)
+            return _not_verified(request, integration, error, False, **details)
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.

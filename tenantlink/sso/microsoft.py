@@ -252,12 +252,30 @@ def token_answer(tenant, wanted, **fields):
     return answer
 
 
-def confirm_app_in_tenant(tenant_id):
+# Right after an administrator approves the app, Microsoft may go on answering that it does not
+# know the app in the tenant (AADSTS700016) for a while, until the approval has reached all its
+# servers: seconds, sometimes minutes. Asked again after each of these waits (seconds).
+APPROVAL_WAITS = (1, 2, 3)
+_sleep = time.sleep  # tests replace it
+
+
+def confirm_app_in_tenant(tenant_id, just_approved=False):
     """Raise MicrosoftError unless Microsoft issues the app a token for `tenant_id`. It does so
     only once the app exists in that tenant (an administrator approved it), so this — not the
     `tenant` in a callback, which anyone can write — is what proves an integration. The token
-    itself is thrown away."""
-    _token(tenant_id, "access_token", grant_type="client_credentials", scope=APP_ONLY_SCOPE)
+    itself is thrown away. `just_approved`: Microsoft has just sent the administrator back from
+    approving it, so "not found" is asked again a few times, and if it stays, the approval has not
+    reached Microsoft's servers yet ("approval_propagating"), not that there is none."""
+    for wait in (*APPROVAL_WAITS, None) if just_approved else (None,):
+        try:
+            _token(tenant_id, "access_token", grant_type="client_credentials", scope=APP_ONLY_SCOPE)
+            return
+        except MicrosoftError as error:
+            if error.reason != "app_not_found" or not just_approved:
+                raise
+            if wait is None:
+                raise MicrosoftError("approval_propagating", error.code) from None
+        _sleep(wait)
 
 
 # URL → (document, fetched_at, until on time.monotonic()): what this process last read of the

@@ -47,6 +47,11 @@ FAILURE_REASONS = {
         "here. If the tenant is your organization's, contact the portal's support."
     ),
     "refused": _("Microsoft refused the request."),
+    "approval_propagating": _(
+        "Microsoft says the app was approved but does not confirm it yet: an approval can take a few "
+        "minutes to reach all of Microsoft's servers. Choose “Verify again” in a few minutes. If it "
+        "still fails then, approve it again."
+    ),
     "sign_in_pending": _(
         "Microsoft confirms the app in the tenant. Before the integration works, someone of the "
         "tenant signs in there once (usually without a question): choose “Verify again”."
@@ -245,6 +250,11 @@ class Integration(models.Model):
         if consent_completed:
             fields["consent_completed_at"] = timezone.now()
         self._record(self.Status.PENDING, **fields)
+
+    def awaits_approval(self, code):
+        """Approved at Microsoft (the consent came back so), which does not confirm it yet."""
+        fields = {"failure_reason": "approval_propagating", "failure_code": code[:40]}
+        self._record(self.Status.PENDING, consent_completed_at=timezone.now(), **fields)
 
     def _record(self, new_status, **fields):
         """Write the outcome of a call to Microsoft, which may have taken seconds: meanwhile an

@@ -24,6 +24,7 @@ from tests.e2e.sso_integration_steps import (
     DECLINED,
     GRANT_ADMIN_CONSENT,
     LICENCE_ENDED,
+    NOT_CONFIRMED_YET,
     UNAVAILABLE,
     UNKNOWN_TENANT,
     add_integration,
@@ -76,7 +77,7 @@ def test_verify_again_finds_that_the_app_was_removed_from_the_tenant(
     assert failed["details"] == {"tenant": CONTOSO, "code": "AADSTS700016", "reason": "app_not_found"}
 
 
-def test_an_approval_microsoft_does_not_confirm_leaves_the_integration_failed(
+def test_an_approval_microsoft_does_not_confirm_leaves_the_integration_waiting(
     page, portal, emulator, emulator_control, people, authenticator
 ):
     sign_in(page, portal, people["ada"], authenticator)
@@ -95,14 +96,22 @@ def test_an_approval_microsoft_does_not_confirm_leaves_the_integration_failed(
     page.route(re.compile(r"/consent/accept$"), accept_then_remove_the_app)
     page.locator("#idBtn_Accept").click()
 
+    # Microsoft is asked again for a few seconds (an approval takes a while to reach all its
+    # servers), then the integration waits for Verify again: it does not work on the answer's word.
     expect_sso_page(page, portal)
-    expect(message(page)).to_contain_text(APP_NOT_FOUND)
-    expect(fact(card(page, "Contoso"), "Status")).to_have_text("Consent failed")
+    expect(message(page)).to_contain_text(NOT_CONFIRMED_YET)
+    expect(fact(card(page, "Contoso"), "Status")).to_have_text("Pending consent")
     expect(fact(card(page, "Contoso"), "Why")).to_contain_text("AADSTS700016")
-    # The answer said "approved" for Contoso; only Microsoft's own answer to the portal counts.
     events = audit_log(page, portal)
     assert [e["action"] for e in events][-2:] == ["sso.consent.succeeded", "sso.integration.verification_failed"]
     assert events[-1]["details"]["code"] == "AADSTS700016"
+    assert events[-1]["details"]["reason"] == "approval_propagating"
+
+    # Still not there a few minutes later: the approval did not go through, and it says so.
+    card(page, "Contoso").get_by_role("button", name="Verify again").click()
+    expect(message(page)).to_contain_text(APP_NOT_FOUND)
+    expect(fact(card(page, "Contoso"), "Status")).to_have_text("Consent failed")
+    expect(card(page, "Contoso").get_by_role("button", name="Retry consent")).to_be_visible()
 
 
 def test_microsoft_failing_or_hanging_during_verify_again_keeps_an_active_integration(

@@ -53,6 +53,7 @@ class FakeMicrosoft:
     def __init__(self):
         self.tenants = {CONTOSO: "contoso.onmicrosoft.com", FABRIKAM: "fabrikam.onmicrosoft.com"}
         self.app_in = set()  # tenants where an administrator approved the app
+        self.waits = []  # seconds the portal waited for Microsoft to confirm an approval
         self.requests = []
         self.failure = None
         self.published = [public_jwk(SIGNING_KEY, "key-1")]
@@ -192,6 +193,8 @@ def fake_microsoft(settings, monkeypatch):
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
     monkeypatch.setattr(graph, "_app_tokens", type(graph._app_tokens)())
     monkeypatch.setattr(microsoft_module, "_documents", {})
+    # Waits for Microsoft to catch up with an approval are written down, not waited.
+    monkeypatch.setattr(microsoft_module, "_sleep", fake.waits.append)
     return fake
 
 

@@ -14,6 +14,7 @@ from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
+from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Integration, PendingAuthorization
 from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, FABRIKAM
 from tenantlink.sso.tests.integration_helpers import actions, approved, come_back, contoso_integration, start
@@ -67,22 +68,63 @@ def test_an_administrator_connects_a_tenant(admin_client, fake_microsoft, admin)
     )
 
 
+def test_an_approval_microsoft_confirms_only_after_a_while_waits_for_verify_again(admin_client, fake_microsoft):
+    """Microsoft goes on refusing the app's tokens for the tenant (AADSTS700016) for a while after
+    an administrator approved it: asked again a few times, then the integration waits."""
+    state = start(admin_client, "contoso.onmicrosoft.com")
+
+    page = admin_client.get("/sso/consent/callback/", approved(state), follow=True).content.decode()
+
+    assert fake_microsoft.waits == [1, 2, 3]
+    assert "Microsoft says the app was approved but does not confirm it yet" in page
+    assert "(Error code: AADSTS700016)" in page and "Consent failed" not in page
+    integration = contoso_integration()
+    assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, "approval_propagating")
+
+    fake_microsoft.app_in.add(CONTOSO)  # a few minutes later, Microsoft knows
+    to_microsoft = admin_client.post(f"/company/sso/{integration.pk}/verify/")
+    response = fake_microsoft.sign_in(admin_client, to_microsoft, preferred_username="ada@contoso.onmicrosoft.com")
+
+    assert "is active" in admin_client.get(response.url).content.decode()
+    assert contoso_integration().status == Integration.Status.ACTIVE
+
+
+def test_an_approval_confirmed_while_asking_again_goes_on_at_once(admin_client, fake_microsoft, monkeypatch):
+    monkeypatch.setattr(microsoft_module, "_sleep", lambda seconds: fake_microsoft.app_in.add(CONTOSO))
+    state = start(admin_client, "contoso.onmicrosoft.com")
+
+    to_microsoft = admin_client.get("/sso/consent/callback/", approved(state))
+
+    assert urlsplit(to_microsoft.url).path == f"/{CONTOSO}/oauth2/v2.0/authorize"  # the sign-in at the tenant
+
+
+def test_the_app_missing_when_nobody_just_approved_it_is_said_at_once(admin_client, fake_microsoft):
+    start(admin_client, "contoso.onmicrosoft.com")
+
+    page = admin_client.post(f"/company/sso/{contoso_integration().pk}/verify/", follow=True).content.decode()
+
+    assert fake_microsoft.waits == [] and "Microsoft does not (or no longer) know the app in this tenant" in page
+    assert contoso_integration().status == Integration.Status.FAILED
+
+
 def test_the_tenant_in_the_callback_is_never_trusted(admin_client, fake_microsoft):
     state = start(admin_client)
     # A callback that claims success for Contoso: Microsoft has no app there, so nothing is active.
     page = come_back(admin_client, fake_microsoft, **approved(state))
-    assert contoso_integration().status == Integration.Status.FAILED
-    assert "does not (or no longer) know the app" in page
-    assert "Grant admin consent for your organization" in page
+    integration = contoso_integration()
+    # As after a real approval that has not yet reached all of Microsoft's servers: it waits.
+    assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, "approval_propagating")
+    assert "does not confirm it yet" in page and "If it still fails then, approve it again." in page
     assert "AADSTS700016" in page
-    assert AuditEvent.objects.get(action=Action.SSO_VERIFICATION_FAILED).details["code"] == "AADSTS700016"
+    event = AuditEvent.objects.get(action=Action.SSO_VERIFICATION_FAILED)
+    assert (event.details["code"], event.details["reason"]) == ("AADSTS700016", "approval_propagating")
 
 
 def test_a_claimed_other_tenant_changes_nothing_about_which_tenant_is_checked(admin_client, fake_microsoft):
     state = start(admin_client)
     fake_microsoft.app_in.add(FABRIKAM)
     come_back(admin_client, fake_microsoft, **approved(state, tenant=FABRIKAM))
-    assert contoso_integration().status == Integration.Status.FAILED
+    assert contoso_integration().status == Integration.Status.PENDING
     assert str(fake_microsoft.requests[-1].url).endswith(f"/{CONTOSO}/oauth2/v2.0/token")
 
 

@@ -195,18 +195,18 @@ def test_an_integration_disabled_or_deleted_while_microsoft_answers_stays_so(adm
     integration = active_integration(admin_client, fake_microsoft)
     real = microsoft_module.confirm_app_in_tenant
 
-    def meanwhile_disabled(tenant_id):
+    def meanwhile_disabled(tenant_id, **options):
         Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.DISABLED)
-        return real(tenant_id)
+        return real(tenant_id, **options)
 
     monkeypatch.setattr(microsoft_module, "confirm_app_in_tenant", meanwhile_disabled)
     admin_client.post(f"/company/sso/{integration.pk}/verify/")
     integration.refresh_from_db()
     assert integration.status == Integration.Status.DISABLED
 
-    def meanwhile_deleted(tenant_id):
+    def meanwhile_deleted(tenant_id, **options):
         Integration.objects.filter(pk=integration.pk).delete()
-        return real(tenant_id)
+        return real(tenant_id, **options)
 
     Integration.objects.filter(pk=integration.pk).update(status=Integration.Status.ACTIVE)
     monkeypatch.setattr(microsoft_module, "confirm_app_in_tenant", meanwhile_deleted)
