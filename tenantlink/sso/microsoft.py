@@ -204,6 +204,8 @@ def _failure(status, payload):
         return MicrosoftError("app_not_found", code)
     if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095"):
         return MicrosoftError("approval_required", code)
+    if code in ("AADSTS54005", "AADSTS70008", "AADSTS70000"):  # a code used already, expired or revoked
+        return MicrosoftError("code_expired", code)
     # invalid_client: AADSTS7000215 (wrong secret), 7000218 (none), 7000222 (expired) and the
     # like; not AADSTS70000 or 70008, an expired or used code (invalid_grant).
     if payload.get("error") == "invalid_client" or re.fullmatch(r"AADSTS7000\d{3}", code):

@@ -47,6 +47,10 @@ FAILURE_REASONS = {
         "here. If the tenant is your organization's, contact the portal's support."
     ),
     "refused": _("Microsoft refused the request."),
+    "code_expired": _(
+        "Microsoft's answer came too late or a second time, so it no longer counts. Nothing was changed. "
+        "Please start again."
+    ),
     "approval_propagating": _(
         "Microsoft says the app was approved but does not confirm it yet: an approval can take a few "
         "minutes to reach all of Microsoft's servers. Choose “Verify again” in a few minutes. If it "

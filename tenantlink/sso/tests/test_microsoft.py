@@ -88,7 +88,7 @@ def test_a_refused_client_secret_is_the_operators_problem_and_never_shown(fake_m
 def test_an_expired_or_used_code_is_a_refusal_not_a_broken_installation(fake_microsoft, code, caplog):
     fake_microsoft.fail_with(aad_error(400, "invalid_grant", code))
     error = failure_of(lambda: microsoft.redeem_code(CONTOSO, "a-code", "a-verifier"))
-    assert (error.reason, error.code) == ("refused", f"AADSTS{code}")
+    assert (error.reason, error.code) == ("code_expired", f"AADSTS{code}")
     # The person's to retry, not the operator's: logged, but not as a warning.
     assert [record.levelname for record in caplog.records if "answered HTTP 400" in record.message] == ["INFO"]
 

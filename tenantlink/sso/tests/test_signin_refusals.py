@@ -11,7 +11,7 @@ import pytest
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import sign_in
-from tenantlink.sso.tests.conftest import FABRIKAM
+from tenantlink.sso.tests.conftest import FABRIKAM, aad_error
 from tenantlink.sso.tests.microsoft_signin_helpers import connected, microsoft_signin, to_microsoft
 from tenantlink.sso.views.signin import LAST_METHOD_COOKIE
 
@@ -54,6 +54,20 @@ def test_declining_the_permissions_when_connecting_reads_as_cancelled(client, me
     back_from_microsoft(client, DECLINED, start="/sso/connect/")
 
     assert messages_on(client.get("/portal/")) == [CANCELLED]
+
+
+@pytest.mark.parametrize("code", [54005, 70008])
+def test_an_answer_that_came_too_late_or_twice_says_to_start_again(client, fake_microsoft, contoso_integration, code):
+    fake_microsoft.fail_with(aad_error(400, "invalid_grant", code))
+
+    response = back_from_microsoft(client, {"code": "a-code-microsoft-no-longer-takes"})
+
+    assert response.url == "/signin/"
+    assert messages_on(client.get("/signin/")) == [
+        "Microsoft's answer came too late or a second time, so it no longer counts. Nothing was changed. "
+        f"Please start again. (Error code: AADSTS{code})"
+    ]
+    assert AuditEvent.objects.get(action=Action.SIGNIN_FAILED).details["reason"] == "code_expired"
 
 
 def test_leaving_the_need_admin_approval_page_says_an_administrator_must_approve(client, contoso_integration):

@@ -82,6 +82,7 @@ REFUSALS = {
     "unavailable": FAILURE_REASONS["unavailable"],
     "bad_answer": FAILURE_REASONS["bad_answer"],
     "bad_token": FAILURE_REASONS["bad_token"],
+    "code_expired": FAILURE_REASONS["code_expired"],
     "configuration": _(
         "Microsoft sign-in is not working on this installation right now. Sign in with your username and password."
     ),
