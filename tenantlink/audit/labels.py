@@ -60,7 +60,7 @@ DETAIL_NAMES = {
 }
 
 # Why something failed or was refused, by the codes the apps record: Microsoft's answers
-# (tenantlink.sso.models.FAILURE_REASONS), refused Microsoft sign-ins and connections, pauses.
+# (tenantlink.sso.reasons.FAILURE_REASONS), refused Microsoft sign-ins and connections, pauses.
 REASONS = {
     "declined": _("Declined at Microsoft"),
     "cancelled": _("Cancelled or not finished at Microsoft"),

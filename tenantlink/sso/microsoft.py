@@ -35,7 +35,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from tenantlink.lib import metrics, net
-from tenantlink.sso.models import FAILURE_REASONS, CachedDocument
+from tenantlink.sso.models import CachedDocument
+from tenantlink.sso.reasons import FAILURE_REASONS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
 from tenantlink.sso import adoption, flows, leavers, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
-from tenantlink.sso.models import GRANT_ADMIN_CONSENT, Integration, PendingAuthorization
+from tenantlink.sso.models import Integration, PendingAuthorization
+from tenantlink.sso.reasons import GRANT_ADMIN_CONSENT
 
 NOT_CONFIGURED = gettext_lazy(
     "Single sign-on with Microsoft is not configured on this installation. Ask the operator of the portal."

@@ -14,7 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tenantlink.accounts.flows import SigninRefused, safe_next
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.sso import flows, microsoft
-from tenantlink.sso.models import FAILURE_REASONS, GRANT_ADMIN_CONSENT, PendingAuthorization
+from tenantlink.sso.models import PendingAuthorization
+from tenantlink.sso.reasons import FAILURE_REASONS, GRANT_ADMIN_CONSENT
 from tenantlink.sso.views import integrations
 
 LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
