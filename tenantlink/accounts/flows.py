@@ -127,8 +127,13 @@ def enrolment_seed(request, user, key="enrol_seed"):
         with contextlib.suppress(ValueError):  # encrypted with a key taken out since: a new one
             return crypto.decrypt(stored["seed"])
     seed = TOTPDevice.new_seed()
-    request.session[key] = {"user_id": user.pk, "seed": crypto.encrypt(seed)}
+    request.session[key] = {"user_id": user.pk, "seed": crypto.encrypt(seed), "made_at": time.time()}
     return seed
+
+
+def enrolment_started(request, key):
+    """When the set-up in this session began (a time.time()); None for one begun before this was kept."""
+    return (request.session.get(key) or {}).get("made_at")
 
 
 def enrolment_context(user, seed):

@@ -1,4 +1,5 @@
 import contextlib
+import datetime
 import hashlib
 import hmac
 import secrets
@@ -273,6 +274,17 @@ class TOTPDevice(models.Model):
             device, created = cls.objects.get_or_create(user=user, defaults=fields)
             return device if created else None
         return cls.objects.update_or_create(user=user, defaults=fields)[0]
+
+    @classmethod
+    def replace(cls, user, seed, step, since=None):
+        """Move the user to a new authenticator (`seed`, confirmed at `step`): False when the one
+        they have was set up after `since` (a time.time(): in another browser, while they were
+        setting up this one), so that a set-up begun earlier does not silently undo it."""
+        devices = cls.objects.filter(user=user)
+        if since is not None:
+            devices = devices.filter(confirmed_at__lte=datetime.datetime.fromtimestamp(since, datetime.UTC))
+        fields = {"encrypted_seed": crypto.encrypt(seed), "last_used_step": step, "confirmed_at": timezone.now()}
+        return bool(devices.update(**fields))
 
     @property
     def seed(self):

@@ -70,6 +70,27 @@ def test_moving_to_a_new_authenticator_after_a_recent_signin(member_client, memb
     assert TOTPDevice.objects.get(user=member).seed == seed
 
 
+def test_of_two_browsers_moving_to_a_new_authenticator_the_second_to_finish_is_told_not_to_use_its_app(member):
+    """Both set-ups began before either finished: the first to finish counts, the other does not
+    silently replace it (its person would lose the app they just set up)."""
+    browsers = [Client(), Client()]
+    for offset, browser in enumerate(browsers):  # each sign-in with a code of its own (a code counts once)
+        browser.post("/signin/", {"username": member.username, "password": PASSWORD})
+        assert browser.post("/signin/verify/", {"code": code_for(member, offset)}).url == "/portal/"
+    seeds = []
+    for browser in browsers:
+        page = browser.get("/profile/authenticator/").content.decode()
+        seeds.append(re.search(r'id="manual-key">([A-Z2-7 ]+)<', page).group(1).replace(" ", ""))
+
+    first = browsers[0].post("/profile/authenticator/", {"code": pyotp.TOTP(seeds[0]).now()}, follow=True)
+    second = browsers[1].post("/profile/authenticator/", {"code": pyotp.TOTP(seeds[1]).now()}, follow=True)
+
+    assert "Your new authenticator app is set up." in first.content.decode()
+    assert "Your authenticator app was changed in another browser after you began here" in second.content.decode()
+    assert TOTPDevice.objects.get(user=member).seed == seeds[0]
+    assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED).count() == 1
+
+
 def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, member):
     make_signin_old(member_client)
     response = member_client.get("/profile/authenticator/")

@@ -107,8 +107,17 @@ def reenrol_totp(request):
     seed = flows.enrolment_seed(request, request.user, key="reenrol_seed")
     form = ConfirmCodeForm(seed, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        TOTPDevice.enrol(request.user, seed, form.step)
+        started = flows.enrolment_started(request, "reenrol_seed")
         del request.session["reenrol_seed"]
+        if not TOTPDevice.replace(request.user, seed, form.step, since=started):
+            messages.error(
+                request,
+                _(
+                    "Your authenticator app was changed in another browser after you began here, so this one was "
+                    "not set up. Codes from the app set up there work."
+                ),
+            )
+            return redirect("profile_settings")
         AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, target=request.user, replaced=True)
         messages.success(request, _("Your new authenticator app is set up. Codes from the old one no longer work."))
         return redirect("profile_settings")
