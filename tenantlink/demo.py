@@ -72,6 +72,8 @@ def demo_environment(port, emulator_port):
     env.setdefault("ENTRA_CLIENT_ID", DEMO_CLIENT_ID)
     env.setdefault("ENTRA_CLIENT_SECRET", DEMO_CLIENT_SECRET)
     env.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    # Emails (invitations, notices) printed in this terminal: the demo has no mail server.
+    env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
     return env
 
 

@@ -4,6 +4,7 @@ Every variable is listed in the README. The helpers below fail loudly at start-u
 they cannot read, so a typo never turns into a silently insecure default.
 """
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -168,8 +169,11 @@ def _libpq_options(query):
         "keepalives_count": "3",
         "tcp_user_timeout": "10000",
     }
-    if not os.environ.get("PGCONNECT_TIMEOUT"):
+    timeout = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+    if not timeout:
         defaults["connect_timeout"] = "10"
+    elif not timeout.isdigit():  # libpq reads it itself, and would refuse every connection
+        raise ImproperlyConfigured(f"PGCONNECT_TIMEOUT must be a whole number of seconds, not {timeout!r}.")
     return {**defaults, **options}
 
 
@@ -256,6 +260,8 @@ _port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
+if not ALLOWED_HOSTS:  # "," or " , ": every request, probes included, would get 400
+    raise ImproperlyConfigured("ALLOWED_HOSTS names no host: give the portal's host names, separated by commas.")
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
 # How many reverse proxies in front of the portal append to X-Forwarded-For. With 0 the client
@@ -403,7 +409,22 @@ ENTRA_AUTHORITY, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_HTTP_TIMEOUT, ENTRA
     entra_configuration(os.environ)
 )
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Printed to standard output only while developing: in production that is the log, and an
+# invitation's link in it is a way into the invited person's account for whoever reads it first.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+_email_module = EMAIL_BACKEND.rpartition(".")[0]
+try:
+    _email_backend_found = bool(_email_module) and importlib.util.find_spec(_email_module) is not None
+except (ImportError, ValueError):
+    _email_backend_found = False
+if not _email_backend_found:
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND must name an email backend such as django.core.mail.backends.smtp.EmailBackend, "
+        f"not {EMAIL_BACKEND!r}."
+    )
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")

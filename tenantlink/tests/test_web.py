@@ -133,6 +133,9 @@ def test_migrations_are_complete():
         ),
         ("DEFAULT_USER_TIME_ZONE", "Mars/Base", "DEFAULT_USER_TIME_ZONE must be a time zone"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO"),
+        ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS names no host"),
+        ("EMAIL_BACKEND", "no.such.Backend", "EMAIL_BACKEND must name an email backend"),
+        ("EMAIL_BACKEND", "smtp", "EMAIL_BACKEND must name an email backend"),
     ],
 )
 def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
@@ -171,6 +174,43 @@ def test_a_database_address_that_cannot_be_used_is_refused_without_its_password(
     assert "S3cret" not in str(refused.value) and "app:" not in str(refused.value)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
+
+
+def test_a_connect_timeout_libpq_could_not_read_is_refused(monkeypatch):
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://tl@db.example/portal")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "abc")
+    with pytest.raises(ImproperlyConfigured, match="PGCONNECT_TIMEOUT must be a whole number of seconds, not 'abc'"):
+        importlib.reload(tenantlink.settings)
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
+def test_emails_go_to_a_mail_server_unless_developing(monkeypatch):
+    """Printed to standard output, an invitation's link would be in the production log."""
+    import importlib
+
+    import tenantlink.settings
+
+    monkeypatch.delenv("EMAIL_BACKEND", raising=False)
+    for debug, backend in (("false", "smtp"), ("true", "console")):
+        monkeypatch.setenv("DEBUG", debug)
+        used = importlib.reload(tenantlink.settings).EMAIL_BACKEND
+        assert used == f"django.core.mail.backends.{backend}.EmailBackend"
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
+def test_the_demo_prints_its_emails(monkeypatch):
+    from tenantlink.demo import demo_environment
+
+    monkeypatch.delenv("EMAIL_BACKEND", raising=False)
+    assert demo_environment(8000, 8400)["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
 
 
 def test_postgres_keeps_a_connection_per_thread_unless_a_pool_is_asked_for(monkeypatch):
