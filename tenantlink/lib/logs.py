@@ -17,6 +17,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.core.signals import request_finished
 from django.db import InterfaceError, OperationalError
 
 request_id = contextvars.ContextVar("request_id", default="-")
@@ -57,14 +58,23 @@ def request_ids(get_response):
 
     def middleware(request):
         request.id = incoming_request_id(request)
-        # Not reset afterwards: Django logs "Not Found" and the like after the last middleware
-        # has returned, on the same thread. The next request on this thread sets its own.
+        # Not reset on the way out: Django logs "Not Found" and the like after the last middleware
+        # has returned. It is when the response has been sent (_forget_request_id).
         request_id.set(request.id)
         response = get_response(request)
         response["X-Request-ID"] = request.id
         return response
 
     return middleware
+
+
+def _forget_request_id(**_kwargs):
+    """After the response has been sent: what the server's thread logs next (a connection that
+    sends no request, a broken TLS handshake) belongs to no request, and says "-"."""
+    request_id.set("-")
+
+
+request_finished.connect(_forget_request_id, dispatch_uid="tenantlink.lib.logs.forget_request_id")
 
 
 class RequestIdFilter(logging.Filter):

@@ -81,6 +81,17 @@ def test_outside_a_request_the_id_is_a_dash(json_log):
     assert lines(json_log)[-1]["request_id"] == "-"
 
 
+def test_after_a_response_the_servers_next_line_names_no_request(client, json_log):
+    """Gunicorn's own lines between requests (a connection that sends nothing, a broken TLS
+    handshake) come from the thread that served the last request: not with its ID."""
+    client.get("/no-such-page/")
+
+    logging.getLogger("gunicorn.error").warning("Invalid request from ip=192.0.2.7")
+
+    assert lines(json_log)[-1]["message"] == "Invalid request from ip=192.0.2.7"
+    assert lines(json_log)[-1]["request_id"] == "-"
+
+
 def test_no_secret_is_logged_during_a_sign_in_and_a_consent(client, json_log, admin, fake_microsoft):  # noqa: F811
     codes = [code_for(admin, offset=5)]
     client.post("/signin/", {"username": admin.username, "password": "a wrong password, also secret"})
