@@ -13,8 +13,9 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
+# Other ports: make demo DEMO_ARGS="--port 9000 --emulator-port 9400"
 demo: $(VENV)/.installed
-	$(PY) -m tenantlink.demo
+	$(PY) -m tenantlink.demo $(DEMO_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

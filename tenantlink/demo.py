@@ -27,6 +27,7 @@ COMPANIES = [
     {"name": "Northwind Traders", "sso_days": None},
 ]
 # username, display name, email, company, role, password, TOTP seed (None: enrols at first sign-in)
+OSCAR_SEED = "K7QXHAVR3LMW2NPZ6YDS4TGEBJ5UFC4I"
 ACCOUNTS = [
     (
         "ada",
@@ -56,6 +57,8 @@ ACCOUNTS = [
         "nils-demo-password",
         "SV4UGW5YBXHYMKB6UDS2OSMEJGQNIMBR",
     ),
+    # Operator staff: of no company; the operator admin at /staff/ after the same sign-in.
+    ("oscar", "Oscar Operator", "oscar@operator.example", None, "member", "oscar-demo-password", OSCAR_SEED),
 ]
 
 
@@ -103,7 +106,8 @@ def seed():
     for username, name, email, company, role, password, totp_seed in ACCOUNTS:
         user = User.objects.filter(username__iexact=username).first() or User(username=username)
         user.display_name, user.email, user.role = name, email, role
-        user.company = Company.objects.get(name=company)
+        user.company = Company.objects.get(name=company) if company else None
+        user.is_staff = user.is_superuser = company is None
         user.is_active, user.must_change_password = True, False
         user.language, user.time_zone = "", ""  # the browser's language, the portal's time zone
         user.set_password(password)
@@ -119,7 +123,8 @@ def seed():
 def print_table(url, emulator_url):
     rows = [("username", "password", "TOTP seed", "company", "role")]
     for username, _name, _email, company, role, password, totp_seed in ACCOUNTS:
-        rows.append((username, password, totp_seed or "(set up at first sign-in)", company, role))
+        who = (company, role) if company else ("—", "operator staff (/staff/)")
+        rows.append((username, password, totp_seed or "(set up at first sign-in)", *who))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\nTenantlink demo is running at {url}/")
     print(f"Entra emulator (stand-in for Microsoft) at {emulator_url}/\n")

@@ -487,3 +487,16 @@ def test_operator_staff_are_added_here_without_a_company(staff_client):
 
     sam = User.objects.get(username="sam")
     assert sam.is_staff and sam.company is None
+
+
+def test_the_demos_operator_signs_in_and_opens_the_operator_admin(client):
+    from tenantlink.demo import OSCAR_SEED, seed
+
+    seed()
+    client.post("/signin/", {"username": "oscar", "password": "oscar-demo-password"})
+    client.post("/signin/verify/", {"code": pyotp.TOTP(OSCAR_SEED).now()})
+
+    page = client.get("/staff/")
+    assert page.status_code == 200 and "Oscar Operator" in page.content.decode()
+    oscar = User.objects.get(username="oscar")
+    assert oscar.is_staff and oscar.company is None
