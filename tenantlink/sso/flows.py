@@ -16,7 +16,7 @@ import uuid
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -452,21 +452,31 @@ def drop_other_companies_connections(sender, request, user, **kwargs):
         disconnect(request, connection)
 
 
-def _usable(connection_id, user_id, now):
-    valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(company=OuterRef("integration__company"))
+def _usable(connection_id, user_id, now, since):
+    # Valid now, and since the sign-in: not one granted after a lapse.
+    valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(
+        company=OuterRef("integration__company"), valid_from__lte=since
+    )
+    active = Q(integration__active_since__isnull=True) | Q(integration__active_since__lte=since)
     return Connection.objects.filter(
-        Exists(valid_licence), pk=connection_id, user=user_id, integration__status=Integration.Status.ACTIVE
+        active, Exists(valid_licence), pk=connection_id, user=user_id, integration__status=Integration.Status.ACTIVE
     )
 
 
-_still_usable = Prepared(_usable, "exists", connection_id=int, user_id=int, now=datetime.datetime)
+_still_usable = Prepared(
+    _usable, "exists", connection_id=int, user_id=int, now=datetime.datetime, since=datetime.datetime
+)
 
 
-def still_usable(connection_id, user):
-    """Whether a session opened with Microsoft may go on: the connection exists, its integration
-    is active and the company's licence valid (a deactivated user is signed out by Django). One
-    query, composed once: it runs on every request of such a session."""
-    return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now())
+def still_usable(connection_id, user, signed_in_at):
+    """Whether a session opened with Microsoft at `signed_in_at` (a time.time()) may go on: the
+    connection exists, its integration has been active and the company's licence valid since then
+    (a session that made no request while the integration was disabled, or the licence lapsed,
+    does not come back with them; a deactivated user is signed out by Django). One query,
+    composed once: it runs on every request of such a session."""
+    # The sign-in's time is kept in whole seconds: up to the end of that second.
+    since = datetime.datetime.fromtimestamp(signed_in_at + 1, datetime.UTC)
+    return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now(), since=since)
 
 
 def _done_by(request, user):

@@ -59,7 +59,8 @@ def microsoft_sessions(get_response):
     def middleware(request):
         if request.user.is_authenticated:
             connection_id = request.session.get(flows.CONNECTION_KEY)
-            if connection_id is not None and not flows.still_usable(connection_id, request.user):
+            signed_in_at = request.session.get("signed_in_at", 0)
+            if connection_id is not None and not flows.still_usable(connection_id, request.user, signed_in_at):
                 AuditEvent.objects.record(Action.SSO_SESSION_ENDED, request=request, target=request.user)
                 logout(request)
                 messages.info(

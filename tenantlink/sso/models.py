@@ -79,6 +79,10 @@ class Integration(models.Model):
     # When someone of the tenant signed in there for this integration: the app being in a tenant
     # shows that somebody there approved it, not for which company (flows.verify).
     tenant_signed_in_at = models.DateTimeField(_("tenant sign-in"), null=True, blank=True)
+    # When it last became active (confirmed by Microsoft, or enabled again): a session opened with
+    # Microsoft before then ends, also one that made no request while it was not (None: since it
+    # was added).
+    active_since = models.DateTimeField(null=True, blank=True, editable=False)
     # The leaver check (opt-in): people disabled or deleted at Microsoft lose access here.
     # Database defaults too: processes of the previous release, still running while this one's
     # migration is applied, insert integrations without these columns.
@@ -206,6 +210,8 @@ class Integration(models.Model):
         """Microsoft confirmed the app in the tenant: usable, unless an administrator disabled it."""
         now = timezone.now()
         fields = {"last_verified_at": now, "failure_reason": "", "failure_code": ""}
+        if self.status != self.Status.ACTIVE:
+            fields["active_since"] = now
         if consent_completed:
             fields["consent_completed_at"] = now
         if tenant_signed_in:
@@ -255,19 +261,21 @@ class Integration(models.Model):
             setattr(self, name, value)
         return True
 
-    def _move(self, from_status, to_status):
+    def _move(self, from_status, to_status, **fields):
         """One conditional UPDATE: False when the integration was not `from_status` (say, a second
         tab moved it a moment before), so that the change is made and recorded once."""
-        if not Integration.objects.filter(pk=self.pk, status=from_status).update(status=to_status):
+        if not Integration.objects.filter(pk=self.pk, status=from_status).update(status=to_status, **fields):
             return False
         self.status = to_status
+        for name, value in fields.items():
+            setattr(self, name, value)
         return True
 
     def disable(self):
         return self._move(self.Status.ACTIVE, self.Status.DISABLED)
 
     def enable(self):
-        return self._move(self.Status.DISABLED, self.Status.ACTIVE)
+        return self._move(self.Status.DISABLED, self.Status.ACTIVE, active_since=timezone.now())
 
 
 class Connection(models.Model):

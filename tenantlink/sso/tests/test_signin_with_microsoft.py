@@ -2,6 +2,8 @@
 Microsoft alone, every refusal, the callback's form posts, and sessions that end with their
 connection. The end-to-end tests repeat the story against the Entra emulator in a browser."""
 
+import datetime
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -177,6 +179,30 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
     assert client.get("/portal/").url.startswith("/signin/")
     if ending != "deactivated":  # deactivation ends every session, by design
         assert password_session.get("/portal/").status_code == 200
+
+
+@pytest.mark.parametrize("gap", ["integration disabled and enabled", "licence revoked and granted again"])
+def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_it(
+    client, member, contoso_integration, contoso, fake_microsoft, gap
+):
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    assert client.get("/portal/").status_code == 200
+    session = client.session  # signed in a minute ago; it has made no request since
+    session["signed_in_at"] -= 60
+    session.save()
+
+    if gap.startswith("integration"):
+        assert contoso_integration.disable() and contoso_integration.enable()
+    else:
+        contoso.revoke_licences(Licence.Product.SSO)
+        contoso.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+
+    response = client.get("/portal/", follow=True)
+    assert "Your Microsoft sign-in is no longer available for this portal account" in page_text(response)
+    assert AuditEvent.objects.filter(action=Action.SSO_SESSION_ENDED, target_user=member).count() == 1
+    microsoft_signin(client, fake_microsoft)  # signing in with Microsoft again works at once
+    assert client.get("/portal/").status_code == 200
 
 
 def test_the_sign_in_page_offers_microsoft_only_when_configured(client, settings):
