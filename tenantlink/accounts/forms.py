@@ -27,6 +27,7 @@ CODE_FAILED = _(
     "That code was not accepted. Enter the current code from your authenticator app, or an unused "
     "recovery code. After repeated failures, sign-in is paused for a few minutes."
 )
+CODE_USED = _("That code has been used already: each code counts once. Enter the next code your app shows.")
 
 
 class SignInForm(forms.Form):
@@ -109,13 +110,24 @@ class SecondFactorForm(forms.Form):
             if user.totp.verify(code):
                 return True
             self.used_recovery_code = RecoveryCode.use(user, code)
-            return self.used_recovery_code
+            if self.used_recovery_code:
+                return True
+            # A right code used a moment ago (the form sent twice, or from several tabs at once) is
+            # refused, but it is no guess: it must not pause the account it has just signed in.
+            return throttle.NOT_A_GUESS if user.totp.was_used(code) or RecoveryCode.was_used(user, code) else False
 
-        if not throttle.checked(self.request, user, check):
+        outcome = throttle.checked(self.request, user, check)
+        if outcome is not True:
+            used = outcome is throttle.NOT_A_GUESS
             AuditEvent.objects.record(
-                Action.SIGNIN_FAILED, request=self.request, target=user, outcome=Outcome.FAILURE, step="second_factor"
+                Action.SIGNIN_FAILED,
+                request=self.request,
+                target=user,
+                outcome=Outcome.FAILURE,
+                step="second_factor",
+                **({"reason": "code_used"} if used else {}),
             )
-            raise ValidationError(CODE_FAILED, code="invalid")
+            raise ValidationError(CODE_USED, code="used") if used else ValidationError(CODE_FAILED, code="invalid")
         if self.used_recovery_code:
             AuditEvent.objects.record(Action.RECOVERY_CODE_USED, request=self.request, actor=user, target=user)
         return code

@@ -263,6 +263,12 @@ class TOTPDevice(models.Model):
                 return step
         return None
 
+    def was_used(self, code, at=None):
+        """Whether `code` is right, but of a time-step already used to sign in: the same form sent
+        twice, or from several tabs at once (read afresh: another request may have used it)."""
+        step = self.matching_step(self.seed, code, at=at)
+        return step is not None and TOTPDevice.objects.filter(pk=self.pk, last_used_step__gte=step).exists()
+
     @classmethod
     def enrol(cls, user, seed, step, first=False):
         """Store `seed` as the user's authenticator, replacing any earlier one; `step` is the
@@ -347,6 +353,11 @@ class RecoveryCode(models.Model):
             used_at=timezone.now()
         )
         return bool(spent)
+
+    @classmethod
+    def was_used(cls, user, code):
+        """Whether `code` is one of the user's recovery codes, used already."""
+        return cls.objects.filter(user=user, code_hash=cls._hash(code), used_at__isnull=False).exists()
 
     @classmethod
     def remaining(cls, user):

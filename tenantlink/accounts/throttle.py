@@ -177,13 +177,20 @@ def address_paused(request):
     return Throttle.objects.filter(key=_address_key(request), locked_until__gt=timezone.now()).exists()
 
 
+# What a check answers for a right secret that may not be used again (a second-factor code used a
+# moment ago): refused, but no guess, so it is given back instead of counted.
+NOT_A_GUESS = "not a guess"
+
+
 def checked(request, user, check):
     """Run `check()`, a password or code check for a known user, under the throttle: False
-    without running it while the account or address is paused."""
+    without running it while the account or address is paused; else what it answered (True,
+    False or NOT_A_GUESS)."""
     if not begin_attempt(request, user.username, user):
         return False
-    if check():
+    outcome = check()
+    if outcome:  # True, or NOT_A_GUESS
         attempt_succeeded(request, user)
-        return True
+        return outcome
     attempt_failed(request, user.username, user)
     return False

@@ -71,6 +71,7 @@ REASONS = {
     "tenant_taken": _("The tenant is connected to another company"),
     "refused": _("Refused by Microsoft"),
     "code_expired": _("An answer from Microsoft too late or used twice"),
+    "code_used": _("A code used already"),
     "approval_propagating": _("Approved, not yet confirmed by Microsoft"),
     "sign_in_pending": _("Waiting for a sign-in at the tenant"),
     "tenant_sign_in": _("Not signed in at the tenant"),

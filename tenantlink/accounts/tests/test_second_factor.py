@@ -1,6 +1,7 @@
 from django.contrib.auth import SESSION_KEY
+from django.test import Client
 
-from tenantlink.accounts.forms import CODE_FAILED
+from tenantlink.accounts.forms import CODE_FAILED, CODE_USED
 from tenantlink.accounts.models import RecoveryCode
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
@@ -30,8 +31,32 @@ def test_a_totp_code_is_accepted_only_once(client, member):
     start(client, member)
     response = client.post("/signin/verify/", {"code": code})
     assert response.status_code == 200
-    assert str(CODE_FAILED) in response.content.decode()
+    assert str(CODE_USED) in response.content.decode()
     assert SESSION_KEY not in client.session
+
+
+def test_a_used_code_sent_again_many_times_pauses_nothing(member):
+    """The same form sent from many tabs at once (or a button pressed again and again): one gets
+    in; the others are told the code was used, and are no guesses that would pause the account."""
+    code, recovery = code_for(member), RecoveryCode.replace_for(member)[0]
+    first = Client()
+    start(first, member)
+    assert first.post("/signin/verify/", {"code": code}).url == "/portal/"
+    second = Client()
+    start(second, member)
+    assert second.post("/signin/verify/", {"code": recovery}).url == "/portal/"
+
+    for again in [code, recovery] * 6:  # more than the five failures that pause an account
+        browser = Client()
+        start(browser, member)
+        assert str(CODE_USED) in browser.post("/signin/verify/", {"code": again}).content.decode()
+
+    browser = Client()
+    start(browser, member)
+    assert browser.post("/signin/verify/", {"code": code_for(member, offset=1)}).url == "/portal/"
+    assert not AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED).exists()
+    refused = AuditEvent.objects.filter(action=Action.SIGNIN_FAILED, target_user=member)
+    assert refused.count() == 12 and all(event.details["reason"] == "code_used" for event in refused)
 
 
 def test_an_older_code_than_the_last_accepted_one_is_refused(client, member):
@@ -60,7 +85,7 @@ def test_a_recovery_code_signs_in_once(client, member):
 
     start(client, member)
     response = client.post("/signin/verify/", {"code": codes[0]})
-    assert str(CODE_FAILED) in response.content.decode()
+    assert str(CODE_USED) in response.content.decode()
     assert SESSION_KEY not in client.session
     assert client.post("/signin/verify/", {"code": codes[1]}).url == "/portal/"
 
