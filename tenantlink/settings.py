@@ -368,6 +368,12 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = SERVED_OVER_HTTPS
 CSRF_FAILURE_VIEW = "tenantlink.lib.errors.csrf_failure"
 LANGUAGE_COOKIE_SECURE = SERVED_OVER_HTTPS
+# Over HTTPS with the __Host- prefix: browsers then take these cookies only from this very host,
+# over HTTPS, for the whole site, so that a sibling subdomain cannot plant a session or CSRF
+# cookie of its own ("cookie tossing": a victim signed in to the attacker's account).
+_HOST_ONLY = "__Host-" if SERVED_OVER_HTTPS else ""
+SESSION_COOKIE_NAME = f"{_HOST_ONLY}sessionid"
+CSRF_COOKIE_NAME = f"{_HOST_ONLY}csrftoken"
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 

@@ -176,6 +176,34 @@ def test_a_database_address_that_cannot_be_used_is_refused_without_its_password(
     importlib.reload(tenantlink.settings)
 
 
+def test_over_https_the_session_and_csrf_cookies_are_this_hosts_only(monkeypatch):
+    import importlib
+
+    import tenantlink.settings
+
+    for site, names in (
+        ("https://portal.example.com", ("__Host-sessionid", "__Host-csrftoken")),
+        ("http://127.0.0.1:8000", ("sessionid", "csrftoken")),
+    ):
+        monkeypatch.setenv("SITE_URL", site)
+        production = importlib.reload(tenantlink.settings)
+        assert (production.SESSION_COOKIE_NAME, production.CSRF_COOKIE_NAME) == names, site
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
+def test_host_only_cookies_are_what_browsers_take_with_that_prefix(client, member, settings):
+    """Secure, Path=/ and no Domain, or a browser drops a __Host- cookie."""
+    settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME = "__Host-sessionid", "__Host-csrftoken"
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
+    client.get("/signin/")
+    response = client.post("/signin/", {"username": member.username, "password": PASSWORD}, secure=True)
+
+    for name in ("__Host-sessionid", "__Host-csrftoken"):
+        cookie = response.cookies.get(name) or client.cookies[name]
+        assert cookie["secure"] and cookie["path"] == "/" and not cookie["domain"], name
+
+
 def test_a_connect_timeout_libpq_could_not_read_is_refused(monkeypatch):
     import importlib
 
