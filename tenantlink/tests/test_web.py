@@ -187,7 +187,8 @@ def test_over_https_the_session_and_csrf_cookies_are_this_hosts_only(monkeypatch
     ):
         monkeypatch.setenv("SITE_URL", site)
         production = importlib.reload(tenantlink.settings)
-        assert (production.SESSION_COOKIE_NAME, production.CSRF_COOKIE_NAME) == names, site
+        used = (production.SESSION_COOKIE_NAME, production.CSRF_COOKIE_NAME)
+        assert used == names, site
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
 
