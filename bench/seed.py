@@ -85,7 +85,7 @@ def administrator():
 
 def operator():
     """Operator staff, for the operator admin's pages."""
-    return _account("oscar", is_staff=True, is_superuser=True)
+    return _account("otto", is_staff=True, is_superuser=True)  # not the demo's oscar, whom the seed makes too
 
 
 GROW = """
