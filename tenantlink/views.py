@@ -79,7 +79,7 @@ class OneAtATime:
 
 _readiness = OneAtATime()
 _schema_current = False  # once the database had every migration this code knows, it keeps them
-_not_ready_since = None  # why this process was last not ready, or None
+_not_ready_reason = None  # why this process was last not ready, or None
 
 
 def _why_not_ready():
@@ -112,14 +112,14 @@ def _why_not_ready():
 
 def _readiness_read():
     """The reason readiness fails now, or None; logged when it changes, not at every probe."""
-    global _not_ready_since
+    global _not_ready_reason
     reason, said = _why_not_ready()
-    if reason != _not_ready_since:
+    if reason != _not_ready_reason:
         if reason:
             log.warning("Not ready: %s", said)
         else:
             log.info("Ready again")
-        _not_ready_since = reason
+        _not_ready_reason = reason
     return reason
 
 

@@ -269,13 +269,18 @@ class TOTPDevice(models.Model):
         step = self.matching_step(self.seed, code, at=at)
         return step is not None and TOTPDevice.objects.filter(pk=self.pk, last_used_step__gte=step).exists()
 
+    @staticmethod
+    def _confirmed(seed, step):
+        """The columns of an authenticator whose code of `step` has just confirmed it."""
+        return {"encrypted_seed": crypto.encrypt(seed), "last_used_step": step, "confirmed_at": timezone.now()}
+
     @classmethod
     def enrol(cls, user, seed, step, first=False):
         """Store `seed` as the user's authenticator, replacing any earlier one; `step` is the
         time-step of the code that confirmed it, which therefore cannot be used to sign in.
         `first`: only while the user has none (a password alone never replaces one), else None,
         also when another request stored one a moment ago."""
-        fields = {"encrypted_seed": crypto.encrypt(seed), "last_used_step": step, "confirmed_at": timezone.now()}
+        fields = cls._confirmed(seed, step)
         if first:
             device, created = cls.objects.get_or_create(user=user, defaults=fields)
             return device if created else None
@@ -289,8 +294,7 @@ class TOTPDevice(models.Model):
         devices = cls.objects.filter(user=user)
         if since is not None:
             devices = devices.filter(confirmed_at__lte=datetime.datetime.fromtimestamp(since, datetime.UTC))
-        fields = {"encrypted_seed": crypto.encrypt(seed), "last_used_step": step, "confirmed_at": timezone.now()}
-        return bool(devices.update(**fields))
+        return bool(devices.update(**cls._confirmed(seed, step)))
 
     @property
     def seed(self):

@@ -86,7 +86,7 @@ def verify(request, integration, consent_completed=False, signed_in=None):
             raise MicrosoftError("tenant_taken")
         microsoft.confirm_app_in_tenant(integration.tenant_id, just_approved=consent_completed)
         if integration.needs_tenant_sign_in and signed_in is None:
-            integration.awaits_tenant_sign_in(consent_completed=consent_completed)
+            integration.waits("sign_in_pending", consent_completed=consent_completed)
             return SIGN_IN_FIRST
         try:
             with transaction.atomic():
@@ -95,7 +95,7 @@ def verify(request, integration, consent_completed=False, signed_in=None):
             raise MicrosoftError("tenant_taken") from None
     except MicrosoftError as error:
         if error.reason == "approval_propagating":  # approved, not yet confirmed: Verify again later
-            integration.awaits_approval(error.code)
+            integration.waits("approval_propagating", error.code, consent_completed=True)
             return _not_verified(request, integration, error, False, **details)
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
         # refusing our own registration, says nothing about the tenant: a working integration

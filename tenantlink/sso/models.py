@@ -180,17 +180,14 @@ class Integration(models.Model):
             or self.failure_reason == "sign_in_pending"
         )
 
-    def awaits_tenant_sign_in(self, consent_completed=False):
-        """Microsoft confirmed the app in the tenant; someone of the tenant has yet to sign in."""
-        fields = {"failure_reason": "sign_in_pending", "failure_code": ""}
+    def waits(self, reason, code="", consent_completed=False):
+        """Not usable yet, for `reason`: "sign_in_pending" (Microsoft confirmed the app in the
+        tenant; someone of the tenant has yet to sign in there) or "approval_propagating" (the
+        consent came back approved; Microsoft does not confirm it yet)."""
+        fields = {"failure_reason": reason, "failure_code": code[:40]}
         if consent_completed:
             fields["consent_completed_at"] = timezone.now()
         self._record(self.Status.PENDING, **fields)
-
-    def awaits_approval(self, code):
-        """Approved at Microsoft (the consent came back so), which does not confirm it yet."""
-        fields = {"failure_reason": "approval_propagating", "failure_code": code[:40]}
-        self._record(self.Status.PENDING, consent_completed_at=timezone.now(), **fields)
 
     def _record(self, new_status, **fields):
         """Write the outcome of a call to Microsoft, which may have taken seconds: meanwhile an

@@ -42,7 +42,7 @@ def test_readiness_answers_503_with_the_reason_when_the_database_does_not(client
 
 
 def test_an_outage_is_logged_once_when_readiness_changes_not_at_every_probe(client, monkeypatch, caplog):
-    monkeypatch.setattr("tenantlink.views._not_ready_since", None)
+    monkeypatch.setattr("tenantlink.views._not_ready_reason", None)
     with monkeypatch.context() as down:
         down.setattr("tenantlink.views.connection", UnreachableDatabase())
         for _ in range(3):
@@ -61,7 +61,7 @@ def test_a_database_without_this_releases_migrations_is_not_ready(client, monkey
 
     # As when a new release is started before `manage.py migrate`: the newest migration is missing.
     monkeypatch.setattr("tenantlink.views._schema_current", False)
-    monkeypatch.setattr("tenantlink.views._not_ready_since", None)
+    monkeypatch.setattr("tenantlink.views._not_ready_reason", None)
     newest = MigrationRecorder(connection).migration_qs.filter(app="sso").order_by("-name").first()
     newest.delete()
 
