@@ -194,22 +194,19 @@ def entra_configuration(environ):
     secret = environ.get("ENTRA_CLIENT_SECRET", "")
     secret_file = environ.get("ENTRA_CLIENT_SECRET_FILE", "").strip()
     problems = []
-    parts = urlsplit(authority)
+    must = "ENTRA_AUTHORITY must be an https address such as https://login.microsoftonline.com"
     try:
+        parts = urlsplit(authority)
         port = parts.port
-    except ValueError:
-        port = -1
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-        or port == -1
-    ):
-        problems.append(
-            f"ENTRA_AUTHORITY must be an https address such as https://login.microsoftonline.com, not {authority!r}."
-        )
+    except ValueError:  # an unclosed [IPv6 address], a port past 65535
+        parts = None
+        problems.append(f"{must}, with a port from 0 to 65535 and any IPv6 host in brackets.")
+    if parts is None:
+        pass
+    elif "@" in parts.netloc:  # not repeated: what stands before the @ may be a password
+        problems.append(f"{must}, without a user name or password.")
+    elif parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        problems.append(f"{must}, not {authority!r}.")
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         problems.append("ENTRA_AUTHORITY may use http only on this machine (127.0.0.1, ::1, localhost).")
     else:

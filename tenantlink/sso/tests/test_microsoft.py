@@ -259,6 +259,13 @@ def test_an_authority_with_a_user_name_or_a_bad_port_is_refused(typed):
     assert "ENTRA_AUTHORITY must be an https address" in problem_of(ENTRA_AUTHORITY=typed)
 
 
+@pytest.mark.parametrize("typed", ["https://admin:hunter2@login.example", "https://[::1"])
+def test_an_authority_that_cannot_be_used_is_refused_without_repeating_it(typed):
+    """The problem goes to the log: a password in the address must not."""
+    problem = problem_of(ENTRA_AUTHORITY=typed)
+    assert "ENTRA_AUTHORITY must be an https address" in problem and "hunter2" not in problem
+
+
 def test_http_is_allowed_only_on_this_machine():
     for authority in ("http://127.0.0.1:8400", "http://localhost:8400/", "http://[::1]:8400"):
         assert problem_of(ENTRA_AUTHORITY=authority) == "", authority
