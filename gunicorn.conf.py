@@ -57,7 +57,8 @@ workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)
 # One request may call Microsoft three times in a row (discovery, keys, token), each bounded by
-# ENTRA_HTTP_TIMEOUT; a worker is only declared stuck well after that.
+# ENTRA_HTTP_TIMEOUT, or, right after an approval, wait up to 10 s more for Microsoft to confirm it
+# (sso/microsoft.py, APPROVAL_PATIENCE); a worker is only declared stuck well after that.
 try:  # a bad value is reported by the portal itself (single sign-on is then off)
     _entra_timeout = float(os.environ.get("ENTRA_HTTP_TIMEOUT", "") or 10)
 except ValueError:

@@ -181,7 +181,7 @@ def consent_error(params):
         return MicrosoftError("declined", code)
     if code == "AADSTS50020":
         return MicrosoftError("wrong_tenant", code)
-    if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941") or error == "consent_required":
+    if code in microsoft.APPROVAL_REQUIRED_CODES or error == "consent_required":
         return MicrosoftError("approval_required", code)
     if error in ("temporarily_unavailable", "server_error"):
         return MicrosoftError("unavailable", code or error)
@@ -280,7 +280,7 @@ def start_signin(request, next_url):
 def _authorization_error(params):
     code = microsoft.error_code(params)
     error = params.get("error", "")
-    if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941") or error == "consent_required":
+    if code in microsoft.APPROVAL_REQUIRED_CODES or error == "consent_required":
         return Refusal("approval_required", code)
     if code == "AADSTS65004":  # the person declined the permissions asked for
         return Refusal("cancelled", code)
@@ -453,7 +453,10 @@ def drop_other_companies_connections(sender, request, user, **kwargs):
 
 
 def _usable(connection_id, user_id, now, since):
-    # Valid now, and since the sign-in: not one granted after a lapse.
+    # Valid now, and since the sign-in: not one granted after a lapse. A licence row's valid_from
+    # stands for that (the licence command extends the row in force and starts a new one only
+    # after a lapse); a row handed over to a new one without a gap, or a lapsed row's end moved
+    # on in the operator admin, are read by their valid_from as they stand.
     valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(
         company=OuterRef("integration__company"), valid_from__lte=since
     )

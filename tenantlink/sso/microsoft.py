@@ -195,6 +195,12 @@ def error_code(payload):
     return f"AADSTS{match[1]}" if match else net.printable(payload.get("error", ""), 40)
 
 
+# Microsoft's codes for "an administrator must approve the app for the organization": not yet
+# consented (65001), admin consent or the admin approval workflow required (90094, 90095), an
+# administrator's policy forbids granting (900941).
+APPROVAL_REQUIRED_CODES = frozenset({"AADSTS65001", "AADSTS90094", "AADSTS90095", "AADSTS900941"})
+
+
 def _failure(status, payload):
     code = error_code(payload) or f"HTTP {status}"
     if status >= 500 or status == 429:  # 429: too many requests for now
@@ -203,7 +209,7 @@ def _failure(status, payload):
         return MicrosoftError("unknown_tenant", code)
     if code == "AADSTS700016":
         return MicrosoftError("app_not_found", code)
-    if code in ("AADSTS65001", "AADSTS90094", "AADSTS90095"):
+    if code in APPROVAL_REQUIRED_CODES:
         return MicrosoftError("approval_required", code)
     if code in ("AADSTS54005", "AADSTS70008", "AADSTS70000"):  # a code used already, expired or revoked
         return MicrosoftError("code_expired", code)
@@ -257,8 +263,11 @@ def token_answer(tenant, wanted, **fields):
 
 # Right after an administrator approves the app, Microsoft may go on answering that it does not
 # know the app in the tenant (AADSTS700016) for a while, until the approval has reached all its
-# servers: seconds, sometimes minutes. Asked again after each of these waits (seconds).
+# servers: seconds, sometimes minutes. Asked again after each of these waits (seconds), while no
+# more than APPROVAL_PATIENCE seconds have passed since the first answer: the request holds a
+# worker thread meanwhile, and gunicorn.conf.py's timeout allows for it.
 APPROVAL_WAITS = (1, 2, 3)
+APPROVAL_PATIENCE = 10
 _sleep = time.sleep  # tests replace it
 
 
@@ -269,16 +278,18 @@ def confirm_app_in_tenant(tenant_id, just_approved=False):
     itself is thrown away. `just_approved`: Microsoft has just sent the administrator back from
     approving it, so "not found" is asked again a few times, and if it stays, the approval has not
     reached Microsoft's servers yet ("approval_propagating"), not that there is none."""
-    for wait in (*APPROVAL_WAITS, None) if just_approved else (None,):
+    waits = list(APPROVAL_WAITS) if just_approved else []
+    started = time.monotonic()
+    while True:
         try:
             _token(tenant_id, "access_token", grant_type="client_credentials", scope=APP_ONLY_SCOPE)
             return
         except MicrosoftError as error:
             if error.reason != "app_not_found" or not just_approved:
                 raise
-            if wait is None:
+            if not waits or time.monotonic() - started + waits[0] > APPROVAL_PATIENCE:
                 raise MicrosoftError("approval_propagating", error.code) from None
-        _sleep(wait)
+        _sleep(waits.pop(0))
 
 
 # URL → (document, fetched_at, until on time.monotonic()): what this process last read of the

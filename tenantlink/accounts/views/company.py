@@ -103,12 +103,9 @@ def _lock_as_administrator(request, member):
     acting administrator is no longer one. Two administrators deactivating each other at the same
     moment are then served one after the other, and the second finds herself deactivated: the
     company keeps an administrator."""
-    rows = User.objects.select_for_update().filter(pk__in=sorted({request.user.pk, member.pk})).order_by("pk")
-    people = {
-        pk: (active, role, company)
-        for pk, active, role, company in rows.values_list("pk", "is_active", "role", "company")
-    }
-    if people.get(request.user.pk) != (True, User.Role.ADMINISTRATOR, request.user.company_id):
+    locked = User.objects.select_for_update().filter(pk__in=sorted({request.user.pk, member.pk})).order_by("pk")
+    actor = next((user for user in locked if user.pk == request.user.pk), None)
+    if actor is None or not actor.is_company_admin or actor.company_id != request.user.company_id:
         raise PermissionDenied
 
 

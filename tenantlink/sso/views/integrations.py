@@ -18,7 +18,7 @@ from tenantlink.companies.scoping import company_admin_required, company_objects
 from tenantlink.sso import adoption, flows, leavers, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
 from tenantlink.sso.models import Integration, PendingAuthorization
-from tenantlink.sso.reasons import GRANT_ADMIN_CONSENT
+from tenantlink.sso.reasons import GRANT_ADMIN_CONSENT, NEEDS_ADMIN_CONSENT
 
 NOT_CONFIGURED = gettext_lazy(
     "Single sign-on with Microsoft is not configured on this installation. Ask the operator of the portal."
@@ -55,7 +55,7 @@ def _integration(request, integration_id):
 def _explain(request, integration, error):
     """Tell the administrator what went wrong, what to do, and the error code for support."""
     text = error.message
-    if error.reason in ("cancelled", "approval_required", "app_not_found"):
+    if error.reason in NEEDS_ADMIN_CONSENT:
         text += " " + GRANT_ADMIN_CONSENT % {"app": settings.SITE_NAME}
     if error.code:
         text += " " + _("(Error code: %(code)s)") % {"code": error.code}
