@@ -81,6 +81,7 @@ REASONS = {
     "throttled": _("Microsoft asked to wait"),
     "bad_answer": _("An answer from Microsoft that could not be understood"),
     "bad_token": _("A token that failed the security checks"),
+    "new_key": _("A token signed with a key not fetched yet"),
     "configuration": _("The portal's registration at Microsoft was refused"),
     "permission_missing": _("The permission User.Read.All is missing"),
     "abandoned": _("Not finished at Microsoft"),

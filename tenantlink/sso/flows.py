@@ -134,7 +134,15 @@ def start_tenant_sign_in(request, integration):
 
 
 # Why a sign-in at the tenant did not count, kept as its refusal gave it ("tenant_sign_in" else).
-_TENANT_SIGN_IN_REASONS = {"wrong_tenant", "guest", "unavailable", "bad_answer", "bad_token", "configuration"}
+_TENANT_SIGN_IN_REASONS = {
+    "wrong_tenant",
+    "guest",
+    "unavailable",
+    "bad_answer",
+    "bad_token",
+    "new_key",
+    "configuration",
+}
 
 
 def finish_tenant_sign_in(request, pending, params):

@@ -363,7 +363,9 @@ def signing_key(kid):
         for key in document["keys"]:
             if isinstance(key, dict) and key.get("kid") == kid:
                 return key
-    raise MicrosoftError("bad_token", "unknown kid")
+    # A real key rolled in at Microsoft moments after the last fetch is refused too, until the next
+    # fetch: say so ("new_key"), so that the person tries again in a few minutes.
+    raise MicrosoftError("new_key", "unknown kid")
 
 
 def signin_redirect_uri():
@@ -420,7 +422,7 @@ def validate_id_token(id_token, nonce):
     try:
         return _checked_claims(id_token, nonce)
     except MicrosoftError as error:
-        if error.reason == "bad_token":  # Microsoft not answering is logged where it is asked
+        if error.reason in ("bad_token", "new_key"):  # Microsoft not answering is logged where it is asked
             log.warning("An ID token from Microsoft was refused: %s", error)
         raise
 

@@ -62,6 +62,10 @@ FAILURE_REASONS = {
     ),
     "bad_answer": _("Microsoft gave an answer that could not be understood. Try again in a few minutes."),
     "bad_token": _("Microsoft's answer did not pass the portal's security checks, so it was not accepted."),
+    "new_key": _(
+        "Microsoft signed its answer with a key the portal does not know yet. Microsoft changes its keys "
+        "from time to time, and the portal fetches the new ones within a few minutes: try again in a few minutes."
+    ),
     "configuration": _(
         "This installation's registration at Microsoft was refused (for example an expired client "
         "secret). The operator of this portal has to fix it; nothing needs to change in your tenant."

@@ -43,6 +43,10 @@ FRANK_AT_MICROSOFT = MicrosoftAccount(
 # What people read (the portal's words).
 CONNECTED = "Microsoft sign-in is on. Your portal account is now connected to"
 BAD_TOKEN = "Microsoft's answer did not pass the portal's security checks, so it was not accepted."
+NEW_KEY = (
+    "Microsoft signed its answer with a key the portal does not know yet. Microsoft changes its keys "
+    "from time to time, and the portal fetches the new ones within a few minutes: try again in a few minutes."
+)
 UNAVAILABLE = "Microsoft could not be reached or did not answer in time. Try again in a few minutes."
 NOT_CONNECTED = (
     "No portal account is connected to this Microsoft account. Sign in with your username and password "

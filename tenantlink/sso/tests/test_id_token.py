@@ -22,10 +22,10 @@ from tenantlink.sso.tests.conftest import (
 )
 
 
-def refusal(token, nonce="the-nonce"):
+def refusal(token, nonce="the-nonce", reason="bad_token"):
     with pytest.raises(MicrosoftError) as caught:
         microsoft.validate_id_token(token, nonce)
-    assert caught.value.reason == "bad_token"
+    assert caught.value.reason == reason
     return caught.value.code
 
 
@@ -109,8 +109,11 @@ def test_garbage_is_refused(fake_microsoft):
         assert refusal(token) in ("malformed", "alg None", "no kid")
 
 
-def test_a_key_nobody_publishes_is_refused(fake_microsoft):
-    assert refusal(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="never-published")) == "unknown kid"
+def test_a_key_nobody_publishes_is_refused_as_one_not_fetched_yet(fake_microsoft):
+    """It may be a key Microsoft rolled in a moment ago: the person is told to try again later."""
+    token = fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="never-published")
+    assert refusal(token, reason="new_key") == "unknown kid"
+    assert "try again in a few minutes" in MicrosoftError("new_key").message
 
 
 def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):

@@ -83,6 +83,7 @@ REFUSALS = {
     "unavailable": FAILURE_REASONS["unavailable"],
     "bad_answer": FAILURE_REASONS["bad_answer"],
     "bad_token": FAILURE_REASONS["bad_token"],
+    "new_key": FAILURE_REASONS["new_key"],
     "code_expired": FAILURE_REASONS["code_expired"],
     "configuration": _(
         "Microsoft sign-in is not working on this installation right now. Sign in with your username and password."
