@@ -68,8 +68,8 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
     @admin.action(description=_("Reset second factor (re-enrol at next sign-in)"))
     def reset_second_factor(self, request, queryset):
         for user in queryset:
-            user.reset_second_factor()
-            AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=user, via="staff admin")
+            if user.reset_second_factor():  # else reset a moment ago, and recorded then
+                AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=user, via="staff admin")
         count = queryset.count()
         self.message_user(
             request,

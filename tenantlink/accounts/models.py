@@ -206,12 +206,15 @@ class User(AbstractBaseUser, PermissionsMixin):
     def reset_second_factor(self):
         """Remove the authenticator and recovery codes, and end every session: usually the phone
         was lost or stolen, and whoever holds it must not stay signed in. The next sign-in walks
-        through enrolment."""
-        TOTPDevice.objects.filter(user=self).delete()
-        self.recovery_codes.all().delete()
-        # Forget the cached reverse relation, which would still say the device exists.
-        self._state.fields_cache.pop("totp", None)
-        self.end_all_sessions()
+        through enrolment. False when there was nothing to remove: two resets at the same moment
+        (the user's row is locked) are one reset and one that finds it done."""
+        with transaction.atomic():
+            User.objects.select_for_update().filter(pk=self.pk).exists()
+            removed = TOTPDevice.objects.filter(user=self).delete()[0] + self.recovery_codes.all().delete()[0]
+            # Forget the cached reverse relation, which would still say the device exists.
+            self._state.fields_cache.pop("totp", None)
+            self.end_all_sessions()
+        return removed > 0
 
 
 def record_last_login(sender, user, **kwargs):

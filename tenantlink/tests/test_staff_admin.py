@@ -168,6 +168,9 @@ def test_resetting_bobs_second_factor_here_or_on_the_command_line_signs_him_out(
     assert bobs_browser.get("/portal/").url.startswith("/signin/")
     member.refresh_from_db()
     assert not member.has_second_factor
+    # Sent again (a second tab): nothing more to reset, nothing more recorded.
+    staff_client.post("/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [member.pk]})
+    assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_RESET, target_user=member).count() == 1
 
     member.seed = pyotp.random_base32()  # he enrolled again
     TOTPDevice.enrol(member, member.seed, step=0)

@@ -150,6 +150,17 @@ def test_after_a_second_factor_reset_the_user_sets_up_a_new_authenticator(admin_
     assert (event.actor, event.company) == (admin, contoso)
 
 
+def test_a_second_factor_reset_sent_twice_resets_and_is_recorded_once(admin_client, member):
+    """A double click, or two administrators resetting the same person at the same moment."""
+    admin_client.post(f"/company/users/{member.pk}/reset-second-factor/", follow=True)
+
+    response = admin_client.post(f"/company/users/{member.pk}/reset-second-factor/", follow=True)
+
+    assert "The second factor of Bob was already reset." in text(response)
+    assert "has been reset" not in text(response)
+    assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_RESET).count() == 1
+
+
 def test_resetting_the_second_factor_asks_first_and_says_what_happens_to_whom(admin_client, member):
     RecoveryCode.replace_for(member)
     bobs_phone = signed_in_browser(member)

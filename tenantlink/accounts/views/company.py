@@ -148,7 +148,10 @@ def user_reset_second_factor(request, user_id):
         return redirect("company_user", user_id=member.pk)
     if request.method == "GET":  # it cannot be undone: the button asks first
         return render(request, "accounts/company_user_reset_second_factor.html", {"member": member})
-    member.reset_second_factor()  # and signs them out everywhere
+    if not member.reset_second_factor():  # and signs them out everywhere
+        # Someone else reset it a moment ago (or it was never set up): recorded once, by them.
+        messages.info(request, _("The second factor of %(name)s was already reset.") % {"name": member.get_full_name()})
+        return redirect("company_user", user_id=member.pk)
     AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
     messages.success(
         request,
