@@ -32,7 +32,7 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
         "display_name",
         "company",
         "tenant_id",
-        "status",
+        "shown_status",
         "leaver_check",
         "consent_completed_at",
         "tenant_signed_in_at",
@@ -41,6 +41,10 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["display_name", "company__name", "tenant_id"]
     change_list_template = "admin/sso/integration/change_list.html"
+
+    @admin.display(description=_("status"), ordering="status")
+    def shown_status(self, integration):
+        return integration.status_label
 
     def get_urls(self):
         adoption_view = self.admin_site.admin_view(self.adoption_view)

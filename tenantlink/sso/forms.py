@@ -73,7 +73,7 @@ class AddIntegrationForm(forms.Form):
             self.add_error(
                 "tenant",
                 _("This tenant is already in your list (%(name)s, %(status)s).")
-                % {"name": existing.display_name, "status": existing.get_status_display()},
+                % {"name": existing.display_name, "status": existing.status_label},
             )
         if not self.cleaned_data.get("display_name", "").strip():
             self.cleaned_data["display_name"] = value

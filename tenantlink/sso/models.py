@@ -158,6 +158,14 @@ class Integration(models.Model):
         return FAILURE_REASONS.get(self.failure_reason, "")
 
     @property
+    def status_label(self):
+        """The status in words: one that waits after an approval (for Microsoft's confirmation, or
+        for a sign-in at the tenant that counts) waits for verification, not for consent."""
+        if self.status == self.Status.PENDING and self.failure_reason:
+            return _("Waiting for verification")
+        return self.get_status_display()
+
+    @property
     def needs_admin_consent(self):
         return self.failure_reason in NEEDS_ADMIN_CONSENT
 
@@ -182,8 +190,9 @@ class Integration(models.Model):
 
     def waits(self, reason, code="", consent_completed=False):
         """Not usable yet, for `reason`: "sign_in_pending" (Microsoft confirmed the app in the
-        tenant; someone of the tenant has yet to sign in there) or "approval_propagating" (the
-        consent came back approved; Microsoft does not confirm it yet)."""
+        tenant; someone of the tenant has yet to sign in there), a reason why such a sign-in did
+        not count ("guest", "wrong_tenant", …; it still waits for one that does), or
+        "approval_propagating" (the consent came back approved; Microsoft does not confirm it yet)."""
         fields = {"failure_reason": reason, "failure_code": code[:40]}
         if consent_completed:
             fields["consent_completed_at"] = timezone.now()

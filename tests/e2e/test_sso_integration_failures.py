@@ -100,7 +100,7 @@ def test_an_approval_microsoft_does_not_confirm_leaves_the_integration_waiting(
     # servers), then the integration waits for Verify again: it does not work on the answer's word.
     expect_sso_page(page, portal)
     expect(message(page)).to_contain_text(NOT_CONFIRMED_YET)
-    expect(fact(card(page, "Contoso"), "Status")).to_have_text("Pending consent")
+    expect(fact(card(page, "Contoso"), "Status")).to_have_text("Waiting for verification")
     expect(fact(card(page, "Contoso"), "Why")).to_contain_text("AADSTS700016")
     events = audit_log(page, portal)
     assert [e["action"] for e in events][-2:] == ["sso.consent.succeeded", "sso.integration.verification_failed"]

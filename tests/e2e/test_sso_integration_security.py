@@ -137,7 +137,7 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     expect_sso_page(nora, portal)
     expect(message(nora)).to_contain_text(ANOTHER_ORGANIZATION)
     claimed = card(nora, "Not ours")
-    expect(fact(claimed, "Status")).to_have_text("Consent failed")
+    expect(fact(claimed, "Status")).to_have_text("Waiting for verification")
     claimed.get_by_role("button", name="Verify again").click()  # only back to Microsoft's sign-in
     expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
     # It waits for a sign-in nobody of Northwind can give.
@@ -156,7 +156,7 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     sign_in_at_microsoft(nora, guest["upn"])
     expect_sso_page(nora, portal)
     expect(message(nora)).to_contain_text("is a guest in this tenant")
-    expect(fact(card(nora, "Not ours"), "Status")).to_have_text("Consent failed")
+    expect(fact(card(nora, "Not ours"), "Status")).to_have_text("Waiting for verification")
     nora.context.close()
 
     # Contoso's administrator connects the tenant again.

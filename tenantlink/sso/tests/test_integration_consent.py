@@ -78,6 +78,7 @@ def test_an_approval_microsoft_confirms_only_after_a_while_waits_for_verify_agai
     assert fake_microsoft.waits == [1, 2, 3]
     assert "Microsoft says the app was approved but does not confirm it yet" in page
     assert "(Error code: AADSTS700016)" in page and "Consent failed" not in page
+    assert '<span class="badge warn">Waiting for verification</span>' in page
     integration = contoso_integration()
     assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, "approval_propagating")
 

@@ -64,13 +64,17 @@ def test_a_tenant_whose_integration_was_deleted_cannot_be_claimed_without_signin
     assert urlsplit(response.url).path == TO_CONTOSOS_SIGN_IN
     claimed.refresh_from_db()
     assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("pending", "sign_in_pending", None)
-    assert "someone of the tenant signs in there once" in olga.get("/company/sso/").content.decode()
+    page = olga.get("/company/sso/").content.decode()
+    assert "someone of the tenant signs in there once" in page
+    assert '<span class="badge warn">Waiting for verification</span>' in page  # not "Pending consent"
     # She can sign in at Microsoft only with an account of another tenant: Microsoft would refuse
     # it at Contoso's sign-in, and a token of Fabrikam is not one of Contoso.
     page = page_after(olga, fake_microsoft.sign_in(olga, response, tid=FABRIKAM))
     assert "belongs to another organization (tenant)" in page
+    # What failed is the sign-in at the tenant, not an approval: it goes on waiting for one that counts.
+    assert '<span class="badge warn">Waiting for verification</span>' in page and "Consent failed" not in page
     claimed.refresh_from_db()
-    assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("failed", "wrong_tenant", None)
+    assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("pending", "wrong_tenant", None)
     event = latest(Action.SSO_VERIFICATION_FAILED)
     assert (event.details["reason"], event.details["step"], event.company) == (
         "wrong_tenant",
@@ -94,8 +98,9 @@ def test_a_guest_of_the_tenant_cannot_claim_it(admin_client, fake_microsoft, nor
     guest = {"idp": f"https://sts.windows.net/{FABRIKAM}/", "preferred_username": "olga@fabrikam.example"}
     page = page_after(olga, fake_microsoft.sign_in(olga, to_microsoft, **guest))
     assert "is a guest in this tenant" in page
+    assert '<span class="badge warn">Waiting for verification</span>' in page
     claimed = integration_of(northwind)
-    assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("failed", "guest", None)
+    assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("pending", "guest", None)
     event = latest(Action.SSO_VERIFICATION_FAILED)
     assert (event.details["reason"], event.details["microsoft_username"]) == ("guest", "olga@fabrikam.example")
     # A member's token may name the tenant itself as the one that signed them in.
@@ -127,8 +132,10 @@ def test_a_sign_in_at_the_tenant_that_does_not_happen_activates_nothing(
     if "error_description" in answer:
         assert "(Error code: AADSTS50105)" in page
     integration = Integration.objects.get()
-    assert (integration.status, integration.failure_reason) == (Integration.Status.FAILED, reason)
-    assert integration.consent_completed_at  # the approval itself did happen
+    # The approval itself did happen: the integration waits for a sign-in there that counts.
+    assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, reason)
+    assert integration.consent_completed_at
+    assert '<span class="badge warn">Waiting for verification</span>' in page and "Consent failed" not in page
     # "Verify again" asks for the sign-in again, and then it works.
     fake_microsoft.sign_in(admin_client, admin_client.post(f"/company/sso/{integration.pk}/verify/"))
     assert Integration.objects.get().status == Integration.Status.ACTIVE
