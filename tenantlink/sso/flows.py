@@ -101,7 +101,7 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
         transient = error.reason in ("unavailable", "bad_answer", "configuration")
-        stops = consent_completed or not transient or integration.status not in Integration.WORKING
+        stops = not transient or integration.status not in Integration.WORKING
         return _not_verified(request, integration, error, stops, **details)
     record(request, Action.SSO_VERIFIED, integration, **details)
     return None
@@ -224,7 +224,8 @@ def finish_consent(request, integration, params):
         return "licence"
     if params.get("admin_consent", "").lower() != "true":
         error = MicrosoftError("bad_answer", "no admin_consent")
-        integration.fail(error.reason, error.code)
+        if integration.status not in Integration.WORKING:  # says nothing of the tenant either
+            integration.fail(error.reason, error.code)
         record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.FAILURE, code=error.code)
         return error
     # The reported tenant is written down for the record only; it is never used.

@@ -258,6 +258,30 @@ def test_cancelling_a_new_approval_leaves_a_working_integration_as_it_was(admin_
     assert actions()[-1] == Action.SSO_CONSENT_FAILED
 
 
+@pytest.mark.parametrize("answer", ["Microsoft down", "no admin_consent"])
+def test_a_new_approval_that_cannot_be_confirmed_leaves_a_working_integration_as_it_was(
+    admin_client, fake_microsoft, answer
+):
+    """A second administrator (or a stale tab) approves again while it works; then Microsoft has a
+    hiccup, or its answer says nothing of an approval. That says nothing about the tenant."""
+    state = start(admin_client)
+    fake_microsoft.app_in.add(CONTOSO)
+    come_back(admin_client, fake_microsoft, **approved(state))
+    integration = contoso_integration()
+    response = admin_client.post(f"/company/sso/{integration.pk}/consent/")
+    state = parse_qs(urlsplit(response.url).query)["state"][0]
+
+    if answer == "Microsoft down":
+        fake_microsoft.fail_with(httpx.Response(503, json={"error": "temporarily_unavailable"}))
+        come_back(admin_client, **approved(state))
+    else:
+        come_back(admin_client, state=state, tenant=CONTOSO)
+
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE
+    assert actions()[-1] in (Action.SSO_VERIFICATION_FAILED, Action.SSO_CONSENT_FAILED)
+
+
 @pytest.mark.parametrize("state", [None, "", "made-up-state", "x" * 500])
 def test_a_forged_callback_activates_nothing(admin_client, fake_microsoft, state):
     start(admin_client)
