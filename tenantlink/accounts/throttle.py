@@ -11,6 +11,7 @@ the start and the end of a pause are audited.
 
 import datetime
 import hashlib
+import ipaddress
 import unicodedata
 
 from django.conf import settings
@@ -37,14 +38,26 @@ UNKNOWN_USERNAME = "(unknown username)"
 
 
 def _address_key(request):
-    return f"address:{client_address(request)}"
+    """The key of the client's address: an IPv4 address, or an IPv6 /64, the network one
+    subscriber gets (their devices take any address in it, so one address each would let one
+    client spread its guesses over 2^64 keys). None when no address is known (a unix socket
+    without a trusted proxy header): then only accounts are counted, rather than every client
+    as one that a few wrong passwords would pause for everybody."""
+    address = client_address(request)
+    if not address:
+        return None
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        ip = ip.ipv4_mapped or ipaddress.ip_network((ip, 64), strict=False)
+    return f"address:{ip}"
 
 
 def _keys(request, username, user):
-    return [
-        (account_key(username, user), settings.THROTTLE_ACCOUNT_FAILURES),
-        (_address_key(request), settings.THROTTLE_ADDRESS_FAILURES),
-    ]
+    keys = [(account_key(username, user), settings.THROTTLE_ACCOUNT_FAILURES)]
+    address = _address_key(request)
+    if address:
+        keys.append((address, settings.THROTTLE_ADDRESS_FAILURES))
+    return keys
 
 
 def _label(key, user):
@@ -161,7 +174,7 @@ def attempt_succeeded(request, user):
     cannot be used to guess second-factor codes without limit."""
     # Row by row, each UPDATE a transaction of its own: holding no lock while asking for the
     # next, two sign-ins of one user cannot wait for each other.
-    for key in (account_key(user.username, user), _address_key(request)):
+    for key, _limit in _keys(request, user.username, user):
         _run(_GIVE_BACK, [key])
 
 
@@ -174,7 +187,8 @@ def clear_account(user):
 
 def address_paused(request):
     """True while the client's address is paused. Saying so reveals nothing about any account."""
-    return Throttle.objects.filter(key=_address_key(request), locked_until__gt=timezone.now()).exists()
+    key = _address_key(request)
+    return key is not None and Throttle.objects.filter(key=key, locked_until__gt=timezone.now()).exists()
 
 
 # What a check answers for a right secret that may not be used again (a second-factor code used a

@@ -145,6 +145,33 @@ def test_one_address_trying_many_accounts_is_paused(client, member, settings):
     assert other_address.url == "/signin/verify/"
 
 
+def test_one_ipv6_network_trying_many_accounts_is_paused_whichever_of_its_addresses_it_uses(client, member, settings):
+    """A subscriber's devices take any address in their /64: counted as one client."""
+    settings.THROTTLE_ADDRESS_FAILURES = 6
+    for index in range(6):
+        client.post(
+            "/signin/", {"username": f"user{index}", "password": "guess"}, REMOTE_ADDR=f"2001:db8:1:2::{index + 1}"
+        )
+
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD}, REMOTE_ADDR="2001:db8:1:2:ffff::9")
+    assert response.status_code == 429
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_label="address:2001:db8:1:2::/64").exists()
+    neighbour = client.post("/signin/", {"username": "bob", "password": PASSWORD}, REMOTE_ADDR="2001:db8:1:3::1")
+    assert neighbour.url == "/signin/verify/"
+
+
+def test_without_a_known_address_wrong_passwords_pause_the_account_not_everybody(client, member, settings):
+    """Served on a unix socket without a trusted proxy header, no client has an address: one
+    client's failures must not pause every other client's sign-in."""
+    settings.THROTTLE_ADDRESS_FAILURES = 3
+    for index in range(4):
+        client.post("/signin/", {"username": f"user{index}", "password": "guess"}, REMOTE_ADDR="")
+
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD}, REMOTE_ADDR="")
+    assert response.url == "/signin/verify/"
+    assert not Throttle.objects.filter(key__startswith="address:").exists()
+
+
 def test_a_complete_signin_forgives_earlier_failures(client, member, settings):
     wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES - 1)
     client.post("/signin/", {"username": "bob", "password": PASSWORD})
