@@ -2,6 +2,7 @@
 
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
@@ -19,8 +20,13 @@ def company_admin_required(view):
 
 
 def company_objects(request, queryset):
-    """Only the rows of the signed-in user's own company."""
-    return queryset.filter(company=request.user.company)
+    """Only the rows of the signed-in user's own company. Of people, only its own: an operator's
+    staff account that also names the company is not the company's to see or manage (its
+    administrators could otherwise deactivate a superuser, or reset their second factor)."""
+    rows = queryset.filter(company=request.user.company)
+    if queryset.model is get_user_model():
+        rows = rows.filter(is_staff=False, is_superuser=False)
+    return rows
 
 
 def get_company_object(request, queryset, **lookup):

@@ -125,6 +125,20 @@ def test_two_administrators_deactivating_each_other_at_once_leave_one_administra
     assert [event.target_user for event in AuditEvent.objects.filter(action=Action.USER_DEACTIVATED)] == [colleague]
 
 
+def test_an_operator_staff_account_in_the_company_is_not_the_administrators_to_manage(admin_client, contoso):
+    """Operator staff may be given a company in the operator admin; its administrators still
+    cannot see them, deactivate them or reset their second factor."""
+    operator = make_user("olivia", company=contoso, is_staff=True, is_superuser=True)
+
+    assert "olivia" not in text(admin_client.get("/company/users/"))
+    for action in ("", "deactivate/", "reset-second-factor/"):
+        assert admin_client.get(f"/company/users/{operator.pk}/{action}").status_code == 404
+        if action:
+            assert admin_client.post(f"/company/users/{operator.pk}/{action}").status_code == 404
+    operator.refresh_from_db()
+    assert operator.is_active and operator.has_second_factor
+
+
 # Second factor --------------------------------------------------------------------------------
 
 
