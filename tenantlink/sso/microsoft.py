@@ -296,6 +296,10 @@ def confirm_app_in_tenant(tenant_id, just_approved=False):
 # shared cache, used again for DOCUMENT_MEMO_SECONDS without asking the database. Every sign-in
 # with Microsoft needs the discovery document and the keys; they change a few times a year.
 DOCUMENT_MEMO_SECONDS = 60
+# Each tenant signing in has its own discovery document and keys: the memo keeps at most this many
+# documents (those past their minute go first, then the oldest), so a process that has seen many
+# tenants does not keep them all.
+DOCUMENT_MEMO_SIZE = 500
 _documents = {}
 _clock = time.monotonic  # tests replace it
 
@@ -310,7 +314,7 @@ def _cached(url, check, max_age, memo=True):
         return remembered[:2]
     cached = CachedDocument.objects.filter(url=url).first()
     if cached and now - cached.fetched_at < max_age:
-        _documents[url] = (cached.body, cached.fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
+        _remember(url, cached.body, cached.fetched_at)
         return cached.body, cached.fetched_at
     try:
         status, document = _call("GET", url)
@@ -324,8 +328,19 @@ def _cached(url, check, max_age, memo=True):
         return cached.body, cached.fetched_at
     with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
         CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
-    _documents[url] = (document, now, _clock() + DOCUMENT_MEMO_SECONDS)
+    _remember(url, document, now)
     return document, now
+
+
+def _remember(url, document, fetched_at):
+    if len(_documents) >= DOCUMENT_MEMO_SIZE:
+        now = _clock()
+        for stale in [key for key, (*_rest, until) in _documents.items() if until <= now]:
+            del _documents[stale]
+        while len(_documents) >= DOCUMENT_MEMO_SIZE:
+            del _documents[next(iter(_documents))]
+    _documents.pop(url, None)  # to the end: the oldest are first
+    _documents[url] = (document, fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
 
 
 def _check_discovery(document):
@@ -350,13 +365,14 @@ def discovery(tenant="organizations"):
     return _cached(url, _check_discovery, lifetime)[0]
 
 
-def signing_key(kid):
-    """The published key (a JWK dict) named `kid`. An unknown `kid` is looked for in the shared
-    cache (another process may have fetched new keys), which is fetched again at once when older
-    than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more often, as
-    Microsoft advises: a Microsoft that names a key it does not publish is not asked again at
-    every sign-in. (Microsoft publishes a new key well before it signs with it.)"""
-    url = discovery()["jwks_uri"]
+def signing_key(kid, tenant_id):
+    """The key (a JWK dict) named `kid` that Microsoft publishes for the tenant `tenant_id` (a
+    GUID), from the jwks_uri of the tenant's discovery document. An unknown `kid` is looked for in
+    the shared cache (another process may have fetched new keys), which is fetched again at once
+    when older than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more
+    often, as Microsoft advises: a Microsoft that names a key it does not publish is not asked
+    again at every sign-in. (Microsoft publishes a new key well before it signs with it.)"""
+    url = discovery(tenant_id)["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):
         document, _fetched_at = _cached(url, _check_keys, max_age, memo=memo)
@@ -414,8 +430,9 @@ def redeem_code(tenant, code, code_verifier):
 
 def validate_id_token(id_token, nonce):
     """The claims of an ID token that passes every check, else MicrosoftError("bad_token"):
-    signed RS256 by a key Microsoft publishes (by `kid`); `iss` exactly {authority}/{tid}/v2.0
-    for the token's own `tid`; `aud` exactly our client ID (a string, not a list holding it);
+    signed RS256 by a key Microsoft publishes for the token's tenant (by `kid`, from the tenant's
+    keys), whose own `issuer`, where the key names one, is the token's; `iss` exactly
+    {authority}/{tid}/v2.0 for the token's own `tid`; `aud` exactly our client ID (a string, not a list holding it);
     `exp`, `nbf` and `iat` numbers, with a minute's leeway, `exp` at most a day after `iat`; our
     `nonce`; `tid` and `oid` GUIDs. Only (tid, oid) may ever identify anyone. A refused token is
     logged with the check it failed."""
@@ -437,8 +454,23 @@ def _checked_claims(id_token, nonce):
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise MicrosoftError("bad_token", "no kid")
+    try:  # which tenant's keys to check it with; every check is made again once it is verified
+        unverified = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise MicrosoftError("bad_token", "malformed") from None
+    tid = unverified.get("tid")
+    if not (isinstance(tid, str) and GUID.match(tid)):
+        raise MicrosoftError("bad_token", "tid/oid")
+    if unverified.get("iss") != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":  # nothing fetched for it
+        raise MicrosoftError("bad_token", "iss")
     try:
-        key = jwt.PyJWK(signing_key(kid), algorithm="RS256").key
+        published = signing_key(kid, tid)
+    except MicrosoftError as error:
+        if error.reason == "unknown_tenant":  # Microsoft knows no such tenant: not a token of its
+            raise MicrosoftError("bad_token", "unknown tid") from None
+        raise
+    try:
+        key = jwt.PyJWK(published, algorithm="RS256").key
     except jwt.PyJWTError:
         raise MicrosoftError("bad_answer", "unusable key") from None
     try:
@@ -465,6 +497,10 @@ def _checked_claims(id_token, nonce):
         raise MicrosoftError("bad_token", "tid/oid")
     if claims["iss"] != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":
         raise MicrosoftError("bad_token", "iss")
+    # A key may say whose tokens it signs (its `issuer`, a template of {tenantid}): only those.
+    key_issuer = published.get("issuer")
+    if isinstance(key_issuer, str) and key_issuer.replace("{tenantid}", tid) != claims["iss"]:
+        raise MicrosoftError("bad_token", "key issuer")
     if not isinstance(claims["nonce"], str) or not constant_time_compare(claims["nonce"], nonce):
         raise MicrosoftError("bad_token", "nonce")
     return claims

@@ -51,7 +51,11 @@ def public_jwk(private_key, kid):
 
 class FakeMicrosoft:
     def __init__(self):
-        self.tenants = {CONTOSO: "contoso.onmicrosoft.com", FABRIKAM: "fabrikam.onmicrosoft.com"}
+        self.tenants = {
+            CONTOSO: "contoso.onmicrosoft.com",
+            FABRIKAM: "fabrikam.onmicrosoft.com",
+            microsoft_module.PERSONAL_ACCOUNTS_TENANT: "consumers",  # personal Microsoft accounts
+        }
         self.app_in = set()  # tenants where an administrator approved the app
         self.waits = []  # seconds the portal waited for Microsoft to confirm an approval
         self.requests = []

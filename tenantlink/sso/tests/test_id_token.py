@@ -130,5 +130,36 @@ def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):
     assert len(fake_microsoft.requests) == before + 1
 
 
+def test_the_keys_are_the_tokens_own_tenants(fake_microsoft):
+    microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
+    asked = [request.url.path for request in fake_microsoft.requests]
+    assert asked == [f"/{FABRIKAM}/v2.0/.well-known/openid-configuration", f"/{FABRIKAM}/discovery/v2.0/keys"]
+
+
+def test_a_key_that_names_another_issuer_does_not_sign_for_this_tenant(fake_microsoft):
+    """Microsoft's keys say whose tokens they sign: a key of one tenant, signing a token that
+    claims another tenant, is not accepted for it (the lesson of Storm-0558)."""
+    fake_microsoft.published[0]["issuer"] = f"{AUTHORITY}/{CONTOSO}/v2.0"
+    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=CONTOSO), "the-nonce")["tid"] == CONTOSO
+    assert refusal(fake_microsoft.id_token(tid=FABRIKAM)) == "key issuer"
+    # The usual template names every tenant.
+    fake_microsoft.published[0]["issuer"] = f"{AUTHORITY}/{{tenantid}}/v2.0"
+    CachedDocument.objects.all().delete()
+    microsoft._documents.clear()
+    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
+
+
+def test_a_token_of_a_tenant_microsoft_does_not_know_is_refused(fake_microsoft):
+    unknown = "0b0b0b0b-1111-4222-8333-444455556666"
+    assert refusal(fake_microsoft.id_token(tid=unknown, iss=f"{AUTHORITY}/{unknown}/v2.0")) == "unknown tid"
+
+
+def test_a_token_naming_no_tenant_fetches_no_keys(fake_microsoft):
+    for tid in (None, "", "../../elsewhere", "x" * 40, 7):
+        assert refusal(fake_microsoft.id_token(tid=tid)) == "tid/oid"
+    assert refusal(fake_microsoft.id_token(tid=FABRIKAM, iss=f"{AUTHORITY}/{CONTOSO}/v2.0")) == "iss"
+    assert fake_microsoft.requests == []
+
+
 def test_a_key_of_the_right_name_but_another_value_does_not_verify(fake_microsoft):
     assert refusal(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="key-1")) == "InvalidSignatureError"

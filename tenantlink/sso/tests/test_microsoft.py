@@ -1,6 +1,7 @@
 """The one module that talks to Microsoft: what it makes of each answer, and its configuration."""
 
 import datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from tenantlink.settings import entra_configuration
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
-from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, aad_error
+from tenantlink.sso.tests.conftest import AUTHORITY, CLIENT_SECRET, CONTOSO, FABRIKAM, aad_error
 
 
 def test_a_tenant_domain_is_resolved_to_its_id(fake_microsoft):
@@ -164,30 +165,45 @@ def test_discovery_pointing_elsewhere_is_refused(fake_microsoft):
 
 
 def test_an_unknown_key_fetches_the_keys_again_but_not_too_often(fake_microsoft):
-    assert microsoft.signing_key("key-1")["kid"] == "key-1"
+    assert microsoft.signing_key("key-1", CONTOSO)["kid"] == "key-1"
     fetched = len(fake_microsoft.requests)
 
     # Fetched moments ago: an unknown kid does not make the portal ask again.
-    assert failure_of(lambda: microsoft.signing_key("made-up")).code == "unknown kid"
+    assert failure_of(lambda: microsoft.signing_key("made-up", CONTOSO)).code == "unknown kid"
     assert len(fake_microsoft.requests) == fetched
 
     # Older than the refetch interval: asked once more, then refused.
     CachedDocument.objects.filter(url__endswith="/keys").update(
         fetched_at=timezone.now() - microsoft.KEY_REFETCH_INTERVAL - datetime.timedelta(seconds=1)
     )
-    assert failure_of(lambda: microsoft.signing_key("made-up")).code == "unknown kid"
+    assert failure_of(lambda: microsoft.signing_key("made-up", CONTOSO)).code == "unknown kid"
     assert len(fake_microsoft.requests) == fetched + 1
 
 
 def test_keys_another_process_fetched_are_used_at_once_without_asking_microsoft(fake_microsoft):
-    assert microsoft.signing_key("key-1")["kid"] == "key-1"  # remembered by this process now
+    assert microsoft.signing_key("key-1", CONTOSO)["kid"] == "key-1"  # remembered by this process now
     fetched = len(fake_microsoft.requests)
     # Microsoft rolled its keys, and another process has fetched them into the shared cache.
     keys = CachedDocument.objects.get(url__endswith="/keys")
     keys.body = {"keys": [*keys.body["keys"], {**keys.body["keys"][0], "kid": "key-2"}]}
     keys.save()
-    assert microsoft.signing_key("key-2")["kid"] == "key-2"
+    assert microsoft.signing_key("key-2", CONTOSO)["kid"] == "key-2"
     assert len(fake_microsoft.requests) == fetched
+
+
+def test_a_process_remembers_a_bounded_number_of_documents(fake_microsoft, monkeypatch):
+    """Every tenant signing in has a discovery document and keys of its own."""
+    monkeypatch.setattr(microsoft, "DOCUMENT_MEMO_SIZE", 3)
+    for tenant in (CONTOSO, FABRIKAM, "organizations"):
+        microsoft.discovery(tenant)
+    microsoft.signing_key("key-1", FABRIKAM)  # Fabrikam's discovery is remembered; its keys are new
+
+    # The oldest went first.
+    assert [urlsplit(url).path for url in microsoft._documents] == [
+        f"/{FABRIKAM}/v2.0/.well-known/openid-configuration",
+        "/organizations/v2.0/.well-known/openid-configuration",
+        f"/{FABRIKAM}/discovery/v2.0/keys",
+    ]
 
 
 def test_the_admin_consent_address_asks_for_exactly_the_sign_in_permissions(fake_microsoft, settings):
