@@ -34,7 +34,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from tenantlink.lib import metrics, net
+from tenantlink.lib import metrics, net, outbound
 from tenantlink.sso.models import CachedDocument
 from tenantlink.sso.reasons import FAILURE_REASONS
 
@@ -99,8 +99,12 @@ def _http():
     global _client
     with _client_lock:
         if _client is None:
-            _client = httpx.Client(
-                timeout=settings.ENTRA_HTTP_TIMEOUT, follow_redirects=False, headers={"Accept": "application/json"}
+            # Answers uncompressed: a compressed one is read whole into memory at each chunk
+            # before its size can be seen (a few KB of gzip can be gigabytes).
+            _client = outbound.client(
+                timeout=settings.ENTRA_HTTP_TIMEOUT,
+                follow_redirects=False,
+                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
             )
         return _client
 
@@ -128,17 +132,18 @@ def exchange(method, url, **request):
     """(HTTP status, JSON object, headers) of one request to Microsoft, or MicrosoftError."""
     address = url.split("?")[0]  # for the log: the query may name users
     started = time.monotonic()
-    deadline = started + settings.ENTRA_HTTP_TIMEOUT
     endpoint = _endpoint(url)
     try:
-        with _http().stream(method, url, **request) as response:
+        # The whole exchange within ENTRA_HTTP_TIMEOUT: also an answer whose headers or body
+        # trickle in, which each read's own timeout never stops.
+        with outbound.deadline(settings.ENTRA_HTTP_TIMEOUT), _http().stream(method, url, **request) as response:
+            if response.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+                raise MicrosoftError("bad_answer", "encoded answer")
             body = bytearray()
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_bytes():  # not decoded: identity, as checked
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
                     raise MicrosoftError("bad_answer", "answer too large")
-                if time.monotonic() > deadline:  # an answer that trickles in never ends otherwise
-                    raise MicrosoftError("unavailable", "timeout")
     except MicrosoftError as error:
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout" if error.code == "timeout" else "bad_answer").inc()
         log.warning("Microsoft %s %s failed: %s", method, address, error)

@@ -1,0 +1,123 @@
+"""A Microsoft (or something in its place) that answers slowly or hugely, on a real socket: every
+call ends within ENTRA_HTTP_TIMEOUT, whatever trickles in, and a compressed answer is never
+unpacked into memory."""
+
+import gzip
+import socket
+import threading
+import time
+
+import pytest
+
+from tenantlink.lib import outbound
+from tenantlink.sso import microsoft
+from tenantlink.sso.microsoft import MicrosoftError
+
+JSON = b"Content-Type: application/json\r\n"
+
+
+class SlowServer:
+    """Answers each connection with `answer` (bytes), `pace` seconds between each of its bytes."""
+
+    def __init__(self, answer, pace=0.0):
+        self.answer, self.pace, self.requests = answer, pace, []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.listener.settimeout(0.1)
+        while not self.stopped.is_set():
+            try:
+                connection, _address = self.listener.accept()
+            except OSError:
+                continue
+            with connection:
+                self.requests.append(connection.recv(65536))
+                try:
+                    if not self.pace:
+                        connection.sendall(self.answer)
+                    for byte in self.answer if self.pace else b"":
+                        if self.stopped.wait(self.pace):
+                            break
+                        connection.sendall(bytes([byte]))
+                except OSError:
+                    pass  # the portal gave up and closed it
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def real_client(settings, monkeypatch):
+    """The portal's own HTTP client, not the fake Microsoft's, with a one-second timeout."""
+    settings.ENTRA_HTTP_TIMEOUT = 1
+    monkeypatch.setattr(microsoft, "_client", None)
+    yield
+    if microsoft._client is not None:
+        microsoft._client.close()
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def start(answer, pace=0.0):
+        servers.append(SlowServer(answer, pace))
+        return servers[-1]
+
+    yield start
+    for each in servers:
+        each.stop()
+
+
+def failure(url):
+    with pytest.raises(MicrosoftError) as caught:
+        microsoft.exchange("GET", url)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\n" + JSON + b"X-Padding: " + b"a" * 200 + b"\r\n\r\n{}",  # headers, a byte at a time
+        b"HTTP/1.1 200 OK\r\n" + JSON + b"Content-Length: 300\r\n\r\n" + b" " * 298 + b"{}",  # the body so
+    ],
+    ids=["headers", "body"],
+)
+def test_an_answer_that_trickles_in_ends_within_the_timeout(real_client, server, answer):
+    slow = server(answer, pace=0.02)  # 200 bytes take 4 s, each byte well within the read timeout
+    started = time.monotonic()
+
+    error = failure(slow.url + "/organizations/v2.0/.well-known/openid-configuration")
+
+    assert (error.reason, error.code) == ("unavailable", "timeout")
+    assert time.monotonic() - started < 1.8
+
+
+def test_a_compressed_answer_is_refused_without_unpacking_it(real_client, server):
+    bomb = gzip.compress(b" " * 50_000_000)  # 50 MB of JSON white space in about 50 KB
+    answer = b"HTTP/1.1 200 OK\r\n" + JSON + b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    compressed = server(answer + bomb)
+
+    error = failure(compressed.url + "/organizations/discovery/v2.0/keys")
+
+    assert (error.reason, error.code) == ("bad_answer", "encoded answer")
+    assert b"accept-encoding: identity" in compressed.requests[0].lower()
+
+
+def test_an_answer_in_time_is_read_as_before(real_client, server):
+    fine = server(b"HTTP/1.1 200 OK\r\n" + JSON + b'Content-Length: 11\r\n\r\n{"keys":[]}')
+    assert microsoft.exchange("GET", fine.url + "/organizations/discovery/v2.0/keys")[:2] == (200, {"keys": []})
+
+
+def test_the_deadline_takes_hold_in_every_connection_pool_of_the_client(monkeypatch):
+    """httpx gives no public way to set a network backend: outbound.client wraps its pools'."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    made = outbound.client(timeout=1)
+    pools = [made._transport._pool, *(transport._pool for transport in made._mounts.values() if transport)]
+    assert len(pools) == 2
+    assert all(isinstance(pool._network_backend, outbound._Backend) for pool in pools)
+    made.close()
