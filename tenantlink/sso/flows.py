@@ -153,8 +153,7 @@ def finish_tenant_sign_in(request, pending, params):
     integration = pending.integration
     try:
         claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
-        idp = claims.get("idp")
-        if idp and claims["tid"] not in str(idp):
+        if not microsoft.is_member(claims):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
         reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"

@@ -24,7 +24,7 @@ import math
 import re
 import threading
 import time
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -306,6 +306,7 @@ DOCUMENT_MEMO_SECONDS = 60
 # tenants does not keep them all.
 DOCUMENT_MEMO_SIZE = 500
 _documents = {}
+_failed = {}  # URL → when (time.monotonic) asking for it last failed, while a cached copy served
 _clock = time.monotonic  # tests replace it
 
 
@@ -321,6 +322,8 @@ def _cached(url, check, max_age, memo=True):
     if cached and now - cached.fetched_at < max_age:
         _remember(url, cached.body, cached.fetched_at)
         return cached.body, cached.fetched_at
+    if cached and _clock() - _failed.get(url, -math.inf) < DOCUMENT_MEMO_SECONDS:
+        return cached.body, cached.fetched_at  # Microsoft failed a moment ago: not asked at every sign-in
     try:
         status, document = _call("GET", url)
         if status != 200:
@@ -330,6 +333,9 @@ def _cached(url, check, max_age, memo=True):
         if cached is None:
             raise
         log.warning("Using a cached copy of %s: %s", url, error)
+        if len(_failed) >= DOCUMENT_MEMO_SIZE:
+            _failed.clear()
+        _failed[url] = _clock()
         return cached.body, cached.fetched_at
     with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
         CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
@@ -387,6 +393,21 @@ def signing_key(kid, tenant_id):
     # A real key rolled in at Microsoft moments after the last fetch is refused too, until the next
     # fetch: say so ("new_key"), so that the person tries again in a few minutes.
     raise MicrosoftError("new_key", "unknown kid")
+
+
+def is_member(claims):
+    """Whether the person of a valid ID token's `claims` is one of its tenant's own people, not a
+    guest there. A guest's token names the organization that signed them in (`idp`: their home
+    tenant's https://sts.windows.net/{tid}/, or live.com, google.com, …); a member's names none,
+    or the tenant itself."""
+    idp = claims.get("idp")
+    if idp is None:
+        return True
+    if not isinstance(idp, str):
+        return False
+    address = urlsplit(idp)
+    hosts = {"sts.windows.net", urlsplit(settings.ENTRA_AUTHORITY).hostname}
+    return address.hostname in hosts and address.path.split("/")[1:2] == [claims["tid"]]
 
 
 def signin_redirect_uri():

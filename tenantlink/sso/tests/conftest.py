@@ -197,6 +197,7 @@ def fake_microsoft(settings, monkeypatch):
     monkeypatch.setattr(microsoft_module, "_client", httpx.Client(transport=httpx.MockTransport(fake)))
     monkeypatch.setattr(graph, "_app_tokens", type(graph._app_tokens)())
     monkeypatch.setattr(microsoft_module, "_documents", {})
+    monkeypatch.setattr(microsoft_module, "_failed", {})
     # Waits for Microsoft to catch up with an approval are written down, not waited.
     monkeypatch.setattr(microsoft_module, "_sleep", fake.waits.append)
     return fake

@@ -180,6 +180,25 @@ def test_an_unknown_key_fetches_the_keys_again_but_not_too_often(fake_microsoft)
     assert len(fake_microsoft.requests) == fetched + 1
 
 
+def test_keys_microsoft_fails_to_give_are_not_asked_for_again_at_every_sign_in(fake_microsoft, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(microsoft, "_clock", lambda: now[0])
+    microsoft.signing_key("key-1", CONTOSO)
+    CachedDocument.objects.filter(url__endswith="/keys").update(
+        fetched_at=timezone.now() - microsoft.KEY_REFETCH_INTERVAL - datetime.timedelta(seconds=1)
+    )
+    fake_microsoft.fail_with(httpx.Response(500, json={"error": "server_error"}))
+    before = len(fake_microsoft.requests)
+
+    for _ in range(20):  # tokens naming a key nobody publishes, while the keys cannot be fetched
+        assert failure_of(lambda: microsoft.signing_key("made-up", CONTOSO)).code == "unknown kid"
+
+    assert len(fake_microsoft.requests) == before + 1
+    now[0] += microsoft.DOCUMENT_MEMO_SECONDS  # a minute later, asked again
+    failure_of(lambda: microsoft.signing_key("made-up", CONTOSO))
+    assert len(fake_microsoft.requests) == before + 2
+
+
 def test_keys_another_process_fetched_are_used_at_once_without_asking_microsoft(fake_microsoft):
     assert microsoft.signing_key("key-1", CONTOSO)["kid"] == "key-1"  # remembered by this process now
     fetched = len(fake_microsoft.requests)
