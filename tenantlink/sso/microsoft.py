@@ -24,6 +24,7 @@ import math
 import re
 import threading
 import time
+import warnings
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
@@ -496,9 +497,15 @@ def _checked_claims(id_token, nonce):
             raise MicrosoftError("bad_token", "unknown tid") from None
         raise
     try:
-        key = jwt.PyJWK(published, algorithm="RS256").key
+        with warnings.catch_warnings():  # a short key is refused below, not printed as a warning
+            warnings.simplefilter("ignore")
+            key = jwt.PyJWK(published, algorithm="RS256").key
     except jwt.PyJWTError:
+        log.warning("Microsoft published a key that cannot be used: %s", kid[:40])
         raise MicrosoftError("bad_answer", "unusable key") from None
+    if key.key_size < 2048:  # Microsoft's are 2048 bits; shorter ones can be broken
+        log.warning("Microsoft published a key of %d bits: %s", key.key_size, kid[:40])
+        raise MicrosoftError("bad_answer", "weak key")
     try:
         claims = jwt.decode(
             id_token,

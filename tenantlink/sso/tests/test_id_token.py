@@ -7,6 +7,7 @@ import time
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
@@ -128,6 +129,14 @@ def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):
 
     assert claims["tid"] == CONTOSO
     assert len(fake_microsoft.requests) == before + 1
+
+
+def test_a_short_key_is_not_trusted(fake_microsoft):
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    fake_microsoft.published.append(public_jwk(short, "key-short"))
+    with pytest.raises(MicrosoftError) as caught:
+        microsoft.validate_id_token(fake_microsoft.id_token(key=short, kid="key-short"), "the-nonce")
+    assert (caught.value.reason, caught.value.code) == ("bad_answer", "weak key")
 
 
 def test_the_keys_are_the_tokens_own_tenants(fake_microsoft):
