@@ -101,11 +101,16 @@ def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, m
         {"password": "wrong", "next": "/profile/authenticator/"},
     )
     assert "The password is not correct" in response.content.decode()
+    before = member_client.cookies[settings.SESSION_COOKIE_NAME].value
     response = member_client.post(
         "/profile/confirm-password/", {"password": PASSWORD, "next": "/profile/authenticator/"}
     )
     assert response.url == "/profile/authenticator/"
     assert member_client.get("/profile/authenticator/").status_code == 200
+    # The confirmation gave the session a new key, as a sign-in does; the old one is no more.
+    assert member_client.cookies[settings.SESSION_COOKIE_NAME].value != before
+    old_key = Client(HTTP_COOKIE=f"{settings.SESSION_COOKIE_NAME}={before}")
+    assert old_key.get("/profile/authenticator/").url.startswith("/signin/")
 
 
 def test_new_recovery_codes_replace_the_old_ones(member_client, member):

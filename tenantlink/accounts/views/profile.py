@@ -92,6 +92,9 @@ def change_password(request):
 def reauthenticate(request):
     form = ConfirmPasswordForm(request, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
+        # More may be done in this session now: a new key, as at a sign-in, so that a session key
+        # that got out earlier does not share what this confirmation allows.
+        request.session.cycle_key()
         request.session["reauthenticated_at"] = int(time.time())
         AuditEvent.objects.record(Action.REAUTHENTICATED, request=request, target=request.user)
         return redirect(flows.safe_next(request, fallback="profile_settings"))
