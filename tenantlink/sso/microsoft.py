@@ -263,6 +263,7 @@ def token_answer(tenant, wanted, **fields):
     if status != 200:
         raise _failure(status, answer)
     if not isinstance(answer.get(wanted), str) or not answer[wanted]:
+        log.warning("Microsoft's token endpoint of %s answered without %s", tenant, wanted)
         raise MicrosoftError("bad_answer", f"no {wanted}")
     return answer
 
@@ -331,6 +332,8 @@ def _cached(url, check, max_age, memo=True):
             raise _failure(status, document)
         check(document)
     except MicrosoftError as error:
+        if error.reason == "bad_answer":  # fetched, but not what it must be
+            log.warning("Microsoft's %s is not usable: %s", url, error)
         if cached is None:
             raise
         log.warning("Using a cached copy of %s: %s", url, error)

@@ -149,7 +149,7 @@ def test_an_old_copy_is_used_when_microsoft_cannot_be_asked(fake_microsoft):
     assert microsoft.discovery()["issuer"].endswith("/{tenantid}/v2.0")
 
 
-def test_discovery_pointing_elsewhere_is_refused(fake_microsoft):
+def test_discovery_pointing_elsewhere_is_refused(fake_microsoft, caplog):
     fake_microsoft.fail_with(
         httpx.Response(
             200,
@@ -162,6 +162,7 @@ def test_discovery_pointing_elsewhere_is_refused(fake_microsoft):
         )
     )
     assert failure_of(lambda: microsoft.discovery()).reason == "bad_answer"
+    assert "openid-configuration is not usable: bad_answer: jwks_uri elsewhere" in caplog.text  # for the operator
 
 
 def test_an_unknown_key_fetches_the_keys_again_but_not_too_often(fake_microsoft):
