@@ -49,6 +49,8 @@ def _cores():
 
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+if not bind.replace(",", "").strip():  # gunicorn would run on, listening nowhere
+    raise SystemExit("GUNICORN_BIND is set but empty: name an address such as 127.0.0.1:8000, or unset it.")
 for _address in bind.split(","):
     _port = re.fullmatch(r".*:(\d+)", _address.strip())
     if _port and int(_port.group(1)) > 65535:

@@ -41,7 +41,12 @@ def env_bool(name, default):
     raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
 
 
-def env_int(name, default, minimum=0):
+# The largest number a setting takes unless it says otherwise: ten years in seconds. Larger
+# lifetimes and windows overflow the dates they are added to, at the first request that does.
+LARGEST_NUMBER = 10 * 365 * 24 * 3600
+
+
+def env_int(name, default, minimum=0, maximum=LARGEST_NUMBER):
     value = os.environ.get(name, "").strip()
     if value == "":
         return default
@@ -51,6 +56,8 @@ def env_int(name, default, minimum=0):
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    if number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, not {number}.")
     return number
 
 
@@ -429,7 +436,7 @@ if not _email_backend_found:
         f"not {EMAIL_BACKEND!r}."
     )
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually on port 587
@@ -531,4 +538,4 @@ if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters long.")
 
 # How long audit events are kept (0: forever); `manage.py purge_expired` deletes older ones.
-AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730)
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730, maximum=100 * 365)

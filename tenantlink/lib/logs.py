@@ -26,7 +26,7 @@ request_id = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}\Z", re.ASCII)
 
 # An invitation link works once, for whoever opens it first: it is never written to a log.
-_INVITATION = re.compile(r"/invitation/[^/\s]+/[^/\s]+/?")
+_INVITATION = re.compile(r"/+invitation/+[^/\s]+/+[^/\s]+/?", re.IGNORECASE)
 # A query string, in gunicorn's own lines (a Microsoft callback's holds a code and a state).
 _QUERY = re.compile(r"(/[^\s?'\"]*)\?[^\s'\"]*")
 

@@ -141,6 +141,9 @@ def test_no_invitation_link_is_logged_when_django_refuses_it(admin_client, json_
     assert browser.head(path).status_code == 405  # a mail server's link checker
     assert browser.post(path, {"new_password1": "x"}).status_code == 403  # no CSRF token
     assert browser.get(path + "%00").status_code == 400
+    # Mistyped on the way (a mail client changed its case, a slash doubled): still a live token.
+    assert browser.get(path.replace("/invitation/", "/Invitation/")).status_code == 404
+    assert browser.get(path.replace("/invitation/", "/invitation//")).status_code == 404
     messages = [line["message"] for line in lines(json_log)]
     assert "Method Not Allowed (HEAD): /invitation/(link)/" in messages
     assert "Forbidden (CSRF cookie not set.): /invitation/(link)/" in messages
@@ -211,6 +214,9 @@ def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
     monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:99999")
     with pytest.raises(SystemExit, match="GUNICORN_BIND has a port that is not a number from 0 to 65535"):
+        runpy.run_path(config)
+    monkeypatch.setenv("GUNICORN_BIND", " ")  # gunicorn ran on, listening nowhere
+    with pytest.raises(SystemExit, match="GUNICORN_BIND is set but empty"):
         runpy.run_path(config)
     monkeypatch.delenv("GUNICORN_BIND")
     monkeypatch.setenv("ENTRA_HTTP_TIMEOUT", "nan")  # the portal reports it and turns single sign-on off

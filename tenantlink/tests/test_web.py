@@ -126,6 +126,12 @@ def test_migrations_are_complete():
         ("SITE_URL", "https://portal.example.com:abc", "SITE_URL has a port that is not a number"),
         ("SITE_URL", "https://a b.example.com", "SITE_URL must be an http"),
         ("EMAIL_PORT", "0", "EMAIL_PORT must be at least 1"),
+        ("EMAIL_PORT", "70000", "EMAIL_PORT must be at most 65535"),
+        # Accepted, these overflowed the dates they are added to at the first sign-in or purge.
+        ("SESSION_ABSOLUTE_LIFETIME", "99999999999999999999", "SESSION_ABSOLUTE_LIFETIME must be at most 315360000"),
+        ("THROTTLE_WINDOW", "99999999999999", "THROTTLE_WINDOW must be at most"),
+        ("ENTRA_METADATA_LIFETIME", "99999999999999", "ENTRA_METADATA_LIFETIME must be at most"),
+        ("AUDIT_RETENTION_DAYS", "99999999", "AUDIT_RETENTION_DAYS must be at most 36500"),
         (
             "FIELD_ENCRYPTION_KEYS",
             "q2DA3Ce5nD1c4FZr-dvLJ2C3o8bqSHvDz2VHNS-DHgo=,not-a-key",
