@@ -4,6 +4,7 @@ Every variable is listed in the README. The helpers below fail loudly at start-u
 they cannot read, so a typo never turns into a silently insecure default.
 """
 
+import email.utils
 import importlib.util
 import ipaddress
 import os
@@ -148,6 +149,9 @@ def _host(parts):
     return unquote(host.removeprefix("[").removesuffix("]"))
 
 
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
 def _libpq_options(query):
     options = dict(parse_qsl(query, keep_blank_values=True))
     if options:
@@ -160,6 +164,12 @@ def _libpq_options(query):
             raise ImproperlyConfigured(
                 f"DATABASE_URL has an option PostgreSQL does not know: {str(error).strip()}"
             ) from None
+    # Values libpq reads only when it connects: wrong, every request fails, looking like an outage.
+    for name in ("connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"):
+        if name in options and not options[name].strip().isdigit():
+            raise ImproperlyConfigured(f"DATABASE_URL's {name} must be a whole number, not {options[name]!r}.")
+    if options.get("sslmode", "prefer") not in SSL_MODES:
+        raise ImproperlyConfigured(f"DATABASE_URL's sslmode must be one of {', '.join(SSL_MODES)}.")
     # libpq waits for a connection without end, and on an open one for as long as TCP says it
     # is alive (hours, by the system's defaults): a server host that froze, or a network that
     # drops packets, then holds every request (and worker thread) that needs it, instead of their
@@ -260,6 +270,8 @@ except ValueError:
     _site = urlsplit("")
 if _site.scheme not in ("http", "https") or not _site.hostname or re.search(r"\s", SITE_URL):
     raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {SITE_URL!r}.")
+if _site.path or _site.query or _site.fragment or SITE_URL.endswith("?"):  # the pages are at the root
+    raise ImproperlyConfigured(f"SITE_URL must be the address without a path, such as https://{_site.netloc}.")
 _port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"
 
@@ -450,6 +462,11 @@ EMAIL_TIMEOUT = env_int(
 )  # a mail server that hangs must not stall a request or the leaver check
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))  # for the file-based backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Tenantlink <no-reply@tenantlink.invalid>")
+if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", email.utils.parseaddr(DEFAULT_FROM_EMAIL)[1]):
+    raise ImproperlyConfigured(
+        f"DEFAULT_FROM_EMAIL must be an email address, or a name and one: Portal <no-reply@example.com>, "
+        f"not {DEFAULT_FROM_EMAIL!r}."
+    )
 
 # English first; a signed-in user's choice (My Profile → Settings) wins over the language cookie
 # of the sign-in page's switch, which wins over the browser's Accept-Language. Each language is
@@ -536,6 +553,8 @@ warnings.filterwarnings("ignore", message="No directory at")  # STATIC_ROOT is o
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters long.")
+if METRICS_TOKEN and not re.fullmatch(r"[!-~]+", METRICS_TOKEN):  # a scraper sends it in a header
+    raise ImproperlyConfigured("METRICS_TOKEN must be letters, digits and punctuation, without spaces.")
 
 # How long audit events are kept (0: forever); `manage.py purge_expired` deletes older ones.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 730, maximum=100 * 365)

@@ -38,7 +38,9 @@ def plain_text(value):
     paragraph separators, direction overrides, invisible format characters other than the joiners
     and the direction marks (scripts and emoji need them), characters that could not be read, and a
     name with nothing in it that can be seen."""
-    if REPLACEMENT_CHARACTER in value:
+    # A byte that was not UTF-8 comes as U+FFFD from a form, and as a lone surrogate from a
+    # command line (which the database could not even store).
+    if REPLACEMENT_CHARACTER in value or any(unicodedata.category(character) == "Cs" for character in value):
         raise ValidationError(
             _("This contains characters that could not be read (shown as �). Type them again."),
             code="unreadable_characters",

@@ -62,6 +62,10 @@ def test_a_company_needs_a_name():
     assert not Company.objects.exists()
     with pytest.raises(CommandError, match="characters that turn the direction of the text"):
         run("create_company", "Contoso\u202eLtd")
+    with pytest.raises(CommandError, match="at most 200 characters"):  # the database's column
+        run("create_company", "Contoso " * 30)
+    with pytest.raises(CommandError, match="characters that could not be read"):
+        run("create_company", b"Contoso \xff Ltd".decode(errors="surrogateescape"))  # a byte not UTF-8
     assert not Company.objects.exists()
 
 
@@ -342,3 +346,9 @@ def test_a_command_run_by_cron_says_in_one_line_what_stops_it(variables, said, t
     assert result.returncode == 1
     assert said in result.stderr
     assert ("Traceback" in result.stderr) is traceback
+
+
+@pytest.mark.parametrize("every", ["0", "-1"])
+def test_the_leaver_check_runs_no_faster_than_every_second(every):
+    with pytest.raises(CommandError, match="--every must be a number of seconds of at least 1"):
+        run("check_leavers", "--every", every)

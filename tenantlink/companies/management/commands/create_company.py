@@ -3,7 +3,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company
-from tenantlink.lib.validators import plain_text
 
 
 class Command(BaseCommand):
@@ -17,7 +16,7 @@ class Command(BaseCommand):
         if not name:
             raise CommandError("The company name must not be empty.")
         try:
-            plain_text(name)
+            Company._meta.get_field("name").clean(name, None)  # its length, and plain_text
         except ValidationError as error:
             raise CommandError(f"The company name cannot be used: {error.messages[0]}") from None
         if Company.objects.filter(name__iexact=name).exists():

@@ -1,7 +1,7 @@
 import logging
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from tenantlink.sso import leavers
@@ -24,6 +24,8 @@ class Command(BaseCommand):
         parser.add_argument("--every", type=int, metavar="SECONDS", help="keep running, a pass every SECONDS")
 
     def handle(self, every=None, **options):
+        if every is not None and every < 1:  # 0 ran one pass, -1 a pass every second
+            raise CommandError(f"--every must be a number of seconds of at least 1, not {every}.")
         while True:
             started = time.monotonic()
             try:
