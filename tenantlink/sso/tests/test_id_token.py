@@ -131,6 +131,7 @@ def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):
     assert len(fake_microsoft.requests) == before + 1
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the fake Microsoft signing with it
 def test_a_short_key_is_not_trusted(fake_microsoft):
     short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     fake_microsoft.published.append(public_jwk(short, "key-short"))
