@@ -58,16 +58,17 @@ for _address in bind.split(","):
 workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)
-# One request may call Microsoft three times in a row (discovery, keys, token), each bounded by
-# ENTRA_HTTP_TIMEOUT, or, right after an approval, wait up to 10 s more for Microsoft to confirm it
-# (sso/microsoft.py, APPROVAL_PATIENCE); a worker is only declared stuck well after that.
+# One request may call Microsoft four times in a row (the token, then a tenant's discovery and keys
+# not cached yet, then the app's own token for the tenant), each bounded by ENTRA_HTTP_TIMEOUT, or,
+# right after an approval, wait up to 10 s more for Microsoft to confirm it (sso/microsoft.py,
+# APPROVAL_PATIENCE); a worker is only declared stuck well after that.
 try:  # a bad value is reported by the portal itself (single sign-on is then off)
     _entra_timeout = float(os.environ.get("ENTRA_HTTP_TIMEOUT", "") or 10)
 except ValueError:
     _entra_timeout = 10
 if not 0.1 <= _entra_timeout <= 120:  # also NaN
     _entra_timeout = 10
-timeout = _number("GUNICORN_TIMEOUT", max(30, int(3 * _entra_timeout) + 10))
+timeout = _number("GUNICORN_TIMEOUT", max(30, int(4 * _entra_timeout) + 10))
 graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5
 # The process manager restarts gunicorn, not gunicorn's own control socket (which defaults to

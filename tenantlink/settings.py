@@ -93,7 +93,7 @@ def database_from_url(url):
             "NAME": path,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),
+                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1, maximum=3600),  # SQLite wraps above 2^31 ms
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
             },
             # Each thread keeps its connection across requests instead of opening the file and
@@ -166,7 +166,7 @@ def _libpq_options(query):
             ) from None
     # Values libpq reads only when it connects: wrong, every request fails, looking like an outage.
     for name in ("connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"):
-        if name in options and not options[name].strip().isdigit():
+        if name in options and not re.fullmatch(r"[0-9]{1,9}", options[name].strip()):
             raise ImproperlyConfigured(f"DATABASE_URL's {name} must be a whole number, not {options[name]!r}.")
     if options.get("sslmode", "prefer") not in SSL_MODES:
         raise ImproperlyConfigured(f"DATABASE_URL's sslmode must be one of {', '.join(SSL_MODES)}.")
@@ -270,7 +270,7 @@ except ValueError:
     _site = urlsplit("")
 if _site.scheme not in ("http", "https") or not _site.hostname or re.search(r"\s", SITE_URL):
     raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {SITE_URL!r}.")
-if _site.path or _site.query or _site.fragment or SITE_URL.endswith("?"):  # the pages are at the root
+if _site.path or _site.query or _site.fragment or SITE_URL[-1] in "?#":  # the pages are at the root
     raise ImproperlyConfigured(f"SITE_URL must be the address without a path, such as https://{_site.netloc}.")
 _port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"

@@ -67,10 +67,11 @@ class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
 
     @admin.action(description=_("Reset second factor (re-enrol at next sign-in)"))
     def reset_second_factor(self, request, queryset):
+        count = 0
         for user in queryset:
-            if user.reset_second_factor():  # else reset a moment ago, and recorded then
+            if user.reset_second_factor():  # else nothing to reset (or reset a moment ago, and recorded then)
                 AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=user, via="staff admin")
-        count = queryset.count()
+                count += 1
         self.message_user(
             request,
             ngettext("Reset the second factor of %(count)d user.", "Reset the second factor of %(count)d users.", count)

@@ -27,7 +27,14 @@ from tenantlink.lib.validators import known_time_zone, plain_text
 USERNAME_TAKEN = _("This username is taken. Choose another one.")
 
 
-class UserManager(BaseUserManager):
+class UserQuerySet(models.QuerySet):
+    def of_company(self, company):
+        """The company's own people: not operator staff, whom the operator admin may give a
+        company too (they are not the company's to see or manage)."""
+        return self.filter(company=company, is_staff=False, is_superuser=False)
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     use_in_migrations = True
 
     def get_by_natural_key(self, username):
@@ -206,14 +213,16 @@ class User(AbstractBaseUser, PermissionsMixin):
     def reset_second_factor(self):
         """Remove the authenticator and recovery codes, and end every session: usually the phone
         was lost or stolen, and whoever holds it must not stay signed in. The next sign-in walks
-        through enrolment. False when there was nothing to remove: two resets at the same moment
-        (the user's row is locked) are one reset and one that finds it done."""
+        through enrolment. False, and nobody signed out, when there was nothing to remove: two
+        resets at the same moment (the user's row is locked) are one reset and one that finds it
+        done, and a reset sent again from an old tab does not end the enrolment begun since."""
         with transaction.atomic():
             User.objects.select_for_update().filter(pk=self.pk).exists()
             removed = TOTPDevice.objects.filter(user=self).delete()[0] + self.recovery_codes.all().delete()[0]
             # Forget the cached reverse relation, which would still say the device exists.
             self._state.fields_cache.pop("totp", None)
-            self.end_all_sessions()
+            if removed:
+                self.end_all_sessions()
         return removed > 0
 
 
@@ -372,7 +381,8 @@ class RecoveryCode(models.Model):
 
 
 class Throttle(models.Model):
-    """Failed sign-in attempts counted per key ("account:<username>" or "address:<ip>").
+    """Sign-in attempts counted per key: "user:<id>", "name:<digest of a name nobody has>", or
+    "address:<IPv4 address>" / "address:<IPv6 /64>" (accounts/throttle.py).
 
     Kept in the database rather than in process memory so that every portal process behind a
     load balancer sees the same counts."""

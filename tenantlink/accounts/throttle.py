@@ -12,6 +12,7 @@ the start and the end of a pause are audited.
 import datetime
 import hashlib
 import ipaddress
+import logging
 import unicodedata
 
 from django.conf import settings
@@ -34,6 +35,8 @@ def account_key(username, user=None):
     return "name:" + hashlib.sha256(normalised.encode()).hexdigest()
 
 
+log = logging.getLogger(__name__)
+
 UNKNOWN_USERNAME = "(unknown username)"
 
 
@@ -46,18 +49,28 @@ def _address_key(request):
     address = client_address(request)
     if not address:
         return None
-    ip = ipaddress.ip_address(address)
+    ip = ipaddress.ip_address(address)  # IPv4-mapped ones come as IPv4 already (lib/net.py)
     if ip.version == 6:
-        ip = ip.ipv4_mapped or ipaddress.ip_network((ip, 64), strict=False)
+        ip = ipaddress.ip_network((ip, 64), strict=False)
     return f"address:{ip}"
 
 
 def _keys(request, username, user):
+    global _said_no_address
     keys = [(account_key(username, user), settings.THROTTLE_ACCOUNT_FAILURES)]
     address = _address_key(request)
     if address:
         keys.append((address, settings.THROTTLE_ADDRESS_FAILURES))
+    elif not _said_no_address:  # the operator's to know, once per process
+        _said_no_address = True
+        log.warning(
+            "A sign-in came without a client address (behind a proxy on a unix socket, set "
+            "TRUSTED_PROXY_COUNT): attempts are counted per account only, not per client."
+        )
     return keys
+
+
+_said_no_address = False
 
 
 def _label(key, user):

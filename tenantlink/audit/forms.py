@@ -30,7 +30,7 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, company, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = User.objects.filter(company=company)
+        self.fields["user"].queryset = User.objects.of_company(company)
         self.fields["action"].choices = [("", _("Any action")), *Action.choices]
 
     def clean(self):

@@ -23,10 +23,9 @@ def company_objects(request, queryset):
     """Only the rows of the signed-in user's own company. Of people, only its own: an operator's
     staff account that also names the company is not the company's to see or manage (its
     administrators could otherwise deactivate a superuser, or reset their second factor)."""
-    rows = queryset.filter(company=request.user.company)
     if queryset.model is get_user_model():
-        rows = rows.filter(is_staff=False, is_superuser=False)
-    return rows
+        return queryset.of_company(request.user.company)
+    return queryset.filter(company=request.user.company)
 
 
 def get_company_object(request, queryset, **lookup):

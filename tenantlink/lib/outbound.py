@@ -4,7 +4,9 @@ httpx's timeouts bound each step (connecting, each read, each write), not the wh
 that sends its headers a byte a second never trips them, and would hold the request's thread for
 as long as it likes. Inside `deadline(seconds)`, every read, write and connection of a client
 made by `client()` gets at most what is left of the time, and none is started after it ran out
-(httpx then raises its ReadTimeout, WriteTimeout or ConnectTimeout, as for any timeout).
+(httpx then raises its ReadTimeout, WriteTimeout or ConnectTimeout, as for any timeout). Looking
+up the server's name is the system resolver's and not bounded here (a local resolver answers or
+gives up within seconds).
 """
 
 import contextlib
@@ -19,9 +21,11 @@ _local = threading.local()
 
 @contextlib.contextmanager
 def deadline(seconds):
-    """Every request of this thread made inside ends within `seconds` from now."""
+    """Every request of this thread made inside ends within `seconds` from now (or sooner, inside
+    another deadline that ends sooner)."""
     previous = getattr(_local, "at", None)
-    _local.at = time.monotonic() + seconds
+    at = time.monotonic() + seconds
+    _local.at = at if previous is None else min(previous, at)
     try:
         yield
     finally:

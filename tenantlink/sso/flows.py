@@ -12,6 +12,7 @@ import logging
 import secrets
 import smtplib
 import uuid
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -101,6 +102,10 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
         transient = error.reason in ("unavailable", "bad_answer", "configuration")
+        if transient and consent_completed and integration.status not in Integration.WORKING:
+            # Approved, and Microsoft could not be asked to confirm it: Verify again later.
+            integration.waits(error.reason, error.code, consent_completed=True)
+            return _not_verified(request, integration, error, False, **details)
         stops = not transient or integration.status not in Integration.WORKING
         return _not_verified(request, integration, error, stops, **details)
     record(request, Action.SSO_VERIFIED, integration, **details)
@@ -153,7 +158,7 @@ def finish_tenant_sign_in(request, pending, params):
     integration = pending.integration
     try:
         claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
-        if not microsoft.is_member(claims):
+        if not _is_member(claims):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
         reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"
@@ -162,6 +167,21 @@ def finish_tenant_sign_in(request, pending, params):
         error = MicrosoftError(reason, refusal.code)
         return _not_verified(request, integration, error, False, step="tenant_sign_in", **refusal.details)
     return verify(request, integration, signed_in=_signed_in_as(claims))
+
+
+def _is_member(claims):
+    """Whether the person of a valid ID token's `claims` is one of its tenant's own people, not a
+    guest there. A guest's token names the organization that signed them in (`idp`: their home
+    tenant's https://sts.windows.net/{tid}/, or live.com, google.com, …); a member's names none,
+    or the tenant itself."""
+    idp = claims.get("idp")
+    if idp is None:
+        return True
+    if not isinstance(idp, str):
+        return False
+    address = urlsplit(idp)
+    hosts = {"sts.windows.net", urlsplit(settings.ENTRA_AUTHORITY).hostname}
+    return address.hostname in hosts and address.path.split("/")[1:2] == [claims["tid"]]
 
 
 def _signed_in_as(claims):

@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import warnings
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 import httpx
 import jwt
@@ -309,6 +309,7 @@ DOCUMENT_MEMO_SECONDS = 60
 DOCUMENT_MEMO_SIZE = 500
 _documents = {}
 _failed = {}  # URL → when (time.monotonic) asking for it last failed, while a cached copy served
+_memo_lock = threading.Lock()
 _clock = time.monotonic  # tests replace it
 
 
@@ -337,9 +338,10 @@ def _cached(url, check, max_age, memo=True):
         if cached is None:
             raise
         log.warning("Using a cached copy of %s: %s", url, error)
-        if len(_failed) >= DOCUMENT_MEMO_SIZE:
-            _failed.clear()
-        _failed[url] = _clock()
+        with _memo_lock:
+            if len(_failed) >= DOCUMENT_MEMO_SIZE:
+                _failed.clear()
+            _failed[url] = _clock()
         return cached.body, cached.fetched_at
     with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
         CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
@@ -348,14 +350,15 @@ def _cached(url, check, max_age, memo=True):
 
 
 def _remember(url, document, fetched_at):
-    if len(_documents) >= DOCUMENT_MEMO_SIZE:
-        now = _clock()
-        for stale in [key for key, (*_rest, until) in _documents.items() if until <= now]:
-            del _documents[stale]
-        while len(_documents) >= DOCUMENT_MEMO_SIZE:
-            del _documents[next(iter(_documents))]
-    _documents.pop(url, None)  # to the end: the oldest are first
-    _documents[url] = (document, fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
+    with _memo_lock:  # the threads of a worker share the memo
+        if len(_documents) >= DOCUMENT_MEMO_SIZE:
+            now = _clock()
+            for stale in [key for key, (*_rest, until) in _documents.items() if until <= now]:
+                del _documents[stale]
+            while len(_documents) >= DOCUMENT_MEMO_SIZE:
+                del _documents[next(iter(_documents))]
+        _documents.pop(url, None)  # to the end: the oldest are first
+        _documents[url] = (document, fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
 
 
 def _check_discovery(document):
@@ -397,21 +400,6 @@ def signing_key(kid, tenant_id):
     # A real key rolled in at Microsoft moments after the last fetch is refused too, until the next
     # fetch: say so ("new_key"), so that the person tries again in a few minutes.
     raise MicrosoftError("new_key", "unknown kid")
-
-
-def is_member(claims):
-    """Whether the person of a valid ID token's `claims` is one of its tenant's own people, not a
-    guest there. A guest's token names the organization that signed them in (`idp`: their home
-    tenant's https://sts.windows.net/{tid}/, or live.com, google.com, …); a member's names none,
-    or the tenant itself."""
-    idp = claims.get("idp")
-    if idp is None:
-        return True
-    if not isinstance(idp, str):
-        return False
-    address = urlsplit(idp)
-    hosts = {"sts.windows.net", urlsplit(settings.ENTRA_AUTHORITY).hostname}
-    return address.hostname in hosts and address.path.split("/")[1:2] == [claims["tid"]]
 
 
 def signin_redirect_uri():
@@ -459,7 +447,9 @@ def redeem_code(tenant, code, code_verifier):
 
 
 def validate_id_token(id_token, nonce):
-    """The claims of an ID token that passes every check, else MicrosoftError("bad_token"):
+    """The claims of an ID token that passes every check, else MicrosoftError: "bad_token", or
+    "new_key" for a key not fetched yet (and "bad_answer" or "unavailable" when the keys cannot be
+    had or used):
     signed RS256 by a key Microsoft publishes for the token's tenant (by `kid`, from the tenant's
     keys), whose own `issuer`, where the key names one, is the token's; `iss` exactly
     {authority}/{tid}/v2.0 for the token's own `tid`; `aud` exactly our client ID (a string, not a list holding it);

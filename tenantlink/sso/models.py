@@ -185,14 +185,15 @@ class Integration(models.Model):
             self.status in self.WORKING
             or self.consent_completed_at is not None
             or self.last_verified_at is not None
-            or self.failure_reason == "sign_in_pending"
+            or (self.status == self.Status.PENDING and bool(self.failure_reason))  # waits, see waits()
         )
 
     def waits(self, reason, code="", consent_completed=False):
         """Not usable yet, for `reason`: "sign_in_pending" (Microsoft confirmed the app in the
         tenant; someone of the tenant has yet to sign in there), a reason why such a sign-in did
-        not count ("guest", "wrong_tenant", …; it still waits for one that does), or
-        "approval_propagating" (the consent came back approved; Microsoft does not confirm it yet)."""
+        not count ("guest", "wrong_tenant", …; it still waits for one that does),
+        "approval_propagating" (the consent came back approved; Microsoft does not confirm it yet),
+        or why Microsoft could not be asked right after an approval ("unavailable", …)."""
         fields = {"failure_reason": reason, "failure_code": code[:40]}
         if consent_completed:
             fields["consent_completed_at"] = timezone.now()

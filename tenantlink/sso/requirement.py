@@ -160,7 +160,8 @@ def must_connect(request):
 def members(company):
     """The dry run: who the requirement would concern, and how. Administrators are exempt."""
     people = (
-        User.objects.filter(company=company, is_active=True, is_staff=False, is_superuser=False)
+        User.objects.of_company(company)
+        .filter(is_active=True)
         .annotate(**_connection_flags(OuterRef("pk")))
         .order_by("display_name", "username")
     )

@@ -276,7 +276,16 @@ def test_reset_second_factor_makes_the_user_enrol_again(member, contoso):
 
 
 def test_reset_second_factor_of_a_user_without_one_says_so(contoso):
+    User.objects.create_user("carol", PASSWORD, company=contoso)
+
+    with pytest.raises(CommandError, match="carol has no second factor and no recovery codes: nothing to reset"):
+        run("reset_second_factor", "carol")
+    assert not AuditEvent.objects.filter(action=Action.SECOND_FACTOR_RESET).exists()
+
+
+def test_reset_second_factor_of_a_user_with_recovery_codes_only_removes_them(contoso):
     carol = User.objects.create_user("carol", PASSWORD, company=contoso)
+    RecoveryCode.replace_for(carol)
 
     output = run("reset_second_factor", "carol")
 

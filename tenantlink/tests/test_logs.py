@@ -220,7 +220,7 @@ def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not
         runpy.run_path(config)
     monkeypatch.delenv("GUNICORN_BIND")
     monkeypatch.setenv("ENTRA_HTTP_TIMEOUT", "nan")  # the portal reports it and turns single sign-on off
-    assert runpy.run_path(config)["timeout"] == 40
+    assert runpy.run_path(config)["timeout"] == 50
 
 
 def test_gunicorns_own_lines_show_neither_query_strings_nor_invitation_links(settings, monkeypatch, tmp_path):

@@ -131,6 +131,7 @@ def test_an_operator_staff_account_in_the_company_is_not_the_administrators_to_m
     operator = make_user("olivia", company=contoso, is_staff=True, is_superuser=True)
 
     assert "olivia" not in text(admin_client.get("/company/users/"))
+    assert "olivia" not in text(admin_client.get("/company/audit/"))  # nor in the audit log's user filter
     for action in ("", "deactivate/", "reset-second-factor/"):
         assert admin_client.get(f"/company/users/{operator.pk}/{action}").status_code == 404
         if action:
@@ -165,14 +166,18 @@ def test_after_a_second_factor_reset_the_user_sets_up_a_new_authenticator(admin_
 
 
 def test_a_second_factor_reset_sent_twice_resets_and_is_recorded_once(admin_client, member):
-    """A double click, or two administrators resetting the same person at the same moment."""
+    """A double click, two administrators at the same moment, or an old tab sent again while Bob
+    already sets up his new authenticator."""
     admin_client.post(f"/company/users/{member.pk}/reset-second-factor/", follow=True)
+    bobs_browser = Client()
+    assert bobs_browser.post("/signin/", {"username": "bob", "password": PASSWORD}).url == "/signin/enrol/"
 
     response = admin_client.post(f"/company/users/{member.pk}/reset-second-factor/", follow=True)
 
     assert "The second factor of Bob was already reset." in text(response)
     assert "has been reset" not in text(response)
     assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_RESET).count() == 1
+    assert bobs_browser.get("/signin/enrol/").status_code == 200  # his set-up goes on
 
 
 def test_resetting_the_second_factor_asks_first_and_says_what_happens_to_whom(admin_client, member):

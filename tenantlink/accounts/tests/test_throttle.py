@@ -160,9 +160,12 @@ def test_one_ipv6_network_trying_many_accounts_is_paused_whichever_of_its_addres
     assert neighbour.url == "/signin/verify/"
 
 
-def test_without_a_known_address_wrong_passwords_pause_the_account_not_everybody(client, member, settings):
+def test_without_a_known_address_wrong_passwords_pause_the_account_not_everybody(
+    client, member, settings, caplog, monkeypatch
+):
     """Served on a unix socket without a trusted proxy header, no client has an address: one
     client's failures must not pause every other client's sign-in."""
+    monkeypatch.setattr(throttle, "_said_no_address", False)
     settings.THROTTLE_ADDRESS_FAILURES = 3
     for index in range(4):
         client.post("/signin/", {"username": f"user{index}", "password": "guess"}, REMOTE_ADDR="")
@@ -170,6 +173,8 @@ def test_without_a_known_address_wrong_passwords_pause_the_account_not_everybody
     response = client.post("/signin/", {"username": "bob", "password": PASSWORD}, REMOTE_ADDR="")
     assert response.url == "/signin/verify/"
     assert not Throttle.objects.filter(key__startswith="address:").exists()
+    # The operator is told, once.
+    assert caplog.text.count("A sign-in came without a client address") == 1
 
 
 def test_a_complete_signin_forgives_earlier_failures(client, member, settings):

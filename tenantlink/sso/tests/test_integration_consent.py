@@ -273,13 +273,34 @@ def test_a_new_approval_that_cannot_be_confirmed_leaves_a_working_integration_as
 
     if answer == "Microsoft down":
         fake_microsoft.fail_with(httpx.Response(503, json={"error": "temporarily_unavailable"}))
-        come_back(admin_client, **approved(state))
+        page = come_back(admin_client, **approved(state))
+        words, action = "Microsoft could not be reached", Action.SSO_VERIFICATION_FAILED
     else:
-        come_back(admin_client, state=state, tenant=CONTOSO)
+        page = come_back(admin_client, state=state, tenant=CONTOSO)
+        words, action = "Microsoft gave an answer that could not be understood", Action.SSO_CONSENT_FAILED
 
     integration.refresh_from_db()
-    assert integration.status == Integration.Status.ACTIVE
-    assert actions()[-1] in (Action.SSO_VERIFICATION_FAILED, Action.SSO_CONSENT_FAILED)
+    assert integration.status == Integration.Status.ACTIVE and not integration.failure_reason
+    assert words in page and '<span class="badge ok">Active</span>' in page
+    assert actions()[-1] == action
+
+
+def test_an_approval_microsoft_cannot_be_asked_to_confirm_waits_for_verify_again(admin_client, fake_microsoft):
+    state = start(admin_client)
+    fake_microsoft.fail_with(httpx.Response(503, json={"error": "temporarily_unavailable"}))
+
+    page = come_back(admin_client, **approved(state))
+
+    assert "Microsoft could not be reached or did not answer in time. Try again in a few minutes." in page
+    assert '<span class="badge warn">Waiting for verification</span>' in page and "Consent failed" not in page
+    integration = contoso_integration()
+    assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, "unavailable")
+    assert integration.consent_completed_at  # the approval is kept
+    # Microsoft back: Verify again goes on to the sign-in at the tenant, and the integration works.
+    fake_microsoft.fail_with(None)
+    fake_microsoft.app_in.add(CONTOSO)
+    fake_microsoft.sign_in(admin_client, admin_client.post(f"/company/sso/{integration.pk}/verify/"))
+    assert contoso_integration().status == Integration.Status.ACTIVE
 
 
 @pytest.mark.parametrize("state", [None, "", "made-up-state", "x" * 500])

@@ -1,6 +1,7 @@
 """The one module that talks to Microsoft: what it makes of each answer, and its configuration."""
 
 import datetime
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -224,6 +225,10 @@ def test_a_process_remembers_a_bounded_number_of_documents(fake_microsoft, monke
         "/organizations/v2.0/.well-known/openid-configuration",
         f"/{FABRIKAM}/discovery/v2.0/keys",
     ]
+    # Those past their minute go before any other.
+    monkeypatch.setattr(microsoft, "_clock", lambda: time.monotonic() + microsoft.DOCUMENT_MEMO_SECONDS)
+    microsoft.discovery(CONTOSO)
+    assert [urlsplit(url).path for url in microsoft._documents] == [f"/{CONTOSO}/v2.0/.well-known/openid-configuration"]
 
 
 def test_the_admin_consent_address_asks_for_exactly_the_sign_in_permissions(fake_microsoft, settings):

@@ -16,7 +16,8 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise CommandError(f"There is no user {username!r}.") from None
         had = user.has_second_factor
-        user.reset_second_factor()
+        if not user.reset_second_factor():
+            raise CommandError(f"{user.username} has no second factor and no recovery codes: nothing to reset.")
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, actor_label="command line", target=user)
         if had:
             self.stdout.write(
