@@ -12,7 +12,6 @@ import logging
 import secrets
 import smtplib
 import uuid
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -173,15 +172,9 @@ def _is_member(claims):
     """Whether the person of a valid ID token's `claims` is one of its tenant's own people, not a
     guest there. A guest's token names the organization that signed them in (`idp`: their home
     tenant's https://sts.windows.net/{tid}/, or live.com, google.com, …); a member's names none,
-    or the tenant itself."""
-    idp = claims.get("idp")
-    if idp is None:
-        return True
-    if not isinstance(idp, str):
-        return False
-    address = urlsplit(idp)
-    hosts = {"sts.windows.net", urlsplit(settings.ENTRA_AUTHORITY).hostname}
-    return address.hostname in hosts and address.path.split("/")[1:2] == [claims["tid"]]
+    or exactly the tenant itself."""
+    tid = claims["tid"]
+    return claims.get("idp", claims["iss"]) in (f"https://sts.windows.net/{tid}/", claims["iss"])
 
 
 def _signed_in_as(claims):

@@ -15,7 +15,6 @@ through `exchange` and `token_answer` here.
 """
 
 import base64
-import contextlib
 import datetime
 import hashlib
 import json
@@ -30,7 +29,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import jwt
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -153,7 +152,7 @@ def exchange(method, url, **request):
         metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout").inc()
         log.warning("Microsoft %s %s failed: no answer in time", method, address)
         raise MicrosoftError("unavailable", "timeout") from None
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:  # InvalidURL: an address Microsoft gave
         metrics.MICROSOFT_ERRORS.labels(endpoint, "unreachable").inc()
         log.warning("Microsoft %s %s failed: %s", method, address, error.__class__.__name__)
         raise MicrosoftError("unavailable", error.__class__.__name__) from None
@@ -307,6 +306,7 @@ DOCUMENT_MEMO_SECONDS = 60
 # documents (those past their minute go first, then the oldest), so a process that has seen many
 # tenants does not keep them all.
 DOCUMENT_MEMO_SIZE = 500
+DOCUMENT_MEMO_BYTES = 4 * 1024 * 1024  # of their JSON: Microsoft's are a few KB each
 _documents = {}
 _failed = {}  # URL → when (time.monotonic) asking for it last failed, while a cached copy served
 _memo_lock = threading.Lock()
@@ -319,9 +319,13 @@ def _cached(url, check, max_age, memo=True):
     copy is better than none."""
     now = timezone.now()
     remembered = _documents.get(url) if memo else None
-    if remembered and remembered[2] > _clock() and now - remembered[1] < max_age:
+    # Checked again for this use: the cache is by address, and a hostile answer for one kind of
+    # document may name the address of another (keys stored where a discovery document is read).
+    if remembered and remembered[2] > _clock() and now - remembered[1] < max_age and _passes(check, remembered[0]):
         return remembered[:2]
     cached = CachedDocument.objects.filter(url=url).first()
+    if cached and not _passes(check, cached.body):
+        cached = None  # asked for afresh, and overwritten
     if cached and now - cached.fetched_at < max_age:
         _remember(url, cached.body, cached.fetched_at)
         return cached.body, cached.fetched_at
@@ -343,32 +347,55 @@ def _cached(url, check, max_age, memo=True):
                 _failed.clear()
             _failed[url] = _clock()
         return cached.body, cached.fetched_at
-    with contextlib.suppress(IntegrityError):  # another process stored it at the same moment
-        CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
+    try:
+        with transaction.atomic():
+            CachedDocument.objects.update_or_create(url=url, defaults={"body": document, "fetched_at": now})
+    except IntegrityError:
+        pass  # another process stored it at the same moment
+    except DataError:  # a NUL character, say, which PostgreSQL cannot store: used, not shared
+        log.warning("Microsoft's %s could not be stored in the shared cache", url)
     _remember(url, document, now)
     return document, now
 
 
+def _passes(check, document):
+    try:
+        check(document)
+    except MicrosoftError:
+        return False
+    return True
+
+
 def _remember(url, document, fetched_at):
+    size = len(json.dumps(document))  # once a minute per document at most: the memo's measure
     with _memo_lock:  # the threads of a worker share the memo
-        if len(_documents) >= DOCUMENT_MEMO_SIZE:
-            now = _clock()
-            for stale in [key for key, (*_rest, until) in _documents.items() if until <= now]:
-                del _documents[stale]
-            while len(_documents) >= DOCUMENT_MEMO_SIZE:
-                del _documents[next(iter(_documents))]
         _documents.pop(url, None)  # to the end: the oldest are first
-        _documents[url] = (document, fetched_at, _clock() + DOCUMENT_MEMO_SECONDS)
+        if (
+            len(_documents) >= DOCUMENT_MEMO_SIZE
+            or sum(entry[3] for entry in _documents.values()) + size > DOCUMENT_MEMO_BYTES
+        ):
+            now = _clock()
+            for stale in [key for key, entry in _documents.items() if entry[2] <= now]:
+                del _documents[stale]
+            while _documents and (
+                len(_documents) >= DOCUMENT_MEMO_SIZE
+                or sum(entry[3] for entry in _documents.values()) + size > DOCUMENT_MEMO_BYTES
+            ):
+                del _documents[next(iter(_documents))]
+        _documents[url] = (document, fetched_at, _clock() + DOCUMENT_MEMO_SECONDS, size)
 
 
 def _check_discovery(document):
     for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not isinstance(document.get(key), str):
             raise MicrosoftError("bad_answer", f"discovery without {key}")
-    # Keys and endpoints are only ever taken from Microsoft's own address.
+    # Keys and endpoints are only ever taken from Microsoft's own address, as plain addresses
+    # the shared cache can hold.
     for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not document[key].startswith(settings.ENTRA_AUTHORITY + "/"):
             raise MicrosoftError("bad_answer", f"{key} elsewhere")
+        if len(document[key]) > CachedDocument.URL_LENGTH or not re.fullmatch(r"[!-~]+", document[key]):
+            raise MicrosoftError("bad_answer", f"{key} unreadable")
 
 
 def _check_keys(document):
@@ -390,7 +417,10 @@ def signing_key(kid, tenant_id):
     when older than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more
     often, as Microsoft advises: a Microsoft that names a key it does not publish is not asked
     again at every sign-in. (Microsoft publishes a new key well before it signs with it.)"""
-    url = discovery(tenant_id)["jwks_uri"]
+    document = discovery(tenant_id)
+    if document["issuer"] != f"{settings.ENTRA_AUTHORITY}/{tenant_id}/v2.0":  # OpenID Discovery 4.3
+        raise MicrosoftError("bad_answer", "issuer")
+    url = document["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):
         document, _fetched_at = _cached(url, _check_keys, max_age, memo=memo)
@@ -524,9 +554,10 @@ def _checked_claims(id_token, nonce):
     if claims["iss"] != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":
         raise MicrosoftError("bad_token", "iss")
     # A key may say whose tokens it signs (its `issuer`, a template of {tenantid}): only those.
-    key_issuer = published.get("issuer")
-    if isinstance(key_issuer, str) and key_issuer.replace("{tenantid}", tid) != claims["iss"]:
-        raise MicrosoftError("bad_token", "key issuer")
+    if "issuer" in published:
+        key_issuer = published["issuer"]
+        if not isinstance(key_issuer, str) or key_issuer.replace("{tenantid}", tid) != claims["iss"]:
+            raise MicrosoftError("bad_token", "key issuer")
     if not isinstance(claims["nonce"], str) or not constant_time_compare(claims["nonce"], nonce):
         raise MicrosoftError("bad_token", "nonce")
     return claims

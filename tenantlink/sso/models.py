@@ -448,7 +448,9 @@ _by_id = Prepared(lambda pk: PendingAuthorization.objects.filter(pk=pk), "delete
 class CachedDocument(models.Model):
     """A discovery document or key set fetched from Microsoft, shared by every portal process."""
 
-    url = models.CharField(max_length=500, unique=True)
+    URL_LENGTH = 500
+
+    url = models.CharField(max_length=URL_LENGTH, unique=True)
     body = models.JSONField()
     fetched_at = models.DateTimeField()
 

@@ -164,6 +164,21 @@ def test_a_token_of_a_tenant_microsoft_does_not_know_is_refused(fake_microsoft):
     assert refusal(fake_microsoft.id_token(tid=unknown, iss=f"{AUTHORITY}/{unknown}/v2.0")) == "unknown tid"
 
 
+@pytest.mark.parametrize("issuer", [["x"], 0, False, {"a": 1}, None])
+def test_a_key_whose_issuer_cannot_be_read_signs_for_nobody(fake_microsoft, issuer):
+    fake_microsoft.published[0]["issuer"] = issuer
+    assert refusal(fake_microsoft.id_token()) == "key issuer"
+
+
+def test_keys_are_not_taken_from_a_discovery_document_that_names_another_tenant(fake_microsoft, monkeypatch):
+    """OpenID Connect Discovery 4.3: the issuer a tenant's document names must be that tenant."""
+    answer = fake_microsoft.discovery
+    monkeypatch.setattr(fake_microsoft, "discovery", lambda name: answer(CONTOSO if name == FABRIKAM else name))
+    with pytest.raises(MicrosoftError) as caught:
+        microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
+    assert (caught.value.reason, caught.value.code) == ("bad_answer", "issuer")
+
+
 def test_a_token_naming_no_tenant_fetches_no_keys(fake_microsoft):
     for tid in (None, "", "../../elsewhere", "x" * 40, 7):
         assert refusal(fake_microsoft.id_token(tid=tid)) == "tid/oid"

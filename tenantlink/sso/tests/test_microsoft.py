@@ -231,6 +231,45 @@ def test_a_process_remembers_a_bounded_number_of_documents(fake_microsoft, monke
     assert [urlsplit(url).path for url in microsoft._documents] == [f"/{CONTOSO}/v2.0/.well-known/openid-configuration"]
 
 
+@pytest.mark.parametrize("jwks_uri", [f"{AUTHORITY}/organizations/keys\r", f"{AUTHORITY}/" + "k" * 600])
+def test_a_discovery_document_with_an_unusable_keys_address_is_refused_and_not_kept(fake_microsoft, jwks_uri):
+    """Such an address made every sign-in of the tenant a server error, for as long as it was cached."""
+    document = {
+        "issuer": f"{AUTHORITY}/{{tenantid}}/v2.0",
+        "authorization_endpoint": f"{AUTHORITY}/organizations/oauth2/v2.0/authorize",
+        "token_endpoint": f"{AUTHORITY}/organizations/oauth2/v2.0/token",
+        "jwks_uri": jwks_uri,
+    }
+    fake_microsoft.fail_with(httpx.Response(200, json=document))
+    assert failure_of(lambda: microsoft.discovery()).code == "jwks_uri unreadable"
+    assert not CachedDocument.objects.exists()
+
+
+def test_a_key_set_stored_where_a_discovery_document_is_read_is_not_used_as_one(fake_microsoft):
+    """The cache is by address: a hostile answer could have put keys under a discovery address."""
+    url = f"{AUTHORITY}/{CONTOSO}/v2.0/.well-known/openid-configuration"
+    CachedDocument.objects.create(
+        url=url, body={"keys": [], "jwks_uri": "https://evil.example/keys"}, fetched_at=timezone.now()
+    )
+
+    assert microsoft.discovery(CONTOSO)["jwks_uri"] == f"{AUTHORITY}/{CONTOSO}/discovery/v2.0/keys"  # asked afresh
+    assert CachedDocument.objects.get(url=url).body["jwks_uri"].startswith(AUTHORITY)
+
+
+def test_a_document_the_database_cannot_store_is_still_used(fake_microsoft):
+    """PostgreSQL stores no NUL character in JSON: such a key set was a server error at every try."""
+    fake_microsoft.published[0]["note"] = "\u0000"
+    assert microsoft.signing_key("key-1", CONTOSO)["kid"] == "key-1"
+
+
+def test_the_memo_holds_a_bounded_amount_of_documents(fake_microsoft, monkeypatch):
+    monkeypatch.setattr(microsoft, "DOCUMENT_MEMO_BYTES", 600)
+    for tenant in (CONTOSO, FABRIKAM, "organizations"):
+        microsoft.discovery(tenant)
+    assert 0 < sum(entry[3] for entry in microsoft._documents.values()) <= 600
+    assert len(microsoft._documents) < 3
+
+
 def test_the_admin_consent_address_asks_for_exactly_the_sign_in_permissions(fake_microsoft, settings):
     url = microsoft.admin_consent_url(CONTOSO, "the-state")
     assert url.startswith(f"https://login.microsoftonline.com/{CONTOSO}/v2.0/adminconsent?")

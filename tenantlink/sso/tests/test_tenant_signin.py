@@ -104,7 +104,13 @@ def test_a_guest_of_the_tenant_cannot_claim_it(admin_client, fake_microsoft, nor
     event = latest(Action.SSO_VERIFICATION_FAILED)
     assert (event.details["reason"], event.details["microsoft_username"]) == ("guest", "olga@fabrikam.example")
     # Nor one whose organization merely mentions the tenant.
-    for idp in (f"https://evil.example/{CONTOSO}/", f"https://sts.windows.net/{FABRIKAM}/{CONTOSO}/", 7):
+    for idp in (
+        f"https://evil.example/{CONTOSO}/",
+        f"https://sts.windows.net/{FABRIKAM}/{CONTOSO}/",
+        f"http://sts.windows.net/{CONTOSO}/",
+        f"https://evil.example\\@sts.windows.net/{CONTOSO}/",
+        7,
+    ):
         to_microsoft = olga.post(f"/company/sso/{claimed.pk}/verify/")
         fake_microsoft.sign_in(olga, to_microsoft, idp=idp)
         assert integration_of(northwind).status == Integration.Status.PENDING
