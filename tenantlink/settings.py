@@ -399,6 +399,9 @@ SIGNIN_PENDING_LIFETIME = env_int("SIGNIN_PENDING_LIFETIME", 5 * 60, minimum=30)
 # How long a flow at Microsoft (admin consent, connecting, signing in) may take before its
 # `state` expires, and how long discovery documents and keys are reused before being fetched again.
 SSO_PENDING_LIFETIME = env_int("SSO_PENDING_LIFETIME", 10 * 60, minimum=60)
+# A worker's threads that may wait on Microsoft at the same moment: all but one, so that a slow
+# Microsoft leaves every process a thread for everything else (gunicorn.conf.py reads the same).
+MICROSOFT_CALLS_AT_ONCE = max(1, env_int("GUNICORN_THREADS", 4, minimum=1) - 1)
 ENTRA_METADATA_LIFETIME = env_int("ENTRA_METADATA_LIFETIME", 24 * 3600, minimum=60)
 RECENT_SIGNIN_WINDOW = env_int("RECENT_SIGNIN_WINDOW", 10 * 60, minimum=60)
 THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1)

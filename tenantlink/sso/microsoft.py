@@ -128,11 +128,37 @@ def _call(method, url, data=None):
     return exchange(method, url, data=data)[:2]
 
 
+# Waiting on Microsoft at the same moment: at most MICROSOFT_CALLS_AT_ONCE threads of a process;
+# one more waits CALL_SLOT_WAIT seconds for its turn, then is told Microsoft is not answering.
+CALL_SLOT_WAIT = 2
+_slots = None
+
+
+def _call_slots():
+    global _slots
+    with _client_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(settings.MICROSOFT_CALLS_AT_ONCE)
+        return _slots
+
+
 def exchange(method, url, **request):
     """(HTTP status, JSON object, headers) of one request to Microsoft, or MicrosoftError."""
     address = url.split("?")[0]  # for the log: the query may name users
-    started = time.monotonic()
     endpoint = _endpoint(url)
+    slots = _call_slots()
+    if not slots.acquire(timeout=CALL_SLOT_WAIT):
+        metrics.MICROSOFT_ERRORS.labels(endpoint, "busy").inc()
+        log.warning("Microsoft %s %s not asked: every call slot of this process waits on Microsoft", method, address)
+        raise MicrosoftError("unavailable", "busy")
+    try:
+        return _exchange(method, url, address, endpoint, **request)
+    finally:
+        slots.release()
+
+
+def _exchange(method, url, address, endpoint, **request):
+    started = time.monotonic()
     try:
         # The whole exchange within ENTRA_HTTP_TIMEOUT: also an answer whose headers or body
         # trickle in, which each read's own timeout never stops.

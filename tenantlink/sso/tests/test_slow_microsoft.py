@@ -121,3 +121,25 @@ def test_the_deadline_takes_hold_in_every_connection_pool_of_the_client(monkeypa
     assert len(pools) == 2
     assert all(isinstance(pool._network_backend, outbound._Backend) for pool in pools)
     made.close()
+
+
+def test_a_slow_microsoft_leaves_the_process_threads_for_everything_else(real_client, server, monkeypatch):
+    """Only so many threads of a process wait on Microsoft at once (here one); the next call waits
+    a moment for its turn and is then told Microsoft is not answering, so its thread is free again
+    for other requests instead of waiting on Microsoft too."""
+    monkeypatch.setattr(microsoft, "_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(microsoft, "CALL_SLOT_WAIT", 0.2)
+    slow = server(b"HTTP/1.1 200 OK\r\n" + JSON + b"X-Padding: " + b"a" * 200 + b"\r\n\r\n{}", pace=0.02)
+    first = threading.Thread(target=failure, args=(slow.url + "/organizations/v2.0/.well-known/openid-configuration",))
+    first.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+
+    error = failure(slow.url + "/organizations/discovery/v2.0/keys")
+
+    assert (error.reason, error.code) == ("unavailable", "busy")
+    assert time.monotonic() - started < 0.6
+    first.join()
+    # Once the slow call is over, the next one is asked again.
+    fine = server(b"HTTP/1.1 200 OK\r\n" + JSON + b'Content-Length: 11\r\n\r\n{"keys":[]}')
+    assert microsoft.exchange("GET", fine.url + "/organizations/discovery/v2.0/keys")[0] == 200
