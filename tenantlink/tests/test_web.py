@@ -124,7 +124,6 @@ def test_migrations_are_complete():
         ("DATABASE_URL", "postgres://db/portal?sslmode=bogus", "DATABASE_URL's sslmode must be one of"),
         ("DATABASE_URL", "postgres://db/portal?tcp_user_timeout=99999999999", "tcp_user_timeout must be a whole"),
         ("DATABASE_URL", "postgres://db/portal?keepalives_idle=\u0663", "keepalives_idle must be a whole number"),
-        ("SQLITE_BUSY_TIMEOUT", "2147484", "SQLITE_BUSY_TIMEOUT must be at most 3600"),
         ("SITE_URL", "https://portal.example.com#", "SITE_URL must be the address without a path"),
         ("DATABASE_URL", "postgres://db:99999/portal", "port that is not a number from 0 to 65535"),
         ("DATABASE_URL", "postgres://tl@[::1/portal", "DATABASE_URL cannot be read as an address"),
@@ -163,6 +162,22 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ImproperlyConfigured, match=message):
+        importlib.reload(tenantlink.settings)
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
+def test_a_sqlite_busy_timeout_sqlite_cannot_hold_is_refused(monkeypatch, tmp_path):
+    """Above 2^31 ms SQLite wrapped it to no wait at all: every write meeting another one failed."""
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/portal.sqlite3")
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT", "2147484")
+    with pytest.raises(ImproperlyConfigured, match="SQLITE_BUSY_TIMEOUT must be at most 3600"):
         importlib.reload(tenantlink.settings)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
