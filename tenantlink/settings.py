@@ -150,6 +150,7 @@ def _host(parts):
 
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+LIBPQ_NUMBER = re.compile(r"[0-9]{1,9}")  # what libpq reads as a number of seconds or times
 
 
 def _libpq_options(query):
@@ -166,7 +167,7 @@ def _libpq_options(query):
             ) from None
     # Values libpq reads only when it connects: wrong, every request fails, looking like an outage.
     for name in ("connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"):
-        if name in options and not re.fullmatch(r"[0-9]{1,9}", options[name].strip()):
+        if name in options and not LIBPQ_NUMBER.fullmatch(options[name].strip()):
             raise ImproperlyConfigured(f"DATABASE_URL's {name} must be a whole number, not {options[name]!r}.")
     if options.get("sslmode", "prefer") not in SSL_MODES:
         raise ImproperlyConfigured(f"DATABASE_URL's sslmode must be one of {', '.join(SSL_MODES)}.")
@@ -189,7 +190,7 @@ def _libpq_options(query):
     timeout = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
     if not timeout:
         defaults["connect_timeout"] = "10"
-    elif not timeout.isdigit():  # libpq reads it itself, and would refuse every connection
+    elif not LIBPQ_NUMBER.fullmatch(timeout):  # libpq reads it itself, and would refuse every connection
         raise ImproperlyConfigured(f"PGCONNECT_TIMEOUT must be a whole number of seconds, not {timeout!r}.")
     return {**defaults, **options}
 
@@ -216,10 +217,9 @@ def entra_configuration(environ):
         parts = urlsplit(authority)
         port = parts.port
     except ValueError:  # an unclosed [IPv6 address], a port past 65535
-        parts = None
-        problems.append(f"{must}, with a port from 0 to 65535 and any IPv6 host in brackets.")
+        parts = port = None
     if parts is None:
-        pass
+        problems.append(f"{must}, with a port from 0 to 65535 and any IPv6 host in brackets.")
     elif "@" in parts.netloc:  # not repeated: what stands before the @ may be a password
         problems.append(f"{must}, without a user name or password.")
     elif parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -399,9 +399,6 @@ SIGNIN_PENDING_LIFETIME = env_int("SIGNIN_PENDING_LIFETIME", 5 * 60, minimum=30)
 # How long a flow at Microsoft (admin consent, connecting, signing in) may take before its
 # `state` expires, and how long discovery documents and keys are reused before being fetched again.
 SSO_PENDING_LIFETIME = env_int("SSO_PENDING_LIFETIME", 10 * 60, minimum=60)
-# A worker's threads that may wait on Microsoft at the same moment: all but one, so that a slow
-# Microsoft leaves every process a thread for everything else (gunicorn.conf.py reads the same).
-MICROSOFT_CALLS_AT_ONCE = max(1, env_int("GUNICORN_THREADS", 4, minimum=1) - 1)
 ENTRA_METADATA_LIFETIME = env_int("ENTRA_METADATA_LIFETIME", 24 * 3600, minimum=60)
 RECENT_SIGNIN_WINDOW = env_int("RECENT_SIGNIN_WINDOW", 10 * 60, minimum=60)
 THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1)
@@ -433,6 +430,10 @@ TOTP_ISSUER = env_str("TOTP_ISSUER", SITE_NAME)
 ENTRA_AUTHORITY, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_HTTP_TIMEOUT, ENTRA_CONFIGURATION_PROBLEM = (
     entra_configuration(os.environ)
 )
+
+# A worker's threads that may wait on Microsoft at the same moment: all but one, so that a slow
+# Microsoft leaves every process a thread for everything else (gunicorn.conf.py reads the same).
+MICROSOFT_CALLS_AT_ONCE = max(1, env_int("GUNICORN_THREADS", 4, minimum=1) - 1)
 
 # Printed to standard output only while developing: in production that is the log, and an
 # invitation's link in it is a way into the invited person's account for whoever reads it first.

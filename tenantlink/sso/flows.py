@@ -94,15 +94,14 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         except IntegrityError:  # another company's became active meanwhile (the database decides)
             raise MicrosoftError("tenant_taken") from None
     except MicrosoftError as error:
-        if error.reason == "approval_propagating":  # approved, not yet confirmed: Verify again later
-            integration.waits("approval_propagating", error.code, consent_completed=True)
-            return _not_verified(request, integration, error, False, **details)
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
         transient = error.reason in ("unavailable", "bad_answer", "configuration")
-        if transient and consent_completed and integration.status not in Integration.WORKING:
-            # Approved, and Microsoft could not be asked to confirm it: Verify again later.
+        # Approved, and not confirmed yet (or Microsoft could not be asked): Verify again later.
+        if error.reason == "approval_propagating" or (
+            transient and consent_completed and integration.status not in Integration.WORKING
+        ):
             integration.waits(error.reason, error.code, consent_completed=True)
             return _not_verified(request, integration, error, False, **details)
         stops = not transient or integration.status not in Integration.WORKING

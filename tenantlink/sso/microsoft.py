@@ -23,7 +23,6 @@ import math
 import re
 import threading
 import time
-import warnings
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -546,15 +545,10 @@ def _checked_claims(id_token, nonce):
             raise MicrosoftError("bad_token", "unknown tid") from None
         raise
     try:
-        with warnings.catch_warnings():  # a short key is refused below, not printed as a warning
-            warnings.simplefilter("ignore")
-            key = jwt.PyJWK(published, algorithm="RS256").key
+        key = jwt.PyJWK(published, algorithm="RS256").key
     except jwt.PyJWTError:
         log.warning("Microsoft published a key that cannot be used: %s", kid[:40])
         raise MicrosoftError("bad_answer", "unusable key") from None
-    if key.key_size < 2048:  # Microsoft's are 2048 bits; shorter ones can be broken
-        log.warning("Microsoft published a key of %d bits: %s", key.key_size, kid[:40])
-        raise MicrosoftError("bad_answer", "weak key")
     try:
         claims = jwt.decode(
             id_token,
@@ -565,8 +559,13 @@ def _checked_claims(id_token, nonce):
             options={
                 "require": ["iss", "aud", "exp", "iat", "nbf", "sub", "tid", "oid", "nonce"],
                 "strict_aud": True,
+                # Shorter than 2048 bits (Microsoft's), which can be broken: refused, not a warning.
+                "enforce_minimum_key_length": True,
             },
         )
+    except jwt.InvalidKeyError:
+        log.warning("Microsoft published a key shorter than 2048 bits: %s", kid[:40])
+        raise MicrosoftError("bad_answer", "weak key") from None
     except jwt.PyJWTError as error:
         raise MicrosoftError("bad_token", error.__class__.__name__) from None
     times = [claims["iat"], claims["nbf"], claims["exp"]]
