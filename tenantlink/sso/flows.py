@@ -27,7 +27,7 @@ from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
-from tenantlink.sso import microsoft
+from tenantlink.sso import id_tokens, microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, PendingAuthorization
 
@@ -328,7 +328,7 @@ def microsoft_identity(pending, params):
         raise Refusal("bad_answer", "no code")
     tenant = pending.integration.tenant_id if pending.integration else "organizations"
     try:
-        claims = microsoft.validate_id_token(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
+        claims = id_tokens.validate(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
     except MicrosoftError as error:
         raise Refusal(error.reason, error.code) from None
     if pending.integration and claims["tid"] != str(pending.integration.tenant_id):

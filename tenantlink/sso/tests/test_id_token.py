@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tenantlink.sso import microsoft
+from tenantlink.sso import id_tokens, microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import CachedDocument
 from tenantlink.sso.tests.conftest import (
@@ -25,18 +25,18 @@ from tenantlink.sso.tests.conftest import (
 
 def refusal(token, nonce="the-nonce", reason="bad_token"):
     with pytest.raises(MicrosoftError) as caught:
-        microsoft.validate_id_token(token, nonce)
+        id_tokens.validate(token, nonce)
     assert caught.value.reason == reason
     return caught.value.code
 
 
 def test_a_good_token_gives_its_claims(fake_microsoft):
-    claims = microsoft.validate_id_token(fake_microsoft.id_token(), "the-nonce")
+    claims = id_tokens.validate(fake_microsoft.id_token(), "the-nonce")
     assert (claims["tid"], claims["oid"]) == (CONTOSO, "15550e69-065f-4d2c-b54d-9fd19885ed4c")
 
 
 def test_a_token_of_another_tenant_is_valid_for_its_own_tenant(fake_microsoft):
-    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
+    assert id_tokens.validate(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_a_refused_token_is_logged_with_the_check_it_failed_and_never_itself(fak
 def test_a_minute_of_clock_difference_is_tolerated(fake_microsoft):
     now = int(time.time())
     token = fake_microsoft.id_token(iat=now + 30, nbf=now + 30, exp=now - 30)
-    assert microsoft.validate_id_token(token, "the-nonce")
+    assert id_tokens.validate(token, "the-nonce")
 
 
 def test_a_bad_signature_is_refused(fake_microsoft):
@@ -118,14 +118,14 @@ def test_a_key_nobody_publishes_is_refused_as_one_not_fetched_yet(fake_microsoft
 
 
 def test_a_newly_rolled_key_is_picked_up_with_one_refetch(fake_microsoft):
-    microsoft.validate_id_token(fake_microsoft.id_token(), "the-nonce")  # keys cached
+    id_tokens.validate(fake_microsoft.id_token(), "the-nonce")  # keys cached
     CachedDocument.objects.filter(url__endswith="/keys").update(
         fetched_at=CachedDocument.objects.get(url__endswith="/keys").fetched_at - microsoft.KEY_REFETCH_INTERVAL
     )
     fake_microsoft.published.append(public_jwk(NEW_SIGNING_KEY, "key-2"))  # Microsoft rolls its keys
     before = len(fake_microsoft.requests)
 
-    claims = microsoft.validate_id_token(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="key-2"), "the-nonce")
+    claims = id_tokens.validate(fake_microsoft.id_token(key=NEW_SIGNING_KEY, kid="key-2"), "the-nonce")
 
     assert claims["tid"] == CONTOSO
     assert len(fake_microsoft.requests) == before + 1
@@ -136,12 +136,12 @@ def test_a_short_key_is_not_trusted(fake_microsoft):
     short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     fake_microsoft.published.append(public_jwk(short, "key-short"))
     with pytest.raises(MicrosoftError) as caught:
-        microsoft.validate_id_token(fake_microsoft.id_token(key=short, kid="key-short"), "the-nonce")
+        id_tokens.validate(fake_microsoft.id_token(key=short, kid="key-short"), "the-nonce")
     assert (caught.value.reason, caught.value.code) == ("bad_answer", "weak key")
 
 
 def test_the_keys_are_the_tokens_own_tenants(fake_microsoft):
-    microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
+    id_tokens.validate(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
     asked = [request.url.path for request in fake_microsoft.requests]
     assert asked == [f"/{FABRIKAM}/v2.0/.well-known/openid-configuration", f"/{FABRIKAM}/discovery/v2.0/keys"]
 
@@ -150,13 +150,13 @@ def test_a_key_that_names_another_issuer_does_not_sign_for_this_tenant(fake_micr
     """Microsoft's keys say whose tokens they sign: a key of one tenant, signing a token that
     claims another tenant, is not accepted for it (the lesson of Storm-0558)."""
     fake_microsoft.published[0]["issuer"] = f"{AUTHORITY}/{CONTOSO}/v2.0"
-    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=CONTOSO), "the-nonce")["tid"] == CONTOSO
+    assert id_tokens.validate(fake_microsoft.id_token(tid=CONTOSO), "the-nonce")["tid"] == CONTOSO
     assert refusal(fake_microsoft.id_token(tid=FABRIKAM)) == "key issuer"
     # The usual template names every tenant.
     fake_microsoft.published[0]["issuer"] = f"{AUTHORITY}/{{tenantid}}/v2.0"
     CachedDocument.objects.all().delete()
     microsoft._documents.clear()
-    assert microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
+    assert id_tokens.validate(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")["tid"] == FABRIKAM
 
 
 def test_a_token_of_a_tenant_microsoft_does_not_know_is_refused(fake_microsoft):
@@ -175,7 +175,7 @@ def test_keys_are_not_taken_from_a_discovery_document_that_names_another_tenant(
     answer = fake_microsoft.discovery
     monkeypatch.setattr(fake_microsoft, "discovery", lambda name: answer(CONTOSO if name == FABRIKAM else name))
     with pytest.raises(MicrosoftError) as caught:
-        microsoft.validate_id_token(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
+        id_tokens.validate(fake_microsoft.id_token(tid=FABRIKAM), "the-nonce")
     assert (caught.value.reason, caught.value.code) == ("bad_answer", "issuer")
 
 
