@@ -167,6 +167,32 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
     importlib.reload(tenantlink.settings)
 
 
+@pytest.mark.parametrize(
+    "secret_key",
+    ["insecure-development-key-do-not-use", "short-but-random-Kq8Zr2", "a" * 60 + "b" * 10, "ab" * 40],
+)
+def test_a_site_served_over_https_refuses_a_weak_secret_key(monkeypatch, secret_key):
+    """Invitation links and the messages cookie are signed with it: a known or guessable key
+    forges them."""
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("SITE_URL", "https://portal.example.com")
+    monkeypatch.setenv("SECRET_KEY", secret_key)
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters"):
+        importlib.reload(tenantlink.settings)
+    monkeypatch.setenv("SECRET_KEY", "Xq3v9" * 10)
+    assert importlib.reload(tenantlink.settings).SECRET_KEY == "Xq3v9" * 10
+    monkeypatch.setenv("SITE_URL", "http://127.0.0.1:8000")  # the demo's: the development key will do
+    monkeypatch.setenv("SECRET_KEY", "insecure-development-key-do-not-use")
+    assert importlib.reload(tenantlink.settings).SERVED_OVER_HTTPS is False
+    monkeypatch.undo()
+    importlib.reload(tenantlink.settings)
+
+
 def test_a_sqlite_busy_timeout_sqlite_cannot_hold_is_refused(monkeypatch, tmp_path):
     """Above 2^31 ms SQLite wrapped it to no wait at all: every write meeting another one failed."""
     import importlib
