@@ -1,11 +1,9 @@
-"""Flow 2: a company administrator connects an Entra tenant through Microsoft's admin consent;
-flows 3–5 below it: users connect their Microsoft account, sign in with it, and remove it.
+"""Flows 3–5: users connect their Microsoft account, sign in with it, and remove it (flow 2, an
+administrator connecting a tenant, is in consent.py).
 
 Nothing Microsoft's redirect carries is trusted by itself: the `state` must be one this browser
-was given for this administrator and integration, and the `tenant` in the callback is only
-recorded — the integration becomes active when Microsoft issues the app a token for the tenant
-we stored (microsoft.confirm_app_in_tenant), and, the first time, after someone of that tenant
-signed in there (start_tenant_sign_in)."""
+was given for this purpose (and, to connect, this user), and the account is the ID token's
+(tid, oid) after every check (id_tokens.py)."""
 
 import datetime
 import logging
@@ -34,218 +32,6 @@ from tenantlink.sso.models import Connection, Integration, PendingAuthorization
 log = logging.getLogger(__name__)
 
 
-def record(request, action, integration, outcome=Outcome.SUCCESS, **details):
-    """An audit event about `integration`, with its tenant."""
-    return AuditEvent.objects.record(
-        action,
-        request=request,
-        company=integration.company,
-        target_label=integration.label,
-        outcome=outcome,
-        tenant=str(integration.tenant_id),
-        **details,
-    )
-
-
-def add_integration(request, tenant_id, display_name):
-    integration = Integration.objects.create(
-        company=request.user.company, tenant_id=tenant_id, display_name=display_name, created_by=request.user
-    )
-    record(request, Action.SSO_INTEGRATION_ADDED, integration)
-    return integration
-
-
-def start_consent(request, integration):
-    """The admin-consent address at Microsoft for `integration`, with a new single-use state."""
-    state = PendingAuthorization.begin(
-        request, PendingAuthorization.Purpose.CONSENT, user=request.user, integration=integration
-    )
-    record(request, Action.SSO_CONSENT_STARTED, integration)
-    return microsoft.admin_consent_url(integration.tenant_id, state)
-
-
-# verify's answer when the app is in the tenant, but nobody of the tenant has signed in there for
-# this integration yet: the administrator is sent to start_tenant_sign_in.
-SIGN_IN_FIRST = "sign_in_first"
-
-
-def verify(request, integration, consent_completed=False, signed_in=None):
-    """Ask Microsoft whether the app is in the integration's tenant; store and audit the answer.
-    Returns None when it is and the integration works, SIGN_IN_FIRST when it is but the
-    integration waits for someone of the tenant to sign in there, otherwise the MicrosoftError.
-    `signed_in`: who of the tenant just signed in there for it (finish_tenant_sign_in), recorded
-    with the outcome.
-
-    The app being in a tenant shows that somebody there approved it once, not for which company:
-    after one company deletes its integration the app stays approved in the tenant, and anyone
-    can send a consent callback saying "approved" for their own `state`. So an integration that
-    has never worked starts working only with a sign-in there of one of the tenant's own people."""
-    details = signed_in or {}
-    try:
-        if _held_by_another_company(integration):
-            raise MicrosoftError("tenant_taken")
-        microsoft.confirm_app_in_tenant(integration.tenant_id, just_approved=consent_completed)
-        if integration.needs_tenant_sign_in and signed_in is None:
-            integration.waits("sign_in_pending", consent_completed=consent_completed)
-            return SIGN_IN_FIRST
-        try:
-            with transaction.atomic():
-                integration.verified(consent_completed=consent_completed, tenant_signed_in=signed_in is not None)
-        except IntegrityError:  # another company's became active meanwhile (the database decides)
-            raise MicrosoftError("tenant_taken") from None
-    except MicrosoftError as error:
-        # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
-        # refusing our own registration, says nothing about the tenant: a working integration
-        # stays as it is.
-        transient = error.reason in ("unavailable", "bad_answer", "configuration")
-        # Approved, and not confirmed yet (or Microsoft could not be asked): Verify again later.
-        if error.reason == "approval_propagating" or (
-            transient and consent_completed and integration.status not in Integration.WORKING
-        ):
-            integration.waits(error.reason, error.code, consent_completed=True)
-            return _not_verified(request, integration, error, False, **details)
-        stops = not transient or integration.status not in Integration.WORKING
-        return _not_verified(request, integration, error, stops, **details)
-    record(request, Action.SSO_VERIFIED, integration, **details)
-    return None
-
-
-def _not_verified(request, integration, error, stops, **details):
-    """Store (when it `stops` the integration) and audit a verification that did not succeed."""
-    if stops:
-        integration.fail(error.reason, error.code)
-    record(
-        request,
-        Action.SSO_VERIFICATION_FAILED,
-        integration,
-        Outcome.FAILURE,
-        code=error.code,
-        reason=error.reason,
-        **details,
-    )
-    return error
-
-
-def start_tenant_sign_in(request, integration):
-    """Microsoft's sign-in for the integration's tenant only. Right after approving there, the
-    administrator goes through without a question."""
-    flow = _secrets()
-    state = PendingAuthorization.begin(
-        request, PendingAuthorization.Purpose.TENANT_SIGNIN, user=request.user, integration=integration, **flow
-    )
-    return microsoft.authorize_url(integration.tenant_id, state=state, **flow)
-
-
-# Why a sign-in at the tenant did not count, kept as its refusal gave it ("tenant_sign_in" else).
-_TENANT_SIGN_IN_REASONS = {
-    "wrong_tenant",
-    "guest",
-    "unavailable",
-    "bad_answer",
-    "bad_token",
-    "new_key",
-    "configuration",
-}
-
-
-def finish_tenant_sign_in(request, pending, params):
-    """Someone signed in at the integration's tenant (start_tenant_sign_in). One of the tenant's
-    own people, not a guest there (whose `idp` names their home: anyone can be invited as a
-    guest), lets the integration work once Microsoft confirms the app again. verify's answer, or
-    the MicrosoftError."""
-    integration = pending.integration
-    try:
-        claims = microsoft_identity(pending, params)  # of the integration's tenant, or refused
-        if not _is_member(claims):
-            raise Refusal("guest", "idp", details=_signed_in_as(claims))
-    except Refusal as refusal:
-        reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"
-        if integration.status not in Integration.WORKING:  # it goes on waiting for a sign-in that counts
-            integration.waits(reason, refusal.code)
-        error = MicrosoftError(reason, refusal.code)
-        return _not_verified(request, integration, error, False, step="tenant_sign_in", **refusal.details)
-    return verify(request, integration, signed_in=_signed_in_as(claims))
-
-
-def _is_member(claims):
-    """Whether the person of a valid ID token's `claims` is one of its tenant's own people, not a
-    guest there. A guest's token names the organization that signed them in (`idp`: their home
-    tenant's https://sts.windows.net/{tid}/, or live.com, google.com, …); a member's names none,
-    or exactly the tenant itself."""
-    tid = claims["tid"]
-    return claims.get("idp", claims["iss"]) in (f"https://sts.windows.net/{tid}/", claims["iss"])
-
-
-def _signed_in_as(claims):
-    """Who signed in at the tenant, for the audit log."""
-    labels = _labels(claims)
-    return {"signed_in_oid": labels["oid"], "microsoft_username": labels["microsoft_username"]}
-
-
-def _held_by_another_company(integration):
-    """Whether another company's integration of the same tenant works (active or disabled), when
-    this one does not yet. The app being in the tenant shows that someone there approved it, not
-    who: without this, any licensed company could claim a tenant another one has connected, by
-    adding it and choosing Verify (or by sending its own consent callback)."""
-    if integration.status in Integration.WORKING:
-        return False
-    others = Integration.objects.filter(tenant_id=integration.tenant_id, status__in=Integration.WORKING)
-    return others.exclude(company=integration.company_id).exists()
-
-
-def consent_error(params):
-    """MicrosoftError for the error a consent callback carries (branch on codes, never on text)."""
-    code = microsoft.error_code(params)
-    error = params.get("error", "")
-    if code == "AADSTS65004":
-        return MicrosoftError("declined", code)
-    if code == "AADSTS50020":
-        return MicrosoftError("wrong_tenant", code)
-    if code in microsoft.APPROVAL_REQUIRED_CODES or error == "consent_required":
-        return MicrosoftError("approval_required", code)
-    if error in ("temporarily_unavailable", "server_error"):
-        return MicrosoftError("unavailable", code or error)
-    if error == "access_denied":
-        # Cancelled at Microsoft, or left the "Need admin approval" page: neither says more.
-        return MicrosoftError("cancelled", code or error)
-    return MicrosoftError("refused", code or error)
-
-
-def finish_consent(request, integration, params):
-    """Microsoft sent the administrator back. Returns None when the integration is active now,
-    "licence" when the licence ended meanwhile (nothing activated), else the MicrosoftError."""
-    if params.get("error"):  # Microsoft's answer first, so its code is never lost
-        error = consent_error(params)
-        # Approving again and then cancelling changes nothing at Microsoft: an integration that
-        # works (active, or disabled by the administrator) stays as it is.
-        if integration.status not in Integration.WORKING:
-            integration.fail(error.reason, error.code)
-        record(
-            request,
-            Action.SSO_CONSENT_FAILED,
-            integration,
-            Outcome.FAILURE,
-            code=error.code,
-            error=params["error"][:60],
-            subcode=params.get("error_subcode", "")[:60],
-        )
-        return error
-    if not integration.company.has_sso():
-        record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.DENIED, reason="licence")
-        return "licence"
-    if params.get("admin_consent", "").lower() != "true":
-        error = MicrosoftError("bad_answer", "no admin_consent")
-        if integration.status not in Integration.WORKING:  # says nothing of the tenant either
-            integration.fail(error.reason, error.code)
-        record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.FAILURE, code=error.code)
-        return error
-    # The reported tenant is written down for the record only; it is never used.
-    record(request, Action.SSO_CONSENT_SUCCEEDED, integration, reported_tenant=params.get("tenant", "")[:64])
-    return verify(request, integration, consent_completed=True)
-
-
-# Flows 3–5: users connect a Microsoft account, sign in with it, and remove it.
-
 CONNECTION_KEY = "microsoft_connection"  # in a session opened with Microsoft: the connection's id
 
 
@@ -273,7 +59,8 @@ def may_connect(user):
     return bool(active_integrations(user.company)) and not Connection.objects.filter(user=user).exists()
 
 
-def _secrets():
+def flow_secrets():
+    """A new flow's nonce and PKCE verifier (its `state` is its PendingAuthorization's)."""
     # PKCE verifier: 43–128 characters (RFC 7636); token_urlsafe(64) gives 86.
     return {"nonce": secrets.token_urlsafe(32), "code_verifier": secrets.token_urlsafe(64)}
 
@@ -283,7 +70,7 @@ def start_connect(request, next_url):
     integration, Microsoft is asked for that tenant only; with several, for any work account."""
     integrations = active_integrations(request.user.company)
     single = integrations[0] if len(integrations) == 1 else None
-    flow = _secrets()
+    flow = flow_secrets()
     state = PendingAuthorization.begin(
         request, PendingAuthorization.Purpose.CONNECT, user=request.user, integration=single, next_url=next_url, **flow
     )
@@ -292,7 +79,7 @@ def start_connect(request, next_url):
 
 
 def start_signin(request, next_url):
-    flow = _secrets()
+    flow = flow_secrets()
     state = PendingAuthorization.begin(request, PendingAuthorization.Purpose.SIGNIN, next_url=next_url, **flow)
     # No prompt: someone already signed in at Microsoft goes straight through.
     return microsoft.authorize_url("organizations", state=state, **flow)
@@ -336,7 +123,8 @@ def microsoft_identity(pending, params):
     return claims
 
 
-def _labels(claims):
+def account_labels(claims):
+    """What the audit log may say of the Microsoft account of valid claims."""
     return {
         "tid": claims["tid"],
         "oid": claims["oid"],
@@ -432,7 +220,7 @@ def finish_signin(request, pending, params):
         if connection.integration.status != Integration.Status.ACTIVE:
             raise Refusal("integration_disabled")
     except Refusal as refusal:
-        details = _labels(claims) if claims else {}
+        details = account_labels(claims) if claims else {}
         AuditEvent.objects.record(
             Action.SIGNIN_FAILED,
             request=request,

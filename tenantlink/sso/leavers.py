@@ -34,7 +34,8 @@ from tenantlink.audit import labels
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.sso import graph, microsoft
-from tenantlink.sso.flows import consent_error, notify, record
+from tenantlink.sso.consent import consent_error, record
+from tenantlink.sso.flows import notify
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, Integration, Leaver, PendingAuthorization
 

@@ -77,7 +77,7 @@ class Integration(models.Model):
     consent_completed_at = models.DateTimeField(_("consent completed at"), null=True, blank=True)
     last_verified_at = models.DateTimeField(_("last verified at"), null=True, blank=True)
     # When someone of the tenant signed in there for this integration: the app being in a tenant
-    # shows that somebody there approved it, not for which company (flows.verify).
+    # shows that somebody there approved it, not for which company (consent.verify).
     tenant_signed_in_at = models.DateTimeField(_("tenant sign-in"), null=True, blank=True)
     # When it last became active (confirmed by Microsoft, or enabled again): a session opened with
     # Microsoft before then ends, also one that made no request while it was not (None: since it

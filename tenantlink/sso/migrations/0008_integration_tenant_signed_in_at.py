@@ -1,5 +1,5 @@
 # An integration that has never worked starts working only after someone of its tenant signed in
-# there for it (flows.verify). Additive: old code ignores the column and the new purpose.
+# there for it (consent.verify). Additive: old code ignores the column and the new purpose.
 
 from django.db import migrations, models
 

@@ -223,7 +223,7 @@ def test_a_tenant_another_company_connected_cannot_be_claimed(
 def test_two_companies_verifying_one_tenant_at_the_same_moment_cannot_both_win(
     admin_client, fake_microsoft, contoso, outsider, northwind, monkeypatch
 ):
-    from tenantlink.sso import flows
+    from tenantlink.sso import consent
 
     northwind.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
     olga = Client()
@@ -234,7 +234,7 @@ def test_two_companies_verifying_one_tenant_at_the_same_moment_cannot_both_win(
     # Someone of the tenant signed in for each (a guest of Contoso's working at Northwind, say),
     # and each asked "does another company have it?" before the other had saved its answer.
     Integration.objects.update(tenant_signed_in_at=timezone.now())
-    monkeypatch.setattr(flows, "_held_by_another_company", lambda integration: False)
+    monkeypatch.setattr(consent, "_held_by_another_company", lambda integration: False)
     for browser, company in ((admin_client, contoso), (olga, northwind)):
         browser.post(f"/company/sso/{Integration.objects.get(company=company).pk}/verify/")
     statuses = dict(Integration.objects.values_list("company__name", "status"))

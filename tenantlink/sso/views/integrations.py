@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
-from tenantlink.sso import adoption, flows, leavers, microsoft, requirement
+from tenantlink.sso import adoption, consent, leavers, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
 from tenantlink.sso.models import Integration, PendingAuthorization
 from tenantlink.sso.reasons import GRANT_ADMIN_CONSENT, NEEDS_ADMIN_CONSENT
@@ -94,11 +94,11 @@ def add(request):
     if form.is_valid():
         try:
             with transaction.atomic():
-                integration = flows.add_integration(request, form.tenant_id, form.cleaned_data["display_name"])
+                integration = consent.add_integration(request, form.tenant_id, form.cleaned_data["display_name"])
         except IntegrityError:  # the same tenant, added at the same moment in another tab
             form.add_error("tenant", _("This tenant is already in your list."))
         else:
-            return redirect(flows.start_consent(request, integration))
+            return redirect(consent.start_consent(request, integration))
     return render(request, "sso/add.html", {"form": form})
 
 
@@ -108,7 +108,7 @@ def retry_consent(request, integration_id):
     integration = _integration(request, integration_id)
     if _refused(request):
         return redirect("sso_integrations")
-    return redirect(flows.start_consent(request, integration))
+    return redirect(consent.start_consent(request, integration))
 
 
 @login_required
@@ -136,11 +136,11 @@ def consent_callback(request):
         raise PermissionDenied
     if pending.purpose == PendingAuthorization.Purpose.LEAVER_CONSENT:
         return _leaver_consent_callback(request, integration)
-    return _activation(request, integration, flows.finish_consent(request, integration, request.GET))
+    return _activation(request, integration, consent.finish_consent(request, integration, request.GET))
 
 
 def tenant_sign_in_callback(request, pending):
-    """Someone of the tenant signed in there for a new integration (flows.start_tenant_sign_in);
+    """Someone of the tenant signed in there for a new integration (consent.start_tenant_sign_in);
     Microsoft sends every sign-in back to the one sign-in callback, which hands it over here."""
     integration = pending.integration
     if not request.user.is_authenticated or request.user.pk != pending.user_id or integration is None:
@@ -150,13 +150,13 @@ def tenant_sign_in_callback(request, pending):
         raise PermissionDenied
     if _refused(request):
         return redirect("sso_integrations")
-    return _activation(request, integration, flows.finish_tenant_sign_in(request, pending, request.GET))
+    return _activation(request, integration, consent.finish_tenant_sign_in(request, pending, request.GET))
 
 
 def _activation(request, integration, result):
     """The page after a step of flow 2 at Microsoft: the next step, or what came of it."""
-    if result == flows.SIGN_IN_FIRST:
-        return redirect(flows.start_tenant_sign_in(request, integration))
+    if result == consent.SIGN_IN_FIRST:
+        return redirect(consent.start_tenant_sign_in(request, integration))
     if result == "licence":
         messages.error(
             request,
@@ -202,9 +202,9 @@ def verify(request, integration_id):
     integration = _integration(request, integration_id)
     if _refused(request):
         return redirect("sso_integrations")
-    error = flows.verify(request, integration)
-    if error == flows.SIGN_IN_FIRST:
-        return redirect(flows.start_tenant_sign_in(request, integration))
+    error = consent.verify(request, integration)
+    if error == consent.SIGN_IN_FIRST:
+        return redirect(consent.start_tenant_sign_in(request, integration))
     if error is not None:
         _explain(request, integration, error)
     else:
@@ -219,7 +219,7 @@ def disable(request, integration_id):
     if not integration.disable():
         messages.info(request, _("%(name)s was not active, so nothing changed.") % {"name": integration.display_name})
     else:
-        flows.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
+        consent.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
         messages.success(
             request,
             _("%(name)s is disabled: its users cannot sign in with Microsoft until it is enabled again.")
@@ -237,7 +237,7 @@ def enable(request, integration_id):
     if not integration.enable():
         messages.info(request, _("%(name)s was not disabled, so nothing changed.") % {"name": integration.display_name})
     else:
-        flows.record(request, Action.SSO_INTEGRATION_ENABLED, integration)
+        consent.record(request, Action.SSO_INTEGRATION_ENABLED, integration)
         messages.success(request, _("%(name)s is enabled again.") % {"name": integration.display_name})
     return redirect("sso_integrations")
 
@@ -258,7 +258,7 @@ def delete(request, integration_id):
                 return redirect("sso_integrations")
             removed = integration.connections.count()
             integration.delete()
-            flows.record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
+            consent.record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
         messages.success(
             request,
             ngettext(
