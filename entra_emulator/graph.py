@@ -185,7 +185,7 @@ async def read(request):
 def _batch_requests(body: bytes) -> list[dict]:
     try:
         payload = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep to read
         raise GraphError(
             400,
             "BadRequest",
@@ -211,7 +211,10 @@ def _batch_item(request, claims: dict, item: dict) -> dict:
     try:
         if fault:
             raise unavailable(fault.status, fault.retry_after)
-        url = urlsplit(item["url"])
+        try:
+            url = urlsplit(item["url"])
+        except ValueError:  # "http://[::1"
+            raise GraphError(400, "BadRequest", "Invalid request URL.") from None
         if url.scheme or url.netloc:
             raise GraphError(400, "BadRequest", "Batch requests must use URLs relative to the version, e.g. /users.")
         if item["method"].upper() != "GET":

@@ -450,13 +450,18 @@ def _may_return_after_logout(emulator, uri: str, client_id: str | None) -> bool:
     """A registered redirect URI, or any URL on the same origin as one (Microsoft requires the
     URL to be registered; the emulator is lenient about the path)."""
     apps = [emulator.directory.find_app(client_id)] if client_id else emulator.directory.apps
-    origin = urlsplit(uri)[:2]
+    try:
+        origin = urlsplit(uri)[:2]
+    except ValueError:  # "http://[::1": no address at all
+        return False
     return any(uri == r or urlsplit(r)[:2] == origin for app in apps if app for r in app.redirect_uris)
 
 
 async def logout(request):
     emulator = emulator_of(request)
     params = await _params(request)
+    if request.method == "HEAD":  # a link checker or prefetcher: nobody asked to sign out
+        return render("signed_out.html")
     emulator.end_session(request)
     uri = params.get("post_logout_redirect_uri")
     if uri and _may_return_after_logout(emulator, uri, params.get("client_id")):

@@ -1,6 +1,7 @@
 """The authorization endpoint and its pages: sign-in, SSO, prompts, hints and response modes."""
 
 import jwt
+import pytest
 
 from .support import (
     BEN,
@@ -256,6 +257,25 @@ def test_logout_to_a_foreign_site_shows_the_signed_out_page(emulator, browser):
 
     assert response.status_code == 200
     assert "You signed out of your account" in response.text
+
+
+@pytest.mark.parametrize("address", ["http://[::1", "//[x", "http://[bad/x"])
+def test_logout_to_an_unreadable_address_signs_out_and_shows_the_signed_out_page(emulator, browser, address):
+    browser.sign_in_through(BEN)
+
+    response = browser.get("/organizations/oauth2/v2.0/logout", post_logout_redirect_uri=address, client_id=CLIENT_ID)
+
+    assert response.status_code == 200
+    assert "You signed out of your account" in response.text
+    assert redirect_params(browser.authorize(prompt="none"))["error"] == "login_required"
+
+
+def test_a_head_request_to_logout_does_not_sign_out(emulator, browser):
+    browser.sign_in_through(BEN)
+
+    assert browser.client.head("/organizations/oauth2/v2.0/logout").status_code == 200
+
+    assert "code" in redirect_params(browser.authorize(prompt="none"))
 
 
 def test_the_authorize_endpoint_also_accepts_post(emulator, browser):

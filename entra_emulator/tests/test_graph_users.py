@@ -304,6 +304,7 @@ def test_a_batch_with_an_expired_token_is_refused_as_a_whole(emulator, token):
         b'{"requests": [{"id": "1", "method": "GET"}]}',
         b'{"requests": [{"id": 1, "method": "GET", "url": "/users/x"}]}',
         json.dumps({"requests": [user_request("1", BEN.oid), user_request("1", ADA.oid)]}).encode(),
+        b'{"requests":' + b"[" * 100_000,  # nested too deep for Python's reader
     ],
 )
 def test_a_malformed_batch_is_a_bad_request(emulator, token, body):
@@ -319,12 +320,14 @@ def test_batch_items_the_emulator_does_not_serve_are_refused_one_by_one(emulator
         {"id": "patch", "method": "PATCH", "url": f"/users/{BEN.oid}"},
         {"id": "groups", "method": "GET", "url": "/groups"},
         {"id": "absolute", "method": "GET", "url": f"https://graph.microsoft.com/v1.0/users/{BEN.oid}"},
+        {"id": "unreadable", "method": "GET", "url": "http://[::1"},
         user_request("ok", BEN.oid),
     ]
 
     answers = responses_by_id(send_batch(emulator, token, requests))
 
-    assert {i: a["status"] for i, a in answers.items()} == {"patch": 405, "groups": 400, "absolute": 400, "ok": 200}
+    statuses = {i: a["status"] for i, a in answers.items()}
+    assert statuses == {"patch": 405, "groups": 400, "absolute": 400, "unreadable": 400, "ok": 200}
 
 
 def test_me_works_inside_a_batch_with_a_delegated_token(emulator, browser):
