@@ -104,6 +104,12 @@ def missing_parameter(name: str, error: str = "invalid_request") -> AadError:
     return AadError(error, 900144, f"The request body must contain the following parameter: '{name}'.")
 
 
+def duplicated_parameter(name: str) -> AadError:
+    return AadError(
+        "invalid_request", 9000411, f"The request is not properly formatted. The parameter '{name}' is duplicated."
+    )
+
+
 def invalid_request(detail: str = "Invalid request. Request is malformed or invalid.") -> AadError:
     return AadError("invalid_request", 9002313, detail)
 
@@ -229,6 +235,17 @@ def unknown_resource(resource: str, tenant_name: str) -> AadError:
             "tenant or consented to by any user in the tenant. You might have sent your authentication "
             "request to the wrong tenant."
         ),
+    )
+
+
+def mixed_default_scope(value: str) -> AadError:
+    """/.default asks for everything the app registration names on a resource: Microsoft refuses
+    it beside a named scope of the same resource."""
+    return AadError(
+        "invalid_scope",
+        70011,
+        f"The provided value for the input parameter 'scope' is not valid. The scope {value} is not valid. "
+        "static scope limit exceeded.",
     )
 
 

@@ -36,7 +36,11 @@ def _client_credentials(request, form) -> tuple[str | None, str | None]:
             client_id, _, secret = base64.b64decode(value.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             raise errors.invalid_request("The Authorization header is not valid HTTP Basic.") from None
-        return unquote_plus(client_id), unquote_plus(secret)
+        client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+        # RFC 6749 §2.3: one authentication method per request, not a choice between two.
+        if "client_secret" in form or form.get("client_id", client_id) != client_id:
+            raise errors.invalid_request("The client was authenticated by HTTP Basic and by the body: use one method.")
+        return client_id, secret
     return form.get("client_id"), form.get("client_secret")
 
 

@@ -39,9 +39,16 @@ async def _form(request) -> dict:
 
 
 async def _params(request) -> dict:
+    """The request's parameters, from the query and a POST's form; AadError when one is given
+    twice, as Microsoft refuses it rather than pick one (two `redirect_uri`, two `prompt`)."""
+    names = [name for name, _ in request.query_params.multi_items()]
     params = dict(request.query_params)
     if request.method == "POST":
+        form = await request.form()
+        names += [name for name, value in form.multi_items() if isinstance(value, str)]
         params.update(await _form(request))
+    if len(names) != len(set(names)):
+        raise errors.duplicated_parameter(next(name for name in names if names.count(name) > 1))
     return params
 
 
@@ -77,14 +84,17 @@ def _scopes(value: str, app, tenant, ref: str) -> list[str]:
         else:
             raise errors.unknown_resource(scope.rsplit("/", 1)[0], tenant.display_name if tenant else ref)
         scopes.extend(s for s in expanded if s not in scopes)
+    named = [s for s in map(normalize_scope, value.split()) if s.startswith(GRAPH_RESOURCE + "/")]
+    if f"{GRAPH_RESOURCE}/.default" in named and len(set(named)) > 1:
+        raise errors.mixed_default_scope(value)
     return scopes
 
 
 async def authorize(request):
     emulator = emulator_of(request)
-    params = await _params(request)
     ref = request.path_params["tenant"]
     try:
+        params = await _params(request)
         tenant, app = _requested_app(emulator, params, ref)
     except AadError as error:
         return error_page(request, error)
@@ -144,9 +154,9 @@ def _max_age(value) -> int | None:
 
 async def admin_consent(request):
     emulator = emulator_of(request)
-    params = dict(request.query_params)
     ref = request.path_params["tenant"]
     try:
+        params = await _params(request)
         tenant, app = _requested_app(emulator, params, ref)
     except AadError as error:
         return error_page(request, error)
@@ -459,7 +469,10 @@ def _may_return_after_logout(emulator, uri: str, client_id: str | None) -> bool:
 
 async def logout(request):
     emulator = emulator_of(request)
-    params = await _params(request)
+    try:
+        params = await _params(request)
+    except AadError as error:
+        return error_page(request, error)
     if request.method == "HEAD":  # a link checker or prefetcher: nobody asked to sign out
         return render("signed_out.html")
     emulator.end_session(request)

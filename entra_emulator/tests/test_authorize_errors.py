@@ -3,6 +3,8 @@ back to the app as Microsoft sends them."""
 
 import re
 
+import pytest
+
 from .support import (
     ADA,
     BEN,
@@ -24,6 +26,29 @@ def test_an_unregistered_redirect_uri_is_shown_on_the_emulators_page_and_never_r
     assert "location" not in response.headers
     assert "AADSTS50011" in response.text
     assert "https://evil.example/callback" in response.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"prompt": ["none", "login"]},
+        {"redirect_uri": ["https://evil.example/", REDIRECT_URI], "state": ["one", "two"]},
+        {"client_id": ["someone-else", CLIENT_ID]},
+    ],
+)
+def test_a_parameter_given_twice_is_shown_on_the_emulators_page_not_one_of_them_used(emulator, browser, params):
+    response = browser.authorize(**params)
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert "AADSTS9000411" in response.text and "is duplicated" in response.text
+
+
+def test_admin_consent_with_a_parameter_given_twice_is_refused_too(emulator, browser):
+    response = browser.admin_consent(CONTOSO, state=["a", "b"])
+
+    assert response.status_code == 400
+    assert "AADSTS9000411" in response.text
 
 
 def test_redirect_uris_must_match_exactly(emulator, browser):
@@ -103,6 +128,15 @@ def test_an_unknown_resource_scope_is_invalid_resource(emulator, browser):
 
     assert params["error"] == "invalid_resource"
     assert params["error_description"].startswith("AADSTS500011: ")
+
+
+def test_graphs_default_scope_beside_a_named_graph_scope_is_an_invalid_scope(emulator, browser):
+    scope = "openid https://graph.microsoft.com/.default https://graph.microsoft.com/User.Read"
+
+    params = redirect_params(browser.authorize(scope=scope))
+
+    assert params["error"] == "invalid_scope"
+    assert params["error_description"].startswith("AADSTS70011: ")
 
 
 def test_an_unsupported_pkce_method_is_an_invalid_request(emulator, browser):

@@ -1,5 +1,7 @@
 """The token endpoint: code redemption rules, client authentication, refresh tokens and errors."""
 
+import pytest
+
 from .support import (
     BEN,
     CLIENT_ID,
@@ -109,6 +111,17 @@ def test_the_client_secret_may_come_by_http_basic(emulator, browser):
     response = emulator.redeem(code, client_id=None, client_secret=None, auth=(CLIENT_ID, SECRET))
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body", [{"client_id": None, "client_secret": "WRONG"}, {"client_id": "another-app", "client_secret": None}]
+)
+def test_http_basic_beside_other_credentials_in_the_body_is_refused(emulator, browser, body):
+    code = browser.sign_in_through(BEN)["code"]
+
+    response = emulator.redeem(code, auth=(CLIENT_ID, SECRET), **body)
+
+    assert error_of(response) == ("invalid_request", 9002313)
 
 
 def test_a_wrong_secret_is_invalid_client_7000215(emulator, browser):
