@@ -280,7 +280,7 @@ SERVED_OVER_HTTPS = _site.scheme == "https"
 if SERVED_OVER_HTTPS and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
     raise ImproperlyConfigured(
         "SECRET_KEY must be at least 50 random characters on a site served over HTTPS; make one with "
-        "python3 -c \"import secrets; print(secrets.token_urlsafe(50))\"."
+        'python3 -c "import secrets; print(secrets.token_urlsafe(50))".'
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")

@@ -89,6 +89,7 @@ REASONS = {
     "licence": _("No valid licence"),
     "integration": _("No active integration"),
     "integration_disabled": _("The integration is disabled"),
+    "integration_deleted": _("The integration was deleted"),
     "tenant_not_integrated": _("A tenant the company has not connected"),
     "not_configured": _("Microsoft sign-in is not configured"),
     "not_connected": _("No portal user is connected to the Microsoft account"),

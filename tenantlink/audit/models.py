@@ -1,4 +1,5 @@
 import datetime
+import itertools
 
 from django.conf import settings
 from django.db import models
@@ -123,13 +124,34 @@ class AuditEventManager(models.Manager):
 
         The actor defaults to the signed-in user of `request`; the company to the target's or
         actor's company, so that company administrators see the event in their log."""
+        event = self._event(action, request, actor, actor_label, company, target, target_label, outcome, details)
+        insert(event)  # written on every sign-in: the statement composed once
+        # Every sign-in and pause is audited here, so the metrics are counted here too.
+        if action in (Action.SIGNIN_SUCCEEDED, Action.SIGNIN_FAILED):
+            metrics.count_signin(details.get("method") or details.get("step"), outcome)
+        elif action == Action.SIGNIN_LOCKED:
+            metrics.LOCKOUTS.labels("address" if event.target_label.startswith("address:") else "account").inc()
+        return event
+
+    def record_each(self, action, targets, *, request=None, **details):
+        """One event per person of an action that touches many at once (deleting an integration
+        removes everybody's connection), written in batches: `targets` gives (user, details of
+        that user's event) pairs, and `details` is added to each."""
+        events = (
+            self._event(action, request, None, "", None, user, "", Outcome.SUCCESS, {**own, **details})
+            for user, own in targets
+        )
+        while batch := list(itertools.islice(events, 1000)):
+            self.bulk_create(batch)
+
+    def _event(self, action, request, actor, actor_label, company, target, target_label, outcome, details):
         if actor is None and request is not None and request.user.is_authenticated:
             actor = request.user
         # By id: the company row itself is not needed, and reading it would cost a query.
         company_id = company.pk if company is not None else None
         if company_id is None:
             company_id = getattr(target, "company_id", None) or getattr(actor, "company_id", None)
-        event = self.model(
+        return self.model(
             action=action,
             actor=actor,
             actor_label=actor_label or (actor.username if actor else ""),
@@ -141,13 +163,6 @@ class AuditEventManager(models.Manager):
             outcome=outcome,
             details=details,
         )
-        insert(event)  # written on every sign-in: the statement composed once
-        # Every sign-in and pause is audited here, so the metrics are counted here too.
-        if action in (Action.SIGNIN_SUCCEEDED, Action.SIGNIN_FAILED):
-            metrics.count_signin(details.get("method") or details.get("step"), outcome)
-        elif action == Action.SIGNIN_LOCKED:
-            metrics.LOCKOUTS.labels("address" if event.target_label.startswith("address:") else "account").inc()
-        return event
 
 
 class AuditEvent(models.Model):

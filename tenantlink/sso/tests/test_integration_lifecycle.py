@@ -109,6 +109,14 @@ def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake
     assert not Integration.objects.exists() and not Connection.objects.exists()
     assert User.objects.filter(pk__in=[member.pk, carol.pk], is_active=True).count() == 2
     assert AuditEvent.objects.get(action=Action.SSO_INTEGRATION_DELETED).details["removed_connections"] == 2
+    # Each person's own history says their connection went, who removed it and why.
+    removals = AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED).order_by("target_label")
+    assert [(e.target_user, e.actor_label, e.company_id, e.details["reason"]) for e in removals] == [
+        (member, "alice", contoso.pk, "integration_deleted"),
+        (carol, "alice", contoso.pk, "integration_deleted"),
+    ]
+    detail = admin_client.get(f"/company/audit/{removals[1].pk}/").content.decode()
+    assert "The integration was deleted" in detail and "38d28601-c6aa-424e-b88a-441c835164d1" in detail
 
 
 def test_two_tabs_deleting_at_the_same_moment_delete_and_record_it_once(
@@ -129,6 +137,7 @@ def test_two_tabs_deleting_at_the_same_moment_delete_and_record_it_once(
     assert "is deleted" not in page
     [event] = AuditEvent.objects.filter(action=Action.SSO_INTEGRATION_DELETED)
     assert event.details["removed_connections"] == 1
+    assert AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED, target_user=member).count() == 1
 
 
 def test_verify_again_notices_that_the_app_was_removed(admin_client, fake_microsoft):

@@ -256,9 +256,7 @@ def delete(request, integration_id):
                     request, _("%(name)s was already deleted. Nothing changed.") % {"name": integration.display_name}
                 )
                 return redirect("sso_integrations")
-            removed = integration.connections.count()
-            integration.delete()
-            consent.record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
+            removed = consent.delete_integration(request, integration)
         messages.success(
             request,
             ngettext(
