@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
@@ -9,7 +10,7 @@ from django.utils.translation import ngettext
 from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies import admin as companies_admin
 from tenantlink.companies.models import Company
-from tenantlink.sso import adoption, requirement
+from tenantlink.sso import adoption, consent, requirement
 from tenantlink.sso.models import Connection, Integration
 
 ADOPTION_PAGE_SIZE = 50
@@ -45,6 +46,16 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def shown_status(self, integration):
         return integration.status_label
+
+    def delete_model(self, request, obj):
+        consent.record_connections_going(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for integration in queryset:
+                consent.record_connections_going(request, integration)
+            super().delete_queryset(request, queryset)
 
     def get_urls(self):
         adoption_view = self.admin_site.admin_view(self.adoption_view)

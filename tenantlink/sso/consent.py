@@ -230,9 +230,18 @@ def finish_consent(request, integration, params):
 
 
 def delete_integration(request, integration):
-    """Delete the integration with its connections; the number of connections removed. Each
-    person whose connection goes has it in their own audit history, as if they had removed it,
-    with the reason; nobody is emailed (an administrator's decision for the whole company)."""
+    """Delete the integration with its connections; the number of connections removed."""
+    record_connections_going(request, integration)
+    removed = integration.connections.count()
+    integration.delete()
+    record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
+    return removed
+
+
+def record_connections_going(request, integration):
+    """Before an integration is deleted (by its company's administrator or by operator staff):
+    each person whose connection goes with it has that in their own audit history, as if they had
+    removed it, with the reason. Nobody is emailed: one decision for the whole company."""
     connections = integration.connections.select_related("user").only("tid", "oid", "user").order_by("pk")
     AuditEvent.objects.record_each(
         Action.SSO_DISCONNECTED,
@@ -240,7 +249,3 @@ def delete_integration(request, integration):
         request=request,
         reason="integration_deleted",
     )
-    removed = integration.connections.count()
-    integration.delete()
-    record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
-    return removed

@@ -267,6 +267,32 @@ def test_deleting_several_users_at_once_logs_each(staff_client, member, contoso)
     assert sorted(event.target_label for event in staff_events(Action.STAFF_DELETED)) == ["bob", "carol"]
 
 
+@pytest.mark.parametrize("how", ["delete page", "delete selected"])
+def test_oscar_deleting_an_integration_puts_the_removed_connection_in_bobs_history(
+    staff_client, oscar, member, contoso, how
+):
+    from tenantlink.sso.models import Connection, Integration
+
+    integration = Integration.objects.create(company=contoso, tenant_id=uuid.uuid4(), display_name="Contoso")
+    oid = uuid.uuid4()
+    Connection.objects.create(user=member, integration=integration, tid=integration.tenant_id, oid=oid)
+
+    if how == "delete page":
+        post_form(staff_client, f"/staff/sso/integration/{integration.pk}/delete/", {"post": "yes"})
+    else:
+        post_form(
+            staff_client,
+            "/staff/sso/integration/",
+            {"action": "delete_selected", "_selected_action": [integration.pk], "post": "yes"},
+        )
+
+    assert not Connection.objects.exists()
+    [removal] = staff_events(Action.SSO_DISCONNECTED)
+    assert (removal.actor, removal.target_user, removal.company) == (oscar, member, contoso)
+    assert removal.details == {"tenant": str(integration.tenant_id), "oid": str(oid), "reason": "integration_deleted"}
+    assert [e.details["model"] for e in staff_events(Action.STAFF_DELETED)] == ["sso.integration"]
+
+
 def test_oscar_grants_northwind_a_licence_on_the_company_page(staff_client, oscar, northwind):
     url = f"/staff/companies/company/{northwind.pk}/change/"
     data = form_of(staff_client, url, "company_form")
