@@ -25,6 +25,7 @@ def _layout_urls(prefix):
         **{key: reverse(name) for key, name in LAYOUT_URLS.items()},
         "icon": static("tenantlink/icon.svg"),
         "stylesheet": static("tenantlink/site.css"),
+        "script": static("tenantlink/forms.js"),
     }
 
 

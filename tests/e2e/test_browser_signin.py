@@ -98,6 +98,35 @@ def test_an_enrolled_user_signs_in_with_password_and_authenticator_code(page, po
     expect_portal_of(page, ben)
 
 
+def test_pressing_sign_in_twice_on_a_slow_connection_signs_in_once(page, portal, people):
+    """Both presses before the first answer arrives: the browser keeps only the second answer, and
+    that request, still under the session the first one replaced, found the sign-in gone ("took
+    too long", the code used up). The page sends the form once."""
+    ben = people["ben"]
+    enter_password(page, portal, ben)
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    sent = []
+    page.on("request", lambda request: sent.append(request.method) if request.url.endswith("/signin/verify/") else None)
+    network = page.context.new_cdp_session(page)
+    network.send("Network.enable")
+    network.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 300, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+    page.get_by_label("Code").fill(pyotp.TOTP(ben.totp_seed).now())
+    button = page.get_by_role("button", name="Sign in", exact=True).bounding_box()
+    middle = (button["x"] + button["width"] / 2, button["y"] + button["height"] / 2)
+    page.mouse.click(*middle)
+    time.sleep(0.15)  # a second press before the first answer is back
+    page.mouse.click(*middle)
+
+    expect_portal_of(page, ben)
+    assert sent == ["POST"]
+    page.reload()  # still signed in: the session the browser kept is the one that signed in
+    expect_portal_of(page, ben)
+
+
 def test_a_user_of_a_company_without_sso_licence_is_never_offered_microsoft_sign_in(page, portal, people):
     nils = people["nils"]
 

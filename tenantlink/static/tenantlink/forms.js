@@ -1,0 +1,28 @@
+// A form sent twice before its answer arrives (a double click, Enter pressed twice) sends its
+// one-time code or its action twice. The browser keeps only the second answer: after a
+// sign-in code, the first request signed the person in with a new session and the second,
+// still under the old one, finds the sign-in gone, so the person is back at the start with
+// the code used. The second press is ignored while the first is on its way; the form can be
+// sent again after a while (no answer came) or when the page is shown again from the history.
+"use strict";
+
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (form.method.toLowerCase() !== "post") {
+    return; // searches and exports change nothing
+  }
+  if (form.hasAttribute("data-sent")) {
+    event.preventDefault();
+    return;
+  }
+  form.setAttribute("data-sent", "");
+  window.setTimeout(function () {
+    form.removeAttribute("data-sent");
+  }, 10000);
+});
+
+window.addEventListener("pageshow", function () {
+  document.querySelectorAll("form[data-sent]").forEach(function (form) {
+    form.removeAttribute("data-sent");
+  });
+});
