@@ -210,6 +210,17 @@ class User(AbstractBaseUser, PermissionsMixin):
     def has_second_factor(self):
         return hasattr(self, "totp")
 
+    @property
+    def standing(self):
+        """The account's status as the user list and the user's page show it: (words, badge)."""
+        if not self.is_active:
+            return _("Deactivated"), "bad"
+        if not self.has_usable_password():
+            return _("Invited"), "warn"
+        if not self.has_second_factor:
+            return _("No second factor yet"), "warn"
+        return _("Active"), "ok"
+
     def reset_second_factor(self):
         """Remove the authenticator and recovery codes, and end every session: usually the phone
         was lost or stolen, and whoever holds it must not stay signed in. The next sign-in walks

@@ -82,6 +82,31 @@ def test_names_are_shown_as_text_not_as_markup(admin_client, contoso):
     assert "<script>" not in text(response)
 
 
+def test_the_list_and_each_users_page_give_the_same_status(admin_client, member, contoso):
+    invited = make_user("ivy", contoso, enrolled=False)
+    invited.set_unusable_password()
+    invited.save()
+    not_enrolled = make_user("nat", contoso, enrolled=False)
+    gone = make_user("gus", contoso, is_active=False)
+    rows = dict(
+        re.findall(
+            r'href="/company/users/(\d+)/".*?<span class="badge \w+">([^<]+)</span>',
+            text(admin_client.get("/company/users/")),
+            re.S,
+        )
+    )
+
+    for user, status in (
+        (member, "Active"),
+        (invited, "Invited"),
+        (not_enrolled, "No second factor yet"),
+        (gone, "Deactivated"),
+    ):
+        assert rows[str(user.pk)] == status
+        page = text(admin_client.get(f"/company/users/{user.pk}/"))
+        assert re.search(rf"<dt>Status</dt><dd><span class=\"badge \w+\">{status}</span>", page), status
+
+
 def test_thirty_users_fill_two_pages(admin_client, admin, contoso):
     for number in range(1, 30):  # with alice, thirty users
         User.objects.create_user(f"user{number:02}", company=contoso, display_name=f"User {number:02}")
