@@ -41,6 +41,19 @@ def test_a_user_without_a_second_factor_is_walked_through_enrolment(client, cont
     assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED, target_user=cleo).exists()
 
 
+def test_someone_at_the_wrong_account_can_start_again_from_the_set_up_page(client, contoso, member):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+
+    assert (
+        '<a href="/signin/">Start again with a different account</a>' in client.get("/signin/enrol/").content.decode()
+    )
+    response = client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    assert response.url == "/signin/verify/"  # bob's second step, cleo's set-up forgotten
+    client.post("/signin/verify/", {"code": code_for(member)})
+    assert client.get("/portal/").context["user"] == member
+
+
 def test_a_wrong_confirmation_code_keeps_the_same_seed(client, contoso):
     make_user("cleo", contoso, enrolled=False)
     client.post("/signin/", {"username": "cleo", "password": PASSWORD})
