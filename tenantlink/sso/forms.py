@@ -35,6 +35,7 @@ class AddIntegrationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.company = company
         self.tenant_id = None
+        self.existing = None  # the company's integration of this tenant, not working yet: approved again
 
     def clean_tenant(self):
         # Pasted text often carries spaces, braces round a GUID, or the root dot of a domain name.
@@ -69,7 +70,9 @@ class AddIntegrationForm(forms.Form):
             self.add_error("tenant", _("Personal Microsoft accounts cannot be used. Enter your organization's tenant."))
             return self.cleaned_data
         existing = Integration.objects.filter(company=self.company, tenant_id=self.tenant_id).first()
-        if existing is not None:
+        if existing is not None and existing.status not in Integration.WORKING:
+            self.existing = existing  # added before, never approved (or refused): on to Microsoft again
+        elif existing is not None:
             self.add_error(
                 "tenant",
                 _("This tenant is already in your list (%(name)s, %(status)s).")

@@ -91,6 +91,8 @@ def add(request):
     if _refused(request):
         return redirect("sso_integrations")
     form = AddIntegrationForm(request.user.company, data=request.POST if request.method == "POST" else None)
+    if form.is_valid() and form.existing:
+        return redirect(consent.start_consent(request, form.existing))
     if form.is_valid():
         try:
             with transaction.atomic():
