@@ -229,6 +229,20 @@ class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
             )
         return data
 
+    def save(self, commit=True):
+        """The new password, unless the password changed since this request read it (the form
+        sent from two tabs at once: the first one's change stands, and the second is told): the
+        user then, else None. Only the password's columns are written: an administrator may have
+        deactivated the user or ended every session meanwhile, and writing back the whole row
+        read at the start of the request would undo that."""
+        read = self.user.password
+        self.user.set_password(self.cleaned_data["new_password1"])
+        self.user.must_change_password = False
+        changed = User.objects.filter(pk=self.user.pk, password=read).update(
+            password=self.user.password, must_change_password=False
+        )
+        return self.user if changed else None
+
 
 class CompanyUserForm(forms.ModelForm):
     """An administrator creates a user of their own company."""
@@ -369,3 +383,9 @@ class PreferencesForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["time_zone"].choices = time_zone_choices(self.instance.time_zone)
+
+    def save(self, commit=True):
+        # Only these columns, not the whole row read at the start of the request: a deactivation
+        # or "sign out everywhere" made meanwhile would be written back as it was.
+        self.instance.save(update_fields=self.Meta.fields)
+        return self.instance

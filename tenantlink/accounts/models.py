@@ -228,7 +228,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         resets at the same moment (the user's row is locked) are one reset and one that finds it
         done, and a reset sent again from an old tab does not end the enrolment begun since."""
         with transaction.atomic():
-            User.objects.select_for_update().filter(pk=self.pk).exists()
+            # NO KEY: audit events written about the user meanwhile (a foreign key) need not wait.
+            User.objects.select_for_update(no_key=True).filter(pk=self.pk).exists()
             removed = TOTPDevice.objects.filter(user=self).delete()[0] + self.recovery_codes.all().delete()[0]
             # Forget the cached reverse relation, which would still say the device exists.
             self._state.fields_cache.pop("totp", None)

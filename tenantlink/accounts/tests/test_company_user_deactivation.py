@@ -2,6 +2,10 @@
 factor: each asks first and says what happens to whom, signs the user out everywhere, and is
 recorded; nobody can do it to themselves."""
 
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from tenantlink.accounts.forms import SIGNIN_FAILED
@@ -17,6 +21,49 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in, signed_in_browser
 
 # Deactivation and reactivation ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["deactivate", "reset-second-factor"])
+def test_an_audit_event_being_written_about_the_user_does_not_hold_up_the_administrator(admin_client, member, action):
+    """PostgreSQL: an audit event written about bob holds a key-share lock on his row (its foreign
+    key) until it is committed. Locked FOR UPDATE, a deactivation or reset waited for it, while
+    the event, holding the lock on its actor's row already, could be waiting for this one: a
+    deadlock, and a 503 for one of two administrators acting on bob at the same moment. (SQLite
+    has one writer at a time, so the other writer could not stay open.)"""
+    if connection.vendor != "postgresql":
+        assert admin_client.post(f"/company/users/{member.pk}/{action}/").status_code == 302
+        return
+    held, release = threading.Event(), threading.Event()
+
+    def another_request():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # Django's foreign keys are checked at commit, where an audit event's transaction
+                # takes the lock on each row it names, one after the other: checked here at once.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                AuditEvent.objects.record(Action.SIGNIN_FAILED, target=User.objects.get(pk=member.pk))
+                held.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=another_request)
+    writer.start()
+    assert held.wait(5)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        response = admin_client.post(f"/company/users/{member.pk}/{action}/")
+    finally:
+        release.set()
+        writer.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    assert response.status_code == 302, response.content.decode()[:300]
+    member.refresh_from_db()
+    assert member.session_generation == 1
 
 
 def test_a_deactivated_user_cannot_sign_in_and_their_session_stops_working(admin_client, admin, member, contoso):

@@ -6,6 +6,7 @@ import pyotp
 from django.conf import settings
 from django.test import Client
 
+from tenantlink.accounts.forms import ChangePasswordForm, PreferencesForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
@@ -59,6 +60,65 @@ def test_changing_the_password_ends_other_sessions(member_client, member):
     member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
     assert other_browser.get("/portal/").status_code == 302
     assert member_client.get("/portal/").status_code == 200
+
+
+def meanwhile(monkeypatch, form_class, action):
+    """`action` runs as another request would, after this request read the user and before its
+    form is saved."""
+    checked = form_class.is_valid
+
+    def is_valid(form):
+        action()
+        return checked(form)
+
+    monkeypatch.setattr(form_class, "is_valid", is_valid)
+
+
+NEW = "a brand new passphrase"
+
+
+def test_saving_settings_while_an_administrator_deactivates_the_user_does_not_undo_it(
+    member_client, member, monkeypatch
+):
+    meanwhile(monkeypatch, PreferencesForm, lambda: User.objects.get(pk=member.pk).deactivate())
+
+    member_client.post("/profile/settings/", {"language": "sv", "time_zone": "Europe/Stockholm"})
+
+    member.refresh_from_db()
+    assert (member.is_active, member.session_generation, member.language) == (False, 1, "sv")
+    assert member_client.get("/portal/").status_code == 302  # signed out, as the deactivation said
+
+
+def test_changing_the_password_while_an_administrator_signs_the_user_out_everywhere_keeps_both(
+    member_client, member, monkeypatch
+):
+    meanwhile(monkeypatch, ChangePasswordForm, lambda: User.objects.get(pk=member.pk).reset_second_factor())
+
+    member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": NEW, "new_password2": NEW})
+
+    member.refresh_from_db()
+    assert member.check_password(NEW)
+    assert member.session_generation == 1 and not TOTPDevice.objects.filter(user=member).exists()
+
+
+def test_of_two_tabs_changing_the_password_at_once_the_first_stands_and_the_second_is_told(
+    member_client, member, monkeypatch
+):
+    def other_tab():
+        other = User.objects.get(pk=member.pk)
+        other.set_password("the other tab's passphrase")
+        other.save(update_fields=["password"])
+
+    meanwhile(monkeypatch, ChangePasswordForm, other_tab)
+
+    response = member_client.post(
+        "/profile/password/", {"old_password": PASSWORD, "new_password1": NEW, "new_password2": NEW}, follow=True
+    )
+
+    assert "Your password was changed a moment ago in another window. That password stays" in response.content.decode()
+    member.refresh_from_db()
+    assert member.check_password("the other tab's passphrase") and not member.check_password(NEW)
+    assert not AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED).exists()
 
 
 def test_moving_to_a_new_authenticator_after_a_recent_signin(member_client, member):

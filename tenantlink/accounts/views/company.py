@@ -103,7 +103,12 @@ def _lock_as_administrator(request, member):
     acting administrator is no longer one. Two administrators deactivating each other at the same
     moment are then served one after the other, and the second finds herself deactivated: the
     company keeps an administrator."""
-    locked = User.objects.select_for_update().filter(pk__in=sorted({request.user.pk, member.pk})).order_by("pk")
+    # FOR NO KEY UPDATE, not FOR UPDATE: an audit event being written about either of them holds
+    # a key-share lock on the row (its foreign key), which FOR UPDATE would wait for, and which
+    # waited for this one in turn (PostgreSQL found the deadlock and one request got a 503).
+    locked = (
+        User.objects.select_for_update(no_key=True).filter(pk__in=sorted({request.user.pk, member.pk})).order_by("pk")
+    )
     actor = next((user for user in locked if user.pk == request.user.pk), None)
     if actor is None or not actor.is_company_admin or actor.company_id != request.user.company_id:
         raise PermissionDenied

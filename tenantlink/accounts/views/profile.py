@@ -78,8 +78,15 @@ def settings_tab(request):
 def change_password(request):
     form = ChangePasswordForm(request, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        form.user.must_change_password = False  # saved together with the new password
         user = form.save()
+        if user is None:
+            messages.error(
+                request,
+                _(
+                    "Your password was changed a moment ago in another window. That password stays; this form changed nothing."
+                ),
+            )
+            return redirect("profile_settings")
         update_session_auth_hash(request, user)  # other sessions of this user end; this one stays
         AuditEvent.objects.record(Action.PASSWORD_CHANGED, request=request, target=user)
         messages.success(request, _("Your password has been changed."))
