@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from tenantlink.accounts.models import Throttle
+from tenantlink.audit import labels
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.lib.net import client_address
 
@@ -37,7 +38,7 @@ def account_key(username, user=None):
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_USERNAME = "(unknown username)"
+UNKNOWN_USERNAME = labels.UNKNOWN_USERNAME  # what the audit log keeps instead of a name nobody has
 
 
 def _address_key(request):

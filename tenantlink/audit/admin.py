@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from tenantlink.audit import labels
 from tenantlink.audit.models import AuditEvent
 
 
@@ -7,10 +9,18 @@ from tenantlink.audit.models import AuditEvent
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit log is evidence, so nobody edits or deletes it here."""
 
-    list_display = ["created_at", "company", "actor_label", "action", "target_label", "outcome", "client_ip"]
+    list_display = ["created_at", "company", "who", "action", "whom", "outcome", "client_ip"]
     list_filter = ["action", "outcome", "company"]
     search_fields = ["actor_label", "target_label", "client_ip"]
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("actor"), ordering="actor_label")
+    def who(self, event):
+        return labels.actor(event.actor_label, event.actor_id)
+
+    @admin.display(description=_("target"), ordering="target_label")
+    def whom(self, event):
+        return labels.target(event.target_label, event.target_user_id)
 
     def has_add_permission(self, request):
         return False

@@ -24,6 +24,10 @@ ACTORS = {
     LEAVER_CHECK: _("Leaver check"),
     "command line": _("Command line"),
 }
+# Whom, when it was no person: a sign-in attempt with a name that belongs to nobody (the name
+# itself is not kept: tenantlink.accounts.throttle).
+UNKNOWN_USERNAME = "(unknown username)"
+TARGETS = {UNKNOWN_USERNAME: _("(unknown username)")}
 
 DETAIL_NAMES = {
     "method": _("Sign-in method"),
@@ -151,6 +155,11 @@ ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|
 def actor(label, person):
     """The 'Who' of an event: a username as it is, a process (no `person`) by its name."""
     return label if person else ACTORS.get(label, label)
+
+
+def target(label, person):
+    """The 'Whom' of an event: a username as it is, an unknown name in the viewer's words."""
+    return label if person else TARGETS.get(label, label)
 
 
 def value(name, stored):

@@ -11,6 +11,7 @@ from html.parser import HTMLParser
 import pyotp
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
 from tenantlink.accounts.models import TOTPDevice, User
@@ -291,6 +292,16 @@ def test_oscar_deleting_an_integration_puts_the_removed_connection_in_bobs_histo
     assert (removal.actor, removal.target_user, removal.company) == (oscar, member, contoso)
     assert removal.details == {"tenant": str(integration.tenant_id), "oid": str(oid), "reason": "integration_deleted"}
     assert [e.details["model"] for e in staff_events(Action.STAFF_DELETED)] == ["sso.integration"]
+
+
+def test_a_sign_in_attempt_with_a_name_nobody_has_reads_in_the_staffs_language(staff_client, oscar):
+    Client().post("/signin/", {"username": "nobody-here", "password": "guess"})
+
+    assert "(unknown username)" in staff_client.get("/staff/audit/auditevent/").content.decode()
+    User.objects.filter(pk=oscar.pk).update(language="sv")
+    page = staff_client.get("/staff/audit/auditevent/").content.decode()
+    assert "(okänt användarnamn)" in page and "(unknown username)" not in page
+    assert "nobody-here" not in page  # the name typed is not kept
 
 
 def test_oscar_grants_northwind_a_licence_on_the_company_page(staff_client, oscar, northwind):
