@@ -107,6 +107,14 @@ def test_the_list_and_each_users_page_give_the_same_status(admin_client, member,
         assert re.search(rf"<dt>Status</dt><dd><span class=\"badge \w+\">{status}</span>", page), status
 
 
+def test_a_users_recent_activity_is_named_as_its_heading_says(admin_client, member):
+    page = text(admin_client.get(f"/company/users/{member.pk}/"))
+
+    assert "<h2>Recent activity</h2>" in page
+    assert 'role="region" aria-label="Recent activity"' in page  # what a screen reader announces
+    assert 'aria-label="Audit log"' in text(admin_client.get("/company/audit/"))
+
+
 def test_thirty_users_fill_two_pages(admin_client, admin, contoso):
     for number in range(1, 30):  # with alice, thirty users
         User.objects.create_user(f"user{number:02}", company=contoso, display_name=f"User {number:02}")
