@@ -7,11 +7,12 @@ import re
 import zoneinfo
 
 from django.core import mail
+from django.test import Client
 
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import sign_in
 from tenantlink.sso.models import Connection
-from tenantlink.sso.tests.microsoft_signin_helpers import connected, page_text
+from tenantlink.sso.tests.microsoft_signin_helpers import connected, page_text, password_signin_of
 
 
 def test_a_user_disconnects_in_my_profile(client, member, contoso_integration):
@@ -30,6 +31,8 @@ def test_a_user_disconnects_in_my_profile(client, member, contoso_integration):
         response = method("/profile/microsoft/disconnect/", follow=True)
         assert "Your account has no Microsoft connection." in page_text(response)
     assert AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED).count() == 1
+    # Turned off by choice: the next password sign-in goes to the portal, not to the offer.
+    assert password_signin_of(Client(), member, step=1).redirect_chain[-1][0] == "/portal/"
 
 
 def test_an_administrator_disconnects_a_member(admin_client, member, contoso_integration):
@@ -44,6 +47,8 @@ def test_an_administrator_disconnects_a_member(admin_client, member, contoso_int
     response = admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)  # a second tab
     assert "Bob has no Microsoft connection." in page_text(response)
     assert len(mail.outbox) == 1
+    # Not bob's choice: his next password sign-in offers Microsoft again.
+    assert password_signin_of(Client(), member).redirect_chain[-1][0] == "/sso/offer/?next=%2Fportal%2F"
 
 
 SWEDISH_MONTHS = [

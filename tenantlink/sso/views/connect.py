@@ -76,6 +76,8 @@ def disconnect_own(request):
     if connection is None or not flows.disconnect(request, connection):
         messages.info(request, _("Your account has no Microsoft connection."))
         return redirect("profile_settings")
+    # Turned off by choice: not offered again after every sign-in (Settings can connect again).
+    DeclinedOffer.objects.get_or_create(user=request.user)
     if request.session.get(flows.CONNECTION_KEY):
         # This session was opened with the Microsoft account just removed: it ends now.
         logout(request)
