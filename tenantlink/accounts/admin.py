@@ -15,6 +15,7 @@ from tenantlink.accounts import flows
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.audit.staff_admin import StaffAuditMixin
+from tenantlink.lib.admin import LabelledInputs
 
 
 class StaffUserCreationForm(UserCreationForm):
@@ -29,7 +30,7 @@ class StaffUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(StaffAuditMixin, DjangoUserAdmin):
+class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
     add_form = StaffUserCreationForm
     form = StaffUserChangeForm
     list_display = ["username", "display_name", "company", "role", "is_active", "has_second_factor", "last_login"]

@@ -3,9 +3,10 @@ from django.utils.translation import gettext_lazy as _
 
 from tenantlink.audit.staff_admin import StaffAuditMixin
 from tenantlink.companies.models import Company, Licence
+from tenantlink.lib.admin import LabelledInputs, LabelledTabularInline
 
 
-class LicenceInline(admin.TabularInline):
+class LicenceInline(LabelledTabularInline):
     model = Licence
     extra = 0
     fields = ["product", "valid_from", "valid_until", "revoked", "revoked_at"]
@@ -15,7 +16,7 @@ class LicenceInline(admin.TabularInline):
 # StaffAuditMixin writes each change, including the licence rows of the company page, to the
 # audit log; the company sees it in its own log.
 @admin.register(Company)
-class CompanyAdmin(StaffAuditMixin, admin.ModelAdmin):
+class CompanyAdmin(LabelledInputs, StaffAuditMixin, admin.ModelAdmin):
     list_display = ["name", "has_sso", "created_at"]
     search_fields = ["name"]
     inlines = [LicenceInline]
@@ -26,7 +27,7 @@ class CompanyAdmin(StaffAuditMixin, admin.ModelAdmin):
 
 
 @admin.register(Licence)
-class LicenceAdmin(StaffAuditMixin, admin.ModelAdmin):
+class LicenceAdmin(LabelledInputs, StaffAuditMixin, admin.ModelAdmin):
     list_display = ["company", "product", "valid_from", "valid_until", "revoked", "status"]
     list_filter = ["product", "revoked"]
     search_fields = ["company__name"]

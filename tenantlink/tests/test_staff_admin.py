@@ -304,6 +304,46 @@ def test_a_sign_in_attempt_with_a_name_nobody_has_reads_in_the_staffs_language(s
     assert "nobody-here" not in page  # the name typed is not kept
 
 
+class _Unnamed(HTMLParser):
+    """The inputs of a page that a screen reader could not name: no <label for> and no aria-label."""
+
+    def __init__(self):
+        super().__init__()
+        self.inputs, self.labelled = [], set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label" and attrs.get("for"):
+            self.labelled.add(attrs["for"])
+        elif tag in ("input", "select", "textarea") and attrs.get("type") not in ("hidden", "submit", "button"):
+            self.inputs.append(attrs)
+
+    def unnamed(self):
+        return [
+            i.get("name")
+            for i in self.inputs
+            if i.get("id") not in self.labelled and not i.get("aria-label") and not i.get("aria-labelledby")
+        ]
+
+
+def unnamed_inputs(response):
+    assert response.status_code == 200
+    reader = _Unnamed()
+    reader.feed(response.content.decode())
+    assert reader.inputs
+    return reader.unnamed()
+
+
+def test_every_input_of_the_licence_and_user_pages_has_a_name_a_screen_reader_can_say(staff_client, member, contoso):
+    contoso.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+
+    assert unnamed_inputs(staff_client.get("/staff/companies/licence/add/")) == []
+    assert unnamed_inputs(staff_client.get(f"/staff/companies/company/{contoso.pk}/change/")) == []
+    assert unnamed_inputs(staff_client.get(f"/staff/accounts/user/{member.pk}/change/")) == []
+    html = staff_client.get("/staff/companies/licence/add/").content.decode()
+    assert 'aria-label="Valid until: time"' in html
+
+
 def test_oscar_grants_northwind_a_licence_on_the_company_page(staff_client, oscar, northwind):
     url = f"/staff/companies/company/{northwind.pk}/change/"
     data = form_of(staff_client, url, "company_form")
