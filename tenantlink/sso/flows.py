@@ -27,7 +27,7 @@ from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
 from tenantlink.sso import id_tokens, microsoft
 from tenantlink.sso.microsoft import MicrosoftError
-from tenantlink.sso.models import Connection, Integration, PendingAuthorization
+from tenantlink.sso.models import Connection, DeclinedOffer, Integration, PendingAuthorization
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,9 @@ def finish_connect(request, pending, params):
                 )
         except IntegrityError:  # the database decides races between two connects
             raise Refusal("already_connected" if Connection.objects.filter(user=user).exists() else "taken") from None
+        # Connected after all: "Don't ask again" (or turning it off) no longer stands, and should an
+        # administrator remove this connection, the offer comes back at the next sign-in.
+        DeclinedOffer.objects.filter(user=user).delete()
     except Refusal as refusal:
         AuditEvent.objects.record(
             Action.SSO_CONNECT_FAILED,

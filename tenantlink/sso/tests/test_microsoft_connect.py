@@ -61,6 +61,19 @@ def test_dont_ask_again_is_remembered(client, member, contoso_integration):
     assert "Enable" in page_text(client.get("/profile/settings/"))
 
 
+def test_connecting_after_dont_ask_again_brings_the_offer_back_once_an_administrator_disconnects(
+    client, member, contoso_integration, fake_microsoft, admin
+):
+    password_signin_of(client, member)
+    client.post("/sso/offer/decline/", {"next": "/portal/"})
+    connect(client, fake_microsoft)  # from My Profile, later
+    assert Connection.objects.filter(user=member).exists() and not DeclinedOffer.objects.exists()
+
+    signed_in_browser(admin).post(f"/company/users/{member.pk}/microsoft/disconnect/")
+
+    assert password_signin_of(Client(), member, step=1).redirect_chain[-1][0] == "/sso/offer/?next=%2Fportal%2F"
+
+
 @pytest.mark.parametrize(
     ("claims", "account"),
     [
