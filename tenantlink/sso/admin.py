@@ -48,13 +48,16 @@ class IntegrationAdmin(ReadOnlyFields, StaffAuditMixin, admin.ModelAdmin):
         return integration.status_label
 
     def delete_model(self, request, obj):
-        consent.record_connections_going(request, obj)
-        super().delete_model(request, obj)
+        with transaction.atomic():  # the delete page's own transaction, where there is one
+            if consent.lock_for_deletion(obj):
+                consent.record_connections_going(request, obj)
+                super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
         with transaction.atomic():
-            for integration in queryset:
-                consent.record_connections_going(request, integration)
+            for integration in queryset.order_by("pk"):  # locked in one order
+                if consent.lock_for_deletion(integration):
+                    consent.record_connections_going(request, integration)
             super().delete_queryset(request, queryset)
 
     def get_urls(self):

@@ -226,16 +226,24 @@ def finish_consent(request, integration, params):
     return verify(request, integration, consent_completed=True)
 
 
-# Flows 3–5: users connect a Microsoft account, sign in with it, and remove it.
-
-
 def delete_integration(request, integration):
-    """Delete the integration with its connections; the number of connections removed."""
-    record_connections_going(request, integration)
-    removed = integration.connections.count()
-    integration.delete()
-    record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
+    """Delete the integration with its connections (by its company's administrator); the number of
+    connections removed, or None when it was gone already."""
+    with transaction.atomic():
+        if not lock_for_deletion(integration):
+            return None
+        record_connections_going(request, integration)
+        removed = integration.connections.count()
+        integration.delete()
+        record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
     return removed
+
+
+def lock_for_deletion(integration):
+    """Inside a transaction: whether the integration still exists, locked. Of two deleting it at
+    the same moment the second waits and finds it gone, instead of recording its deletion (and
+    everybody's connection going) twice; and nobody connects through it meanwhile, unrecorded."""
+    return Integration.objects.select_for_update().filter(pk=integration.pk).exists()
 
 
 def record_connections_going(request, integration):

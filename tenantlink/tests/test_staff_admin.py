@@ -294,6 +294,25 @@ def test_oscar_deleting_an_integration_puts_the_removed_connection_in_bobs_histo
     assert [e.details["model"] for e in staff_events(Action.STAFF_DELETED)] == ["sso.integration"]
 
 
+def test_an_integration_deleted_meanwhile_is_not_deleted_and_recorded_again(rf, oscar, member, contoso):
+    """Two operators deleting it at the same moment: the second finds it gone (it is locked)."""
+    from django.contrib import admin
+
+    from tenantlink.sso.models import Connection, Integration
+
+    integration = Integration.objects.create(company=contoso, tenant_id=uuid.uuid4(), display_name="Contoso")
+    Connection.objects.create(user=member, integration=integration, tid=integration.tenant_id, oid=uuid.uuid4())
+    read_by_the_other = Integration.objects.get(pk=integration.pk)
+    request = rf.post("/staff/")
+    request.user = oscar
+    model_admin = admin.site._registry[Integration]
+    model_admin.delete_model(request, integration)
+
+    model_admin.delete_model(request, read_by_the_other)
+
+    assert len(staff_events(Action.SSO_DISCONNECTED)) == 1 and len(staff_events(Action.STAFF_DELETED)) == 1
+
+
 def test_a_sign_in_attempt_with_a_name_nobody_has_reads_in_the_staffs_language(staff_client, oscar):
     Client().post("/signin/", {"username": "nobody-here", "password": "guess"})
 

@@ -402,12 +402,14 @@ def test_one_tenant_appears_once_per_company_but_two_companies_may_add_it(
     first = start(admin_client, CONTOSO, name="Contoso HQ")
     # The trip to Microsoft abandoned: adding it again is a new trip for the same integration.
     again = start(admin_client, "contoso.onmicrosoft.com")
-    assert again != first and Integration.objects.get().display_name == "Contoso HQ"
+    assert again != first and Integration.objects.get().display_name == "Contoso HQ"  # none typed: kept
+    again = start(admin_client, "contoso.onmicrosoft.com", name="Contoso Head Office")
+    assert Integration.objects.get().display_name == "Contoso Head Office"
     fake_microsoft.app_in.add(CONTOSO)
     come_back(admin_client, fake_microsoft, **approved(again))
     for pasted in ("contoso.onmicrosoft.com", " Contoso.onmicrosoft.com. ", f"{{{CONTOSO.upper()}}}"):
         response = admin_client.post("/company/sso/add/", {"tenant": pasted})
-        assert "This tenant is already in your list (Contoso HQ, Active)." in response.content.decode()
+        assert "This tenant is already in your list (Contoso Head Office, Active)." in response.content.decode()
 
     outsider.company.grant_licence(Licence.Product.SSO, timezone.now() + timezone.timedelta(days=30))
     other_admin = Client()

@@ -92,6 +92,7 @@ def add(request):
         return redirect("sso_integrations")
     form = AddIntegrationForm(request.user.company, data=request.POST if request.method == "POST" else None)
     if form.is_valid() and form.existing:
+        form.existing.save(update_fields=["display_name"])  # the name typed this time, if any
         return redirect(consent.start_consent(request, form.existing))
     if form.is_valid():
         try:
@@ -250,15 +251,12 @@ def delete(request, integration_id):
     integration = _integration(request, integration_id)
     connected = integration.connections.count()
     if request.method == "POST":
-        with transaction.atomic():
-            # Locked first: of two administrators deleting it at the same moment, the second waits
-            # and finds it gone, instead of recording a second deletion (and its connections twice).
-            if not Integration.objects.select_for_update().filter(pk=integration.pk).exists():
-                messages.info(
-                    request, _("%(name)s was already deleted. Nothing changed.") % {"name": integration.display_name}
-                )
-                return redirect("sso_integrations")
-            removed = consent.delete_integration(request, integration)
+        removed = consent.delete_integration(request, integration)
+        if removed is None:
+            messages.info(
+                request, _("%(name)s was already deleted. Nothing changed.") % {"name": integration.display_name}
+            )
+            return redirect("sso_integrations")
         messages.success(
             request,
             ngettext(
