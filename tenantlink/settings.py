@@ -274,13 +274,19 @@ if _site.path or _site.query or _site.fragment or SITE_URL[-1] in "?#":  # the p
     raise ImproperlyConfigured(f"SITE_URL must be the address without a path, such as https://{_site.netloc}.")
 _port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"
-# A site people reach over HTTPS is a real one: whoever knows or guesses its SECRET_KEY can forge
-# what it signs (invitation links, the bond of a session to its user's password, the messages
-# cookie). The demo and local trials, over http, may keep the development key.
-if SERVED_OVER_HTTPS and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+# Whoever knows or guesses SECRET_KEY can forge what it signs (invitation links, the bond of a
+# session to its user's password, the messages cookie). A site people reach over HTTPS is a real
+# one: its key must be long and random (Django's own measure in check --deploy). The published
+# development key is for DEBUG and for the demo and local trials on this machine only.
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+if (SERVED_OVER_HTTPS or (not DEBUG and _site.hostname not in _LOOPBACK)) and (
+    SECRET_KEY == DEVELOPMENT_SECRET_KEY
+    or SECRET_KEY.startswith("django-insecure-")
+    or (SERVED_OVER_HTTPS and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5))
+):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be at least 50 random characters on a site served over HTTPS; make one with "
-        'python3 -c "import secrets; print(secrets.token_urlsafe(50))".'
+        "SECRET_KEY must be at least 50 random characters of your own on a site people reach; make one "
+        'with python3 -c "import secrets; print(secrets.token_urlsafe(50))".'
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")

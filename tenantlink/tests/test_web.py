@@ -169,7 +169,13 @@ def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
 
 @pytest.mark.parametrize(
     "secret_key",
-    ["insecure-development-key-do-not-use", "short-but-random-Kq8Zr2", "a" * 60 + "b" * 10, "ab" * 40],
+    [
+        "insecure-development-key-do-not-use",
+        "short-but-random-Kq8Zr2",
+        "a" * 60 + "b" * 10,
+        "ab" * 40,
+        "django-insecure-" + "k3#v9xq2m8rz5w7p1n4t6y0b" * 3,  # what startproject writes
+    ],
 )
 def test_a_site_served_over_https_refuses_a_weak_secret_key(monkeypatch, secret_key):
     """Invitation links and the messages cookie are signed with it: a known or guessable key
@@ -182,13 +188,17 @@ def test_a_site_served_over_https_refuses_a_weak_secret_key(monkeypatch, secret_
 
     monkeypatch.setenv("SITE_URL", "https://portal.example.com")
     monkeypatch.setenv("SECRET_KEY", secret_key)
-    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters"):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters of your own"):
         importlib.reload(tenantlink.settings)
     monkeypatch.setenv("SECRET_KEY", "Xq3v9" * 10)
     assert importlib.reload(tenantlink.settings).SECRET_KEY == "Xq3v9" * 10
     monkeypatch.setenv("SITE_URL", "http://127.0.0.1:8000")  # the demo's: the development key will do
     monkeypatch.setenv("SECRET_KEY", "insecure-development-key-do-not-use")
     assert importlib.reload(tenantlink.settings).SERVED_OVER_HTTPS is False
+    # Behind a proxy that ends TLS with SITE_URL mistakenly http: still a site people reach.
+    monkeypatch.setenv("SITE_URL", "http://portal.example.com")
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters of your own"):
+        importlib.reload(tenantlink.settings)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
 

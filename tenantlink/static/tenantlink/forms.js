@@ -3,7 +3,8 @@
 // sign-in code, the first request signed the person in with a new session and the second,
 // still under the old one, finds the sign-in gone, so the person is back at the start with
 // the code used. The second press is ignored while the first is on its way; the form can be
-// sent again after a while (no answer came) or when the page is shown again from the history.
+// sent again when the page is shown again from the history, or after a minute without an answer
+// (longer than the portal's slowest request, which waits on Microsoft: see gunicorn.conf.py).
 "use strict";
 
 document.addEventListener("submit", function (event) {
@@ -18,7 +19,7 @@ document.addEventListener("submit", function (event) {
   form.setAttribute("data-sent", "");
   window.setTimeout(function () {
     form.removeAttribute("data-sent");
-  }, 10000);
+  }, 60000);
 });
 
 window.addEventListener("pageshow", function () {
