@@ -213,7 +213,8 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_label} → {self.target_label}"
+        who = labels.actor(self.actor_label, self.actor_id)
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {who} → {labels.target(self.target_label, self.target_user_id)}"
 
     @property
     def actor_display(self):

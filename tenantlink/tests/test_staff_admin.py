@@ -321,6 +321,9 @@ def test_a_sign_in_attempt_with_a_name_nobody_has_reads_in_the_staffs_language(s
     page = staff_client.get("/staff/audit/auditevent/").content.decode()
     assert "(okänt användarnamn)" in page and "(unknown username)" not in page
     assert "nobody-here" not in page  # the name typed is not kept
+    event = AuditEvent.objects.get(action=Action.SIGNIN_FAILED)
+    page = staff_client.get(f"/staff/audit/auditevent/{event.pk}/change/").content.decode()
+    assert "(okänt användarnamn)" in page and "(unknown username)" not in page
 
 
 class _Unnamed(HTMLParser):
