@@ -1,5 +1,5 @@
 """Flow 2: a company administrator connects an Entra tenant through Microsoft's admin consent,
-and the integration is verified.
+and the integration is verified; and, at the end of its life, deleted with its connections.
 
 Nothing Microsoft's redirect carries is trusted by itself: the `state` must be one this browser
 was given for this administrator and integration, and the `tenant` in the callback is only
