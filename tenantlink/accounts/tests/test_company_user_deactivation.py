@@ -66,6 +66,27 @@ def test_an_audit_event_being_written_about_the_user_does_not_hold_up_the_admini
     assert member.session_generation == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["deactivate", "reactivate"])
+def test_the_event_is_written_while_the_person_is_locked(admin_client, member, monkeypatch, action):
+    """Written after the change, outside the lock, a deactivation's and a reactivation's events at
+    the same moment could be stored in the other order: the log's last word said deactivated of
+    an active account."""
+    if action == "reactivate":
+        member.deactivate()
+    record, locked = AuditEvent.objects.record, []
+
+    def record_and_look(*args, **kwargs):
+        locked.append(connection.in_atomic_block)
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(AuditEvent.objects, "record", record_and_look)
+
+    assert admin_client.post(f"/company/users/{member.pk}/{action}/").status_code == 302
+
+    assert locked == [True]
+
+
 def test_a_deactivated_user_cannot_sign_in_and_their_session_stops_working(admin_client, admin, member, contoso):
     bobs_browser = signed_in_browser(member)
     assert bobs_browser.get("/portal/").status_code == 200

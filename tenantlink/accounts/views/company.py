@@ -125,10 +125,11 @@ def user_deactivate(request, user_id):
     with transaction.atomic():
         _lock_as_administrator(request, member)
         deactivated = member.deactivate()
+        if deactivated:  # recorded under the lock: the log's order is the order of the changes
+            AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
     if not deactivated:  # already, maybe by someone else at the same moment
         messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
     else:
-        AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
 
@@ -137,10 +138,16 @@ def user_deactivate(request, user_id):
 @require_POST
 def user_reactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if not member.reactivate():
+    with transaction.atomic():
+        # Locked as a deactivation is: of a deactivation and a reactivation at the same moment, the
+        # audit log's last event says how the account was left.
+        _lock_as_administrator(request, member)
+        reactivated = member.reactivate()
+        if reactivated:
+            AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
+    if not reactivated:
         messages.info(request, _("%(name)s was already active.") % {"name": member.get_full_name()})
     else:
-        AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
         messages.success(request, _("%(name)s can sign in again.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
 
