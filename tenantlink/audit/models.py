@@ -124,17 +124,7 @@ class AuditEventManager(models.Manager):
 
         The actor defaults to the signed-in user of `request`; the company to the target's or
         actor's company, so that company administrators see the event in their log."""
-        event = self._event(
-            action,
-            request,
-            actor=actor,
-            actor_label=actor_label,
-            company=company,
-            target=target,
-            target_label=target_label,
-            outcome=outcome,
-            details=details,
-        )
+        event = self._event(action, request, actor, actor_label, company, target, target_label, outcome, details)
         insert(event)  # written on every sign-in: the statement composed once
         # Every sign-in and pause is audited here, so the metrics are counted here too.
         if action in (Action.SIGNIN_SUCCEEDED, Action.SIGNIN_FAILED):
@@ -147,23 +137,15 @@ class AuditEventManager(models.Manager):
         """One event per person of an action that touches many at once (deleting an integration
         removes everybody's connection), written in batches: `targets` gives (user, details of
         that user's event) pairs, and `details` is added to each."""
-        events = (self._event(action, request, target=user, details={**own, **details}) for user, own in targets)
+        # Each event as record() writes it: actor and company from the request and the person.
+        events = (
+            self._event(action, request, None, "", None, user, "", Outcome.SUCCESS, {**own, **details})
+            for user, own in targets
+        )
         while batch := list(itertools.islice(events, 1000)):
             self.bulk_create(batch)
 
-    def _event(
-        self,
-        action,
-        request,
-        *,
-        actor=None,
-        actor_label="",
-        company=None,
-        target=None,
-        target_label="",
-        outcome=Outcome.SUCCESS,
-        details,
-    ):
+    def _event(self, action, request, actor, actor_label, company, target, target_label, outcome, details):
         if actor is None and request is not None and request.user.is_authenticated:
             actor = request.user
         # By id: the company row itself is not needed, and reading it would cost a query.
