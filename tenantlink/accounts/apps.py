@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,3 +20,17 @@ class Config(AppConfig):
         # Ours takes its dispatch_uid, so Django's documented way to turn it off still works.
         user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
         user_logged_in.connect(record_last_login, dispatch_uid="update_last_login")
+        check_email_backend()
+
+
+def check_email_backend():
+    """The class EMAIL_BACKEND names, found at start rather than at the first invitation (which
+    would then only log that it was not sent). The settings check its module only: importing a
+    backend there would import the settings it is being read for."""
+    try:
+        import_string(settings.EMAIL_BACKEND)
+    except ImportError:
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND names no class that exists: {settings.EMAIL_BACKEND!r} "
+            "(such as django.core.mail.backends.smtp.EmailBackend)."
+        ) from None

@@ -409,6 +409,38 @@ def test_a_wrong_method_gets_the_friendly_page(member_client):
     assert "This page cannot be used that way" in response.content.decode()
 
 
+def test_an_email_backend_class_that_does_not_exist_stops_the_start(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tenantlink.accounts.apps import check_email_backend
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.NoSuchBackend"  # its module exists
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_BACKEND names no class that exists"):
+        check_email_backend()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    check_email_backend()
+
+
+def test_the_portal_does_not_start_with_such_an_email_backend():
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    env = {**os.environ, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackendd"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "EMAIL_BACKEND names no class that exists: 'django.core.mail.backends.smtp.EmailBackendd'" in result.stderr
+
+
 def test_production_settings_pass_djangos_deployment_checks():
     import os
     import subprocess
