@@ -136,3 +136,15 @@ def from_state(transactional_db):
     yield at
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def run_manage(*args, env):
+    """manage.py as its own process with only `env`, as an operator or cron runs it."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )

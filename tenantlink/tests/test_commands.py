@@ -14,7 +14,7 @@ from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
-from tenantlink.conftest import NEW_FIELD_KEY, OLD_FIELD_KEY, PASSWORD, sign_in
+from tenantlink.conftest import NEW_FIELD_KEY, OLD_FIELD_KEY, PASSWORD, run_manage, sign_in
 
 
 def run(*args):
@@ -337,21 +337,10 @@ def test_after_reencrypting_the_seeds_the_old_key_can_go(settings, member):
 )
 def test_a_command_run_by_cron_says_in_one_line_what_stops_it(variables, said, traceback, tmp_path):
     import os
-    import subprocess
-    import sys
-
-    from django.conf import settings
 
     variables = {name: value.format(tmp=tmp_path) for name, value in variables.items()}
     environment = {**os.environ, "DEBUG": "true", **variables}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "purge_expired"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("purge_expired", env=environment)
     assert result.returncode == 1
     assert said in result.stderr
     assert ("Traceback" in result.stderr) is traceback

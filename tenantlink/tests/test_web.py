@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from tenantlink.conftest import PASSWORD, get_under_prefix, sign_in
+from tenantlink.conftest import PASSWORD, get_under_prefix, run_manage, sign_in
 
 
 def test_pages_carry_security_headers(client):
@@ -423,30 +423,15 @@ def test_an_email_backend_class_that_does_not_exist_stops_the_start(settings):
 
 def test_the_portal_does_not_start_with_such_an_email_backend():
     import os
-    import subprocess
-    import sys
 
-    from django.conf import settings
+    result = run_manage("check", env={**os.environ, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackendd"})
 
-    env = {**os.environ, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackendd"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
     assert result.returncode != 0
     assert "EMAIL_BACKEND names no class that exists: 'django.core.mail.backends.smtp.EmailBackendd'" in result.stderr
 
 
 def test_production_settings_pass_djangos_deployment_checks():
     import os
-    import subprocess
-    import sys
-
-    from django.conf import settings
 
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -458,14 +443,7 @@ def test_production_settings_pass_djangos_deployment_checks():
         "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
         "SECURE_HSTS_PRELOAD": "true",
     }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", env=env)
     assert result.returncode == 0, result.stderr
 
 
