@@ -9,6 +9,7 @@ import jwt
 from django.conf import settings
 from django.utils.crypto import constant_time_compare
 
+from tenantlink.lib import net
 from tenantlink.sso import microsoft
 from tenantlink.sso.microsoft import MicrosoftError
 
@@ -46,14 +47,14 @@ def _checked_claims(id_token, nonce):
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise MicrosoftError("bad_token", "no kid")
-    try:  # which tenant's keys to check it with; every check is made again once it is verified
+    try:  # which tenant's keys to check it with: the payload verified below is this same one
         unverified = jwt.decode(id_token, options={"verify_signature": False})
     except jwt.PyJWTError:
         raise MicrosoftError("bad_token", "malformed") from None
     tid = unverified.get("tid")
     if not (isinstance(tid, str) and microsoft.GUID.match(tid)):
         raise MicrosoftError("bad_token", "tid/oid")
-    if unverified.get("iss") != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":  # nothing fetched for it
+    if unverified.get("iss") != microsoft.issuer(tid):  # nothing fetched for it
         raise MicrosoftError("bad_token", "iss")
     try:
         published = microsoft.signing_key(kid, tid)
@@ -64,7 +65,7 @@ def _checked_claims(id_token, nonce):
     try:
         key = jwt.PyJWK(published, algorithm="RS256").key
     except jwt.PyJWTError:
-        log.warning("Microsoft published a key that cannot be used: %s", kid[:40])
+        log.warning("Microsoft published a key that cannot be used: %s", net.printable(kid, 40))
         raise MicrosoftError("bad_answer", "unusable key") from None
     try:
         claims = jwt.decode(
@@ -81,7 +82,7 @@ def _checked_claims(id_token, nonce):
             },
         )
     except jwt.InvalidKeyError:
-        log.warning("Microsoft published a key shorter than 2048 bits: %s", kid[:40])
+        log.warning("Microsoft published a key shorter than 2048 bits: %s", net.printable(kid, 40))
         raise MicrosoftError("bad_answer", "weak key") from None
     except jwt.PyJWTError as error:
         raise MicrosoftError("bad_token", error.__class__.__name__) from None
@@ -90,11 +91,9 @@ def _checked_claims(id_token, nonce):
     numbers = all((type(t) is int) or (type(t) is float and math.isfinite(t)) for t in times)
     if not numbers or claims["exp"] - claims["iat"] > LONGEST_LIFE:
         raise MicrosoftError("bad_token", "times")
-    tid, oid = claims["tid"], claims["oid"]
-    if not (isinstance(tid, str) and microsoft.GUID.match(tid) and isinstance(oid, str) and microsoft.GUID.match(oid)):
+    oid = claims["oid"]  # tid and iss: checked above, in the payload now verified
+    if not (isinstance(oid, str) and microsoft.GUID.match(oid)):
         raise MicrosoftError("bad_token", "tid/oid")
-    if claims["iss"] != f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0":
-        raise MicrosoftError("bad_token", "iss")
     # A key may say whose tokens it signs (its `issuer`, a template of {tenantid}): only those.
     if "issuer" in published:
         key_issuer = published["issuer"]

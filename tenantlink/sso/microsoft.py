@@ -246,6 +246,11 @@ def _failure(status, payload):
     return MicrosoftError("refused", code)
 
 
+def issuer(tid):
+    """Who signs a tenant's tokens, and names itself so in its discovery document."""
+    return f"{settings.ENTRA_AUTHORITY}/{tid}/v2.0"
+
+
 def _issuer_tenant(document):
     """The tenant GUID in a tenant's discovery document: its issuer is {authority}/{tid}/v2.0."""
     issuer = document.get("issuer")
@@ -425,10 +430,18 @@ def _check_keys(document):
 
 
 def discovery(tenant="organizations"):
-    """The discovery document of `tenant` (a GUID or organizations), shared and cached."""
+    """The discovery document of `tenant` (a GUID or organizations), shared and cached. A tenant's
+    must name the tenant as its issuer (OpenID Discovery 4.3): checked before it is cached, so a
+    wrong one is not kept for a day, and an older good copy still serves while Microsoft errs."""
+
+    def check(document):
+        _check_discovery(document)
+        if tenant != "organizations" and document["issuer"] != issuer(tenant):
+            raise MicrosoftError("bad_answer", "issuer")
+
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     url = f"{settings.ENTRA_AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration"
-    return _cached(url, _check_discovery, lifetime)[0]
+    return _cached(url, check, lifetime)[0]
 
 
 def signing_key(kid, tenant_id):
@@ -438,10 +451,7 @@ def signing_key(kid, tenant_id):
     when older than KEY_REFETCH_INTERVAL — Microsoft rolls keys without notice — but not more
     often, as Microsoft advises: a Microsoft that names a key it does not publish is not asked
     again at every sign-in. (Microsoft publishes a new key well before it signs with it.)"""
-    document = discovery(tenant_id)
-    if document["issuer"] != f"{settings.ENTRA_AUTHORITY}/{tenant_id}/v2.0":  # OpenID Discovery 4.3
-        raise MicrosoftError("bad_answer", "issuer")
-    url = document["jwks_uri"]
+    url = discovery(tenant_id)["jwks_uri"]
     lifetime = datetime.timedelta(seconds=settings.ENTRA_METADATA_LIFETIME)
     for max_age, memo in ((lifetime, True), (KEY_REFETCH_INTERVAL, False)):
         document, _fetched_at = _cached(url, _check_keys, max_age, memo=memo)
