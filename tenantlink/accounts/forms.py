@@ -232,14 +232,9 @@ class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
     def save(self, commit=True):
         """The new password, unless the password changed since this request read it (the form
         sent from two tabs at once: the first one's change stands, and the second is told): the
-        user then, else None. Only the password's columns are written: an administrator may have
-        deactivated the user or ended every session meanwhile, and writing back the whole row
-        read at the start of the request would undo that."""
-        read = self.user.password
-        self.user.set_password(self.cleaned_data["new_password1"])
-        self.user.must_change_password = False
-        changed = User.objects.filter(pk=self.user.pk, password=read).update(
-            password=self.user.password, must_change_password=False
+        user then, else None (User.replace_password)."""
+        changed = self.user.replace_password(
+            self.user.password, self.cleaned_data["new_password1"], must_change_password=False
         )
         return self.user if changed else None
 

@@ -198,6 +198,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.is_active = True
         return bool(changed)
 
+    def replace_password(self, read, raw_password, **columns):
+        """Set `raw_password` (and `columns`), only while the stored hash is still `read`, the one
+        this request saw: of two requests changing it at the same moment one wins, and the other
+        gets False. Only these columns are written, never the rest of a row read earlier (an
+        administrator's deactivation or "sign out everywhere" made meanwhile stays)."""
+        self.set_password(raw_password)
+        for name, value in columns.items():
+            setattr(self, name, value)
+        return bool(User.objects.filter(pk=self.pk, password=read).update(password=self.password, **columns))
+
     def end_all_sessions(self):
         User.objects.filter(pk=self.pk).update(session_generation=models.F("session_generation") + 1)
         self.refresh_from_db(fields=["session_generation"])

@@ -4,7 +4,6 @@ invitation: the new user's own first steps, and every form that is refused."""
 import re
 from unittest import mock
 
-from django.contrib.auth.forms import SetPasswordForm
 from django.core import mail
 from django.test import Client
 from django.utils.encoding import force_bytes
@@ -252,15 +251,15 @@ def test_of_two_browsers_sending_one_invitation_link_at_once_only_one_sets_the_p
 
     # Carol's password is stored while the other browser's request has checked the link and not
     # yet written its own password.
-    save = SetPasswordForm.save
+    replace = User.replace_password
 
-    def carol_first(form, *args, **kwargs):
-        if form.cleaned_data["new_password1"] != CHOSEN_PASSWORD:
+    def carol_first(user, read, raw_password, **columns):
+        if raw_password != CHOSEN_PASSWORD:
             response = carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
             assert response.status_code == 302 and response.url == "/signin/?username=carol"
-        return save(form, *args, **kwargs)
+        return replace(user, read, raw_password, **columns)
 
-    with mock.patch.object(SetPasswordForm, "save", carol_first):
+    with mock.patch.object(User, "replace_password", carol_first):
         late = forwarded.post(form_address, {"new_password1": "a forwarded copy", "new_password2": "a forwarded copy"})
 
     assert late.status_code == 400 and "This invitation link does not work" in text(late)

@@ -115,11 +115,10 @@ def accept_invitation(request, uidb64, token):
         return render(request, "accounts/invitation_invalid.html", status=400)
     form = NewPasswordForm(user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
-        invited_with = user.password  # the link is made from this hash, and the new one ends it
-        form.save(commit=False)
-        # Only while the hash is still the one the link was made for: of two browsers sending
-        # the same link at once, one sets the password and the other finds the link used.
-        if not User.objects.filter(pk=user.pk, password=invited_with).update(password=user.password):
+        # Only while the hash is still the one the link was made for (the new one ends the link):
+        # of two browsers sending the same link at once, one sets the password and the other
+        # finds the link used.
+        if not user.replace_password(user.password, form.cleaned_data["new_password1"]):
             return render(request, "accounts/invitation_invalid.html", status=400)
         del request.session[INVITATION_TOKEN]
         AuditEvent.objects.record(Action.INVITATION_ACCEPTED, request=request, actor=user, target=user)
