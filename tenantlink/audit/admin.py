@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from tenantlink.audit import labels
 from tenantlink.audit.models import AuditEvent
 
 
@@ -20,11 +19,11 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("actor"), ordering="actor_label")
     def who(self, event):
-        return labels.actor(event.actor_label, event.actor_id)
+        return event.actor_display
 
     @admin.display(description=_("target"), ordering="target_label")
     def whom(self, event):
-        return labels.target(event.target_label, event.target_user_id)
+        return event.target_display
 
     def has_add_permission(self, request):
         return False

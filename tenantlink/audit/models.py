@@ -136,14 +136,16 @@ class AuditEventManager(models.Manager):
     def record_each(self, action, targets, *, request=None, **details):
         """One event per person of an action that touches many at once (deleting an integration
         removes everybody's connection), written in batches: `targets` gives (user, details of
-        that user's event) pairs, and `details` is added to each."""
+        that user's event) pairs, and `details` is added to each. The number written."""
         # Each event as record() writes it: actor and company from the request and the person.
         events = (
             self._event(action, request, None, "", None, user, "", Outcome.SUCCESS, {**own, **details})
             for user, own in targets
         )
+        written = 0
         while batch := list(itertools.islice(events, 1000)):
-            self.bulk_create(batch)
+            written += len(self.bulk_create(batch))
+        return written
 
     def _event(self, action, request, actor, actor_label, company, target, target_label, outcome, details):
         if actor is None and request is not None and request.user.is_authenticated:
@@ -195,13 +197,17 @@ class AuditEvent(models.Model):
         ]
 
     def __str__(self):
-        who = labels.actor(self.actor_label, self.actor_id)
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {who} → {labels.target(self.target_label, self.target_user_id)}"
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_display} → {self.target_display}"
 
     @property
     def actor_display(self):
         """Who did it, in the viewer's language (a process by its name, a person by username)."""
         return labels.actor(self.actor_label, person=self.actor_id is not None)
+
+    @property
+    def target_display(self):
+        """Whom it was done to, in the viewer's language (a name nobody has, in their words)."""
+        return labels.target(self.target_label, person=self.target_user_id is not None)
 
     def detail_items(self):
         return labels.details(self.details)

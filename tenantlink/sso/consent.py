@@ -232,8 +232,7 @@ def delete_integration(request, integration):
     with transaction.atomic():
         if not lock_for_deletion(integration):
             return None
-        record_connections_going(request, integration)
-        removed = integration.connections.count()
+        removed = record_connections_going(request, integration)  # under the lock: all there are
         integration.delete()
         record(request, Action.SSO_INTEGRATION_DELETED, integration, removed_connections=removed)
     return removed
@@ -249,9 +248,10 @@ def lock_for_deletion(integration):
 def record_connections_going(request, integration):
     """Before an integration is deleted (by its company's administrator or by operator staff):
     each person whose connection goes with it has that in their own audit history, as if they had
-    removed it, with the reason. Nobody is emailed: one decision for the whole company."""
+    removed it, with the reason. Nobody is emailed: one decision for the whole company. The
+    number of connections."""
     connections = integration.connections.select_related("user").only("tid", "oid", "user").order_by("pk")
-    AuditEvent.objects.record_each(
+    return AuditEvent.objects.record_each(
         Action.SSO_DISCONNECTED,
         ((c.user, {"tenant": str(c.tid), "oid": str(c.oid)}) for c in connections.iterator(chunk_size=1000)),
         request=request,

@@ -72,8 +72,7 @@ class AddIntegrationForm(forms.Form):
         existing = Integration.objects.filter(company=self.company, tenant_id=self.tenant_id).first()
         if existing is not None and existing.status not in Integration.WORKING:
             self.existing = existing  # added before, never approved (or refused): on to Microsoft again
-            if self.cleaned_data.get("display_name", "").strip():
-                existing.display_name = self.cleaned_data["display_name"]
+            value = existing.display_name  # kept unless another name is typed
         elif existing is not None:
             self.add_error(
                 "tenant",

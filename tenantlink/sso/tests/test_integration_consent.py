@@ -418,6 +418,25 @@ def test_one_tenant_appears_once_per_company_but_two_companies_may_add_it(
     assert Integration.objects.filter(tenant_id=CONTOSO).count() == 2
 
 
+def test_adding_again_a_tenant_deleted_meanwhile_says_so(admin_client, fake_microsoft, monkeypatch):
+    from tenantlink.sso.forms import AddIntegrationForm
+
+    start(admin_client, CONTOSO, name="Contoso HQ")
+    checked = AddIntegrationForm.clean
+
+    def deleted_by_a_colleague_meanwhile(form):
+        cleaned = checked(form)
+        Integration.objects.all().delete()
+        return cleaned
+
+    monkeypatch.setattr(AddIntegrationForm, "clean", deleted_by_a_colleague_meanwhile)
+
+    response = admin_client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com"}, follow=True)
+
+    assert "Contoso HQ was already deleted. Nothing changed." in response.content.decode()
+    assert not Integration.objects.exists()
+
+
 def test_another_administrators_state_cannot_be_used(admin_client, fake_microsoft, contoso):
     """Bound to the administrator, not just the browser: a colleague signing in in the same
     browser after the first administrator cannot finish the first one's consent."""

@@ -92,7 +92,12 @@ def add(request):
         return redirect("sso_integrations")
     form = AddIntegrationForm(request.user.company, data=request.POST if request.method == "POST" else None)
     if form.is_valid() and form.existing:
-        form.existing.save(update_fields=["display_name"])  # the name typed this time, if any
+        # The name typed this time, if any; an UPDATE, which also finds it deleted meanwhile.
+        name = form.cleaned_data["display_name"]
+        if not Integration.objects.filter(pk=form.existing.pk).update(display_name=name):
+            messages.info(request, _("%(name)s was already deleted. Nothing changed.") % {"name": name})
+            return redirect("sso_integrations")
+        form.existing.display_name = name
         return redirect(consent.start_consent(request, form.existing))
     if form.is_valid():
         try:
@@ -249,7 +254,6 @@ def enable(request, integration_id):
 @require_http_methods(["GET", "POST"])
 def delete(request, integration_id):
     integration = _integration(request, integration_id)
-    connected = integration.connections.count()
     if request.method == "POST":
         removed = consent.delete_integration(request, integration)
         if removed is None:
@@ -267,4 +271,5 @@ def delete(request, integration_id):
             % {"name": integration.display_name, "count": removed},
         )
         return redirect("sso_integrations")
+    connected = integration.connections.count()
     return render(request, "sso/delete.html", {"integration": integration, "connected": connected})
