@@ -142,7 +142,7 @@ def finish_tenant_sign_in(request, pending, params):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
         reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"
-        if integration.status not in Integration.WORKING:  # it goes on waiting for a sign-in that counts
+        if integration.status == Integration.Status.PENDING:  # it goes on waiting for a sign-in that counts
             integration.waits(reason, refusal.code)
         error = MicrosoftError(reason, refusal.code)
         return _not_verified(request, integration, error, False, step="tenant_sign_in", **refusal.details)

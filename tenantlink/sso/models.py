@@ -161,7 +161,7 @@ class Integration(models.Model):
     def status_label(self):
         """The status in words: one that waits after an approval (for Microsoft's confirmation, or
         for a sign-in at the tenant that counts) waits for verification, not for consent."""
-        if self.status == self.Status.PENDING and self.failure_reason:
+        if self.is_waiting:
             return _("Waiting for verification")
         return self.get_status_display()
 
@@ -185,8 +185,13 @@ class Integration(models.Model):
             self.status in self.WORKING
             or self.consent_completed_at is not None
             or self.last_verified_at is not None
-            or (self.status == self.Status.PENDING and bool(self.failure_reason))  # waits, see waits()
+            or self.is_waiting
         )
+
+    @property
+    def is_waiting(self):
+        """Approved, and waiting to be verified (waits())."""
+        return self.status == self.Status.PENDING and bool(self.failure_reason)
 
     def waits(self, reason, code="", consent_completed=False):
         """Not usable yet, for `reason`: "sign_in_pending" (Microsoft confirmed the app in the
