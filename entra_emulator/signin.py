@@ -41,13 +41,12 @@ async def _form(request) -> dict:
 async def _params(request) -> dict:
     """The request's parameters, from the query and a POST's form; AadError when one is given
     twice, as Microsoft refuses it rather than pick one (two `redirect_uri`, two `prompt`)."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    params = dict(request.query_params)
-    if request.method == "POST":
-        form = await request.form()
-        names += [name for name, value in form.multi_items() if isinstance(value, str)]
-        params.update(await _form(request))
-    if len(names) != len(set(names)):
+    items = request.query_params.multi_items()
+    if request.method == "POST":  # its text fields (an uploaded file in a multipart body is ignored)
+        items += [(name, value) for name, value in (await request.form()).multi_items() if isinstance(value, str)]
+    params = dict(items)
+    names = [name for name, _ in items]
+    if len(names) != len(params):
         raise errors.duplicated_parameter(next(name for name in names if names.count(name) > 1))
     return params
 
@@ -75,8 +74,10 @@ def _asks_for_default(value: str) -> bool:
 
 
 def _scopes(value: str, app, tenant, ref: str) -> list[str]:
-    scopes = []
+    scopes, named = [], set()
     for scope in (normalize_scope(s) for s in value.split()):
+        if scope.startswith(GRAPH_RESOURCE + "/"):
+            named.add(scope)
         if scope == f"{GRAPH_RESOURCE}/.default":
             expanded = [normalize_scope(s) for s in app.required_scopes]
         elif scope in OIDC_SCOPES or scope.startswith(GRAPH_RESOURCE + "/"):
@@ -84,8 +85,7 @@ def _scopes(value: str, app, tenant, ref: str) -> list[str]:
         else:
             raise errors.unknown_resource(scope.rsplit("/", 1)[0], tenant.display_name if tenant else ref)
         scopes.extend(s for s in expanded if s not in scopes)
-    named = [s for s in map(normalize_scope, value.split()) if s.startswith(GRAPH_RESOURCE + "/")]
-    if f"{GRAPH_RESOURCE}/.default" in named and len(set(named)) > 1:
+    if f"{GRAPH_RESOURCE}/.default" in named and len(named) > 1:
         raise errors.mixed_default_scope(value)
     return scopes
 

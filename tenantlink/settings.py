@@ -15,6 +15,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
+from django.core.checks.security.base import (  # what check --deploy asks of a SECRET_KEY
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 from tenantlink.lib.crypto import DEVELOPMENT_SECRET_KEY
@@ -281,8 +286,11 @@ SERVED_OVER_HTTPS = _site.scheme == "https"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 if (SERVED_OVER_HTTPS or (not DEBUG and _site.hostname not in _LOOPBACK)) and (
     SECRET_KEY == DEVELOPMENT_SECRET_KEY
-    or SECRET_KEY.startswith("django-insecure-")
-    or (SERVED_OVER_HTTPS and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5))
+    or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
+    or (
+        SERVED_OVER_HTTPS
+        and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS)
+    )
 ):
     raise ImproperlyConfigured(
         "SECRET_KEY must be at least 50 random characters of your own on a site people reach; make one "

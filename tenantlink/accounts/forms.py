@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from tenantlink.accounts import throttle
 from tenantlink.accounts.models import USERNAME_TAKEN, RecoveryCode, TOTPDevice, User
 from tenantlink.accounts.validators import MAX_PASSWORD_LENGTH
+from tenantlink.audit import labels
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.lib.validators import is_time_zone
 
@@ -78,7 +79,7 @@ class SignInForm(forms.Form):
                 request=self.request,
                 target=known,
                 # A name that is not a username is often a password typed into the wrong field.
-                target_label="" if known else throttle.UNKNOWN_USERNAME,
+                target_label="" if known else labels.UNKNOWN_USERNAME,
                 outcome=Outcome.FAILURE,
                 step="password",
             )

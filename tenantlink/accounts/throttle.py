@@ -38,8 +38,6 @@ def account_key(username, user=None):
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_USERNAME = labels.UNKNOWN_USERNAME  # what the audit log keeps instead of a name nobody has
-
 
 def _address_key(request):
     """The key of the client's address: an IPv4 address, or an IPv6 /64, the network one
@@ -77,7 +75,7 @@ _said_no_address = False
 def _label(key, user):
     if key.startswith("address:"):
         return key
-    return user.username if user else UNKNOWN_USERNAME
+    return user.username if user else labels.UNKNOWN_USERNAME  # a name nobody has is not kept
 
 
 # One statement counts an attempt in the usual case: a new key gets its row with 1; a key that is
