@@ -54,6 +54,19 @@ def test_someone_at_the_wrong_account_can_start_again_from_the_set_up_page(clien
     assert client.get("/portal/").context["user"] == member
 
 
+def test_starting_again_ends_the_half_finished_sign_in_for_whoever_comes_next(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    seed = manual_key(client.get("/signin/enrol/"))
+
+    client.get("/signin/")  # "Start again with a different account"
+
+    response = client.post("/signin/enrol/", {"code": pyotp.TOTP(seed).now()})
+    assert response.status_code == 302 and response.url == "/signin/"
+    assert not TOTPDevice.objects.filter(user__username="cleo").exists()
+    assert SESSION_KEY not in client.session
+
+
 def test_a_wrong_confirmation_code_keeps_the_same_seed(client, contoso):
     make_user("cleo", contoso, enrolled=False)
     client.post("/signin/", {"username": "cleo", "password": PASSWORD})

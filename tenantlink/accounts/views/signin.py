@@ -26,6 +26,11 @@ def _expired(request):
 def signin(request):
     if request.user.is_authenticated:
         return redirect(flows.safe_next(request))
+    if request.method == "GET":
+        # Back at the start ("Start again with a different account", or typed): a half-finished
+        # sign-in ends here, so that nobody else at this browser can finish it, its code or its
+        # authenticator set-up, in the minutes it would otherwise stay.
+        flows.forget_pending(request)
     # A username in the address (after accepting an invitation) is only filled in, never trusted.
     initial = {"username": request.GET.get("username", "")[:150]}
     form = SignInForm(request, data=request.POST if request.method == "POST" else None, initial=initial)
