@@ -13,8 +13,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["actor_label", "target_label", "client_ip"]
     date_hierarchy = "created_at"
     # The event's own page too says who and whom in the viewer's words (a process, a name nobody has).
-    fields = ["created_at", "company", "actor", "who", "action", "target_user", "whom", "outcome", "client_ip"]
-    fields += ["user_agent", "details"]
+    # (Not the actor and target_user links beside them: the same names twice, under the same labels.)
+    fields = ["created_at", "company", "who", "action", "whom", "outcome", "client_ip", "user_agent", "details"]
     readonly_fields = ["who", "whom"]
 
     @admin.display(description=_("actor"), ordering="actor_label")
