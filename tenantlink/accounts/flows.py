@@ -184,15 +184,18 @@ def finish_enrolment(request, user, seed, step):
 
 
 def complete_signin(request, user, method):
-    """Finish a sign-in: new session key, lifetimes started, failures forgiven, audited.
-    Returns where the user was going; SigninRefused when a receiver of signin_completing refuses
+    """Finish a sign-in: new session key, lifetimes started, audited, and the account's failed
+    guesses forgiven when this sign-in proved its password (not with Microsoft: whoever holds the
+    Microsoft account could otherwise start the count of password guesses afresh by signing in
+    again, and guess the password that guards the second factor). Returns where the user was going; SigninRefused when a receiver of signin_completing refuses
     it (audited as that refusal only, and the half-finished sign-in ends)."""
     next_url = request.session.get(PENDING, {}).get("next") or reverse("portal")
     for _receiver, refusal in signin_completing.send(
         sender=User, request=request, user=user, method=method, next_url=next_url
     ):
         if refusal is not None:
-            throttle.clear_account(user)  # the password and the code were right
+            if method != "microsoft":
+                throttle.clear_account(user)  # the password and the code were right
             AuditEvent.objects.record(
                 Action.SIGNIN_FAILED,
                 request=request,
@@ -209,7 +212,8 @@ def complete_signin(request, user, method):
     now = int(time.time())
     request.session["signed_in_at"] = request.session["last_seen"] = now
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
-    throttle.clear_account(user)
+    if method != "microsoft":
+        throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
     remember_language(user)
     if user.language:  # this request's messages ("signed in with a recovery code") in the user's language too

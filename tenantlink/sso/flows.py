@@ -212,7 +212,10 @@ def finish_signin(request, pending, params):
             raise Refusal("personal_account")
         connection = connection_of(tid, oid)
         if connection is None:
-            raise Refusal("not_connected" if Integration.objects.filter(tenant_id=tid).exists() else "unknown_tenant")
+            # "Connect it first" only where connecting works: not through a tenant still waiting
+            # for its approval, nor another company's that failed, nor one switched off.
+            usable = Integration.objects.filter(tenant_id=tid, status=Integration.Status.ACTIVE).exists()
+            raise Refusal("not_connected" if usable else "unknown_tenant")
         user = connection.user
         if not user.is_active:
             raise Refusal("deactivated")
@@ -287,8 +290,11 @@ def still_usable(connection_id, user, signed_in_at):
     """Whether a session opened with Microsoft at `signed_in_at` (a time.time()) may go on: the
     connection exists, its integration has been active and the company's licence valid since then
     (a session that made no request while the integration was disabled, or the licence lapsed,
-    does not come back with them; a deactivated user is signed out by Django). One query,
-    composed once: it runs on every request of such a session."""
+    does not come back with them; a deactivated user is signed out by Django), and the user has
+    not been made operator staff since (operator access never rests on a customer's tenant). One
+    query, composed once: it runs on every request of such a session."""
+    if user.is_staff or user.is_superuser:
+        return False
     # The sign-in's time is kept in whole seconds: up to the end of that second.
     since = datetime.datetime.fromtimestamp(signed_in_at + 1, datetime.UTC)
     return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now(), since=since)

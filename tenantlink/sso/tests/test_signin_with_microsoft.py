@@ -12,8 +12,8 @@ from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
-from tenantlink.conftest import sign_in
-from tenantlink.sso.models import Connection
+from tenantlink.conftest import PASSWORD, sign_in
+from tenantlink.sso.models import Connection, Integration
 from tenantlink.sso.tests.conftest import FABRIKAM
 from tenantlink.sso.tests.microsoft_signin_helpers import (
     connected,
@@ -32,6 +32,21 @@ def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
     microsoft_signin(client, fake_microsoft)
     for path in ("/profile/authenticator/", "/profile/recovery-codes/"):
         assert client.get(path).url.startswith("/profile/confirm-password/"), path
+
+
+def test_a_microsoft_sign_in_does_not_forgive_wrong_passwords(client, member, contoso_integration, fake_microsoft, settings):
+    """Else whoever holds the Microsoft account could guess the portal password that guards the
+    second factor without end, signing in with Microsoft again before each pause."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    for _guess in range(settings.THROTTLE_ACCOUNT_FAILURES - 1):
+        assert client.post("/profile/confirm-password/", {"password": "a guess"}).status_code == 200
+    client.post("/signout/")
+    microsoft_signin(client, fake_microsoft)
+    client.post("/profile/confirm-password/", {"password": "another guess"})  # the last one allowed
+    response = client.post("/profile/confirm-password/", {"password": PASSWORD})
+    assert "too many attempts" in page_text(response)  # paused: even the right password waits
+    assert client.get("/profile/authenticator/").url.startswith("/profile/confirm-password/")
 
 
 def test_operator_staff_do_not_use_microsoft_sign_in(client, member, contoso_integration, fake_microsoft):
@@ -119,6 +134,7 @@ def test_a_sign_in_refused_by_another_rule_signs_nobody_in(client, member, conto
         ("disabled", "Microsoft sign-in is switched off for your organization"),
         ("deleted", "Your Microsoft organization is not connected to this portal"),
         ("other_tenant", "Your Microsoft organization is not connected to this portal"),
+        ("tenant_not_approved_yet", "Your Microsoft organization is not connected to this portal"),
         ("personal", "Personal Microsoft accounts cannot be used"),
     ],
 )
@@ -137,6 +153,9 @@ def test_each_refusal_explains_itself_and_is_audited(
         contoso_integration.delete()
     elif change == "other_tenant":
         claims = {"tid": FABRIKAM}
+    elif change == "tenant_not_approved_yet":  # nobody can connect through it yet: not "connect it first"
+        Connection.objects.all().delete()
+        Integration.objects.filter(pk=contoso_integration.pk).update(status=Integration.Status.PENDING)
     elif change == "personal":
         claims = {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}
     response = microsoft_signin(client, fake_microsoft, **claims)
@@ -155,7 +174,7 @@ def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fak
     assert "did not pass the portal's security checks" in page_text(client.get("/signin/")).replace("&#x27;", "'")
 
 
-@pytest.mark.parametrize("ending", ["disconnected", "disabled", "deleted", "licence", "deactivated"])
+@pytest.mark.parametrize("ending", ["disconnected", "disabled", "deleted", "licence", "deactivated", "made staff"])
 def test_sessions_opened_with_microsoft_end_with_their_connection(
     client, member, contoso_integration, contoso, fake_microsoft, ending
 ):
@@ -173,6 +192,8 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
         contoso_integration.delete()
     elif ending == "licence":
         contoso.revoke_licences(Licence.Product.SSO)
+    elif ending == "made staff":  # operator access never rests on a customer's tenant
+        User.objects.filter(pk=member.pk).update(is_staff=True)
     else:
         member.deactivate()
 
