@@ -34,7 +34,9 @@ def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
         assert client.get(path).url.startswith("/profile/confirm-password/"), path
 
 
-def test_a_microsoft_sign_in_does_not_forgive_wrong_passwords(client, member, contoso_integration, fake_microsoft, settings):
+def test_a_microsoft_sign_in_does_not_forgive_wrong_passwords(
+    client, member, contoso_integration, fake_microsoft, settings
+):
     """Else whoever holds the Microsoft account could guess the portal password that guards the
     second factor without end, signing in with Microsoft again before each pause."""
     connected(member, contoso_integration)
