@@ -184,6 +184,36 @@ def test_connecting_needs_a_recent_sign_in(client, member, contoso_integration, 
 
 
 @pytest.mark.parametrize(
+    ("meanwhile", "words"),
+    [
+        ("the sign-in grew old", "connecting needs a recent sign-in"),
+        ("made operator staff", "Operator staff sign in with username, password and second factor"),
+        ("a personal account answered", "Personal Microsoft accounts cannot be used"),
+    ],
+)
+def test_what_is_checked_again_when_microsoft_answers_connects_nothing_and_says_why(
+    client, member, contoso_integration, contoso, fake_microsoft, settings, meanwhile, words
+):
+    # Two integrations: Microsoft is asked at /organizations, where a personal account may answer.
+    Integration.objects.create(company=contoso, tenant_id=FABRIKAM, display_name="F", status=Integration.Status.ACTIVE)
+    sign_in(client, member)
+    _path, params = to_microsoft(client.post("/sso/connect/", {"next": "/profile/settings/"}))
+    claims = {}
+    if meanwhile == "the sign-in grew old":  # while the user was at Microsoft
+        session = client.session
+        session["signed_in_at"] -= settings.RECENT_SIGNIN_WINDOW + 1
+        session.save()
+    elif meanwhile == "made operator staff":
+        User.objects.filter(pk=member.pk).update(is_staff=True)
+    else:
+        claims = {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}
+    response = microsoft_answers(client, fake_microsoft, params, **claims)
+    assert not Connection.objects.exists()
+    assert words in page_text(client.get(response.url, follow=True))
+    assert AuditEvent.objects.filter(action=Action.SSO_CONNECT_FAILED, target_user=member).exists()
+
+
+@pytest.mark.parametrize(
     ("params", "words"),
     [
         ({"error": "access_denied", "error_subcode": "cancel"}, "cancelled"),

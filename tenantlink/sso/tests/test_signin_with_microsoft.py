@@ -11,7 +11,7 @@ from django.utils import timezone
 from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
-from tenantlink.companies.models import Licence
+from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD, sign_in
 from tenantlink.sso.models import Connection, Integration
 from tenantlink.sso.tests.conftest import FABRIKAM
@@ -137,6 +137,9 @@ def test_a_sign_in_refused_by_another_rule_signs_nobody_in(client, member, conto
         ("deleted", "Your Microsoft organization is not connected to this portal"),
         ("other_tenant", "Your Microsoft organization is not connected to this portal"),
         ("tenant_not_approved_yet", "Your Microsoft organization is not connected to this portal"),
+        # Moved to another company without the operator admin (which removes such connections):
+        # Contoso's tenant still does not sign in a Northwind user.
+        ("moved_to_another_company", "No portal account is connected to this Microsoft account"),
         ("personal", "Personal Microsoft accounts cannot be used"),
     ],
 )
@@ -158,6 +161,10 @@ def test_each_refusal_explains_itself_and_is_audited(
     elif change == "tenant_not_approved_yet":  # nobody can connect through it yet: not "connect it first"
         Connection.objects.all().delete()
         Integration.objects.filter(pk=contoso_integration.pk).update(status=Integration.Status.PENDING)
+    elif change == "moved_to_another_company":
+        northwind = Company.objects.create(name="Northwind Traders")
+        northwind.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+        User.objects.filter(pk=member.pk).update(company=northwind)
     elif change == "personal":
         claims = {"tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}
     response = microsoft_signin(client, fake_microsoft, **claims)
