@@ -131,14 +131,6 @@ def _known_app_role(name: str) -> str:
     return name
 
 
-def is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        return False
-    return True
-
-
 def normalize_scope(scope: str) -> str:
     """Gives a scope its full resource-qualified form, as Entra does for Graph scopes:
     ``User.Read`` → ``https://graph.microsoft.com/User.Read``."""

@@ -156,7 +156,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def _get_session_auth_hash(self, secret=None):
         # Django binds sessions to the password hash; the generation adds "end every session"
-        # without a password change (deactivation, and later: disconnecting Microsoft).
+        # without a password change (deactivation, a second-factor reset). A session opened with
+        # Microsoft also ends with its connection: sso.middleware checks that at each request.
         return salted_hmac(
             "tenantlink.accounts.User.session_auth_hash",
             f"{self.password}:{self.session_generation}",

@@ -5,8 +5,9 @@ secret is checked and given back only when it succeeds, so many guesses sent at 
 cannot all slip through before the first failure is written: while a key's attempts are used up,
 the next is refused unchecked. A pause starts only at a wrong secret that finds the key's attempts
 used up: sign-in for that key then pauses for THROTTLE_LOCKOUT seconds, and the pause ends by
-itself (a person pressing the button many times with the right password pauses nothing). Both
-the start and the end of a pause are audited.
+itself (a person pressing the button many times with the right password pauses nothing). The
+start of a pause is audited with the time it ends; its end is audited too when an attempt comes
+after it, at that attempt.
 """
 
 import datetime

@@ -40,8 +40,9 @@ class HeldLeavers(NamedTuple):
 
 
 class Integration(models.Model):
-    """One Microsoft Entra ID tenant connected to a company. Several companies may each have their
-    own integration of the same tenant (a group with subsidiaries), each company at most one."""
+    """One Microsoft Entra ID tenant connected to a company, each company at most one per tenant.
+    A tenant works (active or disabled) for one company only: another company's attempt to add it
+    stays pending or fails, and is told the tenant is taken."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending consent")
