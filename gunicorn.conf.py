@@ -51,10 +51,12 @@ def _cores():
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 if not bind.replace(",", "").strip():  # gunicorn would run on, listening nowhere
     raise SystemExit("GUNICORN_BIND is set but empty: name an address such as 127.0.0.1:8000, or unset it.")
-for _address in bind.split(","):
-    _port = re.fullmatch(r".*:(\d+)", _address.strip())
-    if _port and int(_port.group(1)) > 65535:
-        raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {_address.strip()!r}.")
+for _address in (part.strip() for part in bind.split(",")):
+    if _address.startswith("unix:") or "://" in _address:  # a socket file, or fd://N
+        continue
+    _port = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(.*)", _address)  # host:port, [v6]:port; or a host alone
+    if _port and not (_port[2].isascii() and _port[2].isdigit() and int(_port[2]) <= 65535):
+        raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {_address!r}.")
 workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)
@@ -116,13 +118,15 @@ logger_class = PortalLogger
 
 
 def _settings_problem():
-    """The portal's own words for a setting it cannot read (tenantlink/settings.py refuses it),
-    found before gunicorn listens; else every worker would die with a traceback. The settings
-    are read in a process of their own, so that this server's workers, also after a reload with
-    new code, read them afresh."""
+    """The portal's own words for a setting it cannot read (tenantlink/settings.py refuses it, or
+    an app's ready() does, as accounts does an EMAIL_BACKEND class that does not exist), found
+    before gunicorn listens; else every worker would die with a traceback. Django is set up in a
+    process of its own, so that this server's workers, also after a reload with new code, read
+    the settings afresh."""
     module = os.environ.get("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    setup = "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE'] = sys.argv[1]; django.setup()"
     result = subprocess.run(
-        [sys.executable, "-c", "import importlib, sys; importlib.import_module(sys.argv[1])", module],
+        [sys.executable, "-c", setup, module],
         cwd=os.path.dirname(os.path.abspath(__file__)),
         capture_output=True,
         text=True,

@@ -17,12 +17,14 @@ def _while_connecting(error):
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    import django
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
     from django.db import OperationalError
 
     try:
         import_module(os.environ["DJANGO_SETTINGS_MODULE"])  # refuses a value it cannot read
+        django.setup()  # and the apps refuse what they check at start (EMAIL_BACKEND's class)
     except ImproperlyConfigured as problem:
         sys.exit(f"Tenantlink cannot start: {problem}")
     try:
@@ -31,4 +33,5 @@ if __name__ == "__main__":
         if not _while_connecting(error) or "--traceback" in sys.argv:
             raise  # an error of the command itself (a migration's, say): with its traceback
         # The database cannot be reached: for a cron job's mail or the journal, its words only.
-        sys.exit(f"The database cannot be used: {str(error).strip()}")
+        # One line: psycopg's message goes on with "Is the server running…" on a line of its own.
+        sys.exit(f"The database cannot be used: {' '.join(str(error).split())}")

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,6 +190,29 @@ def wait_until_up(url, process, timeout=30):
     return False
 
 
+def port_taken(port):
+    """Whether something (another demo, say) listens on 127.0.0.1:`port` already. Asked before
+    anything starts: the demo's own readiness check would otherwise get its 200 from the other
+    server, and the seeding would reset that demo's database under it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _port(text):
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, not {text!r}")
+    return port
+
+
 def _start(command, env):
     """One of the demo's processes, in a process group of its own (with gunicorn's workers), so
     that stopping the demo can stop all of it; Ctrl+C reaches the demo, which stops them."""
@@ -197,9 +221,15 @@ def _start(command, env):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--emulator-port", type=int, default=8400)
+    parser.add_argument("--port", type=_port, default=8000)
+    parser.add_argument("--emulator-port", type=_port, default=8400)
     args = parser.parse_args()
+    advice = "Choose others with: .venv/bin/python -m tenantlink.demo --port N --emulator-port M"
+    if args.port == args.emulator_port:
+        sys.exit(f"The portal and the emulator need a port each, not both {args.port}. {advice}")
+    taken = [port for port in (args.port, args.emulator_port) if port_taken(port)]
+    if taken:
+        sys.exit(f"The demo did not start: port {' and '.join(map(str, taken))} is in use already. {advice}")
 
     env = demo_environment(args.port, args.emulator_port)
     os.environ.update(env)
@@ -271,10 +301,7 @@ def main():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
     if not ready:
-        sys.exit(
-            f"The demo could not start: is port {args.port} or {args.emulator_port} in use? "
-            "Choose others with: .venv/bin/python -m tenantlink.demo --port N --emulator-port M"
-        )
+        sys.exit(f"The demo could not start: is port {args.port} or {args.emulator_port} in use? {advice}")
 
 
 if __name__ == "__main__":

@@ -82,13 +82,26 @@ def database_from_url(url):
             "DATABASE_URL cannot be read as an address: check the brackets of an IPv6 host, and "
             "percent-encode special characters in the user name and password."
         ) from None
+    # Read whichever database is named, so that a wrong value is found before it is needed.
+    busy_timeout = env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1, maximum=3600)  # SQLite wraps above 2^31 ms
+    pool_size = env_int("DATABASE_POOL", 0)
+    connect_timeout = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+    if connect_timeout and not LIBPQ_NUMBER.fullmatch(connect_timeout):  # libpq would refuse every connection
+        raise ImproperlyConfigured(
+            f"PGCONNECT_TIMEOUT must be a whole number of seconds (at most 999999999), not {connect_timeout!r}."
+        )
     if parts.scheme == "sqlite":
         if parts.query:
             raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
         path = Path(unquote(parts.path[1:]) if parts.path.startswith("//") else unquote(parts.path))
         if not parts.path:
             raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
-        path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
+        except OSError as error:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL names a file in a folder this process cannot create: {path.parent} ({error.strerror})."
+            ) from None
         # So that several worker processes can write at once: WAL lets readers go on while one
         # writes; IMMEDIATE takes the write lock when a transaction begins, so a writer waits
         # for it (up to the busy timeout) instead of failing with "database is locked" when a
@@ -98,7 +111,7 @@ def database_from_url(url):
             "NAME": path,
             "OPTIONS": {
                 "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1, maximum=3600),  # SQLite wraps above 2^31 ms
+                "timeout": busy_timeout,
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
             },
             # Each thread keeps its connection across requests instead of opening the file and
@@ -122,7 +135,6 @@ def database_from_url(url):
             # libpq's own options after '?': sslmode=verify-full, sslrootcert=…, host=/socket/folder…
             "OPTIONS": _libpq_options(parts.query),
         }
-        pool_size = env_int("DATABASE_POOL", 0)
         if pool_size:
             # At most `pool_size` connections per process, shared by its threads (a thread waits
             # for one up to 5 s), instead of one persistent connection per thread. With
@@ -192,11 +204,8 @@ def _libpq_options(query):
         "keepalives_count": "3",
         "tcp_user_timeout": "10000",
     }
-    timeout = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
-    if not timeout:
+    if not os.environ.get("PGCONNECT_TIMEOUT", "").strip():  # libpq reads it itself (checked above)
         defaults["connect_timeout"] = "10"
-    elif not LIBPQ_NUMBER.fullmatch(timeout):  # libpq reads it itself, and would refuse every connection
-        raise ImproperlyConfigured(f"PGCONNECT_TIMEOUT must be a whole number of seconds, not {timeout!r}.")
     return {**defaults, **options}
 
 

@@ -199,6 +199,11 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
             "/proc/no-such-folder",
             "PROMETHEUS_MULTIPROC_DIR must be a folder this server can",
         ),
+        (  # refused by the accounts app when Django is set up, not by the settings
+            "EMAIL_BACKEND",
+            "django.core.mail.backends.smtp.EmailBackendd",
+            "Tenantlink cannot start: EMAIL_BACKEND names no class that exists",
+        ),
     ],
 )
 def test_gunicorn_says_what_is_wrong_with_a_setting_before_it_listens(settings, monkeypatch, name, value, message):
@@ -212,9 +217,13 @@ def test_gunicorn_says_what_is_wrong_with_a_setting_before_it_listens(settings, 
 
 def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not_a_number(settings, monkeypatch):
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
-    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:99999")
-    with pytest.raises(SystemExit, match="GUNICORN_BIND has a port that is not a number from 0 to 65535"):
-        runpy.run_path(config)
+    for bad in ("127.0.0.1:99999", "127.0.0.1:abc", "[::1]:", "127.0.0.1:8000,localhost:http"):
+        monkeypatch.setenv("GUNICORN_BIND", bad)
+        with pytest.raises(SystemExit, match="GUNICORN_BIND has a port that is not a number from 0 to 65535"):
+            runpy.run_path(config)
+    for good in ("127.0.0.1:8000", "[::1]:8000", "localhost", "unix:/run/tenantlink.sock", "0.0.0.0:80,[::]:80"):
+        monkeypatch.setenv("GUNICORN_BIND", good)
+        assert runpy.run_path(config)["bind"] == good
     monkeypatch.setenv("GUNICORN_BIND", " ")  # gunicorn ran on, listening nowhere
     with pytest.raises(SystemExit, match="GUNICORN_BIND is set but empty"):
         runpy.run_path(config)

@@ -272,19 +272,49 @@ def test_host_only_cookies_are_what_browsers_take_with_that_prefix(client, membe
         assert cookie["secure"] and cookie["path"] == "/" and not cookie["domain"], name
 
 
-def test_a_connect_timeout_libpq_could_not_read_is_refused(monkeypatch):
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "PGCONNECT_TIMEOUT",
+            "abc",
+            "PGCONNECT_TIMEOUT must be a whole number of seconds (at most 999999999), not 'abc'",
+        ),
+        ("PGCONNECT_TIMEOUT", "9999999999", "PGCONNECT_TIMEOUT must be a whole number of seconds (at most 999999999)"),
+        ("DATABASE_POOL", "abc", "DATABASE_POOL must be a whole number, not 'abc'"),
+        ("SQLITE_BUSY_TIMEOUT", "abc", "SQLITE_BUSY_TIMEOUT must be a whole number, not 'abc'"),
+    ],
+)
+@pytest.mark.parametrize(
+    "url", ["postgres://tl@db.example/portal", "postgres:///portal?service=portal", "sqlite:////tmp/portal.sqlite3"]
+)
+def test_a_database_variable_that_cannot_be_read_is_refused_whichever_database_is_named(
+    monkeypatch, url, name, value, message
+):
+    """Not only once the operator moves to the database it is for."""
     import importlib
 
     from django.core.exceptions import ImproperlyConfigured
 
     import tenantlink.settings
 
-    monkeypatch.setenv("DATABASE_URL", "postgres://tl@db.example/portal")
-    monkeypatch.setenv("PGCONNECT_TIMEOUT", "abc")
-    with pytest.raises(ImproperlyConfigured, match="PGCONNECT_TIMEOUT must be a whole number of seconds, not 'abc'"):
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(message)):
         importlib.reload(tenantlink.settings)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
+
+
+def test_an_sqlite_folder_that_cannot_be_made_is_named():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tenantlink.settings import database_from_url
+
+    with pytest.raises(
+        ImproperlyConfigured, match=r"DATABASE_URL names a file in a folder this process cannot create: /proc/no"
+    ):
+        database_from_url("sqlite:////proc/no/such/portal.sqlite3")
 
 
 def test_emails_go_to_a_mail_server_unless_developing(monkeypatch):
@@ -427,7 +457,10 @@ def test_the_portal_does_not_start_with_such_an_email_backend():
     result = run_manage("check", env={**os.environ, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackendd"})
 
     assert result.returncode != 0
-    assert "EMAIL_BACKEND names no class that exists: 'django.core.mail.backends.smtp.EmailBackendd'" in result.stderr
+    assert result.stderr.startswith(
+        "Tenantlink cannot start: EMAIL_BACKEND names no class that exists: 'django.core.mail.backends.smtp.EmailBackendd'"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_production_settings_pass_djangos_deployment_checks():
