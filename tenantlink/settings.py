@@ -337,6 +337,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "tenantlink.lib.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "tenantlink.lib.middleware.HeadAsGet",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

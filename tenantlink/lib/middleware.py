@@ -44,6 +44,43 @@ def security_headers(get_response):
     return middleware
 
 
+def not_for_head(view):
+    """A view whose GET uses something up (recovery codes shown once, an answer from Microsoft
+    redeemed once): a HEAD (a link checker, a prefetch) gets 405, not that GET without its body."""
+    view.not_for_head = True
+    return view
+
+
+class HeadAsGet:
+    """A HEAD request is answered as its GET would be, without the body (RFC 9110 §9.3.2): uptime
+    monitors and mail servers' link checkers send HEAD, and the views accept GET (Django's
+    require_http_methods does not count HEAD as one), but for those marked not_for_head. The
+    body goes here, as no WSGI server is bound to drop it quietly (gunicorn logs a warning for
+    every one). After WhiteNoise, which answers HEAD for static files itself; before the metrics,
+    which label it HEAD."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method != "HEAD":
+            return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            request.method = "HEAD"
+        if response.streaming:
+            response.close()  # a file's handle, say
+            response.streaming_content = []
+        else:
+            response.content = b""  # Content-Length stays the GET's, as HEAD's may
+        return response
+
+    def process_view(self, request, view, args, kwargs):
+        if request.method == "HEAD" and not getattr(view, "not_for_head", False):
+            request.method = "GET"  # the view's own decorators and CSRF see a GET
+
+
 def refuse_nul_characters(get_response):
     """A NUL character has no place in an address or a form, and PostgreSQL cannot store one:
     a request that carries one gets a clear 400 page before any view reads it."""

@@ -138,14 +138,15 @@ def test_no_invitation_link_is_logged_when_django_refuses_it(admin_client, json_
     invite_carol(admin_client)
     path = invitation_path(mail.outbox[0])
     browser = Client(enforce_csrf_checks=True)
-    assert browser.head(path).status_code == 405  # a mail server's link checker
+    assert browser.head(path).status_code == 302  # a mail server's link checker: as a GET, nothing used up
+    assert browser.options(path).status_code == 405
     assert browser.post(path, {"new_password1": "x"}).status_code == 403  # no CSRF token
     assert browser.get(path + "%00").status_code == 400
     # Mistyped on the way (a mail client changed its case, a slash doubled): still a live token.
     assert browser.get(path.replace("/invitation/", "/Invitation/")).status_code == 404
     assert browser.get(path.replace("/invitation/", "/invitation//")).status_code == 404
     messages = [line["message"] for line in lines(json_log)]
-    assert "Method Not Allowed (HEAD): /invitation/(link)/" in messages
+    assert "Method Not Allowed (OPTIONS): /invitation/(link)/" in messages
     assert "Forbidden (CSRF cookie not set.): /invitation/(link)/" in messages
     assert path.split("/")[-2] not in json_log.getvalue()  # the token
 

@@ -515,3 +515,61 @@ def test_the_layout_links_follow_the_script_prefix(admin_client):
     # The current section is marked under the prefix too.
     assert '<a href="/app/company/users/" aria-current="page">Users</a>' in users
     assert users.count('aria-current="page"') == 1
+
+
+def wsgi_request(method, path):
+    """(status, headers, body) of a request to the WSGI application itself, as gunicorn calls it:
+    Django's test client drops a HEAD response's body by itself, so it would not show one sent."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import FakePayload
+
+    answer = {}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": FakePayload(b""),
+        "wsgi.errors": None,
+    }
+    body = WSGIHandler()(environ, lambda status, headers: answer.update(status=status, headers=dict(headers)))
+    try:
+        return answer["status"], answer["headers"], b"".join(body)
+    finally:
+        body.close()
+
+
+@pytest.mark.parametrize("path", ["/signin/", "/health/live/", "/static/tenantlink/forms.js", "/invitation/MQ/a-b/"])
+def test_head_is_answered_as_get_without_a_body(db, path):
+    """Uptime monitors and link checkers send HEAD: not a 405 page and two warnings for it, and
+    no body that gunicorn would drop with a warning of its own."""
+    from tenantlink.lib.metrics import REGISTRY
+
+    def counted():
+        return (
+            REGISTRY.get_sample_value(
+                "tenantlink_request_duration_seconds_count",
+                {"view": "signin", "method": "HEAD", "status": "2xx"},
+            )
+            or 0
+        )
+
+    before = counted()
+    get_status, get_headers, get_body = wsgi_request("GET", path)
+    status, headers, body = wsgi_request("HEAD", path)
+    assert status == get_status and status.split()[0] in ("200", "302"), status
+    assert body == b""
+    assert get_body != b"" or status.startswith("302")
+    assert headers.get("Content-Type") == get_headers.get("Content-Type")
+    if path == "/signin/":
+        assert counted() == before + 1  # labelled HEAD, as it came
+
+
+def test_a_page_whose_get_uses_something_up_refuses_head(db):
+    """Microsoft's answer is redeemed once (so are new recovery codes shown once, whose HEAD
+    test_profile tries signed in): a link checker's HEAD must not do that instead of the GET."""
+    status, headers, body = wsgi_request("HEAD", "/sso/callback/")
+    assert status.startswith("405") and headers["Allow"].startswith("GET") and body == b""

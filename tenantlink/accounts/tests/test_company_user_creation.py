@@ -268,6 +268,19 @@ def test_of_two_browsers_sending_one_invitation_link_at_once_only_one_sets_the_p
     assert AuditEvent.objects.filter(action=Action.INVITATION_ACCEPTED, target_user=carol).count() == 1
 
 
+def test_a_link_checker_opening_the_invitation_first_uses_nothing_up(admin_client):
+    carol = invite_carol(admin_client)
+    link = invitation_path(mail.outbox[0])
+    mail_server = Client()
+    assert mail_server.head(link, follow=True).status_code == 200  # HEAD, as the page's GET would
+    carols = Client()
+    form_address = carols.get(link, follow=True).redirect_chain[-1][0]
+    response = carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+    assert response.status_code == 302 and response.url == "/signin/?username=carol"
+    carol.refresh_from_db()
+    assert carol.check_password(CHOSEN_PASSWORD)
+
+
 def test_a_tampered_invitation_link_does_not_work(admin_client, member):
     carol = invite_carol(admin_client)
     client = Client()

@@ -19,6 +19,7 @@ from tenantlink.accounts.decorators import recent_signin_required
 from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, ConfirmPasswordForm, PreferencesForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice
 from tenantlink.audit.models import Action, AuditEvent
+from tenantlink.lib.middleware import not_for_head
 
 
 @login_required
@@ -148,6 +149,7 @@ def regenerate_recovery_codes(request):
 
 @login_required
 @require_http_methods(["GET"])
+@not_for_head
 def new_recovery_codes(request):
     """Shows freshly made recovery codes once; they are not kept anywhere in readable form. GET
     only: a HEAD (a link checker, a prefetch) would use up the one showing without showing it."""

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
+from tenantlink.lib.middleware import not_for_head
 from tenantlink.sso import adoption, consent, leavers, microsoft, requirement
 from tenantlink.sso.forms import AddIntegrationForm, LeaverPolicyForm
 from tenantlink.sso.models import Integration, PendingAuthorization
@@ -121,6 +122,7 @@ def retry_consent(request, integration_id):
 
 @login_required
 @require_GET
+@not_for_head
 def consent_callback(request):
     """Microsoft sends the administrator back here after admin consent (the one fixed redirect URI)."""
     pending = PendingAuthorization.take(

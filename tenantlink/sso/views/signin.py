@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from tenantlink.accounts.flows import SigninRefused, safe_next
 from tenantlink.audit.models import Action, AuditEvent, Outcome
+from tenantlink.lib.middleware import not_for_head
 from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import PendingAuthorization
 from tenantlink.sso.reasons import FAILURE_REASONS, GRANT_ADMIN_CONSENT
@@ -125,6 +126,7 @@ def start(request):
 
 @csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
 @require_http_methods(["GET", "POST"])
+@not_for_head
 def callback(request):
     if request.method == "POST":
         # A form_post answer is a cross-site POST, which brings no SameSite=Lax cookie and so no
