@@ -289,17 +289,16 @@ if _site.path or _site.query or _site.fragment or SITE_URL[-1] in "?#":  # the p
 _port("SITE_URL", _site)
 SERVED_OVER_HTTPS = _site.scheme == "https"
 # Whoever knows or guesses SECRET_KEY can forge what it signs (invitation links, the bond of a
-# session to its user's password, the messages cookie). A site people reach over HTTPS is a real
-# one: its key must be long and random (Django's own measure in check --deploy). The published
-# development key is for DEBUG and for the demo and local trials on this machine only.
+# session to its user's password, the messages cookie). A site people reach (over HTTPS, or at
+# an address not on this machine without DEBUG) is a real one: its key must be long and random
+# (Django's own measure in check --deploy). The published development key, and short ones, are
+# for DEBUG and for the demo and local trials on this machine only.
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 if (SERVED_OVER_HTTPS or (not DEBUG and _site.hostname not in _LOOPBACK)) and (
     SECRET_KEY == DEVELOPMENT_SECRET_KEY
     or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
-    or (
-        SERVED_OVER_HTTPS
-        and (len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS)
-    )
+    or len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
 ):
     raise ImproperlyConfigured(
         "SECRET_KEY must be at least 50 random characters of your own on a site people reach; make one "

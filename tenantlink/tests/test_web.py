@@ -197,8 +197,11 @@ def test_a_site_served_over_https_refuses_a_weak_secret_key(monkeypatch, secret_
     assert importlib.reload(tenantlink.settings).SERVED_OVER_HTTPS is False
     # Behind a proxy that ends TLS with SITE_URL mistakenly http: still a site people reach.
     monkeypatch.setenv("SITE_URL", "http://portal.example.com")
-    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters of your own"):
-        importlib.reload(tenantlink.settings)
+    monkeypatch.delenv("DEBUG", raising=False)
+    for weak in (secret_key, "insecure-development-key-do-not-use"):
+        monkeypatch.setenv("SECRET_KEY", weak)
+        with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be at least 50 random characters of your own"):
+            importlib.reload(tenantlink.settings)
     monkeypatch.undo()
     importlib.reload(tenantlink.settings)
 
