@@ -95,7 +95,10 @@ def test_grant_a_licence_until_a_day_includes_that_whole_day(fabrikam):
     )
     assert fabrikam.has_sso(licence.valid_until - datetime.timedelta(seconds=1))
     assert not fabrikam.has_sso(licence.valid_until)
-    assert f"valid until {last_day + datetime.timedelta(days=1):%Y-%m-%d} 00:00 UTC" in output
+    assert (
+        f"valid through {last_day:%Y-%m-%d} (until {last_day + datetime.timedelta(days=1):%Y-%m-%d} 00:00 UTC)"
+        in output
+    )
 
 
 def test_granting_again_extends_the_licence(fabrikam):

@@ -63,7 +63,7 @@ class Command(BaseCommand):
         licence, created = company.grant_licence(Licence.Product.SSO, ends)
         if not created and licence.valid_until == previous_end:
             self.stdout.write(
-                f"{company.name} already holds an SSO licence valid until {previous_end:%Y-%m-%d %H:%M} UTC; nothing changed."
+                f"{company.name} already holds an SSO licence {_validity(previous_end)}; nothing changed."
             )
             return
         action = Action.LICENCE_GRANTED if created else Action.LICENCE_EXTENDED
@@ -76,9 +76,7 @@ class Command(BaseCommand):
             valid_until=licence.valid_until.isoformat(),
         )
         verb = "Granted" if created else "Extended"
-        self.stdout.write(
-            f"{verb} the SSO licence of {company.name}: valid until {licence.valid_until:%Y-%m-%d %H:%M} UTC."
-        )
+        self.stdout.write(f"{verb} the SSO licence of {company.name}: {_validity(licence.valid_until)}.")
 
     def show(self, company):
         licences = company.licences.all()
@@ -88,3 +86,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{licence.product}  {licence.valid_from:%Y-%m-%d} – {licence.valid_until:%Y-%m-%d}  {licence.status}"
             )
+
+
+def _validity(ends):
+    """A licence that ends at midnight UTC (--until DAY, --days N) is valid through the day before."""
+    if ends.time() == datetime.time.min:
+        return f"valid through {ends - datetime.timedelta(days=1):%Y-%m-%d} (until {ends:%Y-%m-%d} 00:00 UTC)"
+    return f"valid until {ends:%Y-%m-%d %H:%M} UTC"
