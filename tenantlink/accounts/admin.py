@@ -52,6 +52,30 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
     ]
     readonly_fields = ["last_login", "date_joined"]
     actions = ["reset_second_factor"]
+    # Who may do what in the operator admin: a staff member given "change user" looks after
+    # customers' accounts, and only a superuser grants operator rights or touches another
+    # operator's account (its password, its second factor), else that permission would be every
+    # permission: make oneself superuser, or take over an account that has more.
+    RIGHTS = ["is_staff", "is_superuser", "groups", "user_permissions"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return self.readonly_fields
+        return [*self.readonly_fields, *self.RIGHTS]
+
+    def _another_operator(self, request, obj):
+        return (
+            obj is not None
+            and not request.user.is_superuser
+            and obj.pk != request.user.pk
+            and (obj.is_staff or obj.is_superuser)
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and not self._another_operator(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and not self._another_operator(request, obj)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -68,6 +92,8 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
 
     @admin.action(description=_("Reset second factor (re-enrol at next sign-in)"))
     def reset_second_factor(self, request, queryset):
+        if not request.user.is_superuser:  # customers' accounts, and one's own
+            queryset = queryset.filter(is_staff=False, is_superuser=False) | queryset.filter(pk=request.user.pk)
         count = 0
         for user in queryset:
             if user.reset_second_factor():  # else nothing to reset (or reset a moment ago, and recorded then)

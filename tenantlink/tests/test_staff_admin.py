@@ -602,3 +602,59 @@ def test_the_demos_operator_signs_in_and_opens_the_operator_admin(client):
     assert page.status_code == 200 and "Oscar Operator" in page.content.decode()
     oscar = User.objects.get(username="oscar")
     assert oscar.is_staff and oscar.company is None
+
+
+@pytest.fixture
+def sam_client(oscar):
+    """Sam, operator staff with only "view user" and "change user": looks after customers' accounts."""
+    from django.contrib.auth.models import Permission
+
+    sam = make_user("sam", None, is_staff=True)
+    sam.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user", "delete_user"]))
+    return signed_in_browser(sam)
+
+
+def test_staff_with_change_user_cannot_make_themselves_superuser(sam_client):
+    sam = User.objects.get(username="sam")
+    url = f"/staff/accounts/user/{sam.pk}/change/"
+    form = form_of(sam_client, url, "user_form")
+    assert "is_superuser" not in form and "user_permissions" not in form  # shown, not offered
+
+    sam_client.post(url, {**form, "is_superuser": "on", "groups": [], "user_permissions": ["1", "2"]})
+
+    sam.refresh_from_db()
+    assert not sam.is_superuser and sam.user_permissions.count() == 3
+
+
+def test_staff_with_change_user_cannot_touch_another_operators_account(sam_client, oscar):
+    for url in (
+        f"/staff/accounts/user/{oscar.pk}/change/",
+        f"/staff/accounts/user/{oscar.pk}/password/",
+        f"/staff/accounts/user/{oscar.pk}/delete/",
+    ):
+        response = sam_client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "post": "yes"})
+        assert response.status_code == 403, url
+    sam_client.post(
+        "/staff/accounts/user/",
+        {"action": "reset_second_factor", "_selected_action": [oscar.pk]},
+    )
+    oscar.refresh_from_db()
+    assert oscar.check_password(PASSWORD) and oscar.has_second_factor
+    assert not AuditEvent.objects.filter(target_user=oscar).exclude(action=Action.SIGNIN_SUCCEEDED).exists()
+
+
+def test_staff_with_change_user_still_look_after_customers(sam_client, member, contoso):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    post_form(sam_client, url, form_of(sam_client, url, "user_form"), role=User.Role.ADMINISTRATOR)
+    member.refresh_from_db()
+    assert member.role == User.Role.ADMINISTRATOR
+    sam_client.post("/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [member.pk]})
+    member.refresh_from_db()
+    assert not member.has_second_factor
+
+
+def test_a_superuser_still_grants_operator_rights(staff_client, member):
+    url = f"/staff/accounts/user/{member.pk}/change/"
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), is_staff="on", company="")
+    member.refresh_from_db()
+    assert member.is_staff
