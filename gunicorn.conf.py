@@ -89,11 +89,12 @@ class PortalLogger(Logger):
     """Gunicorn's logger without secrets in paths, and in JSON when LOG_FORMAT=json."""
 
     def atoms(self, resp, req, environ, request_time):
-        from tenantlink.lib.logs import without_secrets  # in a worker, where Django is set up
+        from tenantlink.lib.logs import escaped, without_secrets  # in a worker, where Django is set up
         from tenantlink.lib.net import client_address_in
 
         atoms = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = without_secrets(atoms["U"])
+        atoms["U"] = escaped(without_secrets(atoms["U"]))  # the path, decoded: %0A is a line break
+        atoms["a"] = escaped(atoms["a"])
         # The client, as the audit log has it: behind our proxies (TRUSTED_PROXY_COUNT), the
         # address our outermost proxy saw, not the proxy's own.
         atoms["h"] = client_address_in(environ) or atoms["h"]

@@ -44,6 +44,15 @@ def without_secrets(text, queries=False):
     return _QUERY.sub(r"\1?(query)", text) if queries else text
 
 
+def escaped(text):
+    """Text a client chose (a path, a header), for a log line: control characters written out
+    as escapes, as Django's own request lines do, so that a path holding a line break cannot add
+    a line of its own making to the log, nor a terminal's escape codes reach whoever reads it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def incoming_request_id(request):
     """The ID our proxy gave this request, or a new one."""
     if settings.TRUSTED_PROXY_COUNT:

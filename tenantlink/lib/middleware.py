@@ -11,7 +11,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tenantlink.lib import errors
-from tenantlink.lib.logs import first_line
+from tenantlink.lib.logs import escaped, first_line
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def database_unavailable(get_response):
         if not isinstance(exception, errors.DATABASE_UNAVAILABLE):
             return None
         # The driver's message ("database is locked", "connection refused"), never the query.
-        log.warning("Database unavailable on %s %s: %s", request.method, request.path, first_line(exception))
+        log.warning("Database unavailable on %s %s: %s", request.method, escaped(request.path), first_line(exception))
         response = errors.service_unavailable(request)
         response._has_been_logged = True  # by the line above: not again as "Service Unavailable"
         return response

@@ -134,6 +134,37 @@ def test_the_access_line_names_the_client_and_hides_invitation_links(settings, m
     assert atoms["U"] == "/invitation/(link)/"
 
 
+def test_a_path_or_user_agent_cannot_write_a_line_of_its_own_into_the_access_log(settings, monkeypatch, tmp_path):
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import SafeAtoms
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))
+    logger = config["PortalLogger"](Config())
+    forged = '\r\n10.0.0.1 "POST /company/users/2/deactivate/" 302 0 0.01s'
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/nothing%0D%0A10.0.0.1",
+        "PATH_INFO": "/nothing" + forged,  # %0D%0A, decoded by the server
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.2",
+        "HTTP_USER_AGENT": "curl\x1b[2J\x00",  # a terminal's "clear screen", and a NUL
+    }
+    response = SimpleNamespace(status="404 Not Found", headers=[], sent=0)
+    atoms = logger.atoms(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=3))
+    line = config["access_log_format"] % SafeAtoms(atoms)  # as gunicorn writes the line
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line and "\x00" not in line
+    assert atoms["U"] == '/nothing\\r\\n10.0.0.1 "POST /company/users/2/deactivate/" 302 0 0.01s'
+    assert atoms["a"] == "curl\\x1b[2J\\x00"
+    assert (
+        logger.atoms(response, SimpleNamespace(headers=[]), {**environ, "PATH_INFO": "/sökning"}, timedelta())["U"]
+        == "/sökning"
+    )  # printable text stays as it is
+
+
 def test_no_invitation_link_is_logged_when_django_refuses_it(admin_client, json_log):
     invite_carol(admin_client)
     path = invitation_path(mail.outbox[0])
