@@ -115,14 +115,16 @@ def friendly_405(get_response):
 def signed_out_form(get_response):
     """A form sent while not signed in (signed out in another tab, or a page kept open since) is
     turned into a trip to the sign-in page by login_required; without a word it looks as if what
-    was sent got lost without reason."""
+    was sent got lost without reason. Not when the view itself signed the user out (connecting
+    Microsoft after too long a while): that view says why."""
 
     def middleware(request):
+        signed_in = request.user.is_authenticated
         response = get_response(request)
         if (
             request.method == "POST"
             and response.status_code == 302
-            and not request.user.is_authenticated
+            and not signed_in
             and response.get("Location", "").startswith(resolve_url(settings.LOGIN_URL) + "?next=")  # login_required
         ):
             messages.info(request, _("You are not signed in, so what you sent was not saved. Sign in and try again."))

@@ -181,6 +181,9 @@ def test_connecting_needs_a_recent_sign_in(client, member, contoso_integration, 
     assert response.url == "/signin/?next=%2Fprofile%2Fsettings%2F"
     assert "_auth_user_id" not in client.session
     assert not Connection.objects.exists()
+    page = page_text(client.get(response.url))
+    assert "For your security, sign in again with your password and code" in page
+    assert "You are not signed in, so what you sent was not saved" not in page  # it was read, and refused
 
 
 @pytest.mark.parametrize(
