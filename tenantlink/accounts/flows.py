@@ -273,3 +273,17 @@ def send_invitation(request, user):
         return False
     AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user)
     return True
+
+
+def send_invitation_again(request, user):
+    """A new link, and the earlier ones end (they went astray, or were forwarded): its token is
+    made from a new unusable password, stored once the mail server took the message, so that a
+    message not sent leaves the earlier link working. Only while the password is still the one
+    read: None when the person accepted meanwhile (the new link then does not work either), else
+    whether it was sent."""
+    read = user.password
+    user.set_unusable_password()
+    if not send_invitation(request, user):
+        user.password = read
+        return False
+    return True if User.objects.filter(pk=user.pk, password=read).update(password=user.password) else None

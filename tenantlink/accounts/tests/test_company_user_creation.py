@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tenantlink.accounts import flows as flows_module
 from tenantlink.accounts.forms import SIGNIN_FAILED
 from tenantlink.accounts.models import User
 from tenantlink.accounts.tests.company_user_helpers import (
@@ -337,15 +338,49 @@ def test_an_invitation_needs_an_email_address(admin_client):
 def test_an_invitation_can_be_sent_again_until_it_is_accepted(admin_client, admin, member):
     carol = invite_carol(admin_client)
 
+    first_link = invitation_path(mail.outbox[0])
     response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
-    assert "An invitation has been sent to carol@example.com." in text(response)
+    assert "An invitation has been sent to carol@example.com; links sent before it no longer work." in text(response)
     assert len(mail.outbox) == 2 and mail.outbox[1].to == ["carol@example.com"]
     assert AuditEvent.objects.filter(action=Action.USER_INVITED, target_user=carol, actor=admin).count() == 2
+    # The first email's link went astray, say: it works no more; the new one does.
+    assert "This invitation link does not work" in text(Client().get(first_link, follow=True))
+    assert "Choose your password" in text(Client().get(invitation_path(mail.outbox[1]), follow=True))
 
     # Bob has a password already: no invitation for him.
     response = admin_client.post(f"/company/users/{member.pk}/invite/", follow=True)
     assert "Only an active user who has not yet accepted an invitation can be sent one." in text(response)
     assert len(mail.outbox) == 2
+
+
+def test_an_invitation_not_sent_again_leaves_the_earlier_link_working(admin_client, settings):
+    carol = invite_carol(admin_client)
+    first_link = invitation_path(mail.outbox[0])
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2  # nothing listens there
+
+    response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
+
+    assert "The invitation could not be sent" in text(response)
+    assert "Choose your password" in text(Client().get(first_link, follow=True))
+
+
+def test_sending_again_as_the_person_accepts_keeps_their_password(admin_client):
+    carol = invite_carol(admin_client)
+    carols = Client()
+    form_address = carols.get(invitation_path(mail.outbox[0]), follow=True).redirect_chain[-1][0]
+    send = flows_module.send_invitation
+
+    def accepted_meanwhile(request, user):
+        carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+        return send(request, user)
+
+    with mock.patch.object(flows_module, "send_invitation", accepted_meanwhile):
+        response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
+
+    assert "Carol Jones accepted the invitation a moment ago." in text(response)
+    carol.refresh_from_db()
+    assert carol.check_password(CHOSEN_PASSWORD)
 
 
 def test_a_mail_server_that_is_down_loses_nothing(admin_client, settings):
@@ -362,5 +397,5 @@ def test_a_mail_server_that_is_down_loses_nothing(admin_client, settings):
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
-    assert "An invitation has been sent to carol@example.com." in text(response)
+    assert "An invitation has been sent to carol@example.com;" in text(response)
     assert len(mail.outbox) == 1

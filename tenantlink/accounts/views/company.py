@@ -13,7 +13,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenantlink.accounts.flows import send_invitation
+from tenantlink.accounts.flows import send_invitation, send_invitation_again
 from tenantlink.accounts.forms import CompanyUserForm
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
@@ -50,12 +50,14 @@ def _invite(request, user):
     if send_invitation(request, user):
         messages.success(request, _("An invitation has been sent to %(email)s.") % {"email": user.email})
     else:
-        messages.error(
-            request,
-            _(
-                "The invitation could not be sent: the mail server did not accept it. Try “Send invitation again” later."
-            ),
-        )
+        _invitation_not_sent(request)
+
+
+def _invitation_not_sent(request):
+    messages.error(
+        request,
+        _("The invitation could not be sent: the mail server did not accept it. Try “Send invitation again” later."),
+    )
 
 
 @company_admin_required
@@ -182,6 +184,16 @@ def user_resend_invitation(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if member.has_usable_password() or not member.email or not member.is_active:
         messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
+        return redirect("company_user", user_id=member.pk)
+    sent = send_invitation_again(request, member)
+    if sent is None:
+        messages.info(request, _("%(name)s accepted the invitation a moment ago.") % {"name": member.get_full_name()})
+    elif sent:
+        messages.success(
+            request,
+            _("An invitation has been sent to %(email)s; links sent before it no longer work.")
+            % {"email": member.email},
+        )
     else:
-        _invite(request, member)
+        _invitation_not_sent(request)
     return redirect("company_user", user_id=member.pk)
