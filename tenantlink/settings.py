@@ -397,7 +397,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "tenantlink.accounts.validators.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-    {"NAME": "tenantlink.accounts.validators.MaximumLengthValidator"},
+    {"NAME": "tenantlink.accounts.validators.SignInFormValidator"},
     {"NAME": "tenantlink.accounts.validators.VarietyValidator"},
 ]
 PASSWORD_RESET_TIMEOUT = env_int("INVITATION_LIFETIME", 3 * 24 * 3600, minimum=600)

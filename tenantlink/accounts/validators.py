@@ -33,8 +33,17 @@ class MinimumLengthValidator(password_validation.MinimumLengthValidator):
         ) % {"min_length": self.min_length}
 
 
-class MaximumLengthValidator:
+class SignInFormValidator:
+    """What the sign-in form can take: at most MAX_PASSWORD_LENGTH characters, each one as it was
+    typed. A byte that is not UTF-8 (a client that sent another encoding) is read as U+FFFD, and
+    the password stored would not be the one the person believes they chose."""
+
     def validate(self, password, user=None):
+        if "\ufffd" in password:
+            raise ValidationError(
+                _("This password has a character the portal could not read. Type it again, or choose another."),
+                code="password_unreadable",
+            )
         if len(password) > MAX_PASSWORD_LENGTH:
             raise ValidationError(
                 _("This password is too long: it may have at most %(max)d characters."),

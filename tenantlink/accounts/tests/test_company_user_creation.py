@@ -85,6 +85,20 @@ def test_a_password_too_long_to_sign_in_with_is_refused(admin_client, admin):
     assert admin.check_password(PASSWORD)
 
 
+def test_a_password_sent_in_another_encoding_than_utf8_is_refused_not_changed(admin_client):
+    """A client that sends Latin-1: the byte \xff is no UTF-8, and read as U+FFFD. Stored, the
+    password would not be the one chosen: "Patÿpass-12345" would not sign in."""
+    carol = invite_carol(admin_client)
+    carols = Client()
+    form_address = carols.get(invitation_path(mail.outbox[0]), follow=True).redirect_chain[-1][0]
+    body = b"new_password1=Pat%FFpass-12345&new_password2=Pat%FFpass-12345"
+    response = carols.post(form_address, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert "This password has a character the portal could not read." in text(response)
+    carol.refresh_from_db()
+    assert not carol.has_usable_password()
+
+
 def test_a_password_of_a_few_characters_repeated_is_refused(admin_client):
     for repeated in ("xxxxxxxxxxxxxxxx", "abababababab", "AbAbaBcCabcaBC"):
         response = admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=repeated))
