@@ -38,7 +38,8 @@ class Action(models.TextChoices):
     LICENCE_REVOKED = "licence.revoked", _("Revoked licence")
     SSO_INTEGRATION_ADDED = "sso.integration.added", _("Added a single sign-on integration")
     SSO_CONSENT_STARTED = "sso.consent.started", _("Sent to Microsoft for admin consent")
-    SSO_CONSENT_SUCCEEDED = "sso.consent.succeeded", _("Admin consent given at Microsoft")
+    # What Microsoft's redirect says, which nobody signs: the integration works only once verified.
+    SSO_CONSENT_SUCCEEDED = "sso.consent.succeeded", _("Microsoft reported admin consent")
     SSO_CONSENT_FAILED = "sso.consent.failed", _("Admin consent not given")
     SSO_VERIFIED = "sso.integration.verified", _("Integration verified with Microsoft")
     SSO_VERIFICATION_FAILED = "sso.integration.verification_failed", _("Integration verification failed")
