@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -143,6 +143,12 @@ def _fault_response(request, endpoint: str, fault) -> Response:
     return response
 
 
+async def client_gone(request, exc: ClientDisconnect):
+    """The client gave up before its body was read (a portal whose timeout a hang fault outlasted):
+    nobody is left to answer, and nothing went wrong here, so no traceback in the log."""
+    return Response(status_code=499)
+
+
 async def http_error(request, exc: HTTPException):
     """Wrong methods and unparseable bodies answered in the shape of the endpoint that was hit,
     like Microsoft's AADSTS900561, instead of Starlette's plain text."""
@@ -186,7 +192,7 @@ def create_app(emulator: Emulator) -> Starlette:
         Route("/{tenant}/oauth2/v2.0/token", grants.token, methods=["POST"]),
         *signin.routes,
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error, ClientDisconnect: client_gone})
     app.state.emulator = emulator
     app.add_middleware(FaultMiddleware, emulator=emulator)
     return app

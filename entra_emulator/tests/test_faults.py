@@ -6,7 +6,8 @@ import httpx
 import jwt
 import pytest
 
-from .support import BEN, CLIENT_ID, CONTOSO, SECRET, claims_of, header_of, redirect_params
+from .conftest import start_emulator, stop
+from .support import BEN, CLIENT_ID, CONTOSO, SECRET, Emulator, claims_of, header_of, redirect_params
 from .test_keys import validate
 
 
@@ -264,3 +265,19 @@ def test_faults_list_their_extra_settings(emulator):
     (fault,) = emulator.control("GET", "faults").json()["faults"]
 
     assert fault["batch_item"] is True and fault["retry_after"] == 4 and fault["status"] == 429
+
+
+def test_a_client_that_gives_up_during_a_hang_leaves_no_traceback(tmp_path):
+    """The portal's timeout is shorter than the hang: the emulator then finds nobody to read the
+    form from, which is no error of its own."""
+    process, url = start_emulator(tmp_path)
+    try:
+        Emulator(url).fault(endpoint="token", hang_seconds=1)
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/common/oauth2/v2.0/token", data={"grant_type": "client_credentials"}, timeout=0.3)
+        time.sleep(1.5)  # the hang ends, and the handler reads the form
+        assert httpx.get(f"{url}/common/v2.0/.well-known/openid-configuration").status_code == 200
+    finally:
+        stop(process)
+    log = (tmp_path / "emulator.log").read_text()
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log
