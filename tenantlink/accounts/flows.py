@@ -187,8 +187,9 @@ def complete_signin(request, user, method):
     """Finish a sign-in: new session key, lifetimes started, audited, and the account's failed
     guesses forgiven when this sign-in proved its password (not with Microsoft: whoever holds the
     Microsoft account could otherwise start the count of password guesses afresh by signing in
-    again, and guess the password that guards the second factor). Returns where the user was going; SigninRefused when a receiver of signin_completing refuses
-    it (audited as that refusal only, and the half-finished sign-in ends)."""
+    again, and guess the password that guards the second factor). Returns where the user was
+    going; SigninRefused when a receiver of signin_completing refuses it (audited as that refusal
+    only, and the half-finished sign-in ends)."""
     next_url = request.session.get(PENDING, {}).get("next") or reverse("portal")
     for _receiver, refusal in signin_completing.send(
         sender=User, request=request, user=user, method=method, next_url=next_url
