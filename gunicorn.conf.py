@@ -48,13 +48,15 @@ def _cores():
     return cores
 
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-if not bind.replace(",", "").strip():  # gunicorn would run on, listening nowhere
+# One address, or several separated by commas (gunicorn takes a list here, not a string with commas).
+bind = [part.strip() for part in os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",") if part.strip()]
+if not bind:  # gunicorn would run on, listening nowhere
     raise SystemExit("GUNICORN_BIND is set but empty: name an address such as 127.0.0.1:8000, or unset it.")
-for _address in (part.strip() for part in bind.split(",")):
-    if _address.startswith("unix:") or "://" in _address:  # a socket file, or fd://N
+for _address in bind:
+    if _address.startswith(("unix:", "fd://")):  # a socket file, or a descriptor the manager opened
         continue
-    _port = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(.*)", _address)  # host:port, [v6]:port; or a host alone
+    # host:port, [v6]:port, tcp://host:port; or a host alone (port 8000)
+    _port = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(.*)", _address.removeprefix("tcp://"))
     if _port and not (_port[2].isascii() and _port[2].isdigit() and int(_port[2]) <= 65535):
         raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {_address!r}.")
 workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))

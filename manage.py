@@ -17,18 +17,20 @@ def _while_connecting(error):
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
-    import django
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
     from django.db import OperationalError
 
     try:
         import_module(os.environ["DJANGO_SETTINGS_MODULE"])  # refuses a value it cannot read
-        django.setup()  # and the apps refuse what they check at start (EMAIL_BACKEND's class)
     except ImproperlyConfigured as problem:
         sys.exit(f"Tenantlink cannot start: {problem}")
     try:
         execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as problem:  # an app's ready() refused (EMAIL_BACKEND's class, say)
+        if "--traceback" in sys.argv:
+            raise
+        sys.exit(f"Tenantlink cannot start: {problem}")
     except OperationalError as error:
         if not _while_connecting(error) or "--traceback" in sys.argv:
             raise  # an error of the command itself (a migration's, say): with its traceback

@@ -249,13 +249,15 @@ def test_gunicorn_says_what_is_wrong_with_a_setting_before_it_listens(settings, 
 
 def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not_a_number(settings, monkeypatch):
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
-    for bad in ("127.0.0.1:99999", "127.0.0.1:abc", "[::1]:", "127.0.0.1:8000,localhost:http"):
+    for bad in ("127.0.0.1:99999", "127.0.0.1:abc", "[::1]:", "127.0.0.1:8000,localhost:http", "tcp://a:99999"):
         monkeypatch.setenv("GUNICORN_BIND", bad)
         with pytest.raises(SystemExit, match="GUNICORN_BIND has a port that is not a number from 0 to 65535"):
             runpy.run_path(config)
-    for good in ("127.0.0.1:8000", "[::1]:8000", "localhost", "unix:/run/tenantlink.sock", "0.0.0.0:80,[::]:80"):
+    for good in ("127.0.0.1:8000", "[::1]:8000", "localhost", "unix:/run/tenantlink.sock", "fd://3"):
         monkeypatch.setenv("GUNICORN_BIND", good)
-        assert runpy.run_path(config)["bind"] == good
+        assert runpy.run_path(config)["bind"] == [good]
+    monkeypatch.setenv("GUNICORN_BIND", " 0.0.0.0:80, [::]:80 ")  # gunicorn listens on each
+    assert runpy.run_path(config)["bind"] == ["0.0.0.0:80", "[::]:80"]
     monkeypatch.setenv("GUNICORN_BIND", " ")  # gunicorn ran on, listening nowhere
     with pytest.raises(SystemExit, match="GUNICORN_BIND is set but empty"):
         runpy.run_path(config)
