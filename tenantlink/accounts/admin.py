@@ -90,10 +90,26 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
     def has_second_factor(self, user):
         return user.has_second_factor
 
-    @admin.action(description=_("Reset second factor (re-enrol at next sign-in)"))
+    # Whoever knows the password enrols their own authenticator after a reset: a change of the
+    # account, not for staff who may only view users.
+    @admin.action(description=_("Reset second factor (re-enrol at next sign-in)"), permissions=["change"])
     def reset_second_factor(self, request, queryset):
         if not request.user.is_superuser:  # customers' accounts, and one's own
-            queryset = queryset.filter(is_staff=False, is_superuser=False) | queryset.filter(pk=request.user.pk)
+            allowed = queryset.filter(is_staff=False, is_superuser=False) | queryset.filter(pk=request.user.pk)
+            if skipped := queryset.count() - allowed.count():
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(count)d operator's account was left as it is: only a superuser resets another operator's "
+                        "second factor.",
+                        "%(count)d operators' accounts were left as they are: only a superuser resets another "
+                        "operator's second factor.",
+                        skipped,
+                    )
+                    % {"count": skipped},
+                    messages.WARNING,
+                )
+            queryset = allowed
         count = 0
         for user in queryset:
             if user.reset_second_factor():  # else nothing to reset (or reset a moment ago, and recorded then)
@@ -135,4 +151,14 @@ admin.site.unregister(Group)
 
 @admin.register(Group)
 class GroupAdmin(StaffAuditMixin, DjangoGroupAdmin):
-    pass
+    """A group's permissions are its members' too: only a superuser adds, changes or deletes one
+    (else "change group" would give its holder, in a group, every permission)."""
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

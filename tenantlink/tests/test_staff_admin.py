@@ -604,14 +604,45 @@ def test_the_demos_operator_signs_in_and_opens_the_operator_admin(client):
     assert oscar.is_staff and oscar.company is None
 
 
-@pytest.fixture
-def sam_client(oscar):
-    """Sam, operator staff with only "view user" and "change user": looks after customers' accounts."""
+def staff_with(*codenames):
+    """Sam, operator staff (not a superuser) with only these permissions, signed in."""
     from django.contrib.auth.models import Permission
 
     sam = make_user("sam", None, is_staff=True)
-    sam.user_permissions.set(Permission.objects.filter(codename__in=["view_user", "change_user", "delete_user"]))
+    sam.user_permissions.set(Permission.objects.filter(codename__in=codenames))
     return signed_in_browser(sam)
+
+
+@pytest.fixture
+def sam_client(oscar):
+    """Sam looks after customers' accounts: he may view, change and delete users."""
+    return staff_with("view_user", "change_user", "delete_user")
+
+
+def test_staff_with_change_group_cannot_give_their_group_more_permissions(oscar):
+    from django.contrib.auth.models import Group, Permission
+
+    helpers = Group.objects.create(name="helpers")
+    helpers.permissions.set(Permission.objects.filter(codename__in=["view_group", "change_group"]))
+    sam_client = staff_with()
+    User.objects.get(username="sam").groups.add(helpers)
+
+    everything = [str(pk) for pk in Permission.objects.values_list("pk", flat=True)]
+    response = sam_client.post(
+        f"/staff/auth/group/{helpers.pk}/change/", {"name": "helpers", "permissions": everything}
+    )
+
+    assert response.status_code == 403
+    assert helpers.permissions.count() == 2
+    assert sam_client.post("/staff/auth/group/add/", {"name": "all", "permissions": everything}).status_code == 403
+    assert not Group.objects.filter(name="all").exists()
+
+
+def test_staff_who_may_only_view_users_cannot_reset_a_second_factor(oscar, member):
+    viewer = staff_with("view_user")
+    viewer.post("/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [member.pk]})
+    member.refresh_from_db()
+    assert member.has_second_factor
 
 
 def test_staff_with_change_user_cannot_make_themselves_superuser(sam_client):
@@ -634,10 +665,10 @@ def test_staff_with_change_user_cannot_touch_another_operators_account(sam_clien
     ):
         response = sam_client.post(url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "post": "yes"})
         assert response.status_code == 403, url
-    sam_client.post(
-        "/staff/accounts/user/",
-        {"action": "reset_second_factor", "_selected_action": [oscar.pk]},
+    response = sam_client.post(
+        "/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [oscar.pk]}, follow=True
     )
+    assert "1 operator's account was left as it is: only a superuser resets" in response.content.decode().replace("&#x27;", "'")
     oscar.refresh_from_db()
     assert oscar.check_password(PASSWORD) and oscar.has_second_factor
     assert not AuditEvent.objects.filter(target_user=oscar).exclude(action=Action.SIGNIN_SUCCEEDED).exists()
