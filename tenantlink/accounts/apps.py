@@ -27,10 +27,14 @@ def check_email_backend():
     """The class EMAIL_BACKEND names, found at start rather than at the first invitation (which
     would then only log that it was not sent). The settings check its module only: importing a
     backend there would import the settings it is being read for."""
+    from django.core.mail.backends.base import BaseEmailBackend
+
     try:
-        import_string(settings.EMAIL_BACKEND)
+        backend = import_string(settings.EMAIL_BACKEND)
     except ImportError:
+        backend = None
+    if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):  # a module, a message class…
         raise ImproperlyConfigured(
-            f"EMAIL_BACKEND names no class that exists: {settings.EMAIL_BACKEND!r} "
+            f"EMAIL_BACKEND names no email backend class that exists: {settings.EMAIL_BACKEND!r} "
             "(such as django.core.mail.backends.smtp.EmailBackend)."
-        ) from None
+        )

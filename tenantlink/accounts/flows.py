@@ -277,14 +277,20 @@ def send_invitation(request, user):
 
 
 def send_invitation_again(request, user):
-    """A new link, and the earlier ones end (they went astray, or were forwarded): its token is
-    made from a new unusable password, stored once the mail server took the message, so that a
-    message not sent leaves the earlier link working. Only while the password is still the one
-    read: None when the person accepted meanwhile (the new link then does not work either), else
-    whether it was sent."""
+    """A new link for someone who has never signed in, and the earlier links end (they went
+    astray, or were forwarded): the link's token is made from a new unusable password, stored
+    before the message is sent, only while the password is still the one read. What happened:
+    "sent"; "not_sent" (the mail server did not take it: the earlier link works again);
+    "accepted" (the person chose a password meanwhile: nothing sent); "crossed" (another
+    invitation to them went out at the same moment, from another window: only the last one's
+    link works)."""
     read = user.password
     user.set_unusable_password()
+    if not User.objects.filter(pk=user.pk, password=read, last_login__isnull=True).update(password=user.password):
+        user.refresh_from_db(fields=["password"])
+        return "accepted" if user.has_usable_password() else "crossed"
     if not send_invitation(request, user):
+        User.objects.filter(pk=user.pk, password=user.password).update(password=read)
         user.password = read
-        return False
-    return True if User.objects.filter(pk=user.pk, password=read).update(password=user.password) else None
+        return "not_sent"
+    return "sent" if User.objects.filter(pk=user.pk, password=user.password).exists() else "crossed"

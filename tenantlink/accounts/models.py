@@ -215,11 +215,26 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_company_admin(self):
-        return self.is_active and self.company_id is not None and self.role == self.Role.ADMINISTRATOR
+        """Administrator of a customer company. Never operator staff, whom the operator admin may
+        also give a company and a role: their rights there are the operator admin's, and a staff
+        member who may change users could otherwise make themselves any company's administrator."""
+        return (
+            self.is_active
+            and self.company_id is not None
+            and self.role == self.Role.ADMINISTRATOR
+            and not (self.is_staff or self.is_superuser)
+        )
 
     @property
     def has_second_factor(self):
         return hasattr(self, "totp")
+
+    @property
+    def awaits_invitation(self):
+        """Invited, and not signed in yet: an invitation may be sent again (which ends the earlier
+        links by changing the password hash, so also every session: there is none yet). Not
+        someone whose password sign-in operator staff turned off."""
+        return self.is_active and bool(self.email) and not self.has_usable_password() and self.last_login is None
 
     @property
     def standing(self):
@@ -227,7 +242,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         if not self.is_active:
             return _("Deactivated"), "bad"
         if not self.has_usable_password():
-            return _("Invited"), "warn"
+            return (_("Invited"), "warn") if self.last_login is None else (_("Password sign-in off"), "warn")
         if not self.has_second_factor:
             return _("No second factor yet"), "warn"
         return _("Active"), "ok"

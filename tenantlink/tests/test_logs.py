@@ -234,7 +234,7 @@ def test_the_metrics_folder_gunicorn_made_is_removed_at_the_end_also_after_a_rel
         (  # refused by the accounts app when Django is set up, not by the settings
             "EMAIL_BACKEND",
             "django.core.mail.backends.smtp.EmailBackendd",
-            "Tenantlink cannot start: EMAIL_BACKEND names no class that exists",
+            "Tenantlink cannot start: EMAIL_BACKEND names no email backend class that exists",
         ),
     ],
 )

@@ -668,7 +668,9 @@ def test_staff_with_change_user_cannot_touch_another_operators_account(sam_clien
     response = sam_client.post(
         "/staff/accounts/user/", {"action": "reset_second_factor", "_selected_action": [oscar.pk]}, follow=True
     )
-    assert "1 operator's account was left as it is: only a superuser resets" in response.content.decode().replace("&#x27;", "'")
+    assert "1 operator's account was left as it is: only a superuser resets" in response.content.decode().replace(
+        "&#x27;", "'"
+    )
     oscar.refresh_from_db()
     assert oscar.check_password(PASSWORD) and oscar.has_second_factor
     assert not AuditEvent.objects.filter(target_user=oscar).exclude(action=Action.SIGNIN_SUCCEEDED).exists()
@@ -689,3 +691,17 @@ def test_a_superuser_still_grants_operator_rights(staff_client, member):
     post_form(staff_client, url, form_of(staff_client, url, "user_form"), is_staff="on", company="")
     member.refresh_from_db()
     assert member.is_staff
+
+
+def test_staff_who_give_themselves_a_company_and_the_administrator_role_are_not_its_administrator(
+    sam_client, contoso, member
+):
+    """Their rights are the operator admin's: else 'change user' would open any company's users,
+    audit log and single sign-on settings."""
+    sam = User.objects.get(username="sam")
+    url = f"/staff/accounts/user/{sam.pk}/change/"
+    post_form(sam_client, url, form_of(sam_client, url, "user_form"), company=str(contoso.pk), role="administrator")
+    sam.refresh_from_db()
+    assert (sam.company, sam.role) == (contoso, User.Role.ADMINISTRATOR)  # written, but it gives nothing
+    for path in ("/company/users/", "/company/audit/", "/company/sso/", f"/company/users/{member.pk}/"):
+        assert sam_client.get(path).status_code == 403, path

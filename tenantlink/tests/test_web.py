@@ -447,9 +447,14 @@ def test_an_email_backend_class_that_does_not_exist_stops_the_start(settings):
 
     from tenantlink.accounts.apps import check_email_backend
 
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.NoSuchBackend"  # its module exists
-    with pytest.raises(ImproperlyConfigured, match="EMAIL_BACKEND names no class that exists"):
-        check_email_backend()
+    for wrong in (
+        "django.core.mail.backends.smtp.NoSuchBackend",  # its module exists
+        "django.core.mail.backends.smtp.ssl",  # a module the backend's module imports
+        "django.core.mail.message.EmailMessage",  # a class, but no backend
+    ):
+        settings.EMAIL_BACKEND = wrong
+        with pytest.raises(ImproperlyConfigured, match="EMAIL_BACKEND names no email backend class that exists"):
+            check_email_backend()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     check_email_backend()
 
@@ -461,7 +466,7 @@ def test_the_portal_does_not_start_with_such_an_email_backend():
 
     assert result.returncode != 0
     assert result.stderr.startswith(
-        "Tenantlink cannot start: EMAIL_BACKEND names no class that exists: 'django.core.mail.backends.smtp.EmailBackendd'"
+        "Tenantlink cannot start: EMAIL_BACKEND names no email backend class that exists: 'django.core.mail.backends.smtp.EmailBackendd'"
     )
     assert "Traceback" not in result.stderr
 

@@ -6,6 +6,7 @@ from unittest import mock
 
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -383,18 +384,59 @@ def test_sending_again_as_the_person_accepts_keeps_their_password(admin_client):
     carol = invite_carol(admin_client)
     carols = Client()
     form_address = carols.get(invitation_path(mail.outbox[0]), follow=True).redirect_chain[-1][0]
-    send = flows_module.send_invitation
+    make_unusable = User.set_unusable_password
 
-    def accepted_meanwhile(request, user):
+    def accepted_meanwhile(user):  # after the administrator's request read the account
         carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
-        return send(request, user)
+        make_unusable(user)
 
-    with mock.patch.object(flows_module, "send_invitation", accepted_meanwhile):
+    with mock.patch.object(User, "set_unusable_password", accepted_meanwhile):
         response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
 
     assert "Carol Jones accepted the invitation a moment ago." in text(response)
+    assert len(mail.outbox) == 1  # nothing more sent
     carol.refresh_from_db()
     assert carol.check_password(CHOSEN_PASSWORD)
+
+
+def test_two_invitations_sent_again_at_once_say_which_link_works(admin_client):
+    """Two administrators, or two windows: the second is sent while the first is on its way."""
+    carol = invite_carol(admin_client)
+    other_window = Client()
+    other_window.cookies = admin_client.cookies
+    send = flows_module.send_invitation
+    answers, started = [], []
+
+    def meanwhile_another(request, user):
+        if not started:
+            started.append(True)
+            answers.append(other_window.post(f"/company/users/{carol.pk}/invite/", follow=True))
+        return send(request, user)
+
+    with mock.patch.object(flows_module, "send_invitation", meanwhile_another):
+        first = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
+
+    # The later one was sent first; the earlier one's message went out last, with the link that works.
+    assert "only the link in the last one sent works" in text(first).replace("&#x27;", "'")
+    assert "links sent before it no longer work" in text(answers[0])
+    works = [
+        "Choose your password" in text(Client().get(invitation_path(message), follow=True)) for message in mail.outbox
+    ]
+    assert works == [False, False, True] or works == [False, True, False]
+    assert works.count(True) == 1
+
+
+def test_someone_whose_password_sign_in_was_turned_off_is_not_sent_an_invitation(admin_client, member):
+    """They have signed in (with Microsoft, say): a new link would change their password hash and
+    end their sessions, without a word."""
+    member.set_unusable_password()
+    member.last_login = timezone.now()
+    member.save(update_fields=["password", "last_login"])
+    page = text(admin_client.get(f"/company/users/{member.pk}/"))
+    assert "Send invitation again" not in page and "Password sign-in off" in page
+    response = admin_client.post(f"/company/users/{member.pk}/invite/", follow=True)
+    assert "Only an active user who has not yet accepted an invitation can be sent one." in text(response)
+    assert not mail.outbox
 
 
 def test_a_mail_server_that_is_down_loses_nothing(admin_client, settings):

@@ -182,16 +182,25 @@ def user_reset_second_factor(request, user_id):
 @require_POST
 def user_resend_invitation(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if member.has_usable_password() or not member.email or not member.is_active:
+    if not member.awaits_invitation:
         messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
         return redirect("company_user", user_id=member.pk)
-    sent = send_invitation_again(request, member)
-    if sent is None:
-        messages.info(request, _("%(name)s accepted the invitation a moment ago.") % {"name": member.get_full_name()})
-    elif sent:
+    outcome = send_invitation_again(request, member)
+    if outcome == "sent":
         messages.success(
             request,
             _("An invitation has been sent to %(email)s; links sent before it no longer work.")
+            % {"email": member.email},
+        )
+    elif outcome == "accepted":
+        messages.info(request, _("%(name)s accepted the invitation a moment ago.") % {"name": member.get_full_name()})
+    elif outcome == "crossed":
+        messages.info(
+            request,
+            _(
+                "Another invitation to %(email)s was sent at the same moment, from another window: only the link "
+                "in the last one sent works."
+            )
             % {"email": member.email},
         )
     else:
