@@ -288,7 +288,9 @@ def test_a_link_checker_opening_the_invitation_first_uses_nothing_up(admin_clien
     carol = invite_carol(admin_client)
     link = invitation_path(mail.outbox[0])
     mail_server = Client()
-    assert mail_server.head(link, follow=True).status_code == 200  # HEAD, as the page's GET would
+    moved = mail_server.head(link)  # HEAD, as the link's GET would: the token into its session
+    assert moved.status_code == 302
+    assert mail_server.head(moved.url).status_code == 200  # the set-password page, as a HEAD
     carols = Client()
     form_address = carols.get(link, follow=True).redirect_chain[-1][0]
     response = carols.post(form_address, {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})

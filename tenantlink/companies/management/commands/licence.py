@@ -89,7 +89,7 @@ class Command(BaseCommand):
 
 
 def _validity(ends):
-    """A licence that ends at midnight UTC (--until DAY, --days N) is valid through the day before."""
+    """A licence that ends at midnight UTC (--until DAY) is valid through the day before."""
     if ends.time() == datetime.time.min:
         return f"valid through {ends - datetime.timedelta(days=1):%Y-%m-%d} (until {ends:%Y-%m-%d} 00:00 UTC)"
     return f"valid until {ends:%Y-%m-%d %H:%M} UTC"
