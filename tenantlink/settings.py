@@ -336,7 +336,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "tenantlink.lib.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "tenantlink.lib.middleware.HeadAsGet",
+    "tenantlink.lib.middleware.head_as_get",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

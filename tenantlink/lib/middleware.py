@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.shortcuts import resolve_url
+from django.urls import Resolver404, resolve
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -51,22 +52,25 @@ def not_for_head(view):
     return view
 
 
-class HeadAsGet:
+def head_as_get(get_response):
     """A HEAD request is answered as its GET would be, without the body (RFC 9110 §9.3.2): uptime
     monitors and mail servers' link checkers send HEAD, and the views accept GET (Django's
     require_http_methods does not count HEAD as one), but for those marked not_for_head. The
     body goes here, as no WSGI server is bound to drop it quietly (gunicorn logs a warning for
     every one). After WhiteNoise, which answers HEAD for static files itself; before the metrics,
-    which label it HEAD."""
+    which label it HEAD. Every other request passes through with one comparison."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
+    def middleware(request):
         if request.method != "HEAD":
-            return self.get_response(request)
+            return get_response(request)
         try:
-            response = self.get_response(request)
+            view = resolve(request.path_info).func
+        except Resolver404:
+            view = None
+        if not getattr(view, "not_for_head", False):
+            request.method = "GET"  # for every middleware after this one, and the view
+        try:
+            response = get_response(request)
         finally:
             request.method = "HEAD"
         if response.streaming:
@@ -76,9 +80,7 @@ class HeadAsGet:
             response.content = b""  # Content-Length stays the GET's, as HEAD's may
         return response
 
-    def process_view(self, request, view, args, kwargs):
-        if request.method == "HEAD" and not getattr(view, "not_for_head", False):
-            request.method = "GET"  # the view's own decorators and CSRF see a GET
+    return middleware
 
 
 def refuse_nul_characters(get_response):
