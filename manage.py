@@ -21,10 +21,13 @@ if __name__ == "__main__":
     from django.core.management import execute_from_command_line
     from django.db import OperationalError
 
-    try:
-        import_module(os.environ["DJANGO_SETTINGS_MODULE"])  # refuses a value it cannot read
-    except ImproperlyConfigured as problem:
-        sys.exit(f"Tenantlink cannot start: {problem}")
+    # The settings refuse a value they cannot read: said in one line (unless --settings names
+    # other settings, which Django then reads itself).
+    if not any(argument.startswith("--settings") for argument in sys.argv[1:]):
+        try:
+            import_module(os.environ["DJANGO_SETTINGS_MODULE"])
+        except ImproperlyConfigured as problem:
+            sys.exit(f"Tenantlink cannot start: {problem}")
     try:
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as problem:  # an app's ready() refused (EMAIL_BACKEND's class, say)

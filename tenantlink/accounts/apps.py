@@ -27,13 +27,13 @@ def check_email_backend():
     """The class EMAIL_BACKEND names, found at start rather than at the first invitation (which
     would then only log that it was not sent). The settings check its module only: importing a
     backend there would import the settings it is being read for."""
-    from django.core.mail.backends.base import BaseEmailBackend
-
     try:
         backend = import_string(settings.EMAIL_BACKEND)
     except ImportError:
         backend = None
-    if not (isinstance(backend, type) and issubclass(backend, BaseEmailBackend)):  # a module, a message class…
+    # Django asks only for send_messages (a backend need not subclass its base): not a module,
+    # nor a class of something else.
+    if not (isinstance(backend, type) and callable(getattr(backend, "send_messages", None))):
         raise ImproperlyConfigured(
             f"EMAIL_BACKEND names no email backend class that exists: {settings.EMAIL_BACKEND!r} "
             "(such as django.core.mail.backends.smtp.EmailBackend)."

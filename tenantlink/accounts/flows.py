@@ -281,15 +281,20 @@ def send_invitation_again(request, user):
     astray, or were forwarded): the link's token is made from a new unusable password, stored
     before the message is sent, only while the password is still the one read. What happened:
     "sent"; "not_sent" (the mail server did not take it: the earlier link works again);
-    "accepted" (the person chose a password meanwhile: nothing sent); "crossed" (another
-    invitation to them went out at the same moment, from another window: only the last one's
-    link works)."""
+    "accepted" (the person chose a password meanwhile: nothing sent); "not_awaiting" (deactivated
+    a moment ago: nothing sent); "crossed" (another invitation to them went out at the same
+    moment, from another window: only the last one's link works)."""
     read = user.password
     user.set_unusable_password()
-    if not User.objects.filter(pk=user.pk, password=read, last_login__isnull=True).update(password=user.password):
-        user.refresh_from_db(fields=["password"])
+    awaiting = User.objects.filter(pk=user.pk, password=read, last_login__isnull=True, is_active=True)
+    if not awaiting.update(password=user.password):
+        user.refresh_from_db(fields=["password", "is_active"])
+        if not user.is_active:
+            return "not_awaiting"
         return "accepted" if user.has_usable_password() else "crossed"
     if not send_invitation(request, user):
+        # (A server that took the message and then failed to say so leaves that link dead: the
+        # administrator is told it was not sent, and sends it again.)
         User.objects.filter(pk=user.pk, password=user.password).update(password=read)
         user.password = read
         return "not_sent"

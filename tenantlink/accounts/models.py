@@ -129,8 +129,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def clean_fields(self, exclude=None):
         """Only operator staff have no company: a customer user without one could still sign in,
-        and no administrator would see them. Checked here rather than in clean(), which has no
-        `exclude`: a form without the company field (My Profile's settings) cannot correct it."""
+        and no administrator would see them. And operator staff are no company's administrator.
+        Checked here rather than in clean(), which has no `exclude`: a form without the company
+        or role field (My Profile's settings) cannot correct it."""
         errors = {}
         try:
             super().clean_fields(exclude)
@@ -144,6 +145,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         ):
             errors["company"] = [
                 ValidationError(_("Choose a company. Only operator staff belong to none."), code="company_required")
+            ]
+        if (
+            "role" not in (exclude or ())
+            and "role" not in errors
+            and self.role == self.Role.ADMINISTRATOR
+            and (self.is_staff or self.is_superuser)
+        ):
+            errors["role"] = [  # is_company_admin would not count it: say so rather than store it
+                ValidationError(
+                    _("Operator staff are no company's administrator: choose Member, or take away the staff rights."),
+                    code="staff_not_administrator",
+                )
             ]
         if errors:
             raise ValidationError(errors)

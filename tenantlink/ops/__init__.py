@@ -1,2 +1,2 @@
 """Operating the portal: commands that look after every app's data at once, such as the daily
-purge. It may import every app; no app imports it."""
+purge, and the container's health check. It may import every app; no app imports it."""

@@ -416,9 +416,9 @@ def tell_administrators(integration, what, **context):
     company's last administrators, operator staff are told instead, so that someone can give the
     company a new administrator."""
     company = integration.company
-    administrators = User.objects.filter(
-        company=company, role=User.Role.ADMINISTRATOR, is_active=True, is_staff=False
-    ).exclude(email="")
+    administrators = (
+        User.objects.of_company(company).filter(role=User.Role.ADMINISTRATOR, is_active=True).exclude(email="")
+    )
     if not administrators.exists():
         administrators = User.objects.filter(is_staff=True, is_active=True).exclude(email="")
     for administrator in administrators:

@@ -70,7 +70,13 @@ def microsoft_sessions(get_response):
                         "been signed out. Sign in with your username, password and second factor."
                     ),
                 )
-            elif request.method == "GET" and not request.path_info.startswith(NOT_INTERRUPTED) and offer_due(request):
+            # The method as it came: a HEAD (a prefetch, a link checker with the cookie) is answered
+            # as a GET, and must not use up the offer that the person's own GET would show.
+            elif (
+                request.META["REQUEST_METHOD"] == "GET"
+                and not request.path_info.startswith(NOT_INTERRUPTED)
+                and offer_due(request)
+            ):
                 return redirect(reverse("sso_offer") + "?" + urlencode({"next": request.get_full_path()}))
         response = get_response(request)
         if request.user.is_authenticated and request.session.get(SIGNIN_METHOD):

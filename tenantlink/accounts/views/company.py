@@ -182,11 +182,10 @@ def user_reset_second_factor(request, user_id):
 @require_POST
 def user_resend_invitation(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
-    if not member.awaits_invitation:
+    outcome = send_invitation_again(request, member) if member.awaits_invitation else "not_awaiting"
+    if outcome == "not_awaiting":
         messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
-        return redirect("company_user", user_id=member.pk)
-    outcome = send_invitation_again(request, member)
-    if outcome == "sent":
+    elif outcome == "sent":
         messages.success(
             request,
             _("An invitation has been sent to %(email)s; links sent before it no longer work.")

@@ -253,6 +253,9 @@ def test_a_batch_item_that_is_not_about_the_user_asked_changes_nobody(checked, f
 
 def test_deactivating_the_last_administrators_tells_operator_staff(checked, fake_microsoft, admin, contoso):
     make_user("olle", None, is_staff=True)
+    # A superuser given the company and the role (in the database: the operator admin refuses it)
+    # is no administrator of it: not the one told, nor one who keeps operator staff from being told.
+    make_user("sune", contoso, User.Role.ADMINISTRATOR, is_superuser=True)
     connect(admin, checked, fake_microsoft, enabled=False)
     run()
     admin.refresh_from_db()

@@ -36,6 +36,15 @@ def test_after_a_password_sign_in_the_user_is_offered_microsoft(client, member, 
     assert "Sign in with Microsoft?" in text and "Not now" in text and "t ask again" in text
 
 
+def test_a_head_request_after_signing_in_does_not_use_up_the_offer(client, member, contoso_integration):
+    """A prefetch or a link checker with the session's cookie: the person's own GET still asks."""
+    client.post("/signin/", {"username": member.username, "password": PASSWORD})
+    client.post("/signin/verify/", {"code": code_for(member)})
+    client.head("/portal/")
+    response = client.get("/portal/")
+    assert response.status_code == 302 and response.url == "/sso/offer/?next=%2Fportal%2F"
+
+
 def test_under_a_script_prefix_my_profile_is_not_interrupted_by_the_offer(client, member, contoso_integration):
     client.post("/signin/", {"username": member.username, "password": PASSWORD})
     client.post("/signin/verify/", {"code": code_for(member)})
