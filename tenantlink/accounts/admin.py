@@ -100,9 +100,9 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
                 self.message_user(
                     request,
                     ngettext(
-                        "%(count)d operator's account was left as it is: only a superuser resets another operator's "
-                        "second factor.",
-                        "%(count)d operators' accounts were left as they are: only a superuser resets another "
+                        "%(count)d operator's account was left as it is: only a superuser can reset another "
+                        "operator's second factor.",
+                        "%(count)d operators' accounts were left as they are: only a superuser can reset another "
                         "operator's second factor.",
                         skipped,
                     )
@@ -110,6 +110,8 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
                     messages.WARNING,
                 )
             queryset = allowed
+            if not queryset.exists():  # every one selected was another operator's, as said above
+                return
         count = 0
         for user in queryset:
             if user.reset_second_factor():  # else nothing to reset (or reset a moment ago, and recorded then)

@@ -80,7 +80,7 @@ def test_an_administrator_adds_her_tenant_by_domain_approves_it_and_it_is_active
     expect(fact(contoso, "Status")).to_have_text("Active")
     expect(fact(contoso, "Tenant ID")).to_have_text(CONTOSO)
     expect(fact(contoso, "Connected users")).to_have_text(re.compile(r"^\s*0 of \d+ active users \(0 %\)\s*$"))
-    expect(fact(contoso, "Approval reported by Microsoft")).not_to_have_text("—")
+    expect(fact(contoso, "Admin consent reported by Microsoft")).not_to_have_text("—")
     expect(fact(contoso, "Last verified")).not_to_have_text("—")
     expect(contoso.get_by_role("button", name="Disable")).to_be_visible()
     expect(contoso.get_by_role("button", name="Retry consent")).to_have_count(0)
@@ -214,7 +214,7 @@ def test_an_administrator_who_turns_back_finds_the_integration_pending(page, por
     contoso = card(page, "Contoso")
     expect(fact(contoso, "Status")).to_have_text("Pending consent")
     expect(fact(contoso, "Why")).to_have_count(0)
-    expect(fact(contoso, "Approval reported by Microsoft")).to_have_text("—")
+    expect(fact(contoso, "Admin consent reported by Microsoft")).to_have_text("—")
     expect(contoso.get_by_role("button", name="Retry consent")).to_be_visible()
     assert [e["action"] for e in audit_log(page, portal)] == ["sso.integration.added", "sso.consent.started"]
 
