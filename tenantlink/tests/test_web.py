@@ -529,6 +529,8 @@ def wsgi_request(method, path):
     """(status, headers, body) of a request to the WSGI application itself, as gunicorn calls it:
     Django's test client drops a HEAD response's body by itself, so it would not show one sent."""
     from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
     from django.test.client import FakePayload
 
     answer = {}
@@ -543,11 +545,18 @@ def wsgi_request(method, path):
         "wsgi.input": FakePayload(b""),
         "wsgi.errors": None,
     }
-    body = WSGIHandler()(environ, lambda status, headers: answer.update(status=status, headers=dict(headers)))
+    # As Django's test client does: the test's own database connection (and its transaction) stays.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
-        return answer["status"], answer["headers"], b"".join(body)
+        body = WSGIHandler()(environ, lambda status, headers: answer.update(status=status, headers=dict(headers)))
+        try:
+            return answer["status"], answer["headers"], b"".join(body)
+        finally:
+            body.close()
     finally:
-        body.close()
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.mark.parametrize("path", ["/signin/", "/health/live/", "/static/tenantlink/forms.js", "/invitation/MQ/a-b/"])
