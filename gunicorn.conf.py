@@ -10,7 +10,6 @@ one thread, not a whole process, so password sign-in goes on being served beside
 import math
 import multiprocessing
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -48,17 +47,19 @@ def _cores():
     return cores
 
 
-# One address, or several separated by commas (gunicorn takes a list here, not a string with commas).
-bind = [part.strip() for part in os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",") if part.strip()]
+# One address, or several separated by commas (gunicorn takes a list here, not a string with commas),
+# read as the container's health check reads them. This file runs before gunicorn puts its folder on
+# the import path.
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tenantlink.ops.healthcheck import addresses  # noqa: E402 (needs the path above)
+
+try:
+    bind = addresses(os.environ.get("GUNICORN_BIND", "127.0.0.1:8000"))
+except ValueError as error:
+    raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {error.args[0]!r}.") from None
 if not bind:  # gunicorn would run on, listening nowhere
     raise SystemExit("GUNICORN_BIND is set but empty: name an address such as 127.0.0.1:8000, or unset it.")
-for _address in bind:
-    if _address.startswith(("unix:", "fd://")):  # a socket file, or a descriptor the manager opened
-        continue
-    # host:port, [v6]:port, tcp://host:port; or a host alone (port 8000)
-    _port = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(.*)", _address.removeprefix("tcp://"))
-    if _port and not (_port[2].isascii() and _port[2].isdigit() and int(_port[2]) <= 65535):
-        raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {_address!r}.")
 workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
 worker_class = "gthread"
 threads = _number("GUNICORN_THREADS", 4)

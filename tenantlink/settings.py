@@ -293,8 +293,7 @@ SERVED_OVER_HTTPS = _site.scheme == "https"
 # an address not on this machine without DEBUG) is a real one: its key must be long and random
 # (Django's own measure in check --deploy). The published development key, and short ones, are
 # for DEBUG and for the demo and local trials on this machine only.
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-if (SERVED_OVER_HTTPS or (not DEBUG and _site.hostname not in _LOOPBACK)) and (
+if (SERVED_OVER_HTTPS or (not DEBUG and not _is_loopback(_site.hostname))) and (
     SECRET_KEY == DEVELOPMENT_SECRET_KEY
     or SECRET_KEY.startswith(SECRET_KEY_INSECURE_PREFIX)
     or len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH

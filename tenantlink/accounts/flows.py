@@ -191,11 +191,12 @@ def complete_signin(request, user, method):
     going; SigninRefused when a receiver of signin_completing refuses it (audited as that refusal
     only, and the half-finished sign-in ends)."""
     next_url = request.session.get(PENDING, {}).get("next") or reverse("portal")
+    proved_password = method != "microsoft"
     for _receiver, refusal in signin_completing.send(
         sender=User, request=request, user=user, method=method, next_url=next_url
     ):
         if refusal is not None:
-            if method != "microsoft":
+            if proved_password:
                 throttle.clear_account(user)  # the password and the code were right
             AuditEvent.objects.record(
                 Action.SIGNIN_FAILED,
@@ -213,7 +214,7 @@ def complete_signin(request, user, method):
     now = int(time.time())
     request.session["signed_in_at"] = request.session["last_seen"] = now
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
-    if method != "microsoft":
+    if proved_password:
         throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)
     remember_language(user)

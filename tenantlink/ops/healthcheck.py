@@ -14,17 +14,34 @@ from urllib.parse import urlsplit
 ANY_ADDRESS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "[::]": "::1"}  # noqa: S104 (read, not bound)
 
 
+def _host_and_port(address):
+    """(host, port text) of host:port, [v6]:port or tcp://host:port; None for a host alone."""
+    split = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(.*)", address.removeprefix("tcp://"))
+    return (split[1], split[2]) if split else None
+
+
+def addresses(bind):
+    """GUNICORN_BIND's addresses (separated by commas), as gunicorn.conf.py gives them to gunicorn:
+    ValueError names the first whose port is not a number from 0 to 65535."""
+    listed = [part.strip() for part in bind.split(",") if part.strip()]
+    for address in listed:
+        if address.startswith(("unix:", "fd://")):  # a socket file, or a descriptor the manager opened
+            continue
+        port = (_host_and_port(address) or ("", "0"))[1]
+        if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise ValueError(address)
+    return listed
+
+
 def target(bind):
     """("tcp", host, port) or ("unix", path, None) of the first address gunicorn listens on."""
-    first = next((part.strip() for part in bind.split(",") if part.strip()), "127.0.0.1:8000")
+    first = (addresses(bind) or ["127.0.0.1:8000"])[0]
     if first.startswith("unix:"):
         return "unix", first.removeprefix("unix:").removeprefix("//"), None
     if first.startswith("fd://"):
         raise SystemExit(f"GUNICORN_BIND is a file descriptor ({first}): give the health check an address.")
-    address = first.removeprefix("tcp://")
-    split = re.fullmatch(r"(\[[^\]]*\]|[^:]*):(\d+)", address)  # host:port or [v6]:port; else a host alone
-    host, port = (split[1], int(split[2])) if split else (address, 8000)
-    return "tcp", ANY_ADDRESS.get(host, host).removeprefix("[").removesuffix("]"), port
+    host, port = _host_and_port(first) or (first.removeprefix("tcp://"), "8000")  # a host alone: gunicorn's 8000
+    return "tcp", ANY_ADDRESS.get(host, host).removeprefix("[").removesuffix("]"), int(port)
 
 
 class _UnixConnection(http.client.HTTPConnection):
