@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from django.views.i18n import set_language
 
@@ -8,6 +9,10 @@ from tenantlink.accounts.views import company, profile, signin
 from tenantlink.audit import views as audit
 from tenantlink.sso.views import connect, integrations, leavers, requirement
 from tenantlink.sso.views import signin as microsoft_signin
+
+# The operator admin's own name, not Django's ("Django administration")
+admin.site.site_header = admin.site.site_title = _("Tenantlink operator admin")
+admin.site.index_title = _("Customers, licences and the audit log")
 
 urlpatterns = [
     path("", views.home, name="home"),

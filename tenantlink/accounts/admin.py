@@ -33,7 +33,7 @@ class StaffUserChangeForm(UserChangeForm):
 class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
     add_form = StaffUserCreationForm
     form = StaffUserChangeForm
-    list_display = ["username", "display_name", "company", "role", "is_active", "has_second_factor", "last_login"]
+    list_display = ["username", "display_name", "company", "role_shown", "is_active", "has_second_factor", "last_login"]
     list_filter = ["role", "is_active", "is_staff", "company"]
     search_fields = ["username", "display_name", "email", "company__name"]
     ordering = ["username"]
@@ -85,6 +85,11 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
             obj.end_all_sessions()
         if change and "company" in form.changed_data:
             flows.company_changed.send(sender=User, request=request, user=obj)
+
+    @admin.display(description=_("role"), ordering="role")
+    def role_shown(self, user):
+        # Staff keep the role Member (they are no company's administrator, see User.clean_fields).
+        return _("Operator staff") if user.is_staff or user.is_superuser else user.get_role_display()
 
     @admin.display(boolean=True, description=_("Second factor"))
     def has_second_factor(self, user):

@@ -248,9 +248,10 @@ def is_recent_signin(request):
     return confirmed or is_recent_full_signin(request)
 
 
-def send_invitation(request, user):
-    """Email the user a single-use link to choose a password. False when the mail server
-    could not take the message; the user is kept, and the invitation can be sent again."""
+def send_invitation(request, user, action=Action.USER_INVITED):
+    """Email the user a single-use link to choose a password, and audit it as `action`. False
+    when the mail server could not take the message; the user is kept, and the invitation can be
+    sent again."""
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)
     link = settings.SITE_URL + reverse("accept_invitation", args=[uid, token])
@@ -271,9 +272,9 @@ def send_invitation(request, user):
             )
     except (smtplib.SMTPException, OSError) as error:
         log.warning("Invitation to user %s not sent: %s", user.pk, error.__class__.__name__)
-        AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user, outcome=Outcome.FAILURE)
+        AuditEvent.objects.record(action, request=request, target=user, outcome=Outcome.FAILURE)
         return False
-    AuditEvent.objects.record(Action.USER_INVITED, request=request, target=user)
+    AuditEvent.objects.record(action, request=request, target=user)
     return True
 
 
@@ -293,7 +294,7 @@ def send_invitation_again(request, user):
         if not user.is_active:
             return "not_awaiting"
         return "accepted" if user.has_usable_password() else "crossed"
-    if not send_invitation(request, user):
+    if not send_invitation(request, user, Action.USER_INVITED_AGAIN):
         # (A server that took the message and then failed to say so leaves that link dead: the
         # administrator is told it was not sent, and sends it again.)
         User.objects.filter(pk=user.pk, password=user.password).update(password=read)

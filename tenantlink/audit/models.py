@@ -30,6 +30,7 @@ class Action(models.TextChoices):
     RECOVERY_CODE_USED = "recovery_code.used", _("Used a recovery code")
     USER_CREATED = "user.created", _("Created user")
     USER_INVITED = "user.invited", _("Invited user")
+    USER_INVITED_AGAIN = "user.invited_again", _("Sent the invitation again")
     USER_DEACTIVATED = "user.deactivated", _("Deactivated user")
     USER_REACTIVATED = "user.reactivated", _("Reactivated user")
     COMPANY_CREATED = "company.created", _("Created company")

@@ -27,9 +27,10 @@ def _count(queryset, group):
 class IntegrationQuerySet(models.QuerySet):
     def with_adoption(self):
         """Each integration with `connected`, its connected users who are active, and
-        `active_users`, its company's active users: counted for the rows fetched only, through
-        the indexes on the user's company and the connection's integration."""
-        active = User.objects.filter(company=models.OuterRef("company"), is_active=True)
+        `active_users`, its company's active users (not operator staff given the company): counted
+        for the rows fetched only, through the indexes on the user's company and the connection's
+        integration."""
+        active = User.objects.of_company(models.OuterRef("company")).filter(is_active=True)
         connected = Connection.objects.filter(integration=models.OuterRef("pk"), user__is_active=True)
         return self.annotate(active_users=_count(active, "company"), connected=_count(connected, "integration"))
 

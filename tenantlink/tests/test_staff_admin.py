@@ -604,6 +604,15 @@ def test_the_demos_operator_signs_in_and_opens_the_operator_admin(client):
     assert oscar.is_staff and oscar.company is None
 
 
+def test_the_operator_admin_says_whose_it_is_and_which_accounts_are_staff(staff_client, member):
+    page = staff_client.get("/staff/accounts/user/").content.decode()
+    assert "<title>Select user to change | Tenantlink operator admin</title>" in page
+    assert "Django administration" not in page
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in page.split("<tr")[1:]}
+    assert "Operator staff" in rows["oscar"]
+    assert "Member" in rows[member.username] and "Operator staff" not in rows[member.username]
+
+
 def staff_with(*codenames):
     """Sam, operator staff (not a superuser) with only these permissions, signed in."""
     from django.contrib.auth.models import Permission

@@ -359,7 +359,9 @@ def test_an_invitation_can_be_sent_again_until_it_is_accepted(admin_client, admi
     response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
     assert "An invitation has been sent to carol@example.com; links sent before it no longer work." in text(response)
     assert len(mail.outbox) == 2 and mail.outbox[1].to == ["carol@example.com"]
-    assert AuditEvent.objects.filter(action=Action.USER_INVITED, target_user=carol, actor=admin).count() == 2
+    assert AuditEvent.objects.filter(action=Action.USER_INVITED, target_user=carol, actor=admin).count() == 1
+    assert AuditEvent.objects.filter(action=Action.USER_INVITED_AGAIN, target_user=carol, actor=admin).count() == 1
+    assert "Sent the invitation again" in text(admin_client.get(f"/company/users/{carol.pk}/"))
     # The first email's link went astray, say: it works no more; the new one does.
     assert "This invitation link does not work" in text(Client().get(first_link, follow=True))
     assert "Choose your password" in text(Client().get(invitation_path(mail.outbox[1]), follow=True))
@@ -409,11 +411,11 @@ def test_two_invitations_sent_again_at_once_say_which_link_works(admin_client):
     send = flows_module.send_invitation
     answers, started = [], []
 
-    def meanwhile_another(request, user):
+    def meanwhile_another(request, user, action):
         if not started:
             started.append(True)
             answers.append(other_window.post(f"/company/users/{carol.pk}/invite/", follow=True))
-        return send(request, user)
+        return send(request, user, action)
 
     with mock.patch.object(flows_module, "send_invitation", meanwhile_another):
         first = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)

@@ -132,6 +132,7 @@ def test_each_integration_shows_its_connected_users_out_of_the_active_users(clie
     connect(make_user("carl", contoso), contoso_tenant)
     connect(make_user("dora", contoso, is_active=False), contoso_tenant)  # deactivated: not counted
     make_user("erik", contoso)
+    make_user("sam", contoso, is_staff=True)  # operator staff given the company: not one of its users
     sign_in(client, admin)
 
     page = client.get("/company/sso/").content.decode()
