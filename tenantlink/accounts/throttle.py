@@ -14,7 +14,6 @@ import datetime
 import hashlib
 import ipaddress
 import logging
-import unicodedata
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,12 +28,16 @@ from tenantlink.lib.net import client_address
 
 def account_key(username, user=None):
     """The account's key: its id when the name belongs to a user (so every spelling that finds
-    the user counts against the same key), otherwise a digest of the normalised name (so a
-    name that does not exist is throttled just the same, and is never stored as typed)."""
+    the user counts against the same key), otherwise a digest of the name (so a name that does
+    not exist is throttled just the same, and is never stored as typed). Two names nobody has
+    share a key exactly when they would find the same account, as User.objects.with_username
+    looks it up (lower(), and usernames are ASCII): were "ｂｏｂ" (which finds nobody) to pause
+    the key of "bob" as a name nobody has, the real bob's unpaused key would tell that he exists."""
     if user is not None:
         return f"user:{user.pk}"
-    normalised = unicodedata.normalize("NFKC", username.strip()).casefold()
-    return "name:" + hashlib.sha256(normalised.encode()).hexdigest()
+    name = username.strip()
+    name = name.lower() if name.isascii() else "\0" + name  # not ASCII: no username, and no other's key
+    return "name:" + hashlib.sha256(name.encode()).hexdigest()
 
 
 log = logging.getLogger(__name__)

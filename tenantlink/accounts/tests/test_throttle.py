@@ -88,11 +88,8 @@ def test_a_pause_looks_the_same_for_an_account_that_does_not_exist(client, membe
     assert str(SIGNIN_FAILED) in ghost.content.decode() and str(SIGNIN_FAILED) in bob.content.decode()
 
 
-def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin, settings, monkeypatch):
-    # The hash is what a guess costs the portal: a flood of guesses at a paused name, one that
-    # exists or one that does not, must not make the portal hash each of them.
-    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES + 1)
-    wrong_passwords(client, "ghost", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+def count_hashes(monkeypatch):
+    """A list that gets an item for each password hashed (checked, or hashed for equal timing) from now on."""
     hashed = []
     for method in ("encode", "verify"):
         original = getattr(Argon2idHasher, method)
@@ -101,6 +98,15 @@ def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin
             method,
             lambda hasher, *args, _original=original: hashed.append(1) or _original(hasher, *args),
         )
+    return hashed
+
+
+def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin, settings, monkeypatch):
+    # The hash is what a guess costs the portal: a flood of guesses at a paused name, one that
+    # exists or one that does not, must not make the portal hash each of them.
+    wrong_passwords(client, "bob", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    wrong_passwords(client, "ghost", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    hashed = count_hashes(monkeypatch)
     for name in ("bob", "ghost") * 5:
         response = client.post("/signin/", {"username": name, "password": PASSWORD})
         assert str(SIGNIN_FAILED) in response.content.decode()
@@ -109,6 +115,18 @@ def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin
     for name in ("alice", "nobody"):
         client.post("/signin/", {"username": name, "password": "not the password"})
     assert len(hashed) == 2
+
+
+def test_a_spelling_that_finds_no_account_pauses_no_other_spelling(client, member, settings, monkeypatch):
+    # Full-width letters find no account (usernames are a–z): "ｂｏｂ" is a name nobody has. Had
+    # its pause been "bob"'s as a name nobody has, "ghost" would be refused without hashing and
+    # the real "bob" hashed: the time taken would tell which names exist.
+    wrong_passwords(client, "ｂｏｂ", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    wrong_passwords(client, "ｇｈｏｓｔ", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    hashed = count_hashes(monkeypatch)
+    for name in ("bob", "ghost", "GHOST"):
+        client.post("/signin/", {"username": name, "password": "not the password"})
+    assert len(hashed) == 3
 
 
 def test_repeated_wrong_codes_pause_the_account(client, member, settings):
