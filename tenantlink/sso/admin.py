@@ -101,7 +101,7 @@ class CompanyAdmin(companies_admin.CompanyAdmin):
     readonly_fields = ["microsoft_required", "microsoft_requirement_paused"]
     actions = ["stop_requiring_microsoft"]
 
-    @admin.action(description=_("Stop requiring Microsoft sign-in"))
+    @admin.action(description=_("Stop requiring Microsoft sign-in"), permissions=["change"])
     def stop_requiring_microsoft(self, request, queryset):
         stopped = sum(requirement.turn_off(company, request=request, via="staff admin") for company in queryset)
         self.message_user(

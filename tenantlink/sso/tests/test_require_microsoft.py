@@ -426,3 +426,15 @@ def test_operator_staff_turn_it_off_in_the_operator_admin(client, contoso, requi
     assert (off.actor, off.company, off.details) == (oscar, contoso, {"via": "staff admin"})
     # The flag itself is not a form field: turning it on is the administrator's, after the dry run.
     assert 'name="microsoft_required"' not in page_text(client.get(f"/staff/companies/company/{contoso.pk}/change/"))
+
+
+def test_staff_who_may_only_view_companies_cannot_turn_it_off(client, contoso, required):
+    from django.contrib.auth.models import Permission
+
+    sam = make_user("sam", None, is_staff=True)
+    sam.user_permissions.set(Permission.objects.filter(codename="view_company"))
+    sign_in(client, sam)
+    assert "stop_requiring_microsoft" not in page_text(client.get("/staff/companies/company/"))
+    client.post("/staff/companies/company/", {"action": "stop_requiring_microsoft", "_selected_action": [contoso.pk]})
+    assert Company.objects.get(pk=contoso.pk).microsoft_required
+    assert not events(Action.SSO_REQUIRED_OFF)
