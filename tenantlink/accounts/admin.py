@@ -83,8 +83,8 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
             # As the company administrator's "Deactivate": every session ends now, so that a
             # reactivation brings none back.
             obj.end_all_sessions()
-        if change and "company" in form.changed_data:
-            flows.company_changed.send(sender=User, request=request, user=obj)
+        if change and {"company", "is_staff", "is_superuser"} & set(form.changed_data):
+            flows.standing_changed.send(sender=User, request=request, user=obj)
 
     @admin.display(description=_("role"), ordering="role")
     def role_shown(self, user):

@@ -42,9 +42,10 @@ MAX_NEXT_LENGTH = 500  # longer "next" values are not ours: they fall back to th
 # requirement of Microsoft sign-in) may return a SigninRefusal, and then nobody is signed in.
 signin_completing = Signal()
 
-# Sent with `request` and `user` when an operator has moved a user to another company (what the
-# user had through the old company, such as a Microsoft connection, goes).
-company_changed = Signal()
+# Sent with `request` and `user` when an operator has moved a user to another company, or made
+# them operator staff (what the user had through the old company, such as a Microsoft
+# connection, goes; staff have none: operator access never rests on a customer's tenant).
+standing_changed = Signal()
 
 
 @dataclass(frozen=True)

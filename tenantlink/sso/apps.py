@@ -11,11 +11,11 @@ class Config(AppConfig):
     verbose_name = _("Single sign-on")
 
     def ready(self):
-        from tenantlink.accounts.flows import company_changed, signin_completing
+        from tenantlink.accounts.flows import signin_completing, standing_changed
         from tenantlink.sso import flows, requirement
 
         signin_completing.connect(requirement.refusal_at_signin, dispatch_uid="tenantlink.sso.requirement")
-        company_changed.connect(flows.drop_other_companies_connections, dispatch_uid="tenantlink.sso.company_changed")
+        standing_changed.connect(flows.drop_connections_not_its_own, dispatch_uid="tenantlink.sso.standing_changed")
         # Said once per process, for the operator; the pages only say "not configured".
         if settings.ENTRA_CONFIGURATION_PROBLEM:
             logging.getLogger(__name__).warning(

@@ -260,10 +260,15 @@ def disconnect(request, connection):
     return True
 
 
-def drop_other_companies_connections(sender, request, user, **kwargs):
-    """accounts.flows.company_changed: a Microsoft account signs a user in through their
-    company's integration; moved to another company, the user keeps none through the old one's."""
-    for connection in Connection.objects.filter(user=user).exclude(integration__company=user.company_id):
+def drop_connections_not_its_own(sender, request, user, **kwargs):
+    """accounts.flows.standing_changed: a Microsoft account signs a user in through their
+    company's integration; moved to another company, the user keeps none through the old one's,
+    and made operator staff, none at all (else the customer's tenant would hold, and its leaver
+    check could end, operator access)."""
+    connections = Connection.objects.filter(user=user)
+    if not (user.is_staff or user.is_superuser):
+        connections = connections.exclude(integration__company=user.company_id)
+    for connection in connections:
         disconnect(request, connection)
 
 

@@ -286,10 +286,14 @@ def _looked_up(integration):
         raise MicrosoftError("permission_missing", "no User.Read.All")
     leavers, total, last = [], 0, 0
     # Users already deactivated have lost access: they are neither looked up nor counted.
-    # Of the integration's company only: a user an operator moved to another company is not
-    # this company's to act on.
+    # Of the integration's company's own users only: a user an operator moved to another company,
+    # or made operator staff, is not this company's to act on.
     rows = Connection.objects.filter(
-        integration=integration, user__is_active=True, user__company=integration.company_id
+        integration=integration,
+        user__is_active=True,
+        user__company=integration.company_id,
+        user__is_staff=False,
+        user__is_superuser=False,
     )
     rows = rows.order_by("pk").values_list("pk", "oid")
     while batch := list(rows.filter(pk__gt=last)[: graph.BATCH_SIZE]):

@@ -194,6 +194,21 @@ def test_moving_bob_to_another_company_removes_his_microsoft_connection(staff_cl
     assert (event.target_user, event.details["tenant"]) == (member, str(integration.tenant_id))
 
 
+@pytest.mark.parametrize("right", ["is_staff", "is_superuser"])
+def test_making_bob_operator_staff_removes_his_microsoft_connection(staff_client, member, contoso, right):
+    from tenantlink.sso.models import Connection, Integration
+
+    integration = Integration.objects.create(company=contoso, tenant_id=uuid.uuid4(), display_name="Contoso")
+    Connection.objects.create(user=member, integration=integration, tid=integration.tenant_id, oid=uuid.uuid4())
+    url = f"/staff/accounts/user/{member.pk}/change/"
+
+    post_form(staff_client, url, form_of(staff_client, url, "user_form"), **{right: "on"})
+
+    assert not Connection.objects.filter(user=member).exists()
+    [event] = staff_events(Action.SSO_DISCONNECTED)
+    assert (event.target_user, event.details["tenant"]) == (member, str(integration.tenant_id))
+
+
 def test_a_rejected_change_writes_nothing(staff_client, member):
     url = f"/staff/accounts/user/{member.pk}/change/"
     data = form_of(staff_client, url, "user_form")

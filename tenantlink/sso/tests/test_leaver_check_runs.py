@@ -264,6 +264,16 @@ def test_deactivating_the_last_administrators_tells_operator_staff(checked, fake
     assert "people who left Contoso Ltd lost access" in mail.outbox[0].subject
 
 
+def test_operator_staff_are_never_acted_on_by_a_customers_tenant(checked, fake_microsoft, member, contoso):
+    # Made staff in the database, connection and company kept (the operator admin removes the
+    # connection): a customer's tenant disabling the account must not end operator access.
+    User.objects.filter(pk=member.pk).update(is_staff=True)
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+    run()
+    member.refresh_from_db()
+    assert member.is_active and not Leaver.objects.exists() and not mail.outbox
+
+
 def test_an_integration_without_the_check_is_never_asked_about(integration, fake_microsoft, member):
     connect(member, integration, fake_microsoft, BEN, enabled=False)
     fake_microsoft.roles_in.add(CONTOSO)
