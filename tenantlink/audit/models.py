@@ -155,7 +155,7 @@ class AuditEventManager(models.Manager):
         # By id: the company row itself is not needed, and reading it would cost a query.
         company_id = company.pk if company is not None else None
         if company_id is None:
-            company_id = getattr(target, "company_id", None) or getattr(actor, "company_id", None)
+            company_id = _company_id_of(target) or _company_id_of(actor)
         return self.model(
             action=action,
             actor=actor,
@@ -168,6 +168,14 @@ class AuditEventManager(models.Manager):
             outcome=outcome,
             details=details,
         )
+
+
+def _company_id_of(user):
+    """The company whose log shows a user's events: none for operator staff, even given a company
+    (their sign-ins, from their addresses, are the operator's business, not that company's)."""
+    if user is None or user.is_staff or user.is_superuser:
+        return None
+    return user.company_id
 
 
 class AuditEvent(models.Model):

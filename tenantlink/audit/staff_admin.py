@@ -47,6 +47,10 @@ def _plain(value):
 
 
 def _company(obj):
+    """The company whose log shows changes of `obj`: none for operator staff, even given one (as
+    AuditEvent.objects.record has it for a user as the target)."""
+    if isinstance(obj, User) and (obj.is_staff or obj.is_superuser):
+        return None
     return obj if isinstance(obj, Company) else getattr(obj, "company", None)
 
 
@@ -76,7 +80,8 @@ def record_staff_event(request, action, obj, fields=(), before=None, added=False
     if changes:
         details["changes"] = changes
     AuditEvent.objects.record(action, request=request, **_subject(obj), **details)
-    # Moving a user or a licence to another company: the company it left must see that too.
+    # Moving a user or a licence to another company, or making a user operator staff: the company
+    # it left must see that too.
     old_company = _company(before) if before is not None else None
     if old_company is not None and old_company != _company(obj):
         AuditEvent.objects.record(action, request=request, **{**_subject(obj), "company": old_company}, **details)

@@ -133,12 +133,15 @@ def test_granting_superuser_and_deactivating_are_spelled_out(staff_client, membe
 
     post_form(staff_client, url, data)
 
-    [event] = staff_events(Action.STAFF_CHANGED)
-    assert sorted(event.details["fields"]) == ["is_active", "is_superuser"]
-    assert event.details["changes"] == {
-        "is_active": {"from": True, "to": False},
-        "is_superuser": {"from": False, "to": True},
-    }
+    # Bob is operator staff now: his events are no longer Contoso's, but Contoso sees him leave.
+    events = staff_events(Action.STAFF_CHANGED)
+    assert [event.company for event in events] == [None, member.company]
+    for event in events:
+        assert sorted(event.details["fields"]) == ["is_active", "is_superuser"]
+        assert event.details["changes"] == {
+            "is_active": {"from": True, "to": False},
+            "is_superuser": {"from": False, "to": True},
+        }
 
 
 def test_moving_bob_to_another_company_shows_in_both_logs(staff_client, member, contoso, northwind):
@@ -626,6 +629,17 @@ def test_the_operator_admin_says_whose_it_is_and_which_accounts_are_staff(staff_
     rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in page.split("<tr")[1:]}
     assert "Operator staff" in rows["oscar"]
     assert "Member" in rows[member.username] and "Operator staff" not in rows[member.username]
+
+
+def test_operator_staff_given_a_company_are_not_in_its_audit_log(admin_client, contoso):
+    sue = make_user("sue", contoso, is_staff=True)
+    sign_in(Client(), sue)  # her address and browser are the operator's business
+
+    export = admin_client.get("/company/audit/export.csv").getvalue().decode()
+    assert "sue" not in export and "alice" in export
+    event = AuditEvent.objects.get(action=Action.SIGNIN_SUCCEEDED, target_user=sue)
+    assert event.company is None
+    assert admin_client.get(f"/company/audit/{event.pk}/").status_code == 404
 
 
 def staff_with(*codenames):
