@@ -55,10 +55,14 @@ def audit_event(request, event_id):
     return render(request, "audit/event.html", {"event": event})
 
 
+# A cell starting with = + - @ (or their full-width forms) would run as a formula in a spreadsheet
+# (CSV injection).
+_FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+
+
 def _cell(value):
-    # A cell starting with = + - @ would run as a formula in a spreadsheet (CSV injection).
     text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in _FORMULA_STARTS else text
 
 
 class _Echo:

@@ -241,9 +241,13 @@ def test_the_export_cannot_smuggle_formulas_into_a_spreadsheet(admin_client, adm
         client_ip="203.0.113.5",
     )
     event(contoso, Action.SIGNIN_FAILED, at(2024, 3, 11), label="+31 20 123", user_agent="-2+3")
+    # Full-width signs, which spreadsheets in East Asian languages read as the formula's own.
+    event(contoso, Action.SIGNIN_FAILED, at(2024, 3, 12), label="＝1+1", user_agent="＠SUM(1)")
 
     rows = export(admin_client, action=Action.SIGNIN_FAILED)
 
+    assert rows[1][3] == "'＝1+1" and rows[1][6] == "'＠SUM(1)"
+    rows = rows[1:]
     assert rows[1][3] == "'+31 20 123" and rows[1][6] == "'-2+3"
     assert rows[2][3] == '\'=HYPERLINK("https://evil.example","Click")'
     assert rows[2][6] == "'@SUM(1+1)"
