@@ -6,6 +6,7 @@ was given for this purpose (and, to connect, this user), and the account is the 
 (tid, oid) after every check (id_tokens.py)."""
 
 import datetime
+import hashlib
 import logging
 import secrets
 import smtplib
@@ -18,6 +19,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
@@ -33,6 +35,25 @@ log = logging.getLogger(__name__)
 
 
 CONNECTION_KEY = "microsoft_connection"  # in a session opened with Microsoft: the connection's id
+ANSWERED_KEY = "microsoft_answered"  # the last answer this session finished: its state's digest, and where it led
+
+
+def remember_answered(request, state, next_url):
+    """Back from the page that Microsoft's answer led to goes back to Microsoft, which answers
+    again with the same, used, state: answered_before() lets that land where the first one did."""
+    request.session[ANSWERED_KEY] = {"state": hashlib.sha256(state.encode()).hexdigest(), "next": next_url}
+
+
+def answered_before(request, state):
+    """Where this session's last finished answer led, if `state` is that answer's; else None."""
+    answered = request.session.get(ANSWERED_KEY)
+    if not answered or not state:
+        return None
+    return (
+        answered["next"]
+        if constant_time_compare(answered["state"], hashlib.sha256(state.encode()).hexdigest())
+        else None
+    )
 
 
 class Refusal(Exception):

@@ -1,5 +1,6 @@
 import re
 
+import pytest
 from django.contrib.auth import SESSION_KEY
 from django.utils import timezone
 
@@ -73,6 +74,28 @@ def test_half_finished_signin_expires(client, member, settings):
     assert response.redirect_chain[-1][0] == "/signin/"
     assert "took too long" in response.content.decode()
     assert SESSION_KEY not in client.session
+
+
+@pytest.mark.parametrize("page", ["/signin/verify/", "/signin/enrol/"])
+def test_back_to_the_second_step_after_signing_in_just_shows_the_portal(client, member, page):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    client.post("/signin/verify/", {"code": code_for(member)})
+
+    response = client.get(page, follow=True)
+
+    assert response.redirect_chain[-1][0] == "/portal/"
+    assert 'class="messages"' not in response.content.decode()
+
+
+def test_back_to_the_sign_in_page_and_forward_again_says_to_start_again(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    client.get("/signin/")  # Back: the half-finished sign-in ends here
+
+    response = client.get("/signin/verify/", follow=True)
+
+    assert response.redirect_chain[-1][0] == "/signin/"
+    page = response.content.decode()
+    assert "Your sign-in was not finished. Please start again." in page and "took too long" not in page
 
 
 def test_next_only_leads_to_our_own_site(client, member):

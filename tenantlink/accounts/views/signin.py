@@ -17,8 +17,17 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.lib.errors import too_many_requests
 
 
-def _expired(request):
-    messages.info(request, _("Your sign-in took too long and was stopped. Please start again."))
+def _not_pending(request, started):
+    """The second step without a password accepted in this session a few minutes ago. Signed in
+    already (Back after signing in): on to the portal, without a word. Else the sign-in page, and
+    why: the sign-in `started` here ran out (or was cancelled), or there was none (Back to the
+    sign-in page ends a half-finished one, and Forward comes here)."""
+    if request.user.is_authenticated:
+        return redirect("portal")
+    if started:
+        messages.info(request, _("Your sign-in took too long and was stopped. Please start again."))
+    else:
+        messages.info(request, _("Your sign-in was not finished. Please start again."))
     return redirect("signin")
 
 
@@ -44,9 +53,10 @@ def signin(request):
 
 @require_http_methods(["GET", "POST"])
 def signin_verify(request):
+    started = flows.PENDING in request.session
     user = flows.pending_user(request)
     if user is None:
-        return _expired(request)
+        return _not_pending(request, started)
     if not user.has_second_factor:
         return redirect("signin_enrol")
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
@@ -74,9 +84,10 @@ def signin_verify(request):
 
 @require_http_methods(["GET", "POST"])
 def signin_enrol(request):
+    started = flows.PENDING in request.session
     user = flows.pending_user(request)
     if user is None:
-        return _expired(request)
+        return _not_pending(request, started)
     if user.has_second_factor:
         # A password alone must never replace an existing authenticator.
         return redirect("signin_verify")

@@ -87,6 +87,28 @@ def test_a_user_signs_in_with_microsoft_alone(client, member, contoso_integratio
     assert text.index("Sign in with Microsoft") < text.index('name="username"')
 
 
+def test_back_to_microsoft_after_signing_in_lands_on_the_portal_again(
+    client, member, contoso_integration, fake_microsoft
+):
+    connected(member, contoso_integration)
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    assert microsoft_answers(client, fake_microsoft, params).url == "/portal/"
+    signed_in = AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED).count()
+
+    # Back: Microsoft answers once more, with the state that was used.
+    again = microsoft_answers(client, fake_microsoft, params)
+
+    assert again.url == "/portal/"
+    assert 'class="messages"' not in page_text(client.get("/portal/"))
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_SUCCEEDED).count() == signed_in
+    assert not AuditEvent.objects.filter(action=Action.SIGNIN_FAILED).exists()
+    # Not in another browser, nor with another used state of this one.
+    for browser, state in ((Client(), params["state"]), (client, "another-state")):
+        fake_microsoft.codes["the-code"] = fake_microsoft.id_token(nonce=params["nonce"])
+        refused = browser.get("/sso/callback/", {"code": "the-code", "state": state}, follow=True)
+        assert "does not belong to a sign-in started in this browser" in page_text(refused)
+
+
 def test_the_session_key_changes_at_a_microsoft_sign_in(client, member, contoso_integration, fake_microsoft):
     connected(member, contoso_integration)
     client.get("/signin/")

@@ -149,6 +149,8 @@ def callback(request):
         PendingAuthorization.Purpose.TENANT_SIGNIN,
     )
     if pending is None:
+        if request.user.is_authenticated and (again := flows.answered_before(request, request.GET.get("state", ""))):
+            return redirect(again)  # the same answer again (Back, to Microsoft): nothing to do, nothing wrong
         AuditEvent.objects.record(
             Action.SIGNIN_FAILED, request=request, outcome=Outcome.DENIED, method="microsoft", reason="state"
         )
@@ -173,6 +175,7 @@ def _signed_in(request, pending):
         return redirect("signin")
     except SigninRefused as refused:  # a rule of another app (none refuses Microsoft sign-ins today)
         return redirect(refused.url)
+    flows.remember_answered(request, request.GET["state"], next_url)
     return redirect(next_url)  # the middleware remembers that this browser used Microsoft
 
 
@@ -190,6 +193,7 @@ def _connected(request, pending):
         messages.error(request, text)
         return redirect(back)
     request.session[PREFERRED_METHOD] = "microsoft"  # the sign-in page shows Microsoft first from now on
+    flows.remember_answered(request, request.GET["state"], back)
     messages.success(
         request,
         _("Microsoft sign-in is on. Your portal account is now connected to %(account)s.")
