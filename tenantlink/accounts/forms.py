@@ -29,6 +29,19 @@ CODE_FAILED = _(
     "recovery code. After repeated failures, sign-in is paused for a few minutes."
 )
 CODE_USED = _("That code has been used already: each code counts once. Enter the next code your app shows.")
+RECOVERY_CODE_USED = _(
+    "That recovery code has been used already: each one works once. Enter the code your app shows, or another "
+    "recovery code."
+)
+NOT_A_CODE = _("That is not a code. Enter the 6 digits your authenticator app shows, or a recovery code.")
+
+
+class CodeInput(forms.TextInput):
+    """A one-time code's input, empty again when the form comes back: a refused code left in it
+    would have the next one typed on after it."""
+
+    def format_value(self, value):
+        return None
 
 
 class SignInForm(forms.Form):
@@ -94,7 +107,7 @@ class SecondFactorForm(forms.Form):
         label=_("Code"),
         max_length=32,
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "class": "code"}),
+        widget=CodeInput(attrs={"autocomplete": "one-time-code", "autofocus": True, "class": "code"}),
     )
 
     def __init__(self, request, user, *args, **kwargs):
@@ -106,8 +119,13 @@ class SecondFactorForm(forms.Form):
     def clean_code(self):
         code = self.cleaned_data["code"].strip()
         user = self.user
+        if not (TOTPDevice.looks_like(code) or RecoveryCode.looks_like(code)):
+            # Neither shape (a typo, letters in a code): said so, and no guess counted against the account.
+            raise ValidationError(NOT_A_CODE, code="not_a_code")
+        reused = None
 
         def check():
+            nonlocal reused
             if user.totp.verify(code):
                 return True
             self.used_recovery_code = RecoveryCode.use(user, code)
@@ -115,7 +133,11 @@ class SecondFactorForm(forms.Form):
                 return True
             # A right code used a moment ago (the form sent twice, or from several tabs at once) is
             # refused, but it is no guess: it must not pause the account it has just signed in.
-            return throttle.NOT_A_GUESS if user.totp.was_used(code) or RecoveryCode.was_used(user, code) else False
+            if user.totp.was_used(code):
+                reused = CODE_USED
+            elif RecoveryCode.was_used(user, code):
+                reused = RECOVERY_CODE_USED
+            return throttle.NOT_A_GUESS if reused else False
 
         outcome = throttle.checked(self.request, user, check)
         if outcome is not True:
@@ -128,7 +150,11 @@ class SecondFactorForm(forms.Form):
                 step="second_factor",
                 **({"reason": "code_used"} if used else {}),
             )
-            raise ValidationError(CODE_USED, code="used") if used else ValidationError(CODE_FAILED, code="invalid")
+            raise (
+                ValidationError(reused or CODE_USED, code="used")
+                if used
+                else ValidationError(CODE_FAILED, code="invalid")
+            )
         if self.used_recovery_code:
             AuditEvent.objects.record(Action.RECOVERY_CODE_USED, request=self.request, actor=user, target=user)
         return code
@@ -140,7 +166,7 @@ class ConfirmCodeForm(forms.Form):
     code = forms.CharField(
         label=_("Code from the app"),
         max_length=12,
-        widget=forms.TextInput(
+        widget=CodeInput(
             attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True, "class": "code"}
         ),
     )

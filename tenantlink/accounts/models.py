@@ -312,13 +312,19 @@ class TOTPDevice(models.Model):
         return int((at if at is not None else time.time()) // TOTPDevice.STEP)
 
     @staticmethod
+    def looks_like(code):
+        """Whether `code` has a code's shape: DIGITS digits, spaces aside."""
+        code = "".join(code.split())
+        # isascii: other scripts' digits pass isdigit() but are not what any authenticator shows.
+        return len(code) == TOTPDevice.DIGITS and code.isascii() and code.isdigit()
+
+    @staticmethod
     def matching_step(seed, code, after_step=0, at=None):
         """The time-step (now ± one, for clock drift) whose code equals `code`, or None.
         Steps at or before `after_step` are never matched."""
-        code = "".join(code.split())
-        # isascii: other scripts' digits pass isdigit() but are not what any authenticator shows.
-        if len(code) != TOTPDevice.DIGITS or not (code.isascii() and code.isdigit()):
+        if not TOTPDevice.looks_like(code):
             return None
+        code = "".join(code.split())
         totp = pyotp.TOTP(seed)
         now = TOTPDevice.current_step(at)
         for step in (now - 1, now, now + 1):
@@ -410,6 +416,12 @@ class RecoveryCode(models.Model):
             cls.objects.filter(user=user).delete()
             cls.objects.bulk_create(cls(user=user, code_hash=cls._hash(code)) for code in codes)
         return sorted(codes)
+
+    @classmethod
+    def looks_like(cls, code):
+        """Whether `code` has a recovery code's shape: 12 of ALPHABET, in any case, dashes and spaces aside."""
+        normalized = "".join(ch for ch in code.lower() if ch.isalnum())
+        return len(normalized) == 12 and all(ch in cls.ALPHABET for ch in normalized)
 
     @classmethod
     def use(cls, user, code):

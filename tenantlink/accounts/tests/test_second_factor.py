@@ -1,7 +1,10 @@
+import re
+
+import pytest
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
-from tenantlink.accounts.forms import CODE_FAILED, CODE_USED
+from tenantlink.accounts.forms import CODE_FAILED, CODE_USED, NOT_A_CODE, RECOVERY_CODE_USED
 from tenantlink.accounts.models import RecoveryCode
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
@@ -20,6 +23,23 @@ def test_a_wrong_code_is_refused_with_a_clear_message(client, member):
     assert AuditEvent.objects.filter(
         action=Action.SIGNIN_FAILED, target_user=member, details__step="second_factor"
     ).exists()
+
+
+def test_a_refused_code_is_not_left_in_the_field_for_the_next_to_be_typed_after_it(client, member):
+    start(client, member)
+    wrong = "000000" if code_for(member) != "000000" else "111111"
+    page = client.post("/signin/verify/", {"code": wrong}).content.decode()
+    field = re.search(r'<input [^>]*name="code"[^>]*>', page).group(0)
+    assert "value=" not in field and wrong not in page
+
+
+@pytest.mark.parametrize("typed", ["abc", "12345", "1234567", "١٢٣٤٥٦", "abcd-efgh-jkm0", "<b>"])
+def test_what_is_not_a_code_is_said_and_no_guess_counted(client, member, settings, typed):
+    start(client, member)
+    for _ in range(settings.THROTTLE_ACCOUNT_FAILURES + 1):
+        response = client.post("/signin/verify/", {"code": typed})
+        assert str(NOT_A_CODE) in response.content.decode()
+    assert client.post("/signin/verify/", {"code": code_for(member)}).url == "/portal/"  # nothing paused
 
 
 def test_a_totp_code_is_accepted_only_once(client, member):
@@ -46,10 +66,14 @@ def test_a_used_code_sent_again_many_times_pauses_nothing(member):
     start(second, member)
     assert second.post("/signin/verify/", {"code": recovery}).url == "/portal/"
 
-    for again in [code, recovery] * 6:  # more than the five failures that pause an account
+    for again, said in [
+        (code, CODE_USED),
+        (recovery, RECOVERY_CODE_USED),
+    ] * 6:  # more than the five failures that pause
         browser = Client()
         start(browser, member)
-        assert str(CODE_USED) in browser.post("/signin/verify/", {"code": again}).content.decode()
+        page = browser.post("/signin/verify/", {"code": again}).content.decode()
+        assert str(said).replace("'", "&#x27;") in page
 
     browser = Client()
     start(browser, member)
@@ -85,7 +109,7 @@ def test_a_recovery_code_signs_in_once(client, member):
 
     start(client, member)
     response = client.post("/signin/verify/", {"code": codes[0]})
-    assert str(CODE_USED) in response.content.decode()
+    assert "That recovery code has been used already" in response.content.decode()
     assert SESSION_KEY not in client.session
     assert client.post("/signin/verify/", {"code": codes[1]}).url == "/portal/"
 
