@@ -57,17 +57,20 @@ def microsoft_sessions(get_response):
     page shown is the offer to connect a Microsoft account, when the user can."""
 
     def middleware(request):
+        ended = False
         if request.user.is_authenticated:
             connection_id = request.session.get(flows.CONNECTION_KEY)
             signed_in_at = request.session.get("signed_in_at", 0)
             if connection_id is not None and not flows.still_usable(connection_id, request.user, signed_in_at):
                 AuditEvent.objects.record(Action.SSO_SESSION_ENDED, request=request, target=request.user)
                 logout(request)
+                ended = True
                 messages.info(
                     request,
                     _(
-                        "Your Microsoft sign-in is no longer available for this portal account, so you have "
-                        "been signed out. Sign in with your username, password and second factor."
+                        "Your Microsoft sign-in is no longer available for this portal account (its connection "
+                        "was removed, or Microsoft sign-in was switched off for your company), so you have been "
+                        "signed out. Sign in with your username, password and second factor."
                     ),
                 )
             # The method as it came: a HEAD (a prefetch, a link checker with the cookie) is answered
@@ -79,7 +82,9 @@ def microsoft_sessions(get_response):
             ):
                 return redirect(reverse("sso_offer") + "?" + urlencode({"next": request.get_full_path()}))
         response = get_response(request)
-        if request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
+        if ended:  # the sign-in page shows the password form first again, in this browser
+            remember_method(request, response, "password")
+        elif request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
             # Microsoft once this session used or connected it; else the password.
             used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:

@@ -231,6 +231,10 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
     assert client.get("/portal/").url.startswith("/signin/")
     if ending != "deactivated":  # deactivation ends every session, by design
         assert password_session.get("/portal/").status_code == 200
+        # Told why, with the password form first: the Microsoft button would only be refused now.
+        text = page_text(client.get("/signin/"))
+        assert "Your Microsoft sign-in is no longer available for this portal account" in text
+        assert text.index('name="username"') < text.index("Sign in with Microsoft")
 
 
 @pytest.mark.parametrize("gap", ["integration disabled and enabled", "licence revoked and granted again"])
