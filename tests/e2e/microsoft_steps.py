@@ -58,7 +58,7 @@ NOT_OUR_ORGANIZATION = (
 )
 UNKNOWN_ORGANIZATION = "Your Microsoft organization is not connected to this portal."
 TAKEN = "This Microsoft account is already connected to another portal account. Nothing was changed."
-SESSION_ENDED = "Your Microsoft sign-in is no longer available for this portal account, so you have been signed out."
+SESSION_ENDED = "Your Microsoft sign-in is no longer available for this portal account (its connection was removed"
 
 
 # --- The portal's database ------------------------------------------------------------------------
