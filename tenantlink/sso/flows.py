@@ -99,11 +99,11 @@ def start_connect(request, next_url):
     return microsoft.authorize_url(tenant, state=state, prompt="select_account", **flow)
 
 
-def start_signin(request, next_url):
+def start_signin(request, next_url, prompt=None):
     flow = flow_secrets()
     state = PendingAuthorization.begin(request, PendingAuthorization.Purpose.SIGNIN, next_url=next_url, **flow)
-    # No prompt: someone already signed in at Microsoft goes straight through.
-    return microsoft.authorize_url("organizations", state=state, **flow)
+    # No prompt (but after a refusal, see views.signin): someone signed in at Microsoft goes straight through.
+    return microsoft.authorize_url("organizations", state=state, prompt=prompt, **flow)
 
 
 def _authorization_error(params):
@@ -247,7 +247,7 @@ def finish_signin(request, pending, params):
         if connection.integration.status != Integration.Status.ACTIVE:
             raise Refusal("integration_disabled")
     except Refusal as refusal:
-        details = account_labels(claims) if claims else {}
+        details = refusal.details = account_labels(claims) if claims else {}
         AuditEvent.objects.record(
             Action.SIGNIN_FAILED,
             request=request,

@@ -87,7 +87,7 @@ def test_an_administrator_who_left_the_approval_page_is_told_how_to_grant_it(adm
 
 def password_first(page):
     text = page.content.decode()
-    return text.index('name="username"') < text.index("Sign in with Microsoft")
+    return text.index('name="username"') < text.index('id="microsoft-signin"')
 
 
 @pytest.mark.parametrize("change", ["disabled", "deleted", "licence", "other_tenant"])

@@ -197,6 +197,22 @@ def test_each_refusal_explains_itself_and_is_audited(
     assert event.details["method"] == "microsoft"
 
 
+def test_a_refused_account_is_named_and_the_next_try_lets_the_person_choose_another(
+    client, member, contoso_integration, fake_microsoft
+):
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    assert "prompt" not in params  # someone signed in at Microsoft goes straight through
+    microsoft_answers(client, fake_microsoft, params, preferred_username="cleo@contoso.onmicrosoft.com")
+
+    text = page_text(client.get("/signin/"))
+    assert "No portal account is connected to this Microsoft account" in text
+    assert "Microsoft signed you in as cleo@contoso.onmicrosoft.com" in text
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    assert params["prompt"] == "select_account"  # Microsoft's account picker, not cleo again
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    assert "prompt" not in params  # once
+
+
 def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):
     connected(member, contoso_integration)
     response = microsoft_signin(client, fake_microsoft, aud="someone-else")
@@ -234,7 +250,7 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
         # Told why, with the password form first: the Microsoft button would only be refused now.
         text = page_text(client.get("/signin/"))
         assert "Your Microsoft sign-in is no longer available for this portal account" in text
-        assert text.index('name="username"') < text.index("Sign in with Microsoft")
+        assert text.index('name="username"') < text.index('id="microsoft-signin"')
 
 
 @pytest.mark.parametrize("gap", ["integration disabled and enabled", "licence revoked and granted again"])

@@ -21,6 +21,9 @@ from tenantlink.sso.views import integrations
 
 LAST_METHOD_COOKIE = "tl_last_signin"  # "microsoft" or "password": which button to show first; no identity
 PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or disconnected Microsoft
+# In the session after Microsoft signed in an account that may not sign in here: the next "Sign in
+# with Microsoft" asks Microsoft for its account picker, else it would sign the same one in again.
+PICK_ACCOUNT = "microsoft_pick_account"
 # Longest form_post answer sent on in a URL: gunicorn answers a request line over 4094 bytes with
 # a bare error page of its own. Microsoft's codes and our states are far shorter.
 MAX_ANSWER_QUERY = 3500
@@ -95,6 +98,9 @@ REFUSALS = {
 # Refusals because Microsoft sign-in does not work for the user's company now: the sign-in page
 # should not offer it first in this browser any more.
 NOT_AVAILABLE = {"integration_disabled", "licence", "unknown_tenant", "tenant_not_integrated", "not_configured"}
+# Refusals of the Microsoft account itself, where another account of the person's may do: the
+# message names the account, and the next try shows Microsoft's account picker.
+ANOTHER_ACCOUNT_MAY_DO = {"not_connected", "unknown_tenant", "tenant_not_integrated", "personal_account"}
 
 
 def _message_key(refusal):
@@ -121,7 +127,8 @@ def start(request):
         return remember_method(request, redirect("signin"), "password")
     if request.user.is_authenticated:
         return redirect(safe_next(request))
-    return redirect(flows.start_signin(request, safe_next(request)))
+    prompt = "select_account" if request.session.pop(PICK_ACCOUNT, False) else None
+    return redirect(flows.start_signin(request, safe_next(request), prompt))
 
 
 @csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
@@ -169,7 +176,15 @@ def _signed_in(request, pending):
     except flows.Refusal as refusal:
         if request.user.is_authenticated:
             logout(request)
-        messages.error(request, refusal_message(refusal))
+        text = refusal_message(refusal)
+        if refusal.reason in ANOTHER_ACCOUNT_MAY_DO and (account := refusal.details.get("microsoft_username")):
+            text += " " + str(
+                _(
+                    "Microsoft signed you in as %(account)s; the next Sign in with Microsoft lets you choose another account."
+                )
+            ) % {"account": account}
+            request.session[PICK_ACCOUNT] = True
+        messages.error(request, text)
         if refusal.reason in NOT_AVAILABLE:  # the password form first again, in this browser
             return remember_method(request, redirect("signin"), "password")
         return redirect("signin")
