@@ -98,11 +98,14 @@ class SessionStore(db.SessionStore):
 
     def cycle_key(self):
         data, old_key = self._session, self.session_key
+        if old_key and not _delete.delete(session_key=old_key):
+            # Ended since this request read it (signed out in another tab, every session ended):
+            # its data, a sign-in among it, must not come back under a new key. Whatever the
+            # request adds now goes into a new, empty session.
+            data = {}
         self._session_key = None  # save() creates the new row, with the data
         self._session_cache = data
         self.modified = True
-        if old_key:
-            self.delete(old_key)
 
     def save(self, must_create=False):
         if self.session_key is None:

@@ -113,6 +113,23 @@ def test_a_session_deleted_meanwhile_is_not_written_again(member):
     assert not Session.objects.exists()
 
 
+def test_signing_out_in_another_tab_while_this_one_changes_the_key_stays_signed_out(member_client, member):
+    # Tab B read the signed-in session; tab A signs out; tab B then confirms the password, which
+    # gives the session a new key. The sign-in must not come back under it.
+    key = member_client.cookies["sessionid"].value
+    store = SessionStore(key)
+    assert store[SESSION_KEY] == str(member.pk)  # read by tab B's request
+    member_client.post("/signout/")  # tab A
+    store.cycle_key()
+    store["reauthenticated_at"] = 1
+    store.save()
+
+    assert SESSION_KEY not in SessionStore(store.session_key).load()
+    browser = Client()
+    browser.cookies["sessionid"] = store.session_key
+    assert browser.get("/portal/").url.startswith("/signin/")
+
+
 def test_a_new_session_whose_key_is_taken_draws_another(member, monkeypatch):
     taken = SessionStore()
     taken["who"] = "first"
