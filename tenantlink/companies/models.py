@@ -118,8 +118,10 @@ class Licence(models.Model):
         return f"{self.company} · {self.get_product_display()} · {start:%Y-%m-%d} – {end:%Y-%m-%d}"
 
     def save(self, *args, **kwargs):
-        # However the flag was set (command, operator admin), the revocation time is recorded.
-        if self.revoked and self.revoked_at is None:
+        # However the flag was set (command, operator admin), the time of each revocation is
+        # recorded, and kept when the licence is restored: a session opened with Microsoft before
+        # it must not come back with the licence (sso.flows.still_usable).
+        if self.revoked and (self.revoked_at is None or not Licence.objects.filter(pk=self.pk, revoked=True).exists()):
             self.revoked_at = timezone.now()
             if kwargs.get("update_fields") is not None:
                 kwargs["update_fields"] = {*kwargs["update_fields"], "revoked_at"}

@@ -294,12 +294,15 @@ def drop_connections_not_its_own(sender, request, user, **kwargs):
 
 
 def _usable(connection_id, user_id, now, since):
-    # Valid now, and since the sign-in: not one granted after a lapse. A licence row's valid_from
-    # stands for that (the licence command extends the row in force and starts a new one only
-    # after a lapse); a row handed over to a new one without a gap, or a lapsed row's end moved
-    # on in the operator admin, are read by their valid_from as they stand.
+    # Valid now, and since the sign-in: not one granted after a lapse, nor one revoked since and
+    # restored. A licence row's valid_from stands for the first (the licence command extends the
+    # row in force and starts a new one only after a lapse); a row handed over to a new one
+    # without a gap, or a lapsed row's end moved on in the operator admin, are read by their
+    # valid_from as they stand. Its revoked_at, kept when it is restored, for the second.
     valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(
-        company=OuterRef("integration__company"), valid_from__lte=since
+        Q(revoked_at__isnull=True) | Q(revoked_at__lte=since),
+        company=OuterRef("integration__company"),
+        valid_from__lte=since,
     )
     active = Q(integration__active_since__isnull=True) | Q(integration__active_since__lte=since)
     return Connection.objects.filter(

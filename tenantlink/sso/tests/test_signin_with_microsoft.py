@@ -253,22 +253,40 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
         assert text.index('name="username"') < text.index('id="microsoft-signin"')
 
 
-@pytest.mark.parametrize("gap", ["integration disabled and enabled", "licence revoked and granted again"])
+@pytest.mark.parametrize(
+    "gap",
+    [
+        "integration disabled and enabled",
+        "licence revoked and granted again",
+        "licence revoked and restored in the operator admin",
+        "licence restored, revoked and restored again",
+    ],
+)
 def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_it(
     client, member, contoso_integration, contoso, fake_microsoft, gap
 ):
     connected(member, contoso_integration)
+    licence = contoso.licences.get()
+    Licence.objects.filter(pk=licence.pk).update(valid_from=timezone.now() - datetime.timedelta(days=2))
     microsoft_signin(client, fake_microsoft)
     assert client.get("/portal/").status_code == 200
     session = client.session  # signed in a minute ago; it has made no request since
     session["signed_in_at"] -= 60
     session.save()
 
+    licence.refresh_from_db()
     if gap.startswith("integration"):
         assert contoso_integration.disable() and contoso_integration.enable()
-    else:
+    elif gap == "licence revoked and granted again":
         contoso.revoke_licences(Licence.Product.SSO)
         contoso.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+    else:  # the operator admin's check box, saved
+        if gap.startswith("licence restored"):  # an earlier revocation, restored before the sign-in
+            Licence.objects.filter(pk=licence.pk).update(revoked_at=timezone.now() - datetime.timedelta(days=1))
+            licence.refresh_from_db()
+        for revoked in (True, False):
+            licence.revoked = revoked
+            licence.save()
 
     response = client.get("/portal/", follow=True)
     assert "Your Microsoft sign-in is no longer available for this portal account" in page_text(response)
