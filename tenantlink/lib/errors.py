@@ -2,6 +2,7 @@
 
 import sys
 
+from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
@@ -32,6 +33,16 @@ def bad_request(request, exception=None):
             400,
             _("The form was too large"),
             _("The form held too much to be sent, so nothing was saved. Go back and try again with less."),
+        )
+    if isinstance(exception, SessionInterrupted):  # signed out, in another tab say, while the view ran
+        return _error(
+            request,
+            400,
+            _("Signed out meanwhile"),
+            _(
+                "You were signed out (in another tab or window, perhaps) while this page was on its way. What "
+                "you asked for may have been done: sign in again and check."
+            ),
         )
     return _error(request, 400, _("Bad request"), _("The request could not be understood. Go back and try again."))
 

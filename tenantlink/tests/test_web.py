@@ -38,6 +38,26 @@ def test_cookies_are_secure_when_served_over_https(client, member, settings):
     assert response.cookies["sessionid"]["secure"]
 
 
+def test_a_session_ended_while_its_request_ran_says_so(member_client, monkeypatch):
+    from django.contrib.sessions.backends.base import UpdateError
+
+    from tenantlink.accounts.sessions import SessionStore
+
+    session = member_client.session
+    session["last_seen"] -= 120  # the request writes it again
+    session.save()
+
+    def signed_out_meanwhile(store, must_create=False):
+        raise UpdateError  # what saving a session that another tab's sign-out deleted finds
+
+    monkeypatch.setattr(SessionStore, "save", signed_out_meanwhile)
+    response = member_client.get("/portal/")
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Signed out meanwhile" in page and "sign in again and check" in page
+
+
 def test_unknown_pages_get_the_friendly_404(client):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
