@@ -179,7 +179,9 @@ def finish_connect(request, pending, params):
                     display_name=net.printable(claims.get("name", ""), 200),
                     username=net.printable(claims.get("preferred_username") or claims.get("email") or "", 254),
                 )
-        except IntegrityError:  # the database decides races between two connects
+        except IntegrityError:  # the database decides races: two connects, or the integration deleted meanwhile
+            if not Integration.objects.filter(pk=integration.pk).exists():
+                raise Refusal("tenant_not_integrated", tid) from None
             raise Refusal("already_connected" if Connection.objects.filter(user=user).exists() else "taken") from None
         # Connected after all: "Don't ask again" (or turning it off) no longer stands, and should an
         # administrator remove this connection, the offer comes back at the next sign-in.

@@ -177,6 +177,31 @@ def test_a_microsoft_account_connected_elsewhere_stays_where_it_is(
     assert "already connected to another portal account" in page_text(client.get("/portal/"))
 
 
+@pytest.mark.django_db(transaction=True)  # the connection's foreign key is checked at COMMIT
+def test_an_integration_deleted_as_microsoft_answers_is_not_called_a_taken_account(
+    client, member, contoso_integration, fake_microsoft, monkeypatch
+):
+    from tenantlink.sso import flows
+
+    sign_in(client, member)
+    _path, params = to_microsoft(client.post("/sso/connect/", {"next": "/portal/"}))
+    found = flows.active_integrations
+
+    def deleted_meanwhile(company):  # the callback found the integration; the administrator deletes it
+        integrations = found(company)
+        Integration.objects.filter(pk=contoso_integration.pk).delete()
+        return integrations
+
+    monkeypatch.setattr(flows, "active_integrations", deleted_meanwhile)
+    microsoft_answers(client, fake_microsoft, params)
+
+    assert not Connection.objects.exists()
+    text = page_text(client.get("/portal/"))
+    assert "does not belong to a Microsoft organization that your company has connected" in text
+    assert "already connected to another portal account" not in text
+    assert AuditEvent.objects.get(action=Action.SSO_CONNECT_FAILED).details["reason"] == "tenant_not_integrated"
+
+
 def test_connecting_needs_a_recent_sign_in(client, member, contoso_integration, fake_microsoft, settings):
     sign_in(client, member)
     session = client.session
