@@ -336,7 +336,7 @@ MIDDLEWARE = [
     "tenantlink.lib.middleware.security_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenantlink.lib.middleware.head_as_get",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "tenantlink.accounts.middleware.Sessions",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,8 +1,32 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.middleware import AuthenticationMiddleware, get_user
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
+
+
+class Sessions(SessionMiddleware):
+    """Django's SessionMiddleware, except that a cookie naming no session (gone, or never one)
+    is left as it is unless this request ended the session itself (signing out). Django deletes
+    it: a request of the browser's that read its session just after another request replaced it
+    (a code or a Microsoft answer sent twice; the first signs in under a new key) would delete the
+    new cookie too, and sign out the person who had just signed in."""
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        if (
+            session is not None
+            and session.accessed
+            and not session.modified
+            and session.is_empty()
+            and settings.SESSION_COOKIE_NAME in request.COOKIES
+        ):
+            patch_vary_headers(response, ("Cookie",))
+            return response
+        return super().process_response(request, response)
 
 
 class Authentication(AuthenticationMiddleware):

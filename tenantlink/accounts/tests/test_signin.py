@@ -2,6 +2,7 @@ import re
 
 import pytest
 from django.contrib.auth import SESSION_KEY
+from django.test import Client
 from django.utils import timezone
 
 from tenantlink.accounts.forms import SIGNIN_FAILED
@@ -85,6 +86,23 @@ def test_back_to_the_second_step_after_signing_in_just_shows_the_portal(client, 
 
     assert response.redirect_chain[-1][0] == "/portal/"
     assert 'class="messages"' not in response.content.decode()
+
+
+def test_a_code_sent_twice_at_once_leaves_the_person_signed_in(client, member):
+    # Both requests carry the half-signed-in session's cookie; the first signs in under a new key.
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    second_request = Client()
+    second_request.cookies["sessionid"] = client.cookies["sessionid"].value
+    code = code_for(member)
+    assert client.post("/signin/verify/", {"code": code}).url == "/portal/"
+
+    # The second finds no session under the old key: its answer must not delete the browser's
+    # cookie, which is the new one by now.
+    answer = second_request.post("/signin/verify/", {"code": code})
+    assert "sessionid" not in answer.cookies
+    assert client.get("/portal/").status_code == 200
+    # Signing out still deletes it.
+    assert client.post("/signout/").cookies["sessionid"].value == ""
 
 
 def test_back_to_the_sign_in_page_and_forward_again_says_to_start_again(client, member):
