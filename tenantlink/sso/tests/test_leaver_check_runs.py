@@ -77,9 +77,11 @@ def test_a_deleted_user_is_deactivated_and_the_user_page_shows_why(checked, fake
     assert "Deactivated" in page and "The Microsoft account was deleted" in page
     # Reactivating them now would last only until the next check: the page says so, and how.
     assert "deactivated again by the next check" in page
-    admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/")
-    page = admin_client.get(f"/company/users/{member.pk}/").content.decode()
+    response = admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)
+    page = response.content.decode()
     assert "The Microsoft account was deleted" in page and "deactivated again" not in page
+    # Deactivated, they sign in no way at all: not "with password and second factor".
+    assert "Microsoft connection is removed." in page and "they sign in with" not in page
 
 
 def test_remove_the_connection_only(checked, fake_microsoft, member, django_capture_on_commit_callbacks):

@@ -65,7 +65,7 @@ def test_a_tenant_whose_integration_was_deleted_cannot_be_claimed_without_signin
     claimed.refresh_from_db()
     assert (claimed.status, claimed.failure_reason, claimed.tenant_signed_in_at) == ("pending", "sign_in_pending", None)
     page = olga.get("/company/sso/").content.decode()
-    assert "someone of the tenant signs in there once" in page
+    assert "signs in there once, usually without being asked anything" in page
     assert '<span class="badge warn">Waiting for verification</span>' in page  # not "Pending consent"
     # She can sign in at Microsoft only with an account of another tenant: Microsoft would refuse
     # it at Contoso's sign-in, and a token of Fabrikam is not one of Contoso.

@@ -104,6 +104,8 @@ def disconnect_member(request, user_id):
         return render(request, "accounts/company_user_disconnect.html", context)
     if connection is None or not flows.disconnect(request, connection):
         messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
+    elif not member.is_active:  # a leaver, say: no sign-in at all until reactivated
+        messages.success(request, _("%(name)s's Microsoft connection is removed.") % {"name": member.get_full_name()})
     else:
         messages.success(
             request,
