@@ -184,8 +184,33 @@ def test_an_administrator_invites_someone_in_another_language_than_their_own(cli
     carol = User.objects.get(username="carol")
     with carol.addressed():  # and so is every later email, until Carol signs in herself
         assert translation.get_language() == "sv"
-    # Only the emails' language: the pages follow Carol's browser until she chooses one herself.
+    # Not a choice of her own: once signed in, her pages follow her browser until she chooses one.
     assert carol.language == ""
+
+
+def test_the_invitation_page_speaks_the_invitations_language_unless_the_browser_chose_one(client, contoso):
+    sign_in(client, make_user("astrid", contoso, User.Role.ADMINISTRATOR, language="fi"))
+    client.post("/company/users/new/", {**NEW_CAROL, "email_language": "sv"})
+    link = re.search(r"https?://[^/\s]+(/invitation/\S+)", mail.outbox[-1].body).group(1)
+
+    carol = Client(headers={"accept-language": "en"})
+    page = carol.get(link, follow=True)
+    assert (
+        heading(page) == "Välkommen"
+        and "Välj ditt lösenord" in page.content.decode()
+        and '<html lang="sv">' in page.content.decode()
+    )
+    form = {"new_password1": "purple elephant umbrella 42", "new_password2": "purple elephant umbrella 42"}
+    accepted = carol.post(page.redirect_chain[-1][0], form, follow=True)
+    assert heading(accepted) == SIGN_IN["sv"]  # and the sign-in page after it
+
+    chose = Client(headers={"accept-language": "en"})
+    chose.cookies[settings.LANGUAGE_COOKIE_NAME] = "fi"  # picked on the portal's pages
+    client.post(
+        "/company/users/new/", {**NEW_CAROL, "username": "dora", "email": "dora@example.com", "email_language": "sv"}
+    )
+    link = re.search(r"https?://[^/\s]+(/invitation/\S+)", mail.outbox[-1].body).group(1)
+    assert "Valitse salasana" in chose.get(link, follow=True).content.decode()
 
 
 @pytest.mark.parametrize("bad", ["de", "<script>", "sv ", "x" * 300])

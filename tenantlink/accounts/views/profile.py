@@ -27,9 +27,10 @@ def overview(request):
     return render(request, "accounts/profile_overview.html", {"tab": "overview"})
 
 
-def _remember_language(response, language):
-    """The language cookie too, as the sign-in page's switch sets it: the sign-in page keeps the
-    user's language after signing out (and goes back to the browser's when the choice is removed)."""
+def language_cookie(response, language):
+    """The language cookie set (or, for none, removed) on `response`, as the sign-in page's switch
+    sets it: the sign-in page keeps the user's language after signing out (and goes back to the
+    browser's when the choice is removed), or after accepting an invitation written in it."""
     if not language:
         response.delete_cookie(settings.LANGUAGE_COOKIE_NAME, samesite=settings.LANGUAGE_COOKIE_SAMESITE)
     else:
@@ -45,7 +46,7 @@ def _remember_language(response, language):
 
 
 def _browser_language(request):
-    """The language of the pages once the user's choice is removed: _remember_language removes the
+    """The language of the pages once the user's choice is removed: language_cookie removes the
     language cookie with it, so LocaleMiddleware goes by the browser's Accept-Language alone."""
     browser = HttpRequest()
     browser.META["HTTP_ACCEPT_LANGUAGE"] = request.META.get("HTTP_ACCEPT_LANGUAGE", "")
@@ -61,7 +62,7 @@ def settings_tab(request):
         preferences_form.save()
         translation.activate(user.language or _browser_language(request))  # the message in the new language
         messages.success(request, _("Your language and time zone have been saved."))
-        return _remember_language(redirect("profile_settings"), user.language)
+        return language_cookie(redirect("profile_settings"), user.language)
     return render(
         request,
         "accounts/profile_settings.html",

@@ -1,10 +1,12 @@
 """Flow 1: username + password → second factor (or enrolment) → portal."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.tokens import default_token_generator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import urlencode, urlsafe_base64_decode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from tenantlink.accounts import flows, throttle
 from tenantlink.accounts.forms import ConfirmCodeForm, NewPasswordForm, SecondFactorForm, SignInForm
 from tenantlink.accounts.models import RecoveryCode, User
+from tenantlink.accounts.views.profile import language_cookie
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.lib.errors import too_many_requests
 
@@ -129,6 +132,16 @@ def accept_invitation(request, uidb64, token):
         user = None
     if user is None or not default_token_generator.check_token(user, request.session.get(INVITATION_TOKEN, "")):
         return render(request, "accounts/invitation_invalid.html", status=400)
+    # In the language the invitation was written in (User.addressed), unless this browser chose
+    # one on the portal's pages; the sign-in page after it too.
+    language = None
+    if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        language = user.language or user.last_language
+        if language in dict(settings.LANGUAGES):
+            translation.activate(language)
+            request.LANGUAGE_CODE = language
+        else:
+            language = None
     form = NewPasswordForm(user, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         # Only while the hash is still the one the link was made for (the new one ends the link):
@@ -140,5 +153,6 @@ def accept_invitation(request, uidb64, token):
         AuditEvent.objects.record(Action.INVITATION_ACCEPTED, request=request, actor=user, target=user)
         messages.success(request, _("Your password is set. Sign in to set up your authenticator app."))
         # The username they were just shown is filled in: only the new password remains to type.
-        return redirect(reverse("signin") + "?" + urlencode({"username": user.username}))
+        response = redirect(reverse("signin") + "?" + urlencode({"username": user.username}))
+        return language_cookie(response, language) if language else response
     return render(request, "accounts/accept_invitation.html", {"form": form, "invited": user})
