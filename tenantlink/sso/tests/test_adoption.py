@@ -138,10 +138,10 @@ def test_each_integration_shows_its_connected_users_out_of_the_active_users(clie
     page = client.get("/company/sso/").content.decode()
 
     contoso_item = page.split(f'id="integration-{contoso_tenant.pk}"')[1].split("</li>")[0]
-    assert "2 of 4 active users (50 %)" in contoso_item
+    assert "2 of 4 active users (50%)" in contoso_item
     assert '<rect class="fill" width="50" height="10"/>' in contoso_item
     fabrikam_item = page.split(f'id="integration-{fabrikam_tenant.pk}"')[1].split("</li>")[0]
-    assert "0 of 4 active users (0 %)" in fabrikam_item
+    assert "0 of 4 active users (0%)" in fabrikam_item
     assert '<rect class="fill" width="0" height="10"/>' in fabrikam_item
 
 
@@ -188,8 +188,8 @@ def test_operator_staff_see_the_picture_of_all_companies(staff_client, admin, me
     assert days[shown(local_day(5, stockholm))] == (3, 2, 5)
     assert totals == (5, 2, 7)
     assert bars(page, "microsoft") == [height(2)]
-    assert "0 of 2 active users (0 %)" in page  # Contoso: Alice and Bob, nobody connected
-    assert "1 of 1 active user (100 %)" in page  # Northwind: Olga, connected
+    assert "0 of 2 active users (0%)" in page  # Contoso: Alice and Bob, nobody connected
+    assert "1 of 1 active user (100%)" in page  # Northwind: Olga, connected
     assert (
         '<a href="/staff/sso/integration/adoption/">Adoption</a>'
         in staff_client.get("/staff/sso/integration/").content.decode()

@@ -97,7 +97,7 @@ def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake
         (carol, "38d28601-c6aa-424e-b88a-441c835164d1"),
     ):
         Connection.objects.create(user=user, integration=integration, tid=CONTOSO, oid=oid)
-    assert "2 of 3 active users (67 %)" in admin_client.get("/company/sso/").content.decode()
+    assert "2 of 3 active users (67%)" in admin_client.get("/company/sso/").content.decode()
 
     confirmation = admin_client.get(f"/company/sso/{integration.pk}/delete/").content.decode()
     assert "2 users' Microsoft connections are removed." in confirmation

@@ -315,4 +315,4 @@ def test_the_profile_says_nothing_without_a_licence(client, member, contoso_inte
 
 def test_integrations_count_their_connected_users(admin_client, member, contoso_integration):
     connected(member, contoso_integration)
-    assert "1 of 2 active users (50 %)" in page_text(admin_client.get("/company/sso/"))
+    assert "1 of 2 active users (50%)" in page_text(admin_client.get("/company/sso/"))
