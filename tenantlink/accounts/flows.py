@@ -115,6 +115,13 @@ def pending_user(request):
     return user
 
 
+def pending_ran_out(request):
+    """Whether this session holds a half-finished sign-in whose time is up (pending_user then
+    forgets it)."""
+    pending = request.session.get(PENDING)
+    return bool(pending) and pending["expires"] < time.time()
+
+
 def forget_pending(request):
     for key in (PENDING, "enrol_seed"):
         request.session.pop(key, None)

@@ -116,6 +116,17 @@ def test_back_to_the_sign_in_page_and_forward_again_says_to_start_again(client, 
     assert "Your sign-in was not finished. Please start again." in page and "took too long" not in page
 
 
+def test_a_sign_in_cancelled_meanwhile_is_not_said_to_have_taken_too_long(client, member):
+    client.post("/signin/", {"username": "bob", "password": PASSWORD})
+    member.deactivate()  # by the administrator, while Bob looks for his code
+
+    response = client.post("/signin/verify/", {"code": code_for(member)}, follow=True)
+
+    page = response.content.decode()
+    assert "Your sign-in was not finished. Please start again." in page and "took too long" not in page
+    assert SESSION_KEY not in client.session
+
+
 def test_next_only_leads_to_our_own_site(client, member):
     client.post(
         "/signin/?next=https://evil.example/",

@@ -20,14 +20,14 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.lib.errors import too_many_requests
 
 
-def _not_pending(request, started):
+def _not_pending(request, ran_out):
     """The second step without a password accepted in this session a few minutes ago. Signed in
     already (Back after signing in): on to the portal, without a word. Else the sign-in page, and
-    why: the sign-in `started` here ran out (or was cancelled), or there was none (Back to the
-    sign-in page ends a half-finished one, and Forward comes here)."""
+    why: the sign-in begun here `ran_out` of time, or there is none (Back to the sign-in page ends
+    a half-finished one, and Forward comes here; or it was cancelled meanwhile)."""
     if request.user.is_authenticated:
         return redirect("portal")
-    if started:
+    if ran_out:
         messages.info(request, _("Your sign-in took too long and was stopped. Please start again."))
     else:
         messages.info(request, _("Your sign-in was not finished. Please start again."))
@@ -56,10 +56,10 @@ def signin(request):
 
 @require_http_methods(["GET", "POST"])
 def signin_verify(request):
-    started = flows.PENDING in request.session
+    ran_out = flows.pending_ran_out(request)
     user = flows.pending_user(request)
     if user is None:
-        return _not_pending(request, started)
+        return _not_pending(request, ran_out)
     if not user.has_second_factor:
         return redirect("signin_enrol")
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
@@ -87,10 +87,10 @@ def signin_verify(request):
 
 @require_http_methods(["GET", "POST"])
 def signin_enrol(request):
-    started = flows.PENDING in request.session
+    ran_out = flows.pending_ran_out(request)
     user = flows.pending_user(request)
     if user is None:
-        return _not_pending(request, started)
+        return _not_pending(request, ran_out)
     if user.has_second_factor:
         # A password alone must never replace an existing authenticator.
         return redirect("signin_verify")
