@@ -212,11 +212,12 @@ def test_connecting_needs_a_recent_sign_in(client, member, contoso_integration, 
     session["reauthenticated_at"] = session["signed_in_at"] + settings.RECENT_SIGNIN_WINDOW
     session.save()
     response = client.post("/sso/connect/")
-    assert response.url == "/signin/?next=%2Fprofile%2Fsettings%2F"
+    assert response.url == "/signin/?next=%2Fprofile%2Fsettings%2F&username=bob"
     assert "_auth_user_id" not in client.session
     assert not Connection.objects.exists()
     page = page_text(client.get(response.url))
     assert "For your security, sign in again with your password and code" in page
+    assert 'name="username" value="bob"' in page  # only the password and code left to type
     assert "You are not signed in, so what you sent was not saved" not in page  # it was read, and refused
 
 

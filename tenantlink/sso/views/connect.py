@@ -43,13 +43,15 @@ def connect(request):
         return redirect(next_url)
     if not is_recent_full_signin(request):
         # Connecting changes how the account signs in: only right after a sign-in with password
-        # and second factor (a password confirmation alone is not enough).
+        # and second factor (a password confirmation alone is not enough). Their username is filled in.
+        username = request.user.username
         logout(request)
         messages.info(
             request,
             _("For your security, sign in again with your password and code; then choose “Enable” right away."),
         )
-        return redirect(reverse("signin") + "?" + urlencode({"next": reverse("profile_settings")}))
+        query = urlencode({"next": reverse("profile_settings"), "username": username})
+        return redirect(reverse("signin") + "?" + query)
     return redirect(flows.start_connect(request, next_url))
 
 
