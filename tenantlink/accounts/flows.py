@@ -219,8 +219,11 @@ def complete_signin(request, user, method):
             raise SigninRefused(refusal.url)
     forget_pending(request)
     login(request, user, backend="tenantlink.accounts.backends.AccountBackend")  # rotates the session key
-    now = int(time.time())
-    request.session["signed_in_at"] = request.session["last_seen"] = now
+    now = time.time()
+    # The sign-in's moment exactly: a session opened with Microsoft is compared with when its
+    # licence and integration changed (sso.flows.still_usable), to the fraction of a second.
+    request.session["signed_in_at"] = now
+    request.session["last_seen"] = int(now)
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
     if proved_password:
         throttle.clear_account(user)

@@ -302,7 +302,7 @@ def _usable(connection_id, user_id, now, since):
     # without a gap, or a lapsed row's end moved on in the operator admin, are read by their
     # valid_from as they stand. Its revoked_at, kept when it is restored, for the second.
     valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(
-        Q(revoked_at__isnull=True) | Q(revoked_at__lte=since),
+        Q(revoked_at__isnull=True) | Q(revoked_at__lt=since),
         company=OuterRef("integration__company"),
         valid_from__lte=since,
     )
@@ -313,7 +313,12 @@ def _usable(connection_id, user_id, now, since):
 
 
 _still_usable = Prepared(
-    _usable, "exists", connection_id=int, user_id=int, now=datetime.datetime, since=datetime.datetime
+    _usable,
+    "exists",
+    connection_id=int,
+    user_id=int,
+    now=datetime.datetime,
+    since=datetime.datetime,
 )
 
 
@@ -326,8 +331,7 @@ def still_usable(connection_id, user, signed_in_at):
     query, composed once: it runs on every request of such a session."""
     if user.is_staff or user.is_superuser:
         return False
-    # The sign-in's time is kept in whole seconds: up to the end of that second.
-    since = datetime.datetime.fromtimestamp(signed_in_at + 1, datetime.UTC)
+    since = datetime.datetime.fromtimestamp(signed_in_at, datetime.UTC)
     return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now(), since=since)
 
 

@@ -260,6 +260,7 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
         "licence revoked and granted again",
         "licence revoked and restored in the operator admin",
         "licence restored, revoked and restored again",
+        "licence revoked and restored in the second of the sign-in",
     ],
 )
 def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_it(
@@ -287,6 +288,10 @@ def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_
         for revoked in (True, False):
             licence.revoked = revoked
             licence.save()
+        if gap.endswith("second of the sign-in"):  # signed in in the very second of the revocation
+            session = client.session
+            session["signed_in_at"] = int(licence.revoked_at.timestamp())
+            session.save()
 
     response = client.get("/portal/", follow=True)
     assert "Your Microsoft sign-in is no longer available for this portal account" in page_text(response)
