@@ -34,6 +34,7 @@ RECOVERY_CODE_USED = _(
     "recovery code."
 )
 NOT_A_CODE = _("That is not a code. Enter the 6 digits your authenticator app shows, or a recovery code.")
+NOT_AN_APP_CODE = _("That is not a code. Enter the 6 digits your authenticator app shows.")
 
 
 class CodeInput(forms.TextInput):
@@ -72,7 +73,9 @@ class SignInForm(forms.Form):
             return self.cleaned_data
         # Looked up only to count attempts against the right account and to audit; the answer
         # is the same whether or not it exists.
-        known = User.objects.with_username(username).select_related("totp").first()  # totp: where next
+        # Usernames are ASCII: a name that is not finds nobody, on every database alike (PostgreSQL's
+        # lower() would read the Kelvin sign as "k", and the throttle keys it as nobody's).
+        known = User.objects.with_username(username).select_related("totp").first() if username.isascii() else None
         user = None
         counted = throttle.begin_attempt(self.request, username, known)
         if counted and known is not None:
@@ -178,6 +181,8 @@ class ConfirmCodeForm(forms.Form):
 
     def clean_code(self):
         code = self.cleaned_data["code"]
+        if not TOTPDevice.looks_like(code):
+            raise ValidationError(NOT_AN_APP_CODE, code="not_a_code")
         self.step = TOTPDevice.matching_step(self.seed, code)
         if self.step is None:
             raise ValidationError(

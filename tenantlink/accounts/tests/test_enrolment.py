@@ -78,6 +78,15 @@ def test_a_wrong_confirmation_code_keeps_the_same_seed(client, contoso):
     assert SESSION_KEY not in client.session
 
 
+def test_what_is_not_a_code_is_told_so_at_the_set_up_too(client, contoso):
+    make_user("cleo", contoso, enrolled=False)
+    client.post("/signin/", {"username": "cleo", "password": PASSWORD})
+    for typed in ("abc", "12345x", "١٢٣٤٥٦"):
+        page = client.post("/signin/enrol/", {"code": typed}).content.decode()
+        assert "That is not a code. Enter the 6 digits your authenticator app shows." in page
+        assert "does not match" not in page
+
+
 def test_the_confirmation_code_cannot_be_used_again_to_sign_in(client, contoso):
     make_user("cleo", contoso, enrolled=False)
     client.post("/signin/", {"username": "cleo", "password": PASSWORD})

@@ -117,6 +117,25 @@ def test_guesses_at_a_paused_name_cost_no_password_hashing(client, member, admin
     assert len(hashed) == 2
 
 
+def test_a_name_that_is_not_ascii_finds_nobody_on_any_database(client, member, settings, monkeypatch):
+    # "\u212aarl" starts with the Kelvin sign, which PostgreSQL's lower() reads as "k" in a UTF-8
+    # locale: were it to find karl there, pausing it would pause karl, and "karl" answering fast
+    # would tell that he exists. Here a database whose lower() folds it (as Python's does).
+    from tenantlink.accounts.models import User
+    from tenantlink.conftest import make_user
+
+    make_user("karl", member.company)
+    manager = type(User.objects)
+    lookup = manager.with_username
+    monkeypatch.setattr(manager, "with_username", lambda users, name: lookup(users, name.lower()))
+    wrong_passwords(client, "\u212aarl", settings.THROTTLE_ACCOUNT_FAILURES + 1)
+    wrong_passwords(client, "\u212aurt", settings.THROTTLE_ACCOUNT_FAILURES + 1)  # nobody's, either way
+    hashed = count_hashes(monkeypatch)
+    for name in ("karl", "kurt"):
+        client.post("/signin/", {"username": name, "password": "not the password"})
+    assert len(hashed) == 2
+
+
 def test_a_spelling_that_finds_no_account_pauses_no_other_spelling(client, member, settings, monkeypatch):
     # Full-width letters find no account (usernames are a–z): "ｂｏｂ" is a name nobody has. Had
     # its pause been "bob"'s as a name nobody has, "ghost" would be refused without hashing and
