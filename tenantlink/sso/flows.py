@@ -270,14 +270,20 @@ def finish_signin(request, pending, params):
     return next_url
 
 
-def disconnect(request, connection):
-    """Remove a Microsoft connection (by its user or an administrator); audited, user told. False
-    when it was gone already (say, removed in a second tab a moment before)."""
+def disconnect(request, connection, company=None):
+    """Remove a Microsoft connection (by its user or an administrator); audited (in the log of
+    `company`, else the user's), user told. False when it was gone already (say, removed in a
+    second tab a moment before)."""
     user = connection.user
     if not Connection.objects.filter(pk=connection.pk).delete()[0]:
         return False
     AuditEvent.objects.record(
-        Action.SSO_DISCONNECTED, request=request, target=user, tenant=str(connection.tid), oid=str(connection.oid)
+        Action.SSO_DISCONNECTED,
+        request=request,
+        target=user,
+        company=company,
+        tenant=str(connection.tid),
+        oid=str(connection.oid),
     )
     notify(request, user, "disconnected", connection)
     return True
@@ -288,11 +294,11 @@ def drop_connections_not_its_own(sender, request, user, **kwargs):
     company's integration; moved to another company, the user keeps none through the old one's,
     and made operator staff, none at all (else the customer's tenant would hold, and its leaver
     check could end, operator access)."""
-    connections = Connection.objects.filter(user=user)
+    connections = Connection.objects.filter(user=user).select_related("integration__company")
     if not (user.is_staff or user.is_superuser):
         connections = connections.exclude(integration__company=user.company_id)
-    for connection in connections:
-        disconnect(request, connection)
+    for connection in connections:  # in the log of the company whose tenant it was
+        disconnect(request, connection, company=connection.integration.company)
 
 
 def _usable(connection_id, user_id, now, since):

@@ -195,6 +195,7 @@ def test_moving_bob_to_another_company_removes_his_microsoft_connection(staff_cl
     assert not Connection.objects.filter(user=member).exists()
     [event] = staff_events(Action.SSO_DISCONNECTED)
     assert (event.target_user, event.details["tenant"]) == (member, str(integration.tenant_id))
+    assert event.company == contoso  # the company whose tenant it was
 
 
 @pytest.mark.parametrize("right", ["is_staff", "is_superuser"])
@@ -210,6 +211,7 @@ def test_making_bob_operator_staff_removes_his_microsoft_connection(staff_client
     assert not Connection.objects.filter(user=member).exists()
     [event] = staff_events(Action.SSO_DISCONNECTED)
     assert (event.target_user, event.details["tenant"]) == (member, str(integration.tenant_id))
+    assert event.company == contoso  # Contoso sees its tenant's connection go
 
 
 def test_a_rejected_change_writes_nothing(staff_client, member):
