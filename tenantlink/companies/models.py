@@ -69,7 +69,10 @@ class Company(models.Model):
 
     def revoke_licences(self, product):
         """Revoke every unrevoked licence of `product`; return how many were revoked."""
-        return self.licences.filter(product=product, revoked=False).update(revoked=True, revoked_at=timezone.now())
+        now = timezone.now()
+        return self.licences.filter(product=product, revoked=False).update(
+            revoked=True, revoked_at=now, interrupted_at=now
+        )
 
 
 class LicenceQuerySet(models.QuerySet):
@@ -101,6 +104,10 @@ class Licence(models.Model):
     valid_until = models.DateTimeField(_("valid until"), validators=[licence_date])
     revoked = models.BooleanField(_("revoked"), default=False)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    # When the licence last stopped being in force while its row went on (revoked, or its dates
+    # changed so that it lapsed), kept when it is in force again: a session opened with Microsoft
+    # before then does not come back with it (sso.flows.still_usable).
+    interrupted_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = LicenceQuerySet.as_manager()
@@ -118,13 +125,24 @@ class Licence(models.Model):
         return f"{self.company} · {self.get_product_display()} · {start:%Y-%m-%d} – {end:%Y-%m-%d}"
 
     def save(self, *args, **kwargs):
-        # However the flag was set (command, operator admin), the time of each revocation is
-        # recorded, and kept when the licence is restored: a session opened with Microsoft before
-        # it must not come back with the licence (sso.flows.still_usable).
-        if self.revoked and (self.revoked_at is None or not Licence.objects.filter(pk=self.pk, revoked=True).exists()):
-            self.revoked_at = timezone.now()
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "revoked_at"}
+        # However it was changed (command, operator admin): the time of each revocation, and of
+        # each interruption (see interrupted_at): revoked, or dates that end it now; or, when a
+        # lapsed licence is extended, the moment it had lapsed.
+        now, changed = timezone.now(), set()
+        stored = Licence.objects.filter(pk=self.pk).first() if self.pk else None
+        if self.revoked and (self.revoked_at is None or (stored is not None and not stored.revoked)):
+            self.revoked_at = now
+            changed.add("revoked_at")
+        if stored is not None:
+            was_valid, is_valid = stored.is_valid(now), self.is_valid(now)
+            if was_valid and not is_valid:
+                self.interrupted_at = now
+                changed.add("interrupted_at")
+            elif is_valid and not stored.revoked and stored.valid_until <= now:  # lapsed, extended
+                self.interrupted_at = max(self.interrupted_at or stored.valid_until, stored.valid_until)
+                changed.add("interrupted_at")
+        if changed and kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], *changed}
         super().save(*args, **kwargs)
 
     def clean(self):

@@ -302,13 +302,13 @@ def drop_connections_not_its_own(sender, request, user, **kwargs):
 
 
 def _usable(connection_id, user_id, now, since):
-    # Valid now, and since the sign-in: not one granted after a lapse, nor one revoked since and
-    # restored. A licence row's valid_from stands for the first (the licence command extends the
-    # row in force and starts a new one only after a lapse); a row handed over to a new one
-    # without a gap, or a lapsed row's end moved on in the operator admin, are read by their
-    # valid_from as they stand. Its revoked_at, kept when it is restored, for the second.
+    # Valid now, and since the sign-in: not one granted after a lapse, nor one interrupted since.
+    # A licence row's valid_from stands for the first (the licence command extends the row in
+    # force and starts a new one only after a lapse; a row handed over to a new one without a gap
+    # is read by its valid_from as it stands); its interrupted_at for the second (revoked and
+    # restored, or its dates changed in the operator admin so that it lapsed for a while).
     valid_licence = Licence.objects.valid(Licence.Product.SSO, now).filter(
-        Q(revoked_at__isnull=True) | Q(revoked_at__lt=since),
+        Q(interrupted_at__isnull=True) | Q(interrupted_at__lt=since),
         company=OuterRef("integration__company"),
         valid_from__lte=since,
     )

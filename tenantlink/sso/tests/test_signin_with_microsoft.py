@@ -261,6 +261,8 @@ def test_sessions_opened_with_microsoft_end_with_their_connection(
         "licence revoked and restored in the operator admin",
         "licence restored, revoked and restored again",
         "licence revoked and restored in the second of the sign-in",
+        "licence's end moved into the past and back in the operator admin",
+        "licence lapsed and its end moved on in the operator admin",
     ],
 )
 def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_it(
@@ -281,6 +283,17 @@ def test_a_session_idle_while_microsoft_sign_in_was_off_does_not_come_back_with_
     elif gap == "licence revoked and granted again":
         contoso.revoke_licences(Licence.Product.SSO)
         contoso.grant_licence(Licence.Product.SSO, timezone.now() + datetime.timedelta(days=30))
+    elif gap.startswith("licence's end moved"):
+        until = licence.valid_until
+        licence.valid_until = timezone.now() - datetime.timedelta(days=1)
+        licence.save()
+        licence.valid_until = until
+        licence.save()
+    elif gap.startswith("licence lapsed"):  # its end passed 30 s after the sign-in; then extended
+        Licence.objects.filter(pk=licence.pk).update(valid_until=timezone.now() - datetime.timedelta(seconds=30))
+        licence.refresh_from_db()
+        licence.valid_until = timezone.now() + datetime.timedelta(days=30)
+        licence.save()
     else:  # the operator admin's check box, saved
         if gap.startswith("licence restored"):  # an earlier revocation, restored before the sign-in
             Licence.objects.filter(pk=licence.pk).update(revoked_at=timezone.now() - datetime.timedelta(days=1))
