@@ -67,7 +67,7 @@ def test_an_administrator_connects_her_microsoft_tenant(
     assert_accessible(page, "/company/sso/ with an active integration")
 
     # The adoption picture: nobody connected yet, and Ada's own sign-in of today in the chart.
-    expect(contoso.locator("dd .adoption-numbers")).to_have_text(re.compile(r"^0 of \d+ active users \(0 %\)$"))
+    expect(contoso.locator("dd .adoption-numbers")).to_have_text(re.compile(r"^0 of \d+ active users \(0%\)$"))
     chart = page.get_by_role("img", name="Sign-ins per day, last 30 days")
     expect(chart).to_be_visible()
     expect(chart.locator("rect.bar.password").last).to_be_visible()

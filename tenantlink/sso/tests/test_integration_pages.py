@@ -119,5 +119,5 @@ def test_with_a_licence_an_active_integration_is_shown_active(admin_client, cont
 def test_the_administrators_portal_page_leads_to_single_sign_on_and_a_members_does_not(admin_client, member):
     page = admin_client.get("/portal/").content.decode()
     card = page.split("<h2>Single sign-on</h2>")[1].split("</section>")[0]
-    assert 'href="/company/sso/"' in card and "Open single sign-on" in card
-    assert "Open single sign-on" not in signed_in_browser(member).get("/portal/").content.decode()
+    assert 'href="/company/sso/"' in card and "Manage integrations" in card
+    assert "Manage integrations" not in signed_in_browser(member).get("/portal/").content.decode()
