@@ -347,7 +347,7 @@ def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
 
     expect(page).to_have_url(f"{portal.url}/company/sso/")
     expect(page.get_by_role("status")).to_contain_text("The leaver check of Contoso is on")
-    check = page.locator("xpath=//dt[normalize-space()='Leaver check']/following-sibling::dd[1]")
+    check = page.locator("xpath=//dt[normalize-space()='State']/following-sibling::dd[1]")
     expect(check).to_have_text("On")
     assert_accessible(page, "single sign-on with the leaver check on")
     screenshot(page, screenshots, "leaver-check-on")
