@@ -148,7 +148,7 @@ def _values():
 # The details that hold a time, as the apps store it: ISO 8601 with its offset from UTC
 # (datetime.isoformat()). Other details may hold text from outside (Microsoft's error codes, as
 # sent to the callback), which is shown as it is, whatever it looks like.
-TIME_DETAILS = {"until", "valid_until"}
+TIME_DETAILS = {"until", "valid_until", "valid_from"}
 ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:\d\d|Z)")
 
 
@@ -184,8 +184,43 @@ def value(name, stored):
     return stored
 
 
+def _field_name(model, name):
+    """A changed field's name as its model words it (the operator admin's changes), else as stored."""
+    try:
+        return capfirst(apps.get_model(model)._meta.get_field(name).verbose_name)
+    except (LookupError, ValueError, TypeError, AttributeError):  # a model or field gone since
+        return DETAIL_NAMES.get(name, name)
+
+
+def changes(model, stored):
+    """The operator admin's changes of a record ({field: {"from": …, "to": …}}), in the viewer's
+    words: "Operator staff: No → Yes; Role: Member"."""
+    if not isinstance(stored, dict):
+        return stored
+    said = []
+    for name, change in stored.items():
+        if not isinstance(change, dict):
+            said.append(f"{_field_name(model, name)}: {value(name, change)}")
+            continue
+        shown = value(name, change.get("to"))
+        if "from" in change:
+            shown = f"{value(name, change['from'])} → {shown}"
+        said.append(f"{_field_name(model, name)}: {shown}")
+    return "; ".join(said)
+
+
 def details(stored):
     """(name, value) of each detail of an event, in the viewer's words."""
     if not isinstance(stored, dict):  # written by hand, not by record()
         return [("", stored)] if stored else []
-    return [(DETAIL_NAMES.get(name, name), value(name, item)) for name, item in stored.items()]
+    model = stored.get("model", "")
+    shown = []
+    for name, item in stored.items():
+        if name == "changes":
+            item = changes(model, item)
+        elif name == "fields" and isinstance(item, list):
+            item = ", ".join(str(_field_name(model, field)) for field in item)
+        else:
+            item = value(name, item)
+        shown.append((DETAIL_NAMES.get(name, name), item))
+    return shown

@@ -123,6 +123,11 @@ def test_oscar_makes_bob_an_administrator_and_contoso_sees_who_did_it(staff_clie
     assert event.details["fields"] == ["role"]
     assert event.details["changes"] == {"role": {"from": "member", "to": "administrator"}}
     assert member.password not in json.dumps(event.details)  # not even the hash
+    # Contoso's administrator reads it in words, not as stored.
+    alice = make_user("alice", contoso, User.Role.ADMINISTRATOR)
+    page = signed_in_browser(alice).get(f"/company/audit/{event.pk}/").content.decode()
+    assert "<dt>Changes</dt><dd>Role: Member → Administrator</dd>" in page
+    assert "<dt>Changed fields</dt><dd>Role</dd>" in page and "{" not in page.split("<dt>Changes</dt>")[1][:80]
 
 
 def test_granting_superuser_and_deactivating_are_spelled_out(staff_client, member):
@@ -136,6 +141,8 @@ def test_granting_superuser_and_deactivating_are_spelled_out(staff_client, membe
     # Bob is operator staff now: his events are no longer Contoso's, but Contoso sees him leave.
     events = staff_events(Action.STAFF_CHANGED)
     assert [event.company for event in events] == [None, member.company]
+    shown = dict(events[1].detail_items())
+    assert shown["Changes"] == "Active: Yes → No; Superuser status: No → Yes"
     for event in events:
         assert sorted(event.details["fields"]) == ["is_active", "is_superuser"]
         assert event.details["changes"] == {
