@@ -13,6 +13,7 @@ import functools
 import re
 
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -188,7 +189,7 @@ def _field_name(model, name):
     """A changed field's name as its model words it (the operator admin's changes), else as stored."""
     try:
         return capfirst(apps.get_model(model)._meta.get_field(name).verbose_name)
-    except (LookupError, ValueError, TypeError, AttributeError):  # a model or field gone since
+    except (LookupError, ValueError, TypeError, AttributeError, FieldDoesNotExist):  # a model or field gone since
         return DETAIL_NAMES.get(name, name)
 
 

@@ -149,3 +149,20 @@ def test_only_a_process_is_named_as_one(admin, contoso, member):
     response = client.post("/company/users/new/", {**new_user, "how": "invite"})
     assert "This username is reserved." in response.content.decode()
     assert not User.objects.filter(username__iexact="leaver-check").exists()
+
+
+def test_changes_of_a_model_or_field_gone_since_read_as_stored():
+    from tenantlink.audit import labels
+
+    shown = dict(
+        labels.details(
+            {
+                "model": "accounts.user",
+                "fields": ["nickname", "is_active"],
+                "changes": {"nickname": {"from": "x", "to": "y"}, "is_active": {"from": True, "to": False}},
+            }
+        )
+    )
+    assert shown["Changes"] == "nickname: x → y; Active: Yes → No"
+    assert shown["Changed fields"] == "nickname, Active"
+    assert dict(labels.details({"model": "gone.model", "changes": {"a": {"to": 1}}}))["Changes"] == "a: 1"
