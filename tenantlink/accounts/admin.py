@@ -64,12 +64,7 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
         return [*self.readonly_fields, *self.RIGHTS]
 
     def _another_operator(self, request, obj):
-        return (
-            obj is not None
-            and not request.user.is_superuser
-            and obj.pk != request.user.pk
-            and (obj.is_staff or obj.is_superuser)
-        )
+        return obj is not None and not request.user.is_superuser and obj.pk != request.user.pk and obj.is_operator
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and not self._another_operator(request, obj)
@@ -89,7 +84,7 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
     @admin.display(description=_("role"), ordering="role")
     def role_shown(self, user):
         # Staff keep the role Member (they are no company's administrator, see User.clean_fields).
-        return _("Operator staff") if user.is_staff or user.is_superuser else user.get_role_display()
+        return _("Operator staff") if user.is_operator else user.get_role_display()
 
     @admin.display(boolean=True, description=_("Second factor"))
     def has_second_factor(self, user):

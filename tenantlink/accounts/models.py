@@ -150,7 +150,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             "role" not in (exclude or ())
             and "role" not in errors
             and self.role == self.Role.ADMINISTRATOR
-            and (self.is_staff or self.is_superuser)
+            and self.is_operator
         ):
             errors["role"] = [  # is_company_admin would not count it: say so rather than store it
                 ValidationError(
@@ -227,6 +227,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.refresh_from_db(fields=["session_generation"])
 
     @property
+    def is_operator(self):
+        """Operator staff or a superuser: the operator admin's people, never a company's (see
+        User.objects.of_company), and never signed in or acted on through a customer's tenant."""
+        return self.is_staff or self.is_superuser
+
+    @property
     def is_company_admin(self):
         """Administrator of a customer company. Never operator staff, whom the operator admin may
         also give a company and a role: their rights there are the operator admin's, and a staff
@@ -235,7 +241,7 @@ class User(AbstractBaseUser, PermissionsMixin):
             self.is_active
             and self.company_id is not None
             and self.role == self.Role.ADMINISTRATOR
-            and not (self.is_staff or self.is_superuser)
+            and not self.is_operator
         )
 
     @property

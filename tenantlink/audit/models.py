@@ -173,7 +173,7 @@ class AuditEventManager(models.Manager):
 def _company_id_of(user):
     """The company whose log shows a user's events: none for operator staff, even given a company
     (their sign-ins, from their addresses, are the operator's business, not that company's)."""
-    if user is None or user.is_staff or user.is_superuser:
+    if user is None or user.is_operator:
         return None
     return user.company_id
 

@@ -49,7 +49,7 @@ def _plain(value):
 def _company(obj):
     """The company whose log shows changes of `obj`: none for operator staff, even given one (as
     AuditEvent.objects.record has it for a user as the target)."""
-    if isinstance(obj, User) and (obj.is_staff or obj.is_superuser):
+    if isinstance(obj, User) and obj.is_operator:
         return None
     return obj if isinstance(obj, Company) else getattr(obj, "company", None)
 

@@ -8,7 +8,7 @@ from tenantlink.sso.views.signin import LAST_METHOD_COOKIE
 def _account(request):
     """The signed-in user's Microsoft connection, and whether they could make one now."""
     user = request.user
-    if not user.is_authenticated or user.company is None or user.is_staff or user.is_superuser:
+    if not user.is_authenticated or user.company is None or user.is_operator:
         return {}
     if not microsoft.is_configured():
         return {}

@@ -75,7 +75,7 @@ def active_integrations(company):
 def may_connect(user):
     # Operator staff keep the portal's own password and second factor: their access to every
     # company must not rest on one customer's Microsoft tenant.
-    if user.is_staff or user.is_superuser:
+    if user.is_operator:
         return False
     return bool(active_integrations(user.company)) and not Connection.objects.filter(user=user).exists()
 
@@ -164,7 +164,7 @@ def finish_connect(request, pending, params):
         tid, oid = claims["tid"], claims["oid"]
         if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
             raise Refusal("personal_account")
-        if user.is_staff or user.is_superuser:
+        if user.is_operator:
             raise Refusal("staff")
         integration = next((i for i in active_integrations(user.company) if str(i.tenant_id) == tid), None)
         if integration is None:
@@ -242,7 +242,7 @@ def finish_signin(request, pending, params):
         user = connection.user
         if not user.is_active:
             raise Refusal("deactivated")
-        if user.is_staff or user.is_superuser:
+        if user.is_operator:
             raise Refusal("staff")
         if user.company is None or not connection.licensed:
             raise Refusal("licence")
@@ -295,7 +295,7 @@ def drop_connections_not_its_own(sender, request, user, **kwargs):
     and made operator staff, none at all (else the customer's tenant would hold, and its leaver
     check could end, operator access)."""
     connections = Connection.objects.filter(user=user).select_related("integration__company")
-    if not (user.is_staff or user.is_superuser):
+    if not user.is_operator:
         connections = connections.exclude(integration__company=user.company_id)
     for connection in connections:  # in the log of the company whose tenant it was
         disconnect(request, connection, company=connection.integration.company)
@@ -319,12 +319,7 @@ def _usable(connection_id, user_id, now, since):
 
 
 _still_usable = Prepared(
-    _usable,
-    "exists",
-    connection_id=int,
-    user_id=int,
-    now=datetime.datetime,
-    since=datetime.datetime,
+    _usable, "exists", connection_id=int, user_id=int, now=datetime.datetime, since=datetime.datetime
 )
 
 
@@ -335,7 +330,7 @@ def still_usable(connection_id, user, signed_in_at):
     does not come back with them; a deactivated user is signed out by Django), and the user has
     not been made operator staff since (operator access never rests on a customer's tenant). One
     query, composed once: it runs on every request of such a session."""
-    if user.is_staff or user.is_superuser:
+    if user.is_operator:
         return False
     since = datetime.datetime.fromtimestamp(signed_in_at, datetime.UTC)
     return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now(), since=since)

@@ -54,7 +54,7 @@ class State:
 
 
 def exempt(user):
-    return user.company_id is None or user.is_company_admin or user.is_staff or user.is_superuser
+    return user.company_id is None or user.is_company_admin or user.is_operator
 
 
 def evaluate(company, user=None):
