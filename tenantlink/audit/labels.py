@@ -185,6 +185,14 @@ def value(name, stored):
     return stored
 
 
+def _model_name(model):
+    """The kind of record the operator admin changed as its model words it ("User"), else as stored."""
+    try:
+        return capfirst(apps.get_model(model)._meta.verbose_name)
+    except (LookupError, ValueError, TypeError, AttributeError):  # a model gone since, or not a label
+        return value("model", model)
+
+
 def _field_name(model, name):
     """A changed field's name as its model words it (the operator admin's changes), else as stored."""
     try:
@@ -219,6 +227,8 @@ def details(stored):
     for name, item in stored.items():
         if name == "changes":
             item = changes(model, item)
+        elif name == "model":
+            item = _model_name(item)
         elif name == "fields" and isinstance(item, list):
             item = ", ".join(str(_field_name(model, field)) for field in item)
         else:

@@ -128,6 +128,7 @@ def test_oscar_makes_bob_an_administrator_and_contoso_sees_who_did_it(staff_clie
     page = signed_in_browser(alice).get(f"/company/audit/{event.pk}/").content.decode()
     assert "<dt>Changes</dt><dd>Role: Member → Administrator</dd>" in page
     assert "<dt>Changed fields</dt><dd>Role</dd>" in page and "{" not in page.split("<dt>Changes</dt>")[1][:80]
+    assert "<dt>Kind of record</dt><dd>User</dd>" in page and "accounts.user" not in page
 
 
 def test_granting_superuser_and_deactivating_are_spelled_out(staff_client, member):

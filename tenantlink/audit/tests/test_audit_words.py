@@ -165,4 +165,5 @@ def test_changes_of_a_model_or_field_gone_since_read_as_stored():
     )
     assert shown["Changes"] == "nickname: x → y; Active: Yes → No"
     assert shown["Changed fields"] == "nickname, Active"
-    assert dict(labels.details({"model": "gone.model", "changes": {"a": {"to": 1}}}))["Changes"] == "a: 1"
+    gone = dict(labels.details({"model": "gone.model", "changes": {"a": {"to": 1}}}))
+    assert gone["Changes"] == "a: 1" and gone["Kind of record"] == "gone.model"
