@@ -33,6 +33,7 @@ urlpatterns = [
     # Flows 3–5: sign in with Microsoft, connect and disconnect a Microsoft account
     path("sso/signin/", microsoft_signin.start, name="sso_signin"),
     path("sso/callback/", microsoft_signin.callback, name="sso_callback"),
+    path("sso/signout/", microsoft_signin.sign_out_at_microsoft, name="sso_signout"),
     path("sso/offer/", connect.offer, name="sso_offer"),
     path("sso/offer/decline/", connect.decline, name="sso_decline"),
     path("sso/connect/", connect.connect, name="sso_connect"),

@@ -2,7 +2,7 @@ from django.utils.functional import SimpleLazyObject
 
 from tenantlink.sso import flows, microsoft
 from tenantlink.sso.models import Connection
-from tenantlink.sso.views.signin import LAST_METHOD_COOKIE
+from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, STILL_AT_MICROSOFT
 
 
 def _account(request):
@@ -22,8 +22,10 @@ def _account(request):
 def microsoft_signin(request):
     """For the pages: the Sign in with Microsoft button (first when this browser used Microsoft
     last) and the Microsoft section of My Profile, worked out only where a page uses it."""
+    configured = microsoft.is_configured()
     return {
-        "microsoft_signin": microsoft.is_configured(),
+        "microsoft_signin": configured,
         "microsoft_first": request.COOKIES.get(LAST_METHOD_COOKIE) == "microsoft",
+        "still_at_microsoft": configured and STILL_AT_MICROSOFT in getattr(request, "session", {}),
         "microsoft_account": SimpleLazyObject(lambda: _account(request)),
     }

@@ -494,6 +494,12 @@ def authorize_url(tenant, *, state, nonce, code_verifier, prompt=None):
     return f"{settings.ENTRA_AUTHORITY}/{tenant}/oauth2/v2.0/authorize?{urlencode(params, quote_via=quote)}"
 
 
+def sign_out_url():
+    """Microsoft's sign-out (the end_session_endpoint of its discovery documents): it ends every
+    Microsoft sign-in of the browser and shows Microsoft's own "You signed out" page."""
+    return f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout"
+
+
 def redeem_code(tenant, code, code_verifier):
     """The ID token for an authorization code (which works once). Other tokens are not kept."""
     return _token(

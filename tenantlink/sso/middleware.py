@@ -11,7 +11,12 @@ from tenantlink.accounts.flows import SIGNIN_METHOD
 from tenantlink.audit.models import Action, AuditEvent, signin_kind
 from tenantlink.sso import flows, requirement
 from tenantlink.sso.views.connect import offer_due
-from tenantlink.sso.views.signin import LAST_METHOD_COOKIE, PREFERRED_METHOD, remember_method
+from tenantlink.sso.views.signin import (
+    LAST_METHOD_COOKIE,
+    PREFERRED_METHOD,
+    remember_method,
+    signed_out_of_portal_only,
+)
 
 # What a half-signed-in session that must connect may reach (see tenantlink.sso.requirement):
 # the offer, connecting and Microsoft's way back, signing out, and recovery codes made by this
@@ -58,7 +63,8 @@ def microsoft_sessions(get_response):
 
     def middleware(request):
         ended = False
-        if request.user.is_authenticated:
+        signed_in = request.user.is_authenticated
+        if signed_in:
             connection_id = request.session.get(flows.CONNECTION_KEY)
             signed_in_at = request.session.get("signed_in_at", 0)
             if connection_id is not None and not flows.still_usable(connection_id, request.user, signed_in_at):
@@ -84,6 +90,8 @@ def microsoft_sessions(get_response):
         response = get_response(request)
         if ended:  # the sign-in page shows the password form first again, in this browser
             remember_method(request, response, "password")
+        elif signed_in and not request.user.is_authenticated:  # signed out by this request
+            signed_out_of_portal_only(request)
         elif request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
             # Microsoft once this session used or connected it; else the password.
             used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])

@@ -26,6 +26,8 @@ from tests.e2e.test_browser_signin import enter_code, enter_password, screenshot
 
 pytestmark = pytest.mark.e2e
 
+STILL_AT_MICROSOFT = "You are still signed in at Microsoft in this browser"
+
 
 @pytest.fixture
 def people(console, emulator_control):
@@ -86,9 +88,10 @@ def test_a_user_connects_microsoft_signs_in_with_it_and_turns_it_off(
     microsoft_button = page.get_by_role("button", name="Sign in with Microsoft")
     expect(microsoft_button).to_be_visible()
     assert microsoft_button.bounding_box()["y"] < page.get_by_label("Username").bounding_box()["y"]
+    expect(page.locator("#still-at-microsoft")).to_contain_text(STILL_AT_MICROSOFT)
     screenshot(page, screenshots, "signin-after-connecting")
     page.reload()  # without "You have signed out.": a page with a message is checked at the end
-    assert_accessible(page, "the sign-in page with the Microsoft button")
+    assert_accessible(page, "the sign-in page with the Microsoft button and Microsoft's sign-out")
 
     # Still signed in at Microsoft in this browser: one click, no password, no code.
     visited = []
@@ -130,6 +133,30 @@ def test_a_user_connects_microsoft_signs_in_with_it_and_turns_it_off(
     assert page.request.get(f"{portal.url}/portal/", max_redirects=0).status == 302  # not signed in
     # The explanation is a list item: a screen reader must still hear it as one of a list.
     assert_accessible(page, "the sign-in page with the explanation of a refusal")
+
+
+def test_signing_out_at_microsoft_too_ends_the_sign_in_there(page, portal, emulator, console, people):
+    """On a shared computer: after the portal's sign-out, the next person's Sign in with Microsoft
+    would go straight through as Ben, until Ben signs out at Microsoft too."""
+    console.run(CONNECT_BEN)
+    page.goto(f"{portal.url}/signin/")
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    sign_in_at_microsoft(page, emulator, BEN_AT_MICROSOFT)
+    accept_permissions_if_asked(page, portal)
+    expect(page).to_have_url(f"{portal.url}/portal/")
+
+    page.get_by_role("button", name="Sign out").click()
+    notice = page.locator("#still-at-microsoft")
+    expect(notice).to_contain_text(STILL_AT_MICROSOFT)
+    notice.get_by_role("button", name="Sign out at Microsoft").click()
+    expect(page).to_have_url(re.compile(f"^{re.escape(emulator)}/organizations/oauth2/v2.0/logout"))
+    expect(page.get_by_role("heading", name="You signed out of your account")).to_be_visible()
+
+    page.goto(f"{portal.url}/signin/")
+    expect(notice).to_have_count(0)
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    expect(page).to_have_url(re.compile(f"^{re.escape(emulator)}/"))  # Microsoft asks who it is again
+    expect(page.locator("#password")).to_be_visible()
 
 
 def test_an_administrator_removes_a_colleagues_microsoft_connection(

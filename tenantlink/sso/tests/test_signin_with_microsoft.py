@@ -23,6 +23,8 @@ from tenantlink.sso.tests.microsoft_signin_helpers import (
     to_microsoft,
 )
 
+STILL = "You are still signed in at Microsoft in this browser"
+
 
 def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
     client, member, contoso_integration, fake_microsoft
@@ -211,6 +213,38 @@ def test_a_refused_account_is_named_and_the_next_try_lets_the_person_choose_anot
     assert params["prompt"] == "select_account"  # Microsoft's account picker, not cleo again
     _path, params = to_microsoft(client.post("/sso/signin/"))
     assert "prompt" not in params  # once
+
+
+def test_signing_out_after_microsoft_offers_to_sign_out_at_microsoft_too(
+    client, member, contoso_integration, fake_microsoft, settings
+):
+    """Microsoft keeps its own sign-in in the browser: on a shared computer, the next person's Sign
+    in with Microsoft would go straight through as the person who signed out of the portal."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    client.post("/signout/")
+
+    text = page_text(client.get("/signin/"))
+    assert "You have signed out." in text
+    assert STILL in text
+    assert STILL in page_text(client.get("/signin/"))  # until the person signs in or out at Microsoft
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    assert "prompt" not in params  # single sign-on as before: straight through for whoever stayed
+    assert STILL not in page_text(client.get("/signin/"))
+
+    microsoft_answers(client, fake_microsoft, params)
+    client.post("/signout/")
+    assert STILL in page_text(client.get("/signin/"))
+    response = client.post("/sso/signout/")
+    assert response.url == f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout"
+    assert STILL not in page_text(client.get("/signin/"))
+
+
+def test_signing_out_after_a_password_sign_in_says_nothing_of_microsoft(client, member, contoso_integration):
+    sign_in(client, member)
+    client.post("/signout/")
+    assert STILL not in page_text(client.get("/signin/"))
+    assert "Sign out at Microsoft" not in page_text(client.get("/signin/"))
 
 
 def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):

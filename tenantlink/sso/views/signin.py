@@ -24,6 +24,10 @@ PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or di
 # In the session after Microsoft signed in an account that may not sign in here: the next "Sign in
 # with Microsoft" asks Microsoft for its account picker, else it would sign the same one in again.
 PICK_ACCOUNT = "microsoft_pick_account"
+# In the session after signing out of the portal in a browser that used Microsoft: Microsoft keeps
+# its own sign-in there, so the sign-in page offers to end it too (on a shared computer, the next
+# person's Sign in with Microsoft would go straight through as the last one).
+STILL_AT_MICROSOFT = "microsoft_still_signed_in"
 # Longest form_post answer sent on in a URL: gunicorn answers a request line over 4094 bytes with
 # a bare error page of its own. Microsoft's codes and our states are far shorter.
 MAX_ANSWER_QUERY = 3500
@@ -127,8 +131,27 @@ def start(request):
         return remember_method(request, redirect("signin"), "password")
     if request.user.is_authenticated:
         return redirect(safe_next(request))
+    request.session.pop(STILL_AT_MICROSOFT, None)
     prompt = "select_account" if request.session.pop(PICK_ACCOUNT, False) else None
     return redirect(flows.start_signin(request, safe_next(request), prompt))
+
+
+@require_POST
+def sign_out_at_microsoft(request):
+    """The sign-in page's "Sign out at Microsoft" after signing out of the portal: Microsoft's own
+    sign-out page, for every account signed in there in this browser."""
+    request.session.pop(STILL_AT_MICROSOFT, None)
+    if not microsoft.is_configured():
+        return redirect("signin")
+    return redirect(microsoft.sign_out_url())
+
+
+def signed_out_of_portal_only(request):
+    """This browser's person signed out of the portal, and Microsoft may still have them signed in
+    (the browser used Microsoft last): the sign-in page offers Microsoft's own sign-out. Sign in
+    with Microsoft still goes straight through, as single sign-on does, until then."""
+    if request.COOKIES.get(LAST_METHOD_COOKIE) == "microsoft":
+        request.session[STILL_AT_MICROSOFT] = True
 
 
 @csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
