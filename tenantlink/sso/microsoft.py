@@ -123,10 +123,15 @@ def _call(method, url, data=None):
     return exchange(method, url, data=data)[:2]
 
 
-# Waiting on Microsoft at the same moment: at most MICROSOFT_CALLS_AT_ONCE threads of a process;
-# one more waits CALL_SLOT_WAIT seconds for its turn, then is told Microsoft is not answering.
+# Waiting on Microsoft at the same moment: at most MICROSOFT_CALLS_AT_ONCE threads of a process
+# (all its threads but one). One more waits up to CALL_SLOT_WAIT seconds for its turn while the
+# calls under way look like Microsoft answering as usual; once one of them has waited SLOW_CALL
+# seconds, Microsoft is slow, and it is told at once that Microsoft is not answering. Else the
+# callers waiting for a turn would hold the one thread left for everything else, one after another.
 CALL_SLOT_WAIT = 2
+SLOW_CALL = 1
 _slots = None
+_under_way = {}  # one entry per call being made: when it began (time.monotonic())
 
 
 def _call_slots():
@@ -137,18 +142,40 @@ def _call_slots():
         return _slots
 
 
+def _microsoft_slow():
+    """Whether a call of this process under way has waited on Microsoft for SLOW_CALL seconds."""
+    now = time.monotonic()
+    return any(now - began >= SLOW_CALL for began in list(_under_way.values()))
+
+
+def _take_slot(slots):
+    """Whether this thread may call Microsoft now (then it holds a slot)."""
+    if slots.acquire(blocking=False):
+        return True
+    give_up = time.monotonic() + CALL_SLOT_WAIT
+    while not _microsoft_slow():
+        if slots.acquire(timeout=min(0.1, max(0, give_up - time.monotonic()))):
+            return True
+        if time.monotonic() >= give_up:
+            break
+    return False
+
+
 def exchange(method, url, **request):
     """(HTTP status, JSON object, headers) of one request to Microsoft, or MicrosoftError."""
     address = url.split("?")[0]  # for the log: the query may name users
     endpoint = _endpoint(url)
     slots = _call_slots()
-    if not slots.acquire(timeout=CALL_SLOT_WAIT):
+    if not _take_slot(slots):
         metrics.MICROSOFT_ERRORS.labels(endpoint, "busy").inc()
         log.warning("Microsoft %s %s not asked: every call slot of this process waits on Microsoft", method, address)
         raise MicrosoftError("unavailable", "busy")
+    call = object()
+    _under_way[call] = time.monotonic()
     try:
         return _exchange(method, url, address, endpoint, **request)
     finally:
+        del _under_way[call]
         slots.release()
 
 

@@ -143,3 +143,35 @@ def test_a_slow_microsoft_leaves_the_process_threads_for_everything_else(real_cl
     # Once the slow call is over, the next one is asked again.
     fine = server(b"HTTP/1.1 200 OK\r\n" + JSON + b'Content-Length: 11\r\n\r\n{"keys":[]}')
     assert microsoft.exchange("GET", fine.url + "/organizations/discovery/v2.0/keys")[0] == 200
+
+
+def test_once_microsoft_is_slow_the_next_call_is_refused_at_once(real_client, server, monkeypatch):
+    """A call waiting for its turn holds the thread left for everything else: while the calls
+    under way show Microsoft to be slow, none waits."""
+    monkeypatch.setattr(microsoft, "_slots", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(microsoft, "CALL_SLOT_WAIT", 5)
+    monkeypatch.setattr(microsoft, "SLOW_CALL", 0.2)
+    slow = server(b"HTTP/1.1 200 OK\r\n" + JSON + b"X-Padding: " + b"a" * 200 + b"\r\n\r\n{}", pace=0.02)
+    first = threading.Thread(target=failure, args=(slow.url + "/organizations/v2.0/.well-known/openid-configuration",))
+    first.start()
+    time.sleep(0.4)  # the call under way has waited on Microsoft for longer than SLOW_CALL
+    started = time.monotonic()
+
+    error = failure(slow.url + "/organizations/discovery/v2.0/keys")
+
+    assert (error.reason, error.code) == ("unavailable", "busy")
+    assert time.monotonic() - started < 0.1
+    first.join()
+
+
+def test_while_microsoft_answers_as_usual_a_call_waits_for_its_turn(real_client, server, monkeypatch):
+    monkeypatch.setattr(microsoft, "_slots", threading.BoundedSemaphore(1))
+    answer = b"HTTP/1.1 200 OK\r\n" + JSON + b'Content-Length: 11\r\n\r\n{"keys":[]}'
+    usual = server(answer, pace=0.004)  # the whole answer in about 0.3 s: under SLOW_CALL
+    fine = server(answer)
+    first = threading.Thread(target=microsoft.exchange, args=("GET", usual.url + "/organizations/discovery/v2.0/keys"))
+    first.start()
+    time.sleep(0.05)
+
+    assert microsoft.exchange("GET", fine.url + "/organizations/discovery/v2.0/keys")[:2] == (200, {"keys": []})
+    first.join()
