@@ -218,6 +218,19 @@ def _is_loopback(host):
         return False
 
 
+# The last part of an authority's path that names a tenant (MSAL and many guides write
+# https://login.microsoftonline.com/organizations as "the authority") or an endpoint: the portal
+# would then ask …/organizations/{tenant}/…, which Microsoft answers with "not found" only.
+_TENANT_OR_ENDPOINT = re.compile(
+    r"(common|organizations|consumers|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}|[^/]*\.[^/]*|oauth2|v2\.0)",
+    re.IGNORECASE,
+)
+
+
+def _names_a_tenant_or_endpoint(path):
+    return any(_TENANT_OR_ENDPOINT.fullmatch(part) for part in path.split("/"))
+
+
 def entra_configuration(environ):
     """The platform's Microsoft app registration: (authority, client ID, client secret, timeout,
     problem). `problem` is "" when single sign-on can be used, otherwise what is wrong."""
@@ -240,6 +253,11 @@ def entra_configuration(environ):
         problems.append(f"{must}, not {authority!r}.")
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         problems.append("ENTRA_AUTHORITY may use http only on this machine (127.0.0.1, ::1, localhost).")
+    elif _names_a_tenant_or_endpoint(parts.path):
+        problems.append(
+            f"ENTRA_AUTHORITY is the identity platform's address without a tenant or an endpoint, such as "
+            f"https://login.microsoftonline.com, not {authority!r}: the portal adds the tenant itself."
+        )
     else:
         # The host in lowercase, as Microsoft writes it in the issuer that tokens are compared
         # with exactly: https://Login.MicrosoftOnline.com is the same address.

@@ -333,6 +333,22 @@ def test_the_authoritys_host_is_used_in_lowercase_as_microsoft_writes_its_issuer
 
 
 @pytest.mark.parametrize(
+    "typed",
+    [
+        "https://login.microsoftonline.com/organizations",
+        "https://login.microsoftonline.com/common/",
+        "https://login.microsoftonline.com/7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47",
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com",
+        "https://login.microsoftonline.com/organizations/v2.0",
+        "http://127.0.0.1:8400/organizations/oauth2/v2.0/authorize",
+    ],
+)
+def test_an_authority_that_names_a_tenant_or_an_endpoint_is_refused(typed):
+    """The portal adds the tenant: …/organizations/{tenant}/… is answered with 'not found' only."""
+    assert "without a tenant or an endpoint" in problem_of(ENTRA_AUTHORITY=typed)
+
+
+@pytest.mark.parametrize(
     "typed", ["https://user:pw@login.example", "https://login.example:99999", "https://login.example:x"]
 )
 def test_an_authority_with_a_user_name_or_a_bad_port_is_refused(typed):
