@@ -106,6 +106,10 @@ def start_signin(request, next_url, prompt=None):
     return microsoft.authorize_url("organizations", state=state, prompt=prompt, **flow)
 
 
+# Refusals of the person that Microsoft may give on the way back or when the code is redeemed.
+_PERSON_REFUSED = {"AADSTS50105": "not_assigned", "AADSTS53003": "conditional_access"}
+
+
 def _authorization_error(params):
     code = microsoft.error_code(params)
     error = params.get("error", "")
@@ -115,10 +119,8 @@ def _authorization_error(params):
         return Refusal("cancelled", code)
     if code == "AADSTS50020":
         return Refusal("wrong_tenant", code)
-    if code == "AADSTS50105":
-        return Refusal("not_assigned", code)
-    if code == "AADSTS53003":
-        return Refusal("conditional_access", code)
+    if code in _PERSON_REFUSED:
+        return Refusal(_PERSON_REFUSED[code], code)
     if error in ("temporarily_unavailable", "server_error"):
         return Refusal("unavailable", code or error)
     if error == "access_denied" and code in ("", "access_denied"):
@@ -137,8 +139,8 @@ def microsoft_identity(pending, params):
     tenant = pending.integration.tenant_id if pending.integration else "organizations"
     try:
         claims = id_tokens.validate(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
-    except MicrosoftError as error:
-        raise Refusal(error.reason, error.code) from None
+    except MicrosoftError as error:  # the token endpoint's refusals of a person read as on the way back
+        raise Refusal(_PERSON_REFUSED.get(error.code, error.reason), error.code) from None
     if pending.integration and claims["tid"] != str(pending.integration.tenant_id):
         raise Refusal("wrong_tenant", "tid")
     return claims

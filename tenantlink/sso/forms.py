@@ -10,7 +10,12 @@ from tenantlink.sso.models import Integration
 
 # contoso.onmicrosoft.com, login.contoso.com: labels of letters, digits and hyphens.
 DOMAIN = re.compile(r"(?=.{4,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
-NOT_A_TENANT = {"common", "organizations", "consumers", microsoft.PERSONAL_ACCOUNTS_TENANT}
+# Names Microsoft gives to many tenants at once, not to one organization's.
+EVERY_ORGANIZATION = {"common", "organizations"}
+PERSONAL_ACCOUNTS = {"consumers", microsoft.PERSONAL_ACCOUNTS_TENANT}
+
+
+PERSONAL_ACCOUNTS_REFUSED = _("Personal Microsoft accounts cannot be used. Enter your organization's tenant.")
 
 
 class AddIntegrationForm(forms.Form):
@@ -40,11 +45,16 @@ class AddIntegrationForm(forms.Form):
     def clean_tenant(self):
         # Pasted text often carries spaces, braces round a GUID, or the root dot of a domain name.
         value = self.cleaned_data["tenant"].strip().strip("{}").removesuffix(".").lower()
-        if value in NOT_A_TENANT:
+        if value in EVERY_ORGANIZATION:
             raise forms.ValidationError(
-                _("Enter your own organization's tenant, not “%(value)s”. Personal Microsoft accounts cannot be used."),
+                _(
+                    "“%(value)s” stands for every organization at Microsoft. Enter your own organization's "
+                    "tenant ID or domain (such as contoso.onmicrosoft.com)."
+                ),
                 params={"value": value},
             )
+        if value in PERSONAL_ACCOUNTS:
+            raise forms.ValidationError(PERSONAL_ACCOUNTS_REFUSED)
         if not microsoft.GUID.match(value) and not DOMAIN.match(value):
             raise forms.ValidationError(
                 _(
@@ -67,7 +77,7 @@ class AddIntegrationForm(forms.Form):
                 self.add_error("tenant", error.message)
             return self.cleaned_data
         if self.tenant_id == microsoft.PERSONAL_ACCOUNTS_TENANT:
-            self.add_error("tenant", _("Personal Microsoft accounts cannot be used. Enter your organization's tenant."))
+            self.add_error("tenant", PERSONAL_ACCOUNTS_REFUSED)
             return self.cleaned_data
         existing = Integration.objects.filter(company=self.company, tenant_id=self.tenant_id).first()
         if existing is not None and existing.status not in Integration.WORKING:

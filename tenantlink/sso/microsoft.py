@@ -242,9 +242,9 @@ def error_code(payload):
     if isinstance(payload.get("error"), dict):
         return net.printable(payload["error"].get("code", ""), 40)
     codes = payload.get("error_codes")
-    if isinstance(codes, list) and codes and isinstance(codes[0], int):
+    if isinstance(codes, list) and codes and type(codes[0]) is int and codes[0] >= 0:  # not True, not -5
         return f"AADSTS{codes[0]}"
-    match = re.match(r"AADSTS(\d+)", str(payload.get("error_description", "")))
+    match = re.match(r"AADSTS([0-9]+)", str(payload.get("error_description", "")))  # not other scripts' digits
     return f"AADSTS{match[1]}" if match else net.printable(payload.get("error", ""), 40)
 
 
@@ -256,8 +256,8 @@ APPROVAL_REQUIRED_CODES = frozenset({"AADSTS65001", "AADSTS90094", "AADSTS90095"
 
 def _failure(status, payload):
     code = error_code(payload) or f"HTTP {status}"
-    if status >= 500 or status == 429:  # 429: too many requests for now
-        return MicrosoftError("unavailable", code)
+    if status >= 500 or status == 429 or payload.get("error") in ("temporarily_unavailable", "server_error"):
+        return MicrosoftError("unavailable", code)  # 429: too many requests for now
     if code == "AADSTS90002" or payload.get("error") == "invalid_tenant":
         return MicrosoftError("unknown_tenant", code)
     if code == "AADSTS700016":
@@ -268,7 +268,9 @@ def _failure(status, payload):
         return MicrosoftError("code_expired", code)
     # invalid_client: AADSTS7000215 (wrong secret), 7000218 (none), 7000222 (expired) and the
     # like; not AADSTS70000 or 70008, an expired or used code (invalid_grant).
-    if payload.get("error") == "invalid_client" or re.fullmatch(r"AADSTS7000\d{3}", code):
+    # AADSTS50011 and 500112: a redirect URI the registration does not have. The operator's to see.
+    if payload.get("error") == "invalid_client" or re.fullmatch(r"AADSTS(7000[0-9]{3}|50011|500112)", code):
+        log.warning("Microsoft refused the portal's app registration: %s", code)
         return MicrosoftError("configuration", code)
     return MicrosoftError("refused", code)
 

@@ -110,6 +110,35 @@ def test_a_token_answer_without_a_token_is_not_a_success(fake_microsoft):
     assert error.reason == "bad_answer"
 
 
+@pytest.mark.parametrize(
+    ("error", "code", "reason"),
+    [
+        ("temporarily_unavailable", 50196, "unavailable"),  # try again later, not "refused"
+        ("invalid_request", 500112, "configuration"),  # the redirect URI is not the registration's
+        ("invalid_request", 50011, "configuration"),
+    ],
+)
+def test_the_token_endpoints_errors_read_as_the_same_errors_elsewhere(fake_microsoft, caplog, error, code, reason):
+    fake_microsoft.fail_with(aad_error(400, error, code))
+    failure = failure_of(lambda: microsoft.redeem_code(CONTOSO, "a-code", "a-verifier"))
+    assert (failure.reason, failure.code) == (reason, f"AADSTS{code}")
+    if reason == "configuration":  # the operator's to see
+        assert any(record.levelname == "WARNING" and f"AADSTS{code}" in record.message for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"error": "invalid_grant", "error_codes": [True]}, "invalid_grant"),
+        ({"error": "invalid_grant", "error_codes": [-5]}, "invalid_grant"),
+        ({"error": "invalid_grant", "error_description": "AADSTS\u0661\u0662: Arabic-Indic digits"}, "invalid_grant"),
+        ({"error": "invalid_grant", "error_description": "AADSTS70008: expired"}, "AADSTS70008"),
+    ],
+)
+def test_only_a_number_microsoft_could_give_is_read_as_its_code(payload, code):
+    assert microsoft.error_code(payload) == code
+
+
 def test_other_token_errors_keep_their_code(fake_microsoft):
     fake_microsoft.fail_with(aad_error(400, "invalid_request", 50059, "No tenant-identifying information found."))
     error = failure_of(lambda: microsoft.confirm_app_in_tenant(CONTOSO))

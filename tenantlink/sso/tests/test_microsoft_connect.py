@@ -13,7 +13,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import PASSWORD, code_for, get_under_prefix, make_user, sign_in, signed_in_browser
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
-from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
+from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM, aad_error
 from tenantlink.sso.tests.microsoft_signin_helpers import (
     BEN_OID,
     connected,
@@ -284,6 +284,26 @@ def test_errors_from_microsoft_explain_themselves(client, member, contoso_integr
     sign_in(client, member)
     _path, sent = to_microsoft(client.post("/sso/connect/"))
     client.get("/sso/callback/", {**params, "state": sent["state"]})
+    assert words in page_text(client.get("/portal/"))
+    assert not Connection.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "words"),
+    [
+        ("invalid_grant", 50105, "has not given your account access"),
+        ("invalid_grant", 53003, "(Conditional Access) did not let this sign-in through"),
+        ("temporarily_unavailable", 50196, "Try again in a few minutes."),
+    ],
+)
+def test_the_same_errors_when_the_code_is_redeemed_explain_themselves_alike(
+    client, member, contoso_integration, fake_microsoft, error, code, words
+):
+    """Microsoft may refuse the person only when the portal redeems the code."""
+    sign_in(client, member)
+    _path, sent = to_microsoft(client.post("/sso/connect/"))
+    fake_microsoft.fail_with(aad_error(400, error, code))
+    client.get("/sso/callback/", {"code": "a-code", "state": sent["state"]})
     assert words in page_text(client.get("/portal/"))
     assert not Connection.objects.exists()
 
