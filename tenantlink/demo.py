@@ -22,6 +22,17 @@ EMULATOR_DIRECTORY = ROOT / "entra_emulator" / "demo_directory.json"
 DEMO_CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
 DEMO_CLIENT_SECRET = "tenantlink-demo-secret"  # the emulator's demo app registration, not a real secret
 LEAVER_CHECK_INTERVAL = 30  # seconds between passes of the leaver check in the demo
+# What the demo sets itself, never taken from the shell (DEMO_DATABASE_URL names another database
+# for it; unset, it is the default SQLite file var/db.sqlite3).
+DEMO_OWN = {
+    "DATABASE_URL",
+    "SITE_URL",
+    "ENTRA_AUTHORITY",
+    "ENTRA_CLIENT_ID",
+    "ENTRA_CLIENT_SECRET",
+    "ENTRA_CLIENT_SECRET_FILE",
+    "DJANGO_SETTINGS_MODULE",
+}
 
 COMPANIES = [
     {"name": "Contoso Ltd", "sso_days": 365},
@@ -64,18 +75,24 @@ ACCOUNTS = [
 
 
 def demo_environment(port, emulator_port):
+    """The demo's settings: its own database, address and Microsoft (the emulator), whatever the
+    shell holds. The seeding resets the demo accounts and makes oscar, whose password is in the
+    README, a superuser: an installation's own DATABASE_URL (exported for pg_dump, or read from its
+    environment file) must never be the database it does that to."""
     from tenantlink.lib import crypto
 
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name not in DEMO_OWN}
+    if os.environ.get("DEMO_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DEMO_DATABASE_URL"]
     # Production settings (no debug pages, no tracebacks on a page) with the development keys, so
     # that `DEBUG=true manage.py …` reads the same demo database.
     env["SECRET_KEY"] = env.get("SECRET_KEY") or crypto.DEVELOPMENT_SECRET_KEY
     env["FIELD_ENCRYPTION_KEYS"] = env.get("FIELD_ENCRYPTION_KEYS") or crypto.development_key(env["SECRET_KEY"])
-    env.setdefault("SITE_URL", f"http://127.0.0.1:{port}")
-    env.setdefault("ENTRA_AUTHORITY", f"http://127.0.0.1:{emulator_port}")
-    env.setdefault("ENTRA_CLIENT_ID", DEMO_CLIENT_ID)
-    env.setdefault("ENTRA_CLIENT_SECRET", DEMO_CLIENT_SECRET)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "tenantlink.settings")
+    env["SITE_URL"] = f"http://127.0.0.1:{port}"
+    env["ENTRA_AUTHORITY"] = f"http://127.0.0.1:{emulator_port}"
+    env["ENTRA_CLIENT_ID"] = DEMO_CLIENT_ID
+    env["ENTRA_CLIENT_SECRET"] = DEMO_CLIENT_SECRET
+    env["DJANGO_SETTINGS_MODULE"] = "tenantlink.settings"
     # Emails (invitations, notices) printed in this terminal: the demo has no mail server.
     env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
     return env
@@ -87,13 +104,14 @@ def seed():
 
     from django.utils import timezone
 
-    from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
+    from tenantlink.accounts.models import RecoveryCode, Throttle, TOTPDevice, User
     from tenantlink.companies.models import Company, Licence
-    from tenantlink.sso.models import CachedDocument, Integration, Leaver
+    from tenantlink.sso.models import CachedDocument, DeclinedOffer, Integration, Leaver
 
     # The emulator makes new signing keys at every start: keys cached from the last run would
     # refuse its tokens for minutes (an unknown key is fetched again at most every 5 minutes).
     CachedDocument.objects.all().delete()
+    Throttle.objects.all().delete()  # no account or address paused by the last run's wrong passwords
 
     for spec in COMPANIES:
         company, _ = Company.objects.get_or_create(name=spec["name"])
@@ -115,6 +133,7 @@ def seed():
         user.save()
         user.reset_second_factor()
         Leaver.objects.filter(user=user).delete()
+        DeclinedOffer.objects.filter(user=user).delete()  # asked again to sign in with Microsoft
         if totp_seed:
             TOTPDevice.enrol(user, totp_seed, step=0)
             RecoveryCode.replace_for(user)
@@ -232,6 +251,8 @@ def main():
         sys.exit(f"The demo did not start: port {' and '.join(map(str, taken))} is in use already. {advice}")
 
     env = demo_environment(args.port, args.emulator_port)
+    for name in DEMO_OWN - env.keys():  # this process migrates and seeds: not the shell's database
+        os.environ.pop(name, None)
     os.environ.update(env)
     import django
     from django.core.management import call_command

@@ -18,6 +18,7 @@ from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD, make_user, sign_in, signed_in_browser
+from tenantlink.sso.models import DeclinedOffer
 
 NEW_PASSWORD = "purple elephant umbrella 42"
 
@@ -630,6 +631,22 @@ def test_the_demos_operator_signs_in_and_opens_the_operator_admin(client):
     assert page.status_code == 200 and "Oscar Operator" in page.content.decode()
     oscar = User.objects.get(username="oscar")
     assert oscar.is_staff and oscar.company is None
+
+
+def test_running_the_demo_again_lets_ben_be_asked_again_and_nils_sign_in(client, settings):
+    """Ben's "Don't ask again" and nils's wrong passwords of the last run are gone."""
+    from tenantlink.demo import seed
+
+    seed()
+    ben = User.objects.get(username="ben")
+    DeclinedOffer.objects.create(user=ben)
+    for _wrong in range(settings.THROTTLE_ACCOUNT_FAILURES + 1):
+        client.post("/signin/", {"username": "nils", "password": "a wrong guess"})
+    assert client.post("/signin/", {"username": "nils", "password": "nils-demo-password"}).status_code != 302
+
+    seed()
+    assert not DeclinedOffer.objects.filter(user=ben).exists()
+    assert client.post("/signin/", {"username": "nils", "password": "nils-demo-password"}).url == "/signin/verify/"
 
 
 def test_the_operator_admin_says_whose_it_is_and_which_accounts_are_staff(staff_client, member):

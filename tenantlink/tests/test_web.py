@@ -362,6 +362,28 @@ def test_the_demo_prints_its_emails(monkeypatch):
     assert demo_environment(8000, 8400)["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
 
 
+def test_the_demo_never_runs_on_an_installations_database_or_microsoft(monkeypatch):
+    """Its seeding resets accounts and makes oscar (password in the README) a superuser."""
+    from tenantlink.demo import DEMO_CLIENT_ID, demo_environment
+
+    for name, value in {
+        "DATABASE_URL": "postgres://portal:secret@db.internal/tenantlink",
+        "SITE_URL": "https://portal.example.com",
+        "ENTRA_AUTHORITY": "https://login.microsoftonline.com",
+        "ENTRA_CLIENT_ID": "the-installations-app",
+        "ENTRA_CLIENT_SECRET_FILE": "/etc/tenantlink/entra-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DEMO_DATABASE_URL", raising=False)
+    env = demo_environment(8000, 8400)
+    assert "DATABASE_URL" not in env  # the default SQLite file
+    assert (env["SITE_URL"], env["ENTRA_AUTHORITY"]) == ("http://127.0.0.1:8000", "http://127.0.0.1:8400")
+    assert env["ENTRA_CLIENT_ID"] == DEMO_CLIENT_ID and "ENTRA_CLIENT_SECRET_FILE" not in env
+
+    monkeypatch.setenv("DEMO_DATABASE_URL", "sqlite:///tmp/demo.sqlite3")
+    assert demo_environment(8000, 8400)["DATABASE_URL"] == "sqlite:///tmp/demo.sqlite3"
+
+
 def test_postgres_keeps_a_connection_per_thread_unless_a_pool_is_asked_for(monkeypatch):
     from tenantlink.settings import database_from_url
 

@@ -24,7 +24,7 @@ def wait_for_output(service, text):
 
 def test_the_demo_on_other_ports_sends_people_to_microsoft_and_takes_them_back(tmp_path):
     port, emulator_port = free_port(), free_port()
-    env = {**base_environment(), "PYTHONUNBUFFERED": "1", "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
+    env = {**base_environment(), "PYTHONUNBUFFERED": "1", "DEMO_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}"}
     argv = [PYTHON, "-m", "tenantlink.demo", "--port", str(port), "--emulator-port", str(emulator_port)]
     service = Service("demo", argv, env, tmp_path / "demo.log")
     try:
