@@ -12,7 +12,7 @@ class Config(AppConfig):
 
     def ready(self):
         from tenantlink.accounts.flows import signin_completing, standing_changed
-        from tenantlink.sso import flows, requirement
+        from tenantlink.sso import flows, microsoft, requirement
 
         signin_completing.connect(requirement.refusal_at_signin, dispatch_uid="tenantlink.sso.requirement")
         standing_changed.connect(flows.drop_connections_not_its_own, dispatch_uid="tenantlink.sso.standing_changed")
@@ -21,3 +21,5 @@ class Config(AppConfig):
             logging.getLogger(__name__).warning(
                 "Single sign-on with Microsoft is off: %s", settings.ENTRA_CONFIGURATION_PROBLEM
             )
+        elif problem := microsoft.environment_problem():
+            logging.getLogger(__name__).warning("Microsoft cannot be asked from this environment: %s", problem)

@@ -90,17 +90,38 @@ _client = None
 _client_lock = threading.Lock()
 
 
+def _new_client():
+    """The HTTP client for Microsoft, with the proxies and certificates of the environment; a
+    MicrosoftError when these cannot be used (ALL_PROXY=ftp://…, SSL_CERT_FILE naming no file)."""
+    try:
+        # Answers uncompressed: a compressed one is read whole into memory at each chunk before
+        # its size can be seen (a few KB of gzip can be gigabytes).
+        return outbound.client(
+            timeout=settings.ENTRA_HTTP_TIMEOUT,
+            follow_redirects=False,
+            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+        )
+    except (ValueError, OSError) as error:
+        raise MicrosoftError("configuration", f"{error.__class__.__name__}: {error}") from None
+
+
+ENVIRONMENT_ADVICE = "check HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, SSL_CERT_FILE and SSL_CERT_DIR"
+
+
+def environment_problem():
+    """What keeps the environment's proxy and certificate settings from reaching Microsoft, or ""."""
+    try:
+        _new_client().close()
+    except MicrosoftError as error:
+        return f"{error.code} ({ENVIRONMENT_ADVICE})"
+    return ""
+
+
 def _http():
     global _client
     with _client_lock:
         if _client is None:
-            # Answers uncompressed: a compressed one is read whole into memory at each chunk
-            # before its size can be seen (a few KB of gzip can be gigabytes).
-            _client = outbound.client(
-                timeout=settings.ENTRA_HTTP_TIMEOUT,
-                follow_redirects=False,
-                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
-            )
+            _client = _new_client()
         return _client
 
 
@@ -193,7 +214,8 @@ def _exchange(method, url, address, endpoint, **request):
                 if len(body) > MAX_ANSWER_BYTES:
                     raise MicrosoftError("bad_answer", "answer too large")
     except MicrosoftError as error:
-        metrics.MICROSOFT_ERRORS.labels(endpoint, "timeout" if error.code == "timeout" else "bad_answer").inc()
+        kind = "timeout" if error.code == "timeout" else "bad_answer"
+        metrics.MICROSOFT_ERRORS.labels(endpoint, "unreachable" if error.reason == "configuration" else kind).inc()
         log.warning("Microsoft %s %s failed: %s", method, address, error)
         raise
     except httpx.TimeoutException:

@@ -175,3 +175,18 @@ def test_while_microsoft_answers_as_usual_a_call_waits_for_its_turn(real_client,
 
     assert microsoft.exchange("GET", fine.url + "/organizations/discovery/v2.0/keys")[:2] == (200, {"keys": []})
     first.join()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("ALL_PROXY", "ftp://proxy.example"), ("SSL_CERT_FILE", "/nonexistent/ca.pem")]
+)
+def test_proxy_or_certificate_settings_that_cannot_work_are_the_operators_not_a_crash(
+    real_client, monkeypatch, caplog, variable, value
+):
+    monkeypatch.setenv(variable, value)
+    assert "check HTTPS_PROXY" in microsoft.environment_problem()  # said at start-up
+
+    error = failure("https://login.example/organizations/v2.0/.well-known/openid-configuration")
+
+    assert error.reason == "configuration"  # "not working on this installation right now"
+    assert any(record.levelname == "WARNING" and "failed: configuration" in record.message for record in caplog.records)
