@@ -101,7 +101,7 @@ def _new_client():
             follow_redirects=False,
             headers={"Accept": "application/json", "Accept-Encoding": "identity"},
         )
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:  # ImportError: a SOCKS proxy (no socksio here)
         raise MicrosoftError("configuration", f"{error.__class__.__name__}: {error}") from None
 
 

@@ -178,7 +178,12 @@ def test_while_microsoft_answers_as_usual_a_call_waits_for_its_turn(real_client,
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("ALL_PROXY", "ftp://proxy.example"), ("SSL_CERT_FILE", "/nonexistent/ca.pem")]
+    ("variable", "value"),
+    [
+        ("ALL_PROXY", "ftp://proxy.example"),
+        ("HTTPS_PROXY", "socks5://proxy.example:1080"),
+        ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+    ],
 )
 def test_proxy_or_certificate_settings_that_cannot_work_are_the_operators_not_a_crash(
     real_client, monkeypatch, caplog, variable, value
