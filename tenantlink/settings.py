@@ -295,7 +295,17 @@ SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY if DEBUG else None)
 # The address people use to reach the portal, without a trailing slash. It decides whether
 # cookies are marked Secure and which origin CSRF accepts.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
-SITE_NAME = env_str("SITE_NAME", "Tenantlink")
+
+
+def env_name(name, default, longest):
+    """A name shown to people: printable, and short enough for a title (and a QR code)."""
+    value = env_str(name, default).strip()
+    if not value or not value.isprintable() or len(value) > longest:
+        raise ImproperlyConfigured(f"{name} must be a name of 1 to {longest} printable characters.")
+    return value
+
+
+SITE_NAME = env_name("SITE_NAME", "Tenantlink", 100)
 try:
     _site = urlsplit(SITE_URL)
 except ValueError:
@@ -468,7 +478,8 @@ for _number, _key in enumerate(FIELD_ENCRYPTION_KEYS, 1):
         raise ImproperlyConfigured(
             f"FIELD_ENCRYPTION_KEYS: key {_number} is not a Fernet key (32 bytes in URL-safe base64; see README)."
         ) from None
-TOTP_ISSUER = env_str("TOTP_ISSUER", SITE_NAME)
+# Written twice into the authenticator's QR code, which holds about 2,300 characters.
+TOTP_ISSUER = env_name("TOTP_ISSUER" if os.environ.get("TOTP_ISSUER") else "SITE_NAME", SITE_NAME, 64)
 
 # Microsoft identity platform: production uses https://login.microsoftonline.com; development,
 # the demo and the tests point at the Entra emulator. The single multi-tenant app registration.

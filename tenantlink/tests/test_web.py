@@ -171,6 +171,15 @@ def test_migrations_are_complete():
         ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS names no host"),
         ("EMAIL_BACKEND", "no.such.Backend", "EMAIL_BACKEND must name an email backend"),
         ("EMAIL_BACKEND", "smtp", "EMAIL_BACKEND must name an email backend"),
+        # Too long for the authenticator's QR code: set-up at the first sign-in would fail.
+        ("SITE_NAME", "Portal " * 20, "SITE_NAME must be a name of 1 to 100 printable characters"),
+        ("SITE_NAME", "Tenant\nlink", "SITE_NAME must be a name of 1 to 100 printable characters"),
+        (  # the authenticator's name when TOTP_ISSUER is not set
+            "SITE_NAME",
+            "The customer portal of Contoso Ltd, Fabrikam Inc and Northwind Traders",
+            "SITE_NAME must be a name of 1 to 64",
+        ),
+        ("TOTP_ISSUER", "x" * 65, "TOTP_ISSUER must be a name of 1 to 64 printable characters"),
     ],
 )
 def test_bad_settings_fail_loudly(monkeypatch, name, value, message):
