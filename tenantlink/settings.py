@@ -378,7 +378,7 @@ MIDDLEWARE = [
     "tenantlink.sso.middleware.microsoft_sessions",
     "tenantlink.lib.middleware.friendly_405",
     "tenantlink.lib.middleware.signed_out_form",
-    "tenantlink.lib.middleware.database_unavailable",
+    "tenantlink.lib.middleware.unavailable",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -17,6 +17,11 @@ def development_key(secret_key):
     return base64.urlsafe_b64encode(digest).decode()
 
 
+class Undecryptable(ValueError):
+    """A stored secret that none of FIELD_ENCRYPTION_KEYS opens: an instance started without the
+    key that encrypted it (README: Rotating the seed encryption key)."""
+
+
 def _fernet():
     keys = settings.FIELD_ENCRYPTION_KEYS or [development_key(settings.SECRET_KEY)]
     return MultiFernet([Fernet(key.encode()) for key in keys])
@@ -31,11 +36,11 @@ def reencrypt(token: str) -> str:
     try:
         return _fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise ValueError("The value cannot be decrypted with the configured keys.") from None
+        raise Undecryptable("The value cannot be decrypted with the configured keys.") from None
 
 
 def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise ValueError("The value cannot be decrypted with the configured keys.") from None
+        raise Undecryptable("The value cannot be decrypted with the configured keys.") from None

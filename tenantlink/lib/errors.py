@@ -68,7 +68,7 @@ def page_not_found(request, exception=None):
 
 def server_error(request):
     # Django calls this inside its `except`, also for errors raised in a middleware (loading or
-    # saving the session), which the database_unavailable middleware never sees.
+    # saving the session), which the `unavailable` middleware never sees.
     if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
         return service_unavailable(request)
     return _error(

@@ -11,7 +11,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from tenantlink.lib import errors
+from tenantlink.lib import crypto, errors
 from tenantlink.lib.logs import escaped, first_line
 
 log = logging.getLogger(__name__)
@@ -177,18 +177,29 @@ def user_locale(get_response):
     return middleware
 
 
-def database_unavailable(get_response):
-    """A database error in a view that is not a bug (busy past its timeout, or not answering)
-    gets the 503 page and one warning in the log, not the 500 page and a traceback."""
+def unavailable(get_response):
+    """An error in a view that is not a bug but the installation's state gets the 503 page and one
+    line in the log, not the 500 page and a traceback: the database busy past its timeout or not
+    answering, or a stored secret that this instance's FIELD_ENCRYPTION_KEYS cannot open."""
 
     def middleware(request):
         return get_response(request)
 
     def process_exception(request, exception):
-        if not isinstance(exception, errors.DATABASE_UNAVAILABLE):
+        if isinstance(exception, errors.DATABASE_UNAVAILABLE):
+            # The driver's message ("database is locked", "connection refused"), never the query.
+            log.warning(
+                "Database unavailable on %s %s: %s", request.method, escaped(request.path), first_line(exception)
+            )
+        elif isinstance(exception, crypto.Undecryptable):
+            log.error(
+                "A stored secret cannot be decrypted on %s %s: start every instance with FIELD_ENCRYPTION_KEYS "
+                "holding the key that encrypted it (README: Rotating the seed encryption key)",
+                request.method,
+                escaped(request.path),
+            )
+        else:
             return None
-        # The driver's message ("database is locked", "connection refused"), never the query.
-        log.warning("Database unavailable on %s %s: %s", request.method, escaped(request.path), first_line(exception))
         response = errors.service_unavailable(request)
         response._has_been_logged = True  # by the line above: not again as "Service Unavailable"
         return response

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from cryptography.fernet import Fernet
 from django.contrib.auth import SESSION_KEY
 from django.test import Client
 
@@ -140,3 +141,19 @@ def test_recovery_codes_are_stored_hashed(member):
     assert len(stored) == 10
     for code in codes:
         assert all(code not in value and code.replace("-", "") not in value for value in stored)
+
+
+def test_a_seed_this_instance_cannot_decrypt_is_the_operators_not_a_crash(client, member, settings, caplog):
+    """An instance started without the key that encrypted the seeds (keys rotated in the wrong
+    order): the person reads that the portal cannot answer now, the operator what to do."""
+    code = code_for(member)
+    start(client, member)
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    response = client.post("/signin/verify/", {"code": code})
+
+    assert response.status_code == 503
+    assert "The portal cannot answer right now" in response.content.decode()
+    assert SESSION_KEY not in client.session
+    [line] = [record for record in caplog.records if "cannot be decrypted" in record.message]
+    assert line.levelname == "ERROR" and "FIELD_ENCRYPTION_KEYS" in line.message
