@@ -18,7 +18,7 @@ import tempfile
 from gunicorn.glogging import Logger
 
 
-def _number(name, default, kind=int):
+def _number(name, default, maximum, kind=int):
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -26,9 +26,13 @@ def _number(name, default, kind=int):
         value = kind(text)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, not {text!r}.") from None
-    if value <= 0:
-        raise SystemExit(f"{name} must be more than 0, not {text!r}.")
+    if not 0 < value <= maximum:
+        raise SystemExit(f"{name} must be a whole number from 1 to {maximum}, not {text!r}.")
     return value
+
+
+PROCESSES_OR_THREADS = 256  # at most, of each: more is a typo, not a machine
+TEN_YEARS = 10 * 365 * 24 * 3600  # seconds, as the portal's own settings allow at most
 
 
 def _cores():
@@ -60,9 +64,9 @@ except ValueError as error:
     raise SystemExit(f"GUNICORN_BIND has a port that is not a number from 0 to 65535: {error.args[0]!r}.") from None
 if not bind:  # gunicorn would run on, listening nowhere
     raise SystemExit("GUNICORN_BIND is set but empty: name an address such as 127.0.0.1:8000, or unset it.")
-workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores()))
+workers = _number("GUNICORN_WORKERS", _number("WEB_CONCURRENCY", _cores(), PROCESSES_OR_THREADS), PROCESSES_OR_THREADS)
 worker_class = "gthread"
-threads = _number("GUNICORN_THREADS", 4)
+threads = _number("GUNICORN_THREADS", 4, PROCESSES_OR_THREADS)
 # One request may call Microsoft four times in a row (the token, then a tenant's discovery and keys
 # not cached yet, then the app's own token for the tenant), each bounded by ENTRA_HTTP_TIMEOUT, or,
 # right after an approval, wait up to 10 s more for Microsoft to confirm it (sso/microsoft.py,
@@ -73,8 +77,8 @@ except ValueError:
     _entra_timeout = 10
 if not 0.1 <= _entra_timeout <= 120:  # also NaN
     _entra_timeout = 10
-timeout = _number("GUNICORN_TIMEOUT", max(30, int(4 * _entra_timeout) + 10))
-graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30)
+timeout = _number("GUNICORN_TIMEOUT", max(30, int(4 * _entra_timeout) + 10), TEN_YEARS)
+graceful_timeout = _number("GUNICORN_GRACEFUL_TIMEOUT", 30, TEN_YEARS)
 keepalive = 5
 # The process manager restarts gunicorn, not gunicorn's own control socket (which defaults to
 # one path per user, shared with any other gunicorn of that user).

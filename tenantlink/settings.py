@@ -84,7 +84,7 @@ def database_from_url(url):
         ) from None
     # Read whichever database is named, so that a wrong value is found before it is needed.
     busy_timeout = env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1, maximum=3600)  # SQLite wraps above 2^31 ms
-    pool_size = env_int("DATABASE_POOL", 0)
+    pool_size = env_int("DATABASE_POOL", 0, maximum=1000)
     connect_timeout = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
     if connect_timeout and not LIBPQ_NUMBER.fullmatch(connect_timeout):  # libpq would refuse every connection
         raise ImproperlyConfigured(
@@ -339,7 +339,7 @@ CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
 # How many reverse proxies in front of the portal append to X-Forwarded-For. With 0 the client
 # address is the TCP peer; never trust the header without a proxy that sets it.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, maximum=16)
 if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -459,8 +459,8 @@ SIGNIN_PENDING_LIFETIME = env_int("SIGNIN_PENDING_LIFETIME", 5 * 60, minimum=30)
 SSO_PENDING_LIFETIME = env_int("SSO_PENDING_LIFETIME", 10 * 60, minimum=60)
 ENTRA_METADATA_LIFETIME = env_int("ENTRA_METADATA_LIFETIME", 24 * 3600, minimum=60)
 RECENT_SIGNIN_WINDOW = env_int("RECENT_SIGNIN_WINDOW", 10 * 60, minimum=60)
-THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1)
-THROTTLE_ADDRESS_FAILURES = env_int("THROTTLE_ADDRESS_FAILURES", 30, minimum=1)
+THROTTLE_ACCOUNT_FAILURES = env_int("THROTTLE_ACCOUNT_FAILURES", 5, minimum=1, maximum=1000)
+THROTTLE_ADDRESS_FAILURES = env_int("THROTTLE_ADDRESS_FAILURES", 30, minimum=1, maximum=100_000)
 THROTTLE_WINDOW = env_int("THROTTLE_WINDOW", 15 * 60, minimum=1)
 THROTTLE_LOCKOUT = env_int("THROTTLE_LOCKOUT", 15 * 60, minimum=1)
 
@@ -492,7 +492,7 @@ ENTRA_AUTHORITY, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_HTTP_TIMEOUT, ENTRA
 
 # A worker's threads that may wait on Microsoft at the same moment: all but one, so that a slow
 # Microsoft leaves every process a thread for everything else (gunicorn.conf.py reads the same).
-MICROSOFT_CALLS_AT_ONCE = max(1, env_int("GUNICORN_THREADS", 4, minimum=1) - 1)
+MICROSOFT_CALLS_AT_ONCE = max(1, env_int("GUNICORN_THREADS", 4, minimum=1, maximum=256) - 1)
 
 # Printed to standard output only while developing: in production that is the log, and an
 # invitation's link in it is a way into the invited person's account for whoever reads it first.

@@ -247,6 +247,16 @@ def test_gunicorn_says_what_is_wrong_with_a_setting_before_it_listens(settings, 
     assert "Traceback" not in str(stopped.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GUNICORN_TIMEOUT", "99999999999999"), ("GUNICORN_WORKERS", "100000"), ("GUNICORN_THREADS", "0")],
+)
+def test_gunicorn_refuses_numbers_past_any_machine(settings, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=f"{name} must be a whole number from 1 to"):
+        runpy.run_path(str(settings.BASE_DIR / "gunicorn.conf.py"))
+
+
 def test_gunicorn_refuses_a_port_out_of_range_and_survives_a_timeout_that_is_not_a_number(settings, monkeypatch):
     config = str(settings.BASE_DIR / "gunicorn.conf.py")
     for bad in ("127.0.0.1:99999", "127.0.0.1:abc", "[::1]:", "127.0.0.1:8000,localhost:http", "tcp://a:99999"):

@@ -171,6 +171,10 @@ def test_migrations_are_complete():
         ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS names no host"),
         ("EMAIL_BACKEND", "no.such.Backend", "EMAIL_BACKEND must name an email backend"),
         ("EMAIL_BACKEND", "smtp", "EMAIL_BACKEND must name an email backend"),
+        # Counts past any real installation: a typo, or the throttle turned off without a word.
+        ("TRUSTED_PROXY_COUNT", "315360000", "TRUSTED_PROXY_COUNT must be at most 16"),
+        ("THROTTLE_ACCOUNT_FAILURES", "315360000", "THROTTLE_ACCOUNT_FAILURES must be at most 1000"),
+        ("DATABASE_POOL", "315360000", "DATABASE_POOL must be at most 1000"),
         # Too long for the authenticator's QR code: set-up at the first sign-in would fail.
         ("SITE_NAME", "Portal " * 20, "SITE_NAME must be a name of 1 to 100 printable characters"),
         ("SITE_NAME", "Tenant\nlink", "SITE_NAME must be a name of 1 to 100 printable characters"),
