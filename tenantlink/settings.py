@@ -94,7 +94,7 @@ def database_from_url(url):
         if parts.query:
             raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
         path = Path(unquote(parts.path[1:]) if parts.path.startswith("//") else unquote(parts.path))
-        if not parts.path:
+        if not parts.path or path.is_dir():
             raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
@@ -311,7 +311,7 @@ try:
 except ValueError:
     _site = urlsplit("")
 if _site.scheme not in ("http", "https") or not _site.hostname or re.search(r"\s", SITE_URL):
-    raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {SITE_URL!r}.")
+    raise ImproperlyConfigured(f"SITE_URL must be an http(s) address, not {os.environ.get('SITE_URL', '')!r}.")
 if _site.path or _site.query or _site.fragment or SITE_URL[-1] in "?#":  # the pages are at the root
     raise ImproperlyConfigured(f"SITE_URL must be the address without a path, such as https://{_site.netloc}.")
 _port("SITE_URL", _site)
@@ -335,6 +335,11 @@ if (SERVED_OVER_HTTPS or (not DEBUG and not _is_loopback(_site.hostname))) and (
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
 if not ALLOWED_HOSTS:  # "," or " , ": every request, probes included, would get 400
     raise ImproperlyConfigured("ALLOWED_HOSTS names no host: give the portal's host names, separated by commas.")
+for _allowed in ALLOWED_HOSTS:
+    if re.search(r"[/\s@]", _allowed):  # an address, not a host name: no request would ever match it
+        raise ImproperlyConfigured(
+            f"ALLOWED_HOSTS takes host names such as portal.example.com, without scheme or path, not {_allowed!r}."
+        )
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 
 # How many reverse proxies in front of the portal append to X-Forwarded-For. With 0 the client

@@ -169,6 +169,9 @@ def test_migrations_are_complete():
         ("DEFAULT_USER_TIME_ZONE", "Mars/Base", "DEFAULT_USER_TIME_ZONE must be a time zone"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO"),
         ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS names no host"),
+        ("ALLOWED_HOSTS", "http://portal.example.com", "ALLOWED_HOSTS takes host names such as"),
+        ("DATABASE_URL", "sqlite:///", "DATABASE_URL must name the file"),
+        ("SITE_URL", "https://", "SITE_URL must be an http\\(s\\) address, not 'https://'"),
         ("EMAIL_BACKEND", "no.such.Backend", "EMAIL_BACKEND must name an email backend"),
         ("EMAIL_BACKEND", "smtp", "EMAIL_BACKEND must name an email backend"),
         # Counts past any real installation: a typo, or the throttle turned off without a word.
