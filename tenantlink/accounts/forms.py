@@ -24,6 +24,9 @@ SIGNIN_FAILED = _(
     "We could not sign you in with these details. Check them and try again. "
     "After repeated failures, sign-in is paused for a few minutes."
 )
+TOO_MANY_TAKEN_NAMES = _(
+    "You have entered many usernames that are taken in a short time. Wait a few minutes, then try again."
+)
 CODE_FAILED = _(
     "That code was not accepted. Enter the current code from your authenticator app, or an unused "
     "recovery code. After repeated failures, sign-in is paused for a few minutes."
@@ -309,8 +312,8 @@ class CompanyUserForm(forms.ModelForm):
         model = User
         fields = ["username", "display_name", "email", "role"]
 
-    def __init__(self, company, *args, **kwargs):
-        self.company = company
+    def __init__(self, company, admin, *args, **kwargs):
+        self.company, self.admin = company, admin
         super().__init__(*args, **kwargs)
         self.fields["display_name"].required = True
         # The administrator's own language: the people they add likely share it.
@@ -318,8 +321,11 @@ class CompanyUserForm(forms.ModelForm):
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
+        if not throttle.may_look_up_name(self.admin):
+            raise ValidationError(TOO_MANY_TAKEN_NAMES, code="throttled")
         if User.objects.with_username(username).exists():
             raise self.username_taken()
+        throttle.name_was_free(self.admin)
         return username
 
     @staticmethod

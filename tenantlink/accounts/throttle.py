@@ -224,3 +224,25 @@ def checked(request, user, check):
         return outcome
     attempt_failed(request, user.username, user)
     return False
+
+
+# Usernames are unique across companies, so "This username is taken" on the New user page tells a
+# company's administrator that somebody, in some company or among the operator's staff, has that
+# name: a list to guess passwords for. Each such answer counts for the administrator, and past
+# TAKEN_NAMES of them in THROTTLE_WINDOW the page checks no more names for them (free ones neither,
+# or their creation would tell). A free name is given back.
+TAKEN_NAMES = 20
+
+
+def _taken_names_key(admin):
+    return f"taken-names:{admin.pk}"
+
+
+def may_look_up_name(admin):
+    """Count one look-up of a username for `admin`; False, counting nothing, when used up."""
+    now = timezone.now()
+    return bool(_count(_taken_names_key(admin), TAKEN_NAMES, now, datetime.timedelta(seconds=settings.THROTTLE_WINDOW)))
+
+
+def name_was_free(admin):
+    _run(_GIVE_BACK, [_taken_names_key(admin)])

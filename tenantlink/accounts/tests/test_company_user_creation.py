@@ -163,6 +163,25 @@ def test_a_taken_username_is_refused_whatever_its_case(admin_client, member, out
     assert not AuditEvent.objects.filter(action=Action.USER_CREATED).exists()
 
 
+def test_an_administrator_cannot_list_the_usernames_of_other_companies_by_trying_names(admin_client, member, outsider):
+    """Usernames are unique across companies: each "taken" tells that somebody has the name."""
+    from tenantlink.accounts.throttle import TAKEN_NAMES
+
+    for _free in range(TAKEN_NAMES + 5):  # free names, with another mistake in the form: never counted
+        assert "Enter an initial password." in text(
+            admin_client.post("/company/users/new/", new_user_form(how="password"))
+        )
+    for _taken in range(TAKEN_NAMES):
+        assert "This username is taken" in text(
+            admin_client.post("/company/users/new/", new_user_form(username="Olga"))
+        )
+
+    for name in ("olga", "carol"):  # taken or free: the page no longer says, nor creates anyone
+        page = text(admin_client.post("/company/users/new/", new_user_form(username=name)))
+        assert "You have entered many usernames that are taken" in page and "This username is taken" not in page
+    assert not User.objects.filter(username="carol").exists()
+
+
 def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(admin_client):
     admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
     client = Client()  # carol's own browser
