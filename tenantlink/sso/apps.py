@@ -22,4 +22,5 @@ class Config(AppConfig):
                 "Single sign-on with Microsoft is off: %s", settings.ENTRA_CONFIGURATION_PROBLEM
             )
         elif problem := microsoft.environment_problem():
-            logging.getLogger(__name__).warning("Microsoft cannot be asked from this environment: %s", problem)
+            microsoft.ENVIRONMENT_PROBLEM = problem
+            logging.getLogger(__name__).warning("Single sign-on with Microsoft is off: %s", problem)

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -63,7 +64,7 @@ class MicrosoftError(Exception):
 
 
 def is_configured():
-    return not settings.ENTRA_CONFIGURATION_PROBLEM
+    return not settings.ENTRA_CONFIGURATION_PROBLEM and not ENVIRONMENT_PROBLEM
 
 
 def consent_redirect_uri():
@@ -90,38 +91,52 @@ _client = None
 _client_lock = threading.Lock()
 
 
-def _new_client():
-    """The HTTP client for Microsoft, with the proxies and certificates of the environment; a
-    MicrosoftError when these cannot be used (ALL_PROXY=ftp://…, SSL_CERT_FILE naming no file)."""
-    try:
-        # Answers uncompressed: a compressed one is read whole into memory at each chunk before
-        # its size can be seen (a few KB of gzip can be gigabytes).
-        return outbound.client(
-            timeout=settings.ENTRA_HTTP_TIMEOUT,
-            follow_redirects=False,
-            headers={"Accept": "application/json", "Accept-Encoding": "identity"},
-        )
-    except (ValueError, OSError, ImportError) as error:  # ImportError: a SOCKS proxy (no socksio here)
-        raise MicrosoftError("configuration", f"{error.__class__.__name__}: {error}") from None
+def _build_client():
+    # Answers uncompressed: a compressed one is read whole into memory at each chunk before its
+    # size can be seen (a few KB of gzip can be gigabytes).
+    return outbound.client(
+        timeout=settings.ENTRA_HTTP_TIMEOUT,
+        follow_redirects=False,
+        headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+    )
 
 
-ENVIRONMENT_ADVICE = "check HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY, SSL_CERT_FILE and SSL_CERT_DIR"
+# What httpx raises for proxy and certificate settings that cannot be used: ALL_PROXY=ftp://…,
+# SSL_CERT_FILE naming no file, a SOCKS proxy (ImportError: socksio is not installed).
+_ENVIRONMENT_ERRORS = (ValueError, OSError, ImportError)
+_ENVIRONMENT = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
 def environment_problem():
-    """What keeps the environment's proxy and certificate settings from reaching Microsoft, or ""."""
+    """Why the environment's proxy and certificate settings cannot reach Microsoft, or "". Asked
+    at start (tenantlink.sso.apps): single sign-on is then off, as with a configuration problem.
+    The variables are named, never their values, nor httpx's words (a proxy's address may hold a
+    password)."""
     try:
-        _new_client().close()
-    except MicrosoftError as error:
-        return f"{error.code} ({ENVIRONMENT_ADVICE})"
-    return ""
+        _build_client().close()
+    except ImportError:
+        what = "a SOCKS proxy, which this installation cannot use"
+    except ValueError:
+        what = "a proxy address that cannot be used (http:// or https:// only)"
+    except OSError as error:
+        what = f"certificates that cannot be read ({error.strerror or error.__class__.__name__})"
+    else:
+        return ""
+    named = [name for name in _ENVIRONMENT if os.environ.get(name) or os.environ.get(name.lower())]
+    return f"the environment's proxy and certificate settings name {what}; set here: {', '.join(named)}."
+
+
+ENVIRONMENT_PROBLEM = ""  # environment_problem() of this process, once its apps are ready
 
 
 def _http():
     global _client
     with _client_lock:
         if _client is None:
-            _client = _new_client()
+            try:
+                _client = _build_client()
+            except _ENVIRONMENT_ERRORS:  # said at start, and single sign-on is off: not reached
+                raise MicrosoftError("unavailable", "environment") from None
         return _client
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from django.apps import apps as django_apps
 
 from tenantlink.lib import outbound
 from tenantlink.sso import microsoft
@@ -185,13 +186,20 @@ def test_while_microsoft_answers_as_usual_a_call_waits_for_its_turn(real_client,
         ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
     ],
 )
-def test_proxy_or_certificate_settings_that_cannot_work_are_the_operators_not_a_crash(
-    real_client, monkeypatch, caplog, variable, value
+def test_proxy_or_certificate_settings_that_cannot_work_turn_single_sign_on_off(
+    real_client, settings, monkeypatch, caplog, variable, value
 ):
+    """Said at start with the variable's name (never its value: a proxy's may hold a password),
+    and Microsoft sign-in is then not offered, rather than failing after the person signed in."""
     monkeypatch.setenv(variable, value)
-    assert "check HTTPS_PROXY" in microsoft.environment_problem()  # said at start-up
+    monkeypatch.setattr(microsoft, "ENVIRONMENT_PROBLEM", "")
+    settings.ENTRA_CONFIGURATION_PROBLEM = ""  # configured: only the environment stands in the way
+    django_apps.get_app_config("sso").ready()  # as at start
 
-    error = failure("https://login.example/organizations/v2.0/.well-known/openid-configuration")
-
-    assert error.reason == "configuration"  # "not working on this installation right now"
-    assert any(record.levelname == "WARNING" and "failed: configuration" in record.message for record in caplog.records)
+    assert not microsoft.is_configured()
+    [line] = [record for record in caplog.records if "Single sign-on with Microsoft is off" in record.message]
+    assert "proxy and certificate settings" in line.message
+    assert variable in line.message.split("set here: ")[1].rstrip(".").split(", ")
+    assert value not in line.message
+    # Were Microsoft asked all the same: "could not be reached", no crash.
+    assert (failure("https://login.example/organizations/v2.0/.well-known/openid-configuration").code) == "environment"
