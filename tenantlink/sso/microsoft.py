@@ -563,9 +563,11 @@ def authorize_url(tenant, *, state, nonce, code_verifier, prompt=None):
 
 
 def sign_out_url():
-    """Microsoft's sign-out (the end_session_endpoint of its discovery documents): it ends every
-    Microsoft sign-in of the browser and shows Microsoft's own "You signed out" page."""
-    return f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout"
+    """Microsoft's sign-out (the end_session_endpoint of its discovery documents): it ends the
+    browser's Microsoft sign-in and sends it back to the callback, a registered redirect URI (which
+    Microsoft requires of post_logout_redirect_uri), with no answer."""
+    query = urlencode({"post_logout_redirect_uri": signin_redirect_uri()}, quote_via=quote)
+    return f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout?{query}"
 
 
 def redeem_code(tenant, code, code_verifier):

@@ -14,6 +14,7 @@ from tenantlink.sso.views.connect import offer_due
 from tenantlink.sso.views.signin import (
     LAST_METHOD_COOKIE,
     PREFERRED_METHOD,
+    remember_at_microsoft,
     remember_method,
     signed_out_of_portal_only,
 )
@@ -27,6 +28,12 @@ WHILE_CONNECTING = ("sso_offer", "sso_connect", "sso_callback", "signout", "new_
 @functools.lru_cache(maxsize=8)
 def _while_connecting(prefix):
     return frozenset(reverse(name) for name in WHILE_CONNECTING)
+
+
+@functools.lru_cache(maxsize=8)
+def _callbacks(prefix):
+    """Where Microsoft sends the browser back (sign-in and connecting, admin consent)."""
+    return frozenset(reverse(name) for name in ("sso_callback", "sso_consent_callback"))
 
 
 def microsoft_required(get_response):
@@ -97,6 +104,8 @@ def microsoft_sessions(get_response):
             used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:
                 remember_method(request, response, used)
+        if request.GET and request.path in _callbacks(get_script_prefix()):
+            remember_at_microsoft(request, response)
         return response
 
     return middleware

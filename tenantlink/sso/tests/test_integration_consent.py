@@ -108,6 +108,13 @@ def test_the_app_missing_when_nobody_just_approved_it_is_said_at_once(admin_clie
     assert contoso_integration().status == Integration.Status.FAILED
 
 
+def test_after_approving_at_microsoft_signing_out_offers_to_sign_out_there_too(admin_client, fake_microsoft):
+    """The administrator signed in at Microsoft to approve: Microsoft keeps that sign-in."""
+    come_back(admin_client, fake_microsoft, **approved(start(admin_client)))
+    admin_client.post("/signout/")
+    assert "You may still be signed in at Microsoft in this browser" in admin_client.get("/signin/").content.decode()
+
+
 def test_the_tenant_in_the_callback_is_never_trusted(admin_client, fake_microsoft):
     state = start(admin_client)
     # A callback that claims success for Contoso: Microsoft has no app there, so nothing is active.

@@ -3,6 +3,7 @@ Microsoft alone, every refusal, the callback's form posts, and sessions that end
 connection. The end-to-end tests repeat the story against the Entra emulator in a browser."""
 
 import datetime
+from urllib.parse import quote
 
 import pytest
 from django.test import Client
@@ -23,7 +24,7 @@ from tenantlink.sso.tests.microsoft_signin_helpers import (
     to_microsoft,
 )
 
-STILL = "You are still signed in at Microsoft in this browser"
+STILL = "You may still be signed in at Microsoft in this browser"
 
 
 def test_a_microsoft_sign_in_does_not_count_for_changing_the_second_factor(
@@ -236,8 +237,27 @@ def test_signing_out_after_microsoft_offers_to_sign_out_at_microsoft_too(
     client.post("/signout/")
     assert STILL in page_text(client.get("/signin/"))
     response = client.post("/sso/signout/")
-    assert response.url == f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout"
+    back = quote(f"{settings.SITE_URL}/sso/callback/", safe="")  # a registered redirect URI, as Microsoft requires
+    assert (
+        response.url == f"{settings.ENTRA_AUTHORITY}/organizations/oauth2/v2.0/logout?post_logout_redirect_uri={back}"
+    )
+    # Microsoft signs the browser out and sends it back with no answer at all.
+    text = page_text(client.get("/sso/callback/", follow=True))
+    assert "You have signed out at Microsoft too." in text and STILL not in text
+    client.post("/signout/")  # nobody came back from Microsoft since
     assert STILL not in page_text(client.get("/signin/"))
+
+
+def test_someone_else_signing_in_with_a_password_meanwhile_does_not_hide_it(
+    client, member, contoso_integration, fake_microsoft, admin
+):
+    """The shared computer: ben used Microsoft, ada her password after him; Microsoft still has ben."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    client.post("/signout/")
+    sign_in(client, admin)
+    client.post("/signout/")
+    assert STILL in page_text(client.get("/signin/"))
 
 
 def test_signing_out_after_a_password_sign_in_says_nothing_of_microsoft(client, member, contoso_integration):
@@ -245,6 +265,8 @@ def test_signing_out_after_a_password_sign_in_says_nothing_of_microsoft(client, 
     client.post("/signout/")
     assert STILL not in page_text(client.get("/signin/"))
     assert "Sign out at Microsoft" not in page_text(client.get("/signin/"))
+    # Nor does an address with no answer from Microsoft, typed or followed from elsewhere.
+    assert "signed out at Microsoft" not in page_text(client.get("/sso/callback/", follow=True))
 
 
 def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):

@@ -28,6 +28,12 @@ PICK_ACCOUNT = "microsoft_pick_account"
 # its own sign-in there, so the sign-in page offers to end it too (on a shared computer, the next
 # person's Sign in with Microsoft would go straight through as the last one).
 STILL_AT_MICROSOFT = "microsoft_still_signed_in"
+# In the session while the person signs out at Microsoft: Microsoft then sends them back to the
+# callback with no answer at all.
+SIGNING_OUT_AT_MICROSOFT = "microsoft_signing_out"
+# This browser came back from Microsoft (signing in, connecting, approving), so Microsoft may
+# still have someone signed in here; no identity. Gone once it signs out there through the portal.
+AT_MICROSOFT_COOKIE = "tl_at_microsoft"
 # Longest form_post answer sent on in a URL: gunicorn answers a request line over 4094 bytes with
 # a bare error page of its own. Microsoft's codes and our states are far shorter.
 MAX_ANSWER_QUERY = 3500
@@ -139,19 +145,36 @@ def start(request):
 @require_POST
 def sign_out_at_microsoft(request):
     """The sign-in page's "Sign out at Microsoft" after signing out of the portal: Microsoft's own
-    sign-out page, for every account signed in there in this browser."""
+    sign-out, for every account signed in there in this browser, and back to the sign-in page."""
     request.session.pop(STILL_AT_MICROSOFT, None)
     if not microsoft.is_configured():
         return redirect("signin")
-    return redirect(microsoft.sign_out_url())
+    request.session[SIGNING_OUT_AT_MICROSOFT] = True
+    response = redirect(microsoft.sign_out_url())
+    response.delete_cookie(AT_MICROSOFT_COOKIE, samesite="Lax")
+    return response
 
 
 def signed_out_of_portal_only(request):
-    """This browser's person signed out of the portal, and Microsoft may still have them signed in
-    (the browser used Microsoft last): the sign-in page offers Microsoft's own sign-out. Sign in
-    with Microsoft still goes straight through, as single sign-on does, until then."""
-    if request.COOKIES.get(LAST_METHOD_COOKIE) == "microsoft":
+    """This browser's person signed out of the portal, and Microsoft may still have someone signed
+    in here (the browser came back from Microsoft since it last signed out there through the
+    portal): the sign-in page offers Microsoft's own sign-out. Sign in with Microsoft still goes
+    straight through, as single sign-on does, until then."""
+    if request.COOKIES.get(AT_MICROSOFT_COOKIE):
         request.session[STILL_AT_MICROSOFT] = True
+
+
+def remember_at_microsoft(request, response):
+    """Microsoft sent this browser back: it may keep a sign-in there from now on."""
+    if not request.COOKIES.get(AT_MICROSOFT_COOKIE):
+        response.set_cookie(
+            AT_MICROSOFT_COOKIE,
+            "1",
+            max_age=30 * 24 * 3600,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
 
 
 @csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
@@ -171,6 +194,10 @@ def callback(request):
         response = redirect(request.path + "?" + query)
         response.status_code = 303  # See Other: the browser follows with a GET
         return response
+    if not request.GET:  # back from signing out at Microsoft (sign_out_at_microsoft), or typed
+        if request.session.pop(SIGNING_OUT_AT_MICROSOFT, False):
+            messages.success(request, _("You have signed out at Microsoft too."))
+        return redirect("portal" if request.user.is_authenticated else "signin")
     pending = PendingAuthorization.take(
         request,
         request.GET.get("state"),
