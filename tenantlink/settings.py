@@ -94,7 +94,7 @@ def database_from_url(url):
         if parts.query:
             raise ImproperlyConfigured("DATABASE_URL for SQLite takes no options after '?'.")
         path = Path(unquote(parts.path[1:]) if parts.path.startswith("//") else unquote(parts.path))
-        if not parts.path or path.is_dir():
+        if not parts.path or path.is_dir() or path.name == ":memory:":  # one database per connection
             raise ImproperlyConfigured("DATABASE_URL must name the file: sqlite:///path/to/db.sqlite3.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)  # so a fresh clone just runs
@@ -227,8 +227,20 @@ _TENANT_OR_ENDPOINT = re.compile(
 )
 
 
-def _names_a_tenant_or_endpoint(path):
-    return any(_TENANT_OR_ENDPOINT.fullmatch(part) for part in path.split("/"))
+# Microsoft's own hosts (its public and national clouds): the authority is the host alone.
+MICROSOFT_LOGIN_HOSTS = {
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.partner.microsoftonline.cn",
+    "login.windows.net",
+    "sts.windows.net",
+}
+
+
+def _names_a_tenant_or_endpoint(host, path):
+    if host in MICROSOFT_LOGIN_HOSTS and path.strip("/"):
+        return True
+    return any(_TENANT_OR_ENDPOINT.fullmatch(unquote(part)) for part in path.split("/"))
 
 
 def entra_configuration(environ):
@@ -253,7 +265,7 @@ def entra_configuration(environ):
         problems.append(f"{must}, not {authority!r}.")
     elif parts.scheme == "http" and not _is_loopback(parts.hostname):
         problems.append("ENTRA_AUTHORITY may use http only on this machine (127.0.0.1, ::1, localhost).")
-    elif _names_a_tenant_or_endpoint(parts.path):
+    elif _names_a_tenant_or_endpoint(parts.hostname, parts.path):
         problems.append(
             f"ENTRA_AUTHORITY is the identity platform's address without a tenant or an endpoint, such as "
             f"https://login.microsoftonline.com, not {authority!r}: the portal adds the tenant itself."
@@ -332,13 +344,17 @@ if (SERVED_OVER_HTTPS or (not DEBUG and not _is_loopback(_site.hostname))) and (
         'with python3 -c "import secrets; print(secrets.token_urlsafe(50))".'
     )
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
+_site_host = f"[{_site.hostname}]" if ":" in _site.hostname else _site.hostname  # IPv6, as Django matches it
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site_host},127.0.0.1,localhost")
 if not ALLOWED_HOSTS:  # "," or " , ": every request, probes included, would get 400
     raise ImproperlyConfigured("ALLOWED_HOSTS names no host: give the portal's host names, separated by commas.")
 for _allowed in ALLOWED_HOSTS:
-    if re.search(r"[/\s@]", _allowed):  # an address, not a host name: no request would ever match it
+    # An address or a port (Django compares the host without its port; IPv6 in brackets has no
+    # port here either): no request would ever match it.
+    if re.search(r"[/\s@]", _allowed) or (":" in _allowed and not re.fullmatch(r"\[[0-9a-fA-F:.]+\]", _allowed)):
         raise ImproperlyConfigured(
-            f"ALLOWED_HOSTS takes host names such as portal.example.com, without scheme or path, not {_allowed!r}."
+            f"ALLOWED_HOSTS takes host names such as portal.example.com, without scheme, port or path, "
+            f"not {_allowed!r}."
         )
 CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
 

@@ -170,7 +170,10 @@ def test_migrations_are_complete():
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO"),
         ("ALLOWED_HOSTS", " , ", "ALLOWED_HOSTS names no host"),
         ("ALLOWED_HOSTS", "http://portal.example.com", "ALLOWED_HOSTS takes host names such as"),
+        ("ALLOWED_HOSTS", "portal.example.com:8000", "ALLOWED_HOSTS takes host names such as"),
+        ("ALLOWED_HOSTS", "::1", "ALLOWED_HOSTS takes host names such as"),
         ("DATABASE_URL", "sqlite:///", "DATABASE_URL must name the file"),
+        ("DATABASE_URL", "sqlite:///:memory:", "DATABASE_URL must name the file"),
         ("SITE_URL", "https://", "SITE_URL must be an http\\(s\\) address, not 'https://'"),
         ("EMAIL_BACKEND", "no.such.Backend", "EMAIL_BACKEND must name an email backend"),
         ("EMAIL_BACKEND", "smtp", "EMAIL_BACKEND must name an email backend"),
@@ -648,3 +651,20 @@ def test_a_page_whose_get_uses_something_up_refuses_head(db):
     test_profile tries signed in): a link checker's HEAD must not do that instead of the GET."""
     status, headers, body = wsgi_request("HEAD", "/sso/callback/")
     assert status.startswith("405") and headers["Allow"].startswith("GET") and body == b""
+
+
+def test_a_site_at_an_ipv6_address_accepts_requests_for_it(monkeypatch):
+    """Django compares a request's host with brackets: [::1], not ::1."""
+    import importlib
+
+    from django.http.request import validate_host
+
+    import tenantlink.settings
+
+    monkeypatch.setenv("SITE_URL", "http://[::1]:8000")
+    monkeypatch.delenv("ALLOWED_HOSTS", raising=False)
+    try:
+        assert validate_host("[::1]", importlib.reload(tenantlink.settings).ALLOWED_HOSTS)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(tenantlink.settings)

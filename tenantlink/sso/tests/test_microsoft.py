@@ -370,6 +370,8 @@ def test_the_authoritys_host_is_used_in_lowercase_as_microsoft_writes_its_issuer
         "https://login.microsoftonline.com/contoso.onmicrosoft.com",
         "https://login.microsoftonline.com/organizations/v2.0",
         "http://127.0.0.1:8400/organizations/oauth2/v2.0/authorize",
+        "https://login.microsoftonline.com/adfs",  # on Microsoft's own host, any path
+        "https://login.microsoftonline.com/%6Frganizations",
     ],
 )
 def test_an_authority_that_names_a_tenant_or_an_endpoint_is_refused(typed):
