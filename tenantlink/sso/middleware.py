@@ -104,7 +104,7 @@ def microsoft_sessions(get_response):
             used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:
                 remember_method(request, response, used)
-        if request.GET and request.path in _callbacks(get_script_prefix()):
+        if request.path in _callbacks(get_script_prefix()) and request.GET:
             remember_at_microsoft(request, response)
         return response
 
