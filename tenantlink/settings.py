@@ -270,10 +270,14 @@ def entra_configuration(environ):
             f"ENTRA_AUTHORITY is the identity platform's address without a tenant or an endpoint, such as "
             f"https://login.microsoftonline.com, not {authority!r}: the portal adds the tenant itself."
         )
+    elif not re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", parts.hostname) or parts.hostname.endswith("."):
+        problems.append(f"{must}, with a plain host name, not {authority!r}.")
     else:
-        # The host in lowercase, as Microsoft writes it in the issuer that tokens are compared
-        # with exactly: https://Login.MicrosoftOnline.com is the same address.
+        # The host in lowercase, and no default port, as Microsoft writes it in the issuer that
+        # tokens are compared with exactly: https://Login.MicrosoftOnline.com:443 is the same address.
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        if port == {"https": 443, "http": 80}[parts.scheme]:
+            port = None
         authority = urlunsplit((parts.scheme, host + (f":{port}" if port else ""), parts.path, "", ""))
     if not client_id:
         problems.append("ENTRA_CLIENT_ID is not set.")

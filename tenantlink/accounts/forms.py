@@ -25,7 +25,8 @@ SIGNIN_FAILED = _(
     "After repeated failures, sign-in is paused for a few minutes."
 )
 TOO_MANY_TAKEN_NAMES = _(
-    "You have entered many usernames that are taken in a short time. Wait a few minutes, then try again."
+    "Your company has entered many usernames that are taken today, so no more are checked for now. "
+    "Try again tomorrow, or ask the operator of the portal."
 )
 CODE_FAILED = _(
     "That code was not accepted. Enter the current code from your authenticator app, or an unused "
@@ -312,8 +313,8 @@ class CompanyUserForm(forms.ModelForm):
         model = User
         fields = ["username", "display_name", "email", "role"]
 
-    def __init__(self, company, admin, *args, **kwargs):
-        self.company, self.admin = company, admin
+    def __init__(self, company, *args, **kwargs):
+        self.company = company
         super().__init__(*args, **kwargs)
         self.fields["display_name"].required = True
         # The administrator's own language: the people they add likely share it.
@@ -321,11 +322,11 @@ class CompanyUserForm(forms.ModelForm):
 
     def clean_username(self):
         username = self.cleaned_data["username"].strip()
-        if not throttle.may_look_up_name(self.admin):
+        if not throttle.may_look_up_name(self.company):
             raise ValidationError(TOO_MANY_TAKEN_NAMES, code="throttled")
         if User.objects.with_username(username).exists():
             raise self.username_taken()
-        throttle.name_was_free(self.admin)
+        throttle.name_was_free(self.company)
         return username
 
     @staticmethod

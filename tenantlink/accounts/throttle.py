@@ -227,22 +227,22 @@ def checked(request, user, check):
 
 
 # Usernames are unique across companies, so "This username is taken" on the New user page tells a
-# company's administrator that somebody, in some company or among the operator's staff, has that
-# name: a list to guess passwords for. Each such answer counts for the administrator, and past
-# TAKEN_NAMES of them in THROTTLE_WINDOW the page checks no more names for them (free ones neither,
-# or their creation would tell). A free name is given back.
-TAKEN_NAMES = 20
+# company's administrators that somebody, in some company or among the operator's staff, has that
+# name: a list to guess passwords for. Each such answer counts for the company (not for one
+# administrator, who could make others), and past TAKEN_NAMES of them in a day the page checks no
+# more names for it (free ones neither, or their creation would tell). A free name is given back.
+TAKEN_NAMES = 50
+TAKEN_NAMES_WINDOW = datetime.timedelta(days=1)
 
 
-def _taken_names_key(admin):
-    return f"taken-names:{admin.pk}"
+def _taken_names_key(company):
+    return f"taken-names:company:{company.pk}"
 
 
-def may_look_up_name(admin):
-    """Count one look-up of a username for `admin`; False, counting nothing, when used up."""
-    now = timezone.now()
-    return bool(_count(_taken_names_key(admin), TAKEN_NAMES, now, datetime.timedelta(seconds=settings.THROTTLE_WINDOW)))
+def may_look_up_name(company):
+    """Count one look-up of a username for `company`; False, counting nothing, when used up."""
+    return bool(_count(_taken_names_key(company), TAKEN_NAMES, timezone.now(), TAKEN_NAMES_WINDOW))
 
 
-def name_was_free(admin):
-    _run(_GIVE_BACK, [_taken_names_key(admin)])
+def name_was_free(company):
+    _run(_GIVE_BACK, [_taken_names_key(company)])

@@ -63,7 +63,7 @@ def _invitation_not_sent(request):
 @company_admin_required
 @require_http_methods(["GET", "POST"])
 def user_create(request):
-    form = CompanyUserForm(request.user.company, request.user, data=request.POST if request.method == "POST" else None)
+    form = CompanyUserForm(request.user.company, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         try:
             with transaction.atomic():

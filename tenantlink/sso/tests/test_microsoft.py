@@ -354,6 +354,8 @@ def test_a_bad_configuration_names_what_is_wrong(environ, words):
         ("http://LOCALHOST:8400", "http://localhost:8400"),
         ("http://[::1]:8400/", "http://[::1]:8400"),
         ("https://login.example/Some/Path", "https://login.example/Some/Path"),
+        ("https://login.microsoftonline.com:443", "https://login.microsoftonline.com"),  # the issuer has no port
+        ("http://127.0.0.1:80", "http://127.0.0.1"),
     ],
 )
 def test_the_authoritys_host_is_used_in_lowercase_as_microsoft_writes_its_issuer(typed, used):
@@ -380,7 +382,14 @@ def test_an_authority_that_names_a_tenant_or_an_endpoint_is_refused(typed):
 
 
 @pytest.mark.parametrize(
-    "typed", ["https://user:pw@login.example", "https://login.example:99999", "https://login.example:x"]
+    "typed",
+    [
+        "https://user:pw@login.example",
+        "https://login.example:99999",
+        "https://login.example:x",
+        "https://login.microsoftonline.com.",  # the issuer names the host without the root's dot
+        "https://login.microsoftonline.com\\x",
+    ],
 )
 def test_an_authority_with_a_user_name_or_a_bad_port_is_refused(typed):
     assert "ENTRA_AUTHORITY must be an https address" in problem_of(ENTRA_AUTHORITY=typed)
