@@ -127,11 +127,15 @@ def _count(key, limit, now, window):
 def begin_attempt(request, username, user=None):
     """Count one attempt for the account and the address. False, and nothing counted, when
     either is paused: then the secret must not be checked at all."""
+    return _begin(request, _keys(request, username, user), user)
+
+
+def _begin(request, keys, user):
     now = timezone.now()
     window = datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
     # Always lock the rows in the same order (sorted by key), so that two requests cannot wait
     # for each other.
-    keys = sorted(_keys(request, username, user))
+    keys = sorted(keys)
     with transaction.atomic():
         counted = [key for key, limit in keys if _count(key, limit, now, window)]
         if len(counted) == len(keys):
@@ -170,8 +174,12 @@ def _count_slowly(keys, now, window):
 def attempt_failed(request, username, user=None):
     """The secret was wrong: the attempt stays counted, and a key whose attempts are used up
     starts its pause now (audited)."""
+    _failed(request, _keys(request, username, user), user)
+
+
+def _failed(request, keys, user):
     until = timezone.now() + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
-    for key, limit in _keys(request, username, user):
+    for key, limit in keys:
         if _run(_PAUSE, [connection.ops.adapt_datetimefield_value(until), key, limit]):
             AuditEvent.objects.record(
                 Action.SIGNIN_LOCKED,
@@ -224,6 +232,33 @@ def checked(request, user, check):
         return outcome
     attempt_failed(request, user.username, user)
     return False
+
+
+# Answers from Microsoft that the portal redeems (a code for a token, then the token's checks):
+# each costs a call to Microsoft, and a made-up code fails only there. They are counted for the
+# client's address as password attempts are, so that one client cannot keep the portal's calls to
+# Microsoft busy for everybody; an answer that passes (or that Microsoft could not check) is given
+# back.
+
+
+def _address_only(request):
+    key = _address_key(request)
+    return [(key, settings.THROTTLE_ADDRESS_FAILURES)] if key else []
+
+
+def begin_microsoft_answer(request):
+    """Count one answer for the client's address; False, counting nothing, while it is paused."""
+    keys = _address_only(request)
+    return _begin(request, keys, None) if keys else True
+
+
+def microsoft_answer_failed(request):
+    _failed(request, _address_only(request), None)
+
+
+def microsoft_answer_passed(request):
+    for key, _limit in _address_only(request):
+        _run(_GIVE_BACK, [key])
 
 
 # Usernames are unique across companies, so "This username is taken" on the New user page tells a

@@ -82,6 +82,8 @@ REASONS = {
     "tenant_sign_in": _("Not signed in at the tenant"),
     "guest": _("A guest account in the tenant"),
     "unavailable": _("Microsoft could not be reached"),
+    "busy": _("Not asked: every call to Microsoft of the portal process was waiting on a slow Microsoft"),
+    "paused": _("Paused after repeated failures from the address"),
     "turned_off": _("Turned off meanwhile"),
     "throttled": _("Microsoft asked to wait"),
     "bad_answer": _("An answer from Microsoft that could not be understood"),

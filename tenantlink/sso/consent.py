@@ -79,7 +79,7 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         # A "no" from Microsoft makes the integration unusable. Microsoft being unreachable, or
         # refusing our own registration, says nothing about the tenant: a working integration
         # stays as it is.
-        transient = error.reason in ("unavailable", "bad_answer", "configuration")
+        transient = error.reason in ("unavailable", "busy", "bad_answer", "configuration")
         # Approved, and not confirmed yet (or Microsoft could not be asked): Verify again later.
         if error.reason == "approval_propagating" or (
             transient and consent_completed and integration.status not in Integration.WORKING
@@ -123,6 +123,7 @@ _TENANT_SIGN_IN_REASONS = {
     "wrong_tenant",
     "guest",
     "unavailable",
+    "busy",
     "bad_answer",
     "bad_token",
     "new_key",
@@ -137,7 +138,7 @@ def finish_tenant_sign_in(request, pending, params):
     the MicrosoftError."""
     integration = pending.integration
     try:
-        claims = flows.microsoft_identity(pending, params)  # of the integration's tenant, or refused
+        claims = flows.microsoft_identity(request, pending, params)  # of the integration's tenant, or refused
         if not _is_member(claims):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:

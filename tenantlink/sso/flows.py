@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
+from tenantlink.accounts import throttle
 from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
@@ -128,19 +129,28 @@ def _authorization_error(params):
     return Refusal("refused", code or net.printable(error, 40))
 
 
-def microsoft_identity(pending, params):
+def microsoft_identity(request, pending, params):
     """The validated ID-token claims of the account Microsoft sent back; Refusal otherwise.
-    Microsoft's own errors first, then the code, redeemed once, then the token's every check."""
+    Microsoft's own errors first, then the code, redeemed once, then the token's every check. A
+    code that fails counts against the client's address (tenantlink.accounts.throttle)."""
     if params.get("error"):
         raise _authorization_error(params)
     code = params.get("code", "")
     if not code or len(code) > 4000:
         raise Refusal("bad_answer", "no code")
+    if not throttle.begin_microsoft_answer(request):
+        raise Refusal("paused", "address")
     tenant = pending.integration.tenant_id if pending.integration else "organizations"
     try:
         claims = id_tokens.validate(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
-    except MicrosoftError as error:  # the token endpoint's refusals of a person read as on the way back
+    except MicrosoftError as error:
+        if error.reason in ("unavailable", "busy"):  # Microsoft's trouble, or the portal's: nobody's guess
+            throttle.microsoft_answer_passed(request)
+        else:
+            throttle.microsoft_answer_failed(request)
+        # The token endpoint's refusals of a person read as on the way back.
         raise Refusal(_PERSON_REFUSED.get(error.code, error.reason), error.code) from None
+    throttle.microsoft_answer_passed(request)
     if pending.integration and claims["tid"] != str(pending.integration.tenant_id):
         raise Refusal("wrong_tenant", "tid")
     return claims
@@ -160,7 +170,7 @@ def finish_connect(request, pending, params):
     or Refusal. Nothing is written unless every check passed."""
     user = request.user
     try:
-        claims = microsoft_identity(pending, params)
+        claims = microsoft_identity(request, pending, params)
         if not is_recent_full_signin(request):
             raise Refusal("not_recent")
         tid, oid = claims["tid"], claims["oid"]
@@ -231,7 +241,7 @@ def finish_signin(request, pending, params):
     next, or Refusal. The account is found by (tid, oid) and by nothing else."""
     user, claims = None, {}
     try:
-        claims = microsoft_identity(pending, params)
+        claims = microsoft_identity(request, pending, params)
         tid, oid = claims["tid"], claims["oid"]
         if tid == microsoft.PERSONAL_ACCOUNTS_TENANT:
             raise Refusal("personal_account")

@@ -205,7 +205,7 @@ def exchange(method, url, **request):
     if not _take_slot(slots):
         metrics.MICROSOFT_ERRORS.labels(endpoint, "busy").inc()
         log.warning("Microsoft %s %s not asked: every call slot of this process waits on Microsoft", method, address)
-        raise MicrosoftError("unavailable", "busy")
+        raise MicrosoftError("busy")
     call = object()
     _under_way[call] = time.monotonic()
     try:

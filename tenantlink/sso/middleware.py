@@ -30,12 +30,6 @@ def _while_connecting(prefix):
     return frozenset(reverse(name) for name in WHILE_CONNECTING)
 
 
-@functools.lru_cache(maxsize=8)
-def _callbacks(prefix):
-    """Where Microsoft sends the browser back (sign-in and connecting, admin consent)."""
-    return frozenset(reverse(name) for name in ("sso_callback", "sso_consent_callback"))
-
-
 def microsoft_required(get_response):
     """Companies that require Microsoft sign-in (decided before a sign-in completes, in
     requirement.refusal_at_signin): a session that must connect first is sent back to the offer
@@ -70,8 +64,7 @@ def microsoft_sessions(get_response):
 
     def middleware(request):
         ended = False
-        signed_in = request.user.is_authenticated
-        if signed_in:
+        if request.user.is_authenticated:
             connection_id = request.session.get(flows.CONNECTION_KEY)
             signed_in_at = request.session.get("signed_in_at", 0)
             if connection_id is not None and not flows.still_usable(connection_id, request.user, signed_in_at):
@@ -97,14 +90,14 @@ def microsoft_sessions(get_response):
         response = get_response(request)
         if ended:  # the sign-in page shows the password form first again, in this browser
             remember_method(request, response, "password")
-        elif signed_in and not request.user.is_authenticated:  # signed out by this request
-            signed_out_of_portal_only(request)
         elif request.user.is_authenticated and request.session.get(SIGNIN_METHOD):
             # Microsoft once this session used or connected it; else the password.
             used = request.session.get(PREFERRED_METHOD) or signin_kind(request.session[SIGNIN_METHOD])
             if request.COOKIES.get(LAST_METHOD_COOKIE) != used:
                 remember_method(request, response, used)
-        if request.path in _callbacks(get_script_prefix()) and request.GET:
+        if getattr(request, "signed_out_here", False):  # by this request, or this middleware (above)
+            signed_out_of_portal_only(request)
+        if getattr(request, "came_back_from_microsoft", False):
             remember_at_microsoft(request, response)
         return response
 

@@ -55,6 +55,10 @@ FAILURE_REASONS = {
         "is your organization's. Choose “Verify again” and sign in with an account of the organization itself."
     ),
     "unavailable": _("Microsoft could not be reached or did not answer in time. Try again in a few minutes."),
+    "busy": _(
+        "Microsoft is answering slowly, and this portal has many sign-ins waiting for it already. "
+        "Try again in a few minutes."
+    ),
     "turned_off": _("The leaver check was turned off while you were at Microsoft, so it stays off."),
     "throttled": _(
         "Microsoft asked the portal to wait (too many requests), so nobody was checked this time. "

@@ -137,6 +137,8 @@ def test_the_portal_answers_503_while_the_database_is_down_and_recovers_by_itsel
 # --- Microsoft does not answer ---------------------------------------------------------------------
 
 MICROSOFT_TIMEOUT = 5  # ENTRA_HTTP_TIMEOUT of the portal under test, seconds
+# Said at once to those beyond the threads while Microsoft is slow (every slot is waiting on it).
+BUSY = "Microsoft is answering slowly, and this portal has many sign-ins waiting for it already."
 # Seconds a whole password + code sign-in may take while Microsoft hangs; on a machine so busy
 # that the same sign-ins take longer than half of it with Microsoft well, twice their time.
 PROMPT = 3
@@ -290,6 +292,6 @@ def test_password_sign_ins_are_served_promptly_while_microsoft_hangs(threaded_po
         assert any(UNAVAILABLE in message for message in messages_on(page)), messages_on(page)
     for visitor, (_seconds, _ended, page) in zip(crowd, crowd_results, strict=True):  # told, at once or in time
         assert page.url.path == "/signin/" and not visitor.is_signed_in(), page.url
-        assert any(UNAVAILABLE in message for message in messages_on(page)), messages_on(page)
+        assert any(UNAVAILABLE in message or BUSY in message for message in messages_on(page)), messages_on(page)
     for visitor in [ada, *returning, *crowd, *signing_in]:
         visitor.close()

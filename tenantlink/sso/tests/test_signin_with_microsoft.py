@@ -3,6 +3,7 @@ Microsoft alone, every refusal, the callback's form posts, and sessions that end
 connection. The end-to-end tests repeat the story against the Entra emulator in a browser."""
 
 import datetime
+import time
 from urllib.parse import quote
 
 import pytest
@@ -248,6 +249,39 @@ def test_signing_out_after_microsoft_offers_to_sign_out_at_microsoft_too(
     assert STILL not in page_text(client.get("/signin/"))
 
 
+def test_a_session_that_ended_by_itself_offers_it_too(client, member, contoso_integration, fake_microsoft, settings):
+    """Left idle on a shared computer: the portal's session ends, Microsoft's does not."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    session = client.session
+    session["last_seen"] = int(time.time()) - settings.SESSION_IDLE_LIFETIME - 1
+    session.save()
+    assert client.get("/portal/").url.startswith("/signin/")
+    assert STILL in page_text(client.get("/signin/"))
+
+
+def test_microsofts_sign_out_is_forgotten_only_once_microsoft_sends_the_browser_back(
+    client, member, contoso_integration, fake_microsoft
+):
+    """Someone who leaves Microsoft's sign-out unfinished is still signed in there."""
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+    client.post("/signout/")
+    assert "tl_at_microsoft" not in client.post("/sso/signout/").cookies  # kept: not signed out there yet
+    client.get("/signin/")  # ... and left Microsoft's page without finishing
+    sign_in(client, member)
+    client.post("/signout/")
+    assert STILL in page_text(client.get("/signin/"))
+
+
+def test_a_made_up_answer_from_microsoft_does_not_count_as_a_trip_there(client, member, contoso_integration):
+    """A link to the callback with a state of nobody's: no round trip the portal began."""
+    sign_in(client, member)
+    client.get("/sso/callback/", {"state": "made-up", "code": "x"})
+    client.post("/signout/")
+    assert STILL not in page_text(client.get("/signin/"))
+
+
 def test_someone_else_signing_in_with_a_password_meanwhile_does_not_hide_it(
     client, member, contoso_integration, fake_microsoft, admin
 ):
@@ -267,6 +301,31 @@ def test_signing_out_after_a_password_sign_in_says_nothing_of_microsoft(client, 
     assert "Sign out at Microsoft" not in page_text(client.get("/signin/"))
     # Nor does an address with no answer from Microsoft, typed or followed from elsewhere.
     assert "signed out at Microsoft" not in page_text(client.get("/sso/callback/", follow=True))
+
+
+def test_made_up_answers_from_one_address_are_paused_before_they_keep_microsoft_busy(
+    client, member, contoso_integration, fake_microsoft, settings
+):
+    """Each answer costs a call to Microsoft, and a made-up code fails only there: counted for the
+    address as wrong passwords are, so that one client cannot keep the portal's calls busy."""
+    settings.THROTTLE_ADDRESS_FAILURES = 3
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)  # a good answer is given back: it never counts
+    client.post("/signout/")
+    for _made_up in range(3):
+        _path, params = to_microsoft(client.post("/sso/signin/"))
+        client.get("/sso/callback/", {"code": "made-up", "state": params["state"]})
+    asked = len(fake_microsoft.requests)
+
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    response = microsoft_answers(client, fake_microsoft, params)  # even a real one, for now
+
+    assert response.url == "/signin/" and "_auth_user_id" not in client.session
+    assert "Too many answers from Microsoft that did not work came from your network" in page_text(
+        client.get("/signin/")
+    )
+    assert len(fake_microsoft.requests) == asked  # Microsoft not asked
+    assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_label="address:127.0.0.1").exists()
 
 
 def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):

@@ -138,7 +138,7 @@ def test_a_slow_microsoft_leaves_the_process_threads_for_everything_else(real_cl
 
     error = failure(slow.url + "/organizations/discovery/v2.0/keys")
 
-    assert (error.reason, error.code) == ("unavailable", "busy")
+    assert error.reason == "busy"
     assert time.monotonic() - started < 0.6
     first.join()
     # Once the slow call is over, the next one is asked again.
@@ -160,7 +160,7 @@ def test_once_microsoft_is_slow_the_next_call_is_refused_at_once(real_client, se
 
     error = failure(slow.url + "/organizations/discovery/v2.0/keys")
 
-    assert (error.reason, error.code) == ("unavailable", "busy")
+    assert error.reason == "busy"
     assert time.monotonic() - started < 0.1
     first.join()
 

@@ -141,6 +141,7 @@ def consent_callback(request):
         )
         messages.error(request, NOT_THIS_SETUP)
         return redirect("sso_integrations" if request.user.is_company_admin else "portal")
+    request.came_back_from_microsoft = True  # the administrator signed in there (tenantlink.sso.middleware)
     integration = pending.integration
     if not request.user.is_company_admin or integration.company_id != request.user.company_id:
         raise PermissionDenied

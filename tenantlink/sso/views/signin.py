@@ -95,6 +95,11 @@ REFUSALS = {
         "Microsoft sign-in is not available on this installation. Sign in with your username and password."
     ),
     "unavailable": FAILURE_REASONS["unavailable"],
+    "busy": FAILURE_REASONS["busy"],
+    "paused": _(
+        "Too many answers from Microsoft that did not work came from your network. Please wait a few "
+        "minutes before you try again."
+    ),
     "bad_answer": FAILURE_REASONS["bad_answer"],
     "bad_token": FAILURE_REASONS["bad_token"],
     "new_key": FAILURE_REASONS["new_key"],
@@ -150,9 +155,14 @@ def sign_out_at_microsoft(request):
     if not microsoft.is_configured():
         return redirect("signin")
     request.session[SIGNING_OUT_AT_MICROSOFT] = True
-    response = redirect(microsoft.sign_out_url())
-    response.delete_cookie(AT_MICROSOFT_COOKIE, samesite="Lax")
-    return response
+    return redirect(microsoft.sign_out_url())
+
+
+def note_sign_out(sender, request, **kwargs):
+    """Django's user_logged_out: whatever ended the session (signing out, its lifetime, a Microsoft
+    session that may no longer go on), the middleware then looks at what Microsoft may keep."""
+    if request is not None:
+        request.signed_out_here = True
 
 
 def signed_out_of_portal_only(request):
@@ -165,7 +175,8 @@ def signed_out_of_portal_only(request):
 
 
 def remember_at_microsoft(request, response):
-    """Microsoft sent this browser back: it may keep a sign-in there from now on."""
+    """Microsoft sent this browser back from a round trip the portal began (a callback whose
+    `state` was one of this browser's): it may keep a sign-in there from now on."""
     if not request.COOKIES.get(AT_MICROSOFT_COOKIE):
         response.set_cookie(
             AT_MICROSOFT_COOKIE,
@@ -195,9 +206,11 @@ def callback(request):
         response.status_code = 303  # See Other: the browser follows with a GET
         return response
     if not request.GET:  # back from signing out at Microsoft (sign_out_at_microsoft), or typed
+        response = redirect("portal" if request.user.is_authenticated else "signin")
         if request.session.pop(SIGNING_OUT_AT_MICROSOFT, False):
             messages.success(request, _("You have signed out at Microsoft too."))
-        return redirect("portal" if request.user.is_authenticated else "signin")
+            response.delete_cookie(AT_MICROSOFT_COOKIE, samesite="Lax")
+        return response
     pending = PendingAuthorization.take(
         request,
         request.GET.get("state"),
@@ -213,6 +226,7 @@ def callback(request):
         )
         messages.error(request, REFUSALS["state"])
         return redirect("profile_settings" if request.user.is_authenticated else "signin")
+    request.came_back_from_microsoft = True
     if pending.purpose == PendingAuthorization.Purpose.CONNECT:
         return _connected(request, pending)
     if pending.purpose == PendingAuthorization.Purpose.TENANT_SIGNIN:
