@@ -22,16 +22,23 @@ EMULATOR_DIRECTORY = ROOT / "entra_emulator" / "demo_directory.json"
 DEMO_CLIENT_ID = "4f6b2a8e-3c1d-4e5f-9a7b-8c2d1e0f3a6b"
 DEMO_CLIENT_SECRET = "tenantlink-demo-secret"  # the emulator's demo app registration, not a real secret
 LEAVER_CHECK_INTERVAL = 30  # seconds between passes of the leaver check in the demo
-# What the demo sets itself, never taken from the shell (DEMO_DATABASE_URL names another database
-# for it; unset, it is the default SQLite file var/db.sqlite3).
+# The installation's configuration (README, Configuration), never taken from the shell: an
+# environment file sourced for pg_dump or a manage.py command would otherwise give the demo, whose
+# superuser's password is in the README, an installation's database, keys, address or proxies.
+# DEMO_DATABASE_URL names another database for it; unset, it is the default SQLite file
+# var/db.sqlite3. Logging (LOG_LEVEL, LOG_FORMAT) is left as the shell has it.
 DEMO_OWN = {
-    "DATABASE_URL",
-    "SITE_URL",
-    "ENTRA_AUTHORITY",
-    "ENTRA_CLIENT_ID",
-    "ENTRA_CLIENT_SECRET",
-    "ENTRA_CLIENT_SECRET_FILE",
-    "DJANGO_SETTINGS_MODULE",
+    *("DATABASE_URL", "DATABASE_POOL", "PGCONNECT_TIMEOUT", "SQLITE_BUSY_TIMEOUT", "DJANGO_SETTINGS_MODULE"),
+    *("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "SITE_NAME", "ALLOWED_HOSTS", "TRUSTED_PROXY_COUNT"),
+    *("SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD"),
+    *("ENTRA_AUTHORITY", "ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET", "ENTRA_CLIENT_SECRET_FILE"),
+    *("ENTRA_HTTP_TIMEOUT", "ENTRA_METADATA_LIFETIME", "METRICS_TOKEN", "TOTP_ISSUER"),
+    *("EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD"),
+    *("EMAIL_USE_TLS", "EMAIL_USE_SSL", "EMAIL_FILE_PATH", "DEFAULT_FROM_EMAIL"),
+    *("GUNICORN_BIND", "GUNICORN_WORKERS", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"),
+    *("GUNICORN_GRACEFUL_TIMEOUT", "PROMETHEUS_MULTIPROC_DIR"),
+    # The emulator is on this machine: no proxy between.
+    *("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"),
 }
 
 COMPANIES = [
@@ -75,10 +82,10 @@ ACCOUNTS = [
 
 
 def demo_environment(port, emulator_port):
-    """The demo's settings: its own database, address and Microsoft (the emulator), whatever the
-    shell holds. The seeding resets the demo accounts and makes oscar, whose password is in the
-    README, a superuser: an installation's own DATABASE_URL (exported for pg_dump, or read from its
-    environment file) must never be the database it does that to."""
+    """The demo's settings: its own database, keys, address and Microsoft (the emulator), whatever
+    the shell holds (DEMO_OWN). The seeding resets the demo accounts and makes oscar, whose password
+    is in the README, a superuser: an installation's database must never be the one it does that
+    to, nor its keys and address the ones the demo runs with."""
     from tenantlink.lib import crypto
 
     env = {name: value for name, value in os.environ.items() if name not in DEMO_OWN}
@@ -86,8 +93,8 @@ def demo_environment(port, emulator_port):
         env["DATABASE_URL"] = os.environ["DEMO_DATABASE_URL"]
     # Production settings (no debug pages, no tracebacks on a page) with the development keys, so
     # that `DEBUG=true manage.py …` reads the same demo database.
-    env["SECRET_KEY"] = env.get("SECRET_KEY") or crypto.DEVELOPMENT_SECRET_KEY
-    env["FIELD_ENCRYPTION_KEYS"] = env.get("FIELD_ENCRYPTION_KEYS") or crypto.development_key(env["SECRET_KEY"])
+    env["SECRET_KEY"] = crypto.DEVELOPMENT_SECRET_KEY
+    env["FIELD_ENCRYPTION_KEYS"] = crypto.development_key(env["SECRET_KEY"])
     env["SITE_URL"] = f"http://127.0.0.1:{port}"
     env["ENTRA_AUTHORITY"] = f"http://127.0.0.1:{emulator_port}"
     env["ENTRA_CLIENT_ID"] = DEMO_CLIENT_ID

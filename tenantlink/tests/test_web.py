@@ -391,6 +391,9 @@ def test_the_demo_never_runs_on_an_installations_database_or_microsoft(monkeypat
         "ENTRA_AUTHORITY": "https://login.microsoftonline.com",
         "ENTRA_CLIENT_ID": "the-installations-app",
         "ENTRA_CLIENT_SECRET_FILE": "/etc/tenantlink/entra-secret",
+        "SECRET_KEY": "the-installations-own-secret-key-" * 3,
+        "SECURE_SSL_REDIRECT": "true",
+        "HTTPS_PROXY": "http://proxy.internal:3128",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("DEMO_DATABASE_URL", raising=False)
@@ -398,6 +401,8 @@ def test_the_demo_never_runs_on_an_installations_database_or_microsoft(monkeypat
     assert "DATABASE_URL" not in env  # the default SQLite file
     assert (env["SITE_URL"], env["ENTRA_AUTHORITY"]) == ("http://127.0.0.1:8000", "http://127.0.0.1:8400")
     assert env["ENTRA_CLIENT_ID"] == DEMO_CLIENT_ID and "ENTRA_CLIENT_SECRET_FILE" not in env
+    assert "the-installations-own" not in env["SECRET_KEY"] + env["FIELD_ENCRYPTION_KEYS"]
+    assert "SECURE_SSL_REDIRECT" not in env and "HTTPS_PROXY" not in env
 
     monkeypatch.setenv("DEMO_DATABASE_URL", "sqlite:///tmp/demo.sqlite3")
     assert demo_environment(8000, 8400)["DATABASE_URL"] == "sqlite:///tmp/demo.sqlite3"
