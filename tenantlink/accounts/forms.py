@@ -66,7 +66,7 @@ class SignInForm(forms.Form):
         self.request = request
         self.user = None
         super().__init__(*args, **kwargs)
-        if self.initial.get("username"):  # filled in already: the cursor starts in the password
+        if self.initial.get("username") or self.data.get("username"):  # filled in already: on to the password
             del self.fields["username"].widget.attrs["autofocus"]
             self.fields["password"].widget.attrs["autofocus"] = True
 

@@ -26,7 +26,9 @@ class AddIntegrationForm(forms.Form):
             "The Tenant ID from the Overview page of the Microsoft Entra admin center, such as "
             "7f3c2a9e-1d4b-4e8a-9c6f-2b5d8e1a3c47, or your tenant's domain, such as contoso.onmicrosoft.com."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none"}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "none", "autofocus": True}
+        ),
     )
     display_name = forms.CharField(
         label=_("Name (optional)"),

@@ -85,7 +85,7 @@ def test_a_wrong_password_at_sign_in_is_announced_once_and_names_no_field(client
     assert links == []
     assert "Correct the following" not in text
     assert page.count('role="alert"') == 1
-    assert autofocused(page) == ["username"]  # no field is wrong on its own: the form's first
+    assert autofocused(page) == ["password"]  # emptied, what to type again; the username stays as typed
 
 
 def test_the_invitation_page_focuses_the_password_to_correct(admin_client):

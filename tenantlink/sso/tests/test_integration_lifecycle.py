@@ -119,6 +119,13 @@ def test_delete_says_how_many_connections_go_and_removes_them(admin_client, fake
     assert "The integration was deleted" in detail and "38d28601-c6aa-424e-b88a-441c835164d1" in detail
 
 
+def test_deleting_one_nobody_connected_through_says_so(admin_client, fake_microsoft):
+    integration = active_integration(admin_client, fake_microsoft)
+    confirmation = admin_client.get(f"/company/sso/{integration.pk}/delete/").content.decode()
+    assert "Nobody has connected a Microsoft account through it." in confirmation
+    assert "0 users" not in confirmation and "They sign in with their username" not in confirmation
+
+
 def test_two_tabs_deleting_at_the_same_moment_delete_and_record_it_once(
     admin_client, fake_microsoft, monkeypatch, member
 ):

@@ -3,6 +3,7 @@ Microsoft alone, every refusal, the callback's form posts, and sessions that end
 connection. The end-to-end tests repeat the story against the Entra emulator in a browser."""
 
 import datetime
+import re
 import time
 from urllib.parse import quote
 
@@ -280,6 +281,20 @@ def test_a_made_up_answer_from_microsoft_does_not_count_as_a_trip_there(client, 
     client.get("/sso/callback/", {"state": "made-up", "code": "x"})
     client.post("/signout/")
     assert STILL not in page_text(client.get("/signin/"))
+
+
+def test_a_refused_microsoft_sign_in_offers_it_too(client, member, contoso_integration, fake_microsoft):
+    """Microsoft signed the person in, the portal did not: they are signed in at Microsoft only."""
+    _path, params = to_microsoft(client.post("/sso/signin/"))
+    microsoft_answers(client, fake_microsoft, params, preferred_username="cleo@contoso.onmicrosoft.com")
+    assert STILL in page_text(client.get("/signin/"))
+
+
+def test_the_microsoft_button_shown_first_has_the_focus(client, member, contoso_integration, fake_microsoft):
+    """For the keyboard: Enter signs in with Microsoft, not the empty password form below it."""
+    client.cookies["tl_last_signin"] = "microsoft"
+    page = client.get("/signin/").content.decode()
+    assert re.search(r'<button [^>]*id="microsoft-signin" autofocus>', page)
 
 
 def test_someone_else_signing_in_with_a_password_meanwhile_does_not_hide_it(

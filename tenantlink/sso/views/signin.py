@@ -249,6 +249,7 @@ def _signed_in(request, pending):
             ) % {"account": account}
             request.session[PICK_ACCOUNT] = True
         messages.error(request, text)
+        request.session[STILL_AT_MICROSOFT] = True  # Microsoft signed someone in, whom the portal refused
         if refusal.reason in NOT_AVAILABLE:  # the password form first again, in this browser
             return remember_method(request, redirect("signin"), "password")
         return redirect("signin")
