@@ -359,7 +359,7 @@ def test_an_administrator_turns_the_check_on_and_sees_a_leaver_deactivated(
     page.get_by_role("link", name="Ben Berg").click()
     expect(page.get_by_text("Deactivated", exact=True)).to_be_visible()
     expect(page.locator("#leaver-reason")).to_contain_text("The Microsoft account was disabled")
-    expect(page.locator("#leaver-reactivation")).to_contain_text("deactivated again by the next check")
+    expect(page.locator("#leaver-reactivation")).to_contain_text("the next leaver check deactivates them again")
     assert_accessible(page, "a leaver's user page")
     screenshot(page, screenshots, "leaver-user-page")
 

@@ -76,12 +76,25 @@ def test_a_deleted_user_is_deactivated_and_the_user_page_shows_why(checked, fake
     page = admin_client.get(f"/company/users/{member.pk}/").content.decode()
     assert "Deactivated" in page and "The Microsoft account was deleted" in page
     # Reactivating them now would last only until the next check: the page says so, and how.
-    assert "deactivated again by the next check" in page
+    assert "the next leaver check deactivates them again" in page
     response = admin_client.post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)
     page = response.content.decode()
-    assert "The Microsoft account was deleted" in page and "deactivated again" not in page
+    assert "The Microsoft account was deleted" in page and "leaver-reactivation" not in page
     # Deactivated, they sign in no way at all: not "with password and second factor".
     assert "Microsoft connection is removed." in page and "they sign in with" not in page
+
+
+def test_reactivated_while_still_connected_the_page_says_the_next_check_undoes_it(
+    checked, fake_microsoft, member, admin_client
+):
+    connect(member, checked, fake_microsoft, BEN)
+    del fake_microsoft.accounts[BEN]
+    run()
+    page = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True).content.decode()
+    assert "Reactivated, this user is deactivated again by the next leaver check" in page
+    run()
+    member.refresh_from_db()
+    assert not member.is_active  # as the page said
 
 
 def test_remove_the_connection_only(checked, fake_microsoft, member, django_capture_on_commit_callbacks):
