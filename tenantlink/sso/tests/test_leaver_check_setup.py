@@ -252,9 +252,15 @@ def test_turning_it_off_and_changing_the_policy(admin_client, checked):
     page = admin_client.get("/company/sso/").content.decode()
     assert "Deactivate the portal user" in page and "Turn off the leaver check" in page
     admin_client.post(f"/company/sso/{checked.pk}/leavers/policy/", {"policy": "disconnect"})
+    # The button asks first: leavers keep their access, and on again needs a Microsoft administrator.
+    confirmation = page_text(admin_client.get(f"/company/sso/{checked.pk}/leavers/off/"))
+    assert "keep their access to the portal" in confirmation and "Global Administrator" in confirmation
+    checked.refresh_from_db()
+    assert checked.leaver_check == "on"
     admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
     checked.refresh_from_db()
     assert (checked.leaver_check, checked.leaver_policy) == ("off", "disconnect")
+    assert "was already off" in page_text(admin_client.get(f"/company/sso/{checked.pk}/leavers/off/", follow=True))
 
     # A second tab: turning it off again says so and records nothing more.
     response = admin_client.post(f"/company/sso/{checked.pk}/leavers/off/", follow=True)

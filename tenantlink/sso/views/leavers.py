@@ -34,9 +34,18 @@ def turn_on(request, integration_id):
 
 
 @company_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def turn_off(request, integration_id):
+    """People who leave keep their access once it is off, and turning it on again needs a
+    Microsoft administrator: the button asks first."""
     integration = _integration(request, integration_id)
+    if request.method == "GET":
+        if integration.leaver_check == Integration.LeaverCheck.OFF:
+            messages.info(
+                request, _("The leaver check of %(name)s was already off.") % {"name": integration.display_name}
+            )
+            return redirect("sso_integrations")
+        return render(request, "sso/leavers_off.html", {"integration": integration})
     if leavers.turn_off(request, integration):
         messages.success(request, _("The leaver check of %(name)s is off.") % {"name": integration.display_name})
     else:
