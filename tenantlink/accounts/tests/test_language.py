@@ -79,6 +79,20 @@ def test_the_message_of_the_sign_in_itself_is_in_the_users_language(client, memb
     assert "Kirjauduit sisään palautuskoodilla. Jäljellä on 9 käyttämätöntä koodia" in response.content.decode()
 
 
+@pytest.mark.parametrize("seed", [True, False], ids=["code", "authenticator set-up"])
+def test_the_second_step_speaks_the_users_language_once_the_password_is_known(client, member, seed):
+    """Not the browser's first and the user's after it, mid-way through signing in."""
+    member.language = "fi"
+    member.save(update_fields=["language"])
+    if not seed:
+        member.reset_second_factor()
+    client.post("/signin/", {"username": member.username, "password": PASSWORD}, headers={"accept-language": "sv"})
+
+    page = client.get("/signin/verify/" if seed else "/signin/enrol/", headers={"accept-language": "sv"}, follow=True)
+
+    assert '<html lang="fi">' in page.content.decode()
+
+
 def test_without_a_choice_a_signed_in_user_gets_the_browsers_language(member_client):
     assert heading(member_client.get("/profile/", headers={"accept-language": "sv"})) == MY_PROFILE["sv"]
 

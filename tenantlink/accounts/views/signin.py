@@ -54,12 +54,21 @@ def signin(request):
     return render(request, "accounts/signin.html", {"form": form, "next": request.GET.get("next", "")})
 
 
+def _in_their_language(request, user):
+    """The second step, once the password is known, speaks the language the person chose in
+    Settings, as every page after it will: not the browser's and then theirs mid-way."""
+    if user.language:
+        translation.activate(user.language)
+        request.LANGUAGE_CODE = user.language
+
+
 @require_http_methods(["GET", "POST"])
 def signin_verify(request):
     ran_out = flows.pending_ran_out(request)
     user = flows.pending_user(request)
     if user is None:
         return _not_pending(request, ran_out)
+    _in_their_language(request, user)
     if not user.has_second_factor:
         return redirect("signin_enrol")
     form = SecondFactorForm(request, user, data=request.POST if request.method == "POST" else None)
@@ -91,6 +100,7 @@ def signin_enrol(request):
     user = flows.pending_user(request)
     if user is None:
         return _not_pending(request, ran_out)
+    _in_their_language(request, user)
     if user.has_second_factor:
         # A password alone must never replace an existing authenticator.
         return redirect("signin_verify")
