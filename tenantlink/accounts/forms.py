@@ -32,7 +32,9 @@ CODE_FAILED = _(
     "That code was not accepted. Enter the current code from your authenticator app, or an unused "
     "recovery code. After repeated failures, sign-in is paused for a few minutes."
 )
-CODE_USED = _("That code has been used already: each code counts once. Enter the next code your app shows.")
+CODE_USED = _(
+    "That code, or a newer one, has been used already: each code counts once. Enter the next code your app shows."
+)
 RECOVERY_CODE_USED = _(
     "That recovery code has been used already: each one works once. Enter the code your app shows, or another "
     "recovery code."

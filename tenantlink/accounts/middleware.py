@@ -13,7 +13,8 @@ class Sessions(SessionMiddleware):
     is left as it is unless this request ended the session itself (signing out). Django deletes
     it: a request of the browser's that read its session just after another request replaced it
     (a code or a Microsoft answer sent twice; the first signs in under a new key) would delete the
-    new cookie too, and sign out the person who had just signed in."""
+    new cookie too, and sign out the person who had just signed in. For the same reason a cookie
+    is sent only with a new key, never again with the key the browser sent."""
 
     def process_response(self, request, response):
         session = getattr(request, "session", None)
@@ -26,7 +27,15 @@ class Sessions(SessionMiddleware):
         ):
             patch_vary_headers(response, ("Cookie",))
             return response
-        return super().process_response(request, response)
+        response = super().process_response(request, response)
+        # The browser has this key already: sent again, it could arrive after another request
+        # of the browser's replaced the key (signing in in another tab), and take the browser back
+        # to the old one, signed out. Its lifetime is kept by the server, not the cookie's age.
+        name = settings.SESSION_COOKIE_NAME
+        sent = response.cookies.get(name)
+        if sent is not None and sent.value and sent.value == request.COOKIES.get(name):
+            del response.cookies[name]
+        return response
 
 
 class Authentication(AuthenticationMiddleware):

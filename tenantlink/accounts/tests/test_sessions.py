@@ -149,3 +149,18 @@ def test_new_session_keys_are_random_and_of_the_characters_django_allows():
     assert len(keys) == 2000
     assert all(len(key) == 32 and set(key) <= set(VALID_KEY_CHARS) for key in keys)
     assert set("".join(keys)) == set("abcdefghijklmnopqrstuvwxyz234567")  # every character drawn
+
+
+def test_a_request_that_keeps_the_key_sends_no_cookie_that_could_undo_another_tabs_sign_in(member_client, member):
+    """Tab A's request refreshes its session (its last-seen time) under the key it read; tab B signs
+    in meanwhile under a new key. Were A's answer to send its key again, arriving after B's it would
+    take the browser back to the old key: signed out."""
+    session = member_client.session
+    session["last_seen"] -= 120  # due for its refresh
+    session.save()
+    key = member_client.cookies["sessionid"].value
+
+    response = member_client.get("/portal/")
+
+    assert SessionStore(key).load()["last_seen"] > session["last_seen"]  # saved
+    assert "sessionid" not in response.cookies  # but not sent again

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tenantlink.accounts.flows import SigninRefusal, signin_completing
 from tenantlink.accounts.models import User
+from tenantlink.accounts.sessions import SessionStore
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD, sign_in
@@ -25,6 +26,7 @@ from tenantlink.sso.tests.microsoft_signin_helpers import (
     page_text,
     to_microsoft,
 )
+from tenantlink.sso.views.signin import STILL_AT_MICROSOFT
 
 STILL = "You may still be signed in at Microsoft in this browser"
 
@@ -268,7 +270,11 @@ def test_microsofts_sign_out_is_forgotten_only_once_microsoft_sends_the_browser_
     connected(member, contoso_integration)
     microsoft_signin(client, fake_microsoft)
     client.post("/signout/")
-    assert "tl_at_microsoft" not in client.post("/sso/signout/").cookies  # kept: not signed out there yet
+    key = client.cookies["sessionid"].value
+    response = client.post("/sso/signout/")
+    assert "tl_at_microsoft" not in response.cookies  # kept: not signed out there yet
+    # The session is left alone, as another tab may be signing in with it at this moment.
+    assert "sessionid" not in response.cookies and SessionStore(key).load().get(STILL_AT_MICROSOFT)
     client.get("/signin/")  # ... and left Microsoft's page without finishing
     sign_in(client, member)
     client.post("/signout/")

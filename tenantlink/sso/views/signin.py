@@ -28,9 +28,9 @@ PICK_ACCOUNT = "microsoft_pick_account"
 # its own sign-in there, so the sign-in page offers to end it too (on a shared computer, the next
 # person's Sign in with Microsoft would go straight through as the last one).
 STILL_AT_MICROSOFT = "microsoft_still_signed_in"
-# In the session while the person signs out at Microsoft: Microsoft then sends them back to the
-# callback with no answer at all.
-SIGNING_OUT_AT_MICROSOFT = "microsoft_signing_out"
+# A cookie while the person signs out at Microsoft (Microsoft then sends them back to the callback
+# with no answer at all). Not the session: writing it could race a sign-in in another tab.
+SIGNING_OUT_COOKIE = "tl_signing_out"
 # This browser came back from Microsoft (signing in, connecting, approving), so Microsoft may
 # still have someone signed in here; no identity. Gone once it signs out there through the portal.
 AT_MICROSOFT_COOKIE = "tl_at_microsoft"
@@ -150,12 +150,15 @@ def start(request):
 @require_POST
 def sign_out_at_microsoft(request):
     """The sign-in page's "Sign out at Microsoft" after signing out of the portal: Microsoft's own
-    sign-out, for every account signed in there in this browser, and back to the sign-in page."""
-    request.session.pop(STILL_AT_MICROSOFT, None)
+    sign-out, for every account signed in there in this browser, and back to the sign-in page.
+    The session is left alone: another tab of the browser may be signing in meanwhile."""
     if not microsoft.is_configured():
         return redirect("signin")
-    request.session[SIGNING_OUT_AT_MICROSOFT] = True
-    return redirect(microsoft.sign_out_url())
+    response = redirect(microsoft.sign_out_url())
+    response.set_cookie(
+        SIGNING_OUT_COOKIE, "1", max_age=600, secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax"
+    )
+    return response
 
 
 def note_sign_out(sender, request, **kwargs):
@@ -207,8 +210,10 @@ def callback(request):
         return response
     if not request.GET:  # back from signing out at Microsoft (sign_out_at_microsoft), or typed
         response = redirect("portal" if request.user.is_authenticated else "signin")
-        if request.session.pop(SIGNING_OUT_AT_MICROSOFT, False):
+        if request.COOKIES.get(SIGNING_OUT_COOKIE):
+            request.session.pop(STILL_AT_MICROSOFT, None)
             messages.success(request, _("You have signed out at Microsoft too."))
+            response.delete_cookie(SIGNING_OUT_COOKIE, samesite="Lax")
             response.delete_cookie(AT_MICROSOFT_COOKIE, samesite="Lax")
         return response
     pending = PendingAuthorization.take(
