@@ -280,6 +280,23 @@ def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client,
     assert (accepted.actor, accepted.company) == (carol, contoso)
 
 
+def test_password_pages_name_whose_password_it_is_for_password_managers(admin_client, member):
+    """A password manager saves and fills a password under the username field before it."""
+    invite_carol(admin_client)
+    carols = Client()
+    invitation = carols.get(invitation_path(mail.outbox[0]), follow=True).content.decode()
+    bob = signed_in_browser(member)
+    pages = [
+        (invitation, "carol"),
+        (bob.get("/profile/confirm-password/").content.decode(), member.username),
+        (bob.get("/profile/password/").content.decode(), member.username),
+    ]
+    for page, username in pages:
+        field = re.search(r'<input type="text" name="username"[^>]*>', page)[0]
+        assert f'value="{username}"' in field and 'autocomplete="username"' in field and "hidden" in field
+        assert page.index('name="username"') < page.index('type="password"')
+
+
 def test_of_two_browsers_sending_one_invitation_link_at_once_only_one_sets_the_password(admin_client):
     carol = invite_carol(admin_client)
     link = invitation_path(mail.outbox[0])
