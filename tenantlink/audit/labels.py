@@ -187,19 +187,26 @@ def value(name, stored):
     return stored
 
 
+def _meta(model):
+    """The options of the model an event names ("accounts.user"), or None for one gone since."""
+    try:
+        return apps.get_model(model)._meta
+    except (LookupError, ValueError, TypeError, AttributeError):  # gone, or not a model's label
+        return None
+
+
 def _model_name(model):
     """The kind of record the operator admin changed as its model words it ("User"), else as stored."""
-    try:
-        return capfirst(apps.get_model(model)._meta.verbose_name)
-    except (LookupError, ValueError, TypeError, AttributeError):  # a model gone since, or not a label
-        return value("model", model)
+    meta = _meta(model)
+    return capfirst(meta.verbose_name) if meta else value("model", model)
 
 
 def _field_name(model, name):
     """A changed field's name as its model words it (the operator admin's changes), else as stored."""
+    meta = _meta(model)
     try:
-        return capfirst(apps.get_model(model)._meta.get_field(name).verbose_name)
-    except (LookupError, ValueError, TypeError, AttributeError, FieldDoesNotExist):  # a model or field gone since
+        return capfirst(meta.get_field(name).verbose_name)
+    except (AttributeError, FieldDoesNotExist):  # no model, or a field gone since
         return DETAIL_NAMES.get(name, name)
 
 

@@ -155,6 +155,12 @@ def session_lifetime(get_response):
     return middleware
 
 
+def speak(request, language):
+    """This request's pages in `language` (one of LANGUAGES), over LocaleMiddleware's choice."""
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+
+
 def user_locale(get_response):
     """Dates and times in the user's time zone, pages in the user's language. The user row is
     loaded for the session check anyway, so this costs no query; without a choice (or signed
@@ -166,8 +172,7 @@ def user_locale(get_response):
         if request.user.is_authenticated:
             zone = request.user.local_zone()
             if request.user.language:
-                translation.activate(request.user.language)
-                request.LANGUAGE_CODE = request.user.language
+                speak(request, request.user.language)
         timezone.activate(zone)
         try:
             return get_response(request)

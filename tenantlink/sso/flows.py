@@ -107,6 +107,10 @@ def start_signin(request, next_url, prompt=None):
     return microsoft.authorize_url("organizations", state=state, prompt=prompt, **flow)
 
 
+# How the token endpoint refuses a code it never gave, or gave and took back: what a made-up answer
+# gets, counted against the client's address (the rest would pause whole offices for the operator's
+# expired client secret, or Microsoft's bad day).
+_MADE_UP_CODE = {"code_expired", "refused"}
 # Refusals of the person that Microsoft may give on the way back or when the code is redeemed.
 _PERSON_REFUSED = {"AADSTS50105": "not_assigned", "AADSTS53003": "conditional_access"}
 
@@ -144,10 +148,10 @@ def microsoft_identity(request, pending, params):
     try:
         claims = id_tokens.validate(microsoft.redeem_code(tenant, code, pending.code_verifier), pending.nonce)
     except MicrosoftError as error:
-        if error.reason in ("unavailable", "busy"):  # Microsoft's trouble, or the portal's: nobody's guess
-            throttle.microsoft_answer_passed(request)
-        else:
+        if error.reason in _MADE_UP_CODE:
             throttle.microsoft_answer_failed(request)
+        else:  # Microsoft's trouble, or the portal's (its registration, a key just rolled): nobody's guess
+            throttle.microsoft_answer_passed(request)
         # The token endpoint's refusals of a person read as on the way back.
         raise Refusal(_PERSON_REFUSED.get(error.code, error.reason), error.code) from None
     throttle.microsoft_answer_passed(request)

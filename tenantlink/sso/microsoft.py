@@ -229,9 +229,7 @@ def _exchange(method, url, address, endpoint, **request):
                 if len(body) > MAX_ANSWER_BYTES:
                     raise MicrosoftError("bad_answer", "answer too large")
     except MicrosoftError as error:
-        kind = (
-            "unreachable" if error.reason == "configuration" else "timeout" if error.code == "timeout" else "bad_answer"
-        )
+        kind = {"environment": "unreachable", "timeout": "timeout"}.get(error.code, "bad_answer")
         metrics.MICROSOFT_ERRORS.labels(endpoint, kind).inc()
         log.warning("Microsoft %s %s failed: %s", method, address, error)
         raise

@@ -6,7 +6,6 @@ from django.contrib.auth import logout
 from django.contrib.auth.tokens import default_token_generator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import translation
 from django.utils.http import urlencode, urlsafe_base64_decode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -18,6 +17,7 @@ from tenantlink.accounts.models import RecoveryCode, User
 from tenantlink.accounts.views.profile import language_cookie
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.lib.errors import too_many_requests
+from tenantlink.lib.middleware import speak
 
 
 def _not_pending(request, ran_out):
@@ -58,8 +58,7 @@ def _in_their_language(request, user):
     """The second step, once the password is known, speaks the language the person chose in
     Settings, as every page after it will: not the browser's and then theirs mid-way."""
     if user.language:
-        translation.activate(user.language)
-        request.LANGUAGE_CODE = user.language
+        speak(request, user.language)
 
 
 @require_http_methods(["GET", "POST"])
@@ -148,8 +147,7 @@ def accept_invitation(request, uidb64, token):
     if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
         language = user.language or user.last_language
         if language in dict(settings.LANGUAGES):
-            translation.activate(language)
-            request.LANGUAGE_CODE = language
+            speak(request, language)
         else:
             language = None
     form = NewPasswordForm(user, data=request.POST if request.method == "POST" else None)

@@ -18,7 +18,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
 from tenantlink.conftest import PASSWORD, sign_in
 from tenantlink.sso.models import Connection, Integration
-from tenantlink.sso.tests.conftest import FABRIKAM
+from tenantlink.sso.tests.conftest import FABRIKAM, aad_error
 from tenantlink.sso.tests.microsoft_signin_helpers import (
     connected,
     microsoft_answers,
@@ -347,6 +347,21 @@ def test_made_up_answers_from_one_address_are_paused_before_they_keep_microsoft_
     )
     assert len(fake_microsoft.requests) == asked  # Microsoft not asked
     assert AuditEvent.objects.filter(action=Action.SIGNIN_LOCKED, target_label="address:127.0.0.1").exists()
+
+
+def test_answers_that_fail_for_the_portals_own_reasons_pause_no_address(
+    client, member, contoso_integration, fake_microsoft, settings
+):
+    """An expired client secret fails every answer: counted, it would pause whole offices' sign-ins."""
+    settings.THROTTLE_ADDRESS_FAILURES = 3
+    connected(member, contoso_integration)
+    fake_microsoft.fail_with(aad_error(401, "invalid_client", 7000215, "Invalid client secret provided."))
+    for _answer in range(4):
+        _path, params = to_microsoft(client.post("/sso/signin/"))
+        microsoft_answers(client, fake_microsoft, params)
+    fake_microsoft.fail_with(None)  # the operator renews the secret
+
+    assert microsoft_signin(client, fake_microsoft).url == "/portal/"
 
 
 def test_a_broken_token_signs_in_nobody(client, member, contoso_integration, fake_microsoft):

@@ -24,9 +24,9 @@ PREFERRED_METHOD = "preferred_signin"  # in the session, once it connected or di
 # In the session after Microsoft signed in an account that may not sign in here: the next "Sign in
 # with Microsoft" asks Microsoft for its account picker, else it would sign the same one in again.
 PICK_ACCOUNT = "microsoft_pick_account"
-# In the session after signing out of the portal in a browser that used Microsoft: Microsoft keeps
-# its own sign-in there, so the sign-in page offers to end it too (on a shared computer, the next
-# person's Sign in with Microsoft would go straight through as the last one).
+# In the session after signing out of the portal (or a refused Microsoft sign-in) in a browser that
+# came back from Microsoft: Microsoft keeps its own sign-in there, so the sign-in page offers to end
+# it too (on a shared computer, the next person's Sign in with Microsoft would go straight through).
 STILL_AT_MICROSOFT = "microsoft_still_signed_in"
 # A cookie while the person signs out at Microsoft (Microsoft then sends them back to the callback
 # with no answer at all). Not the session: writing it could race a sign-in in another tab.
@@ -154,11 +154,7 @@ def sign_out_at_microsoft(request):
     The session is left alone: another tab of the browser may be signing in meanwhile."""
     if not microsoft.is_configured():
         return redirect("signin")
-    response = redirect(microsoft.sign_out_url())
-    response.set_cookie(
-        SIGNING_OUT_COOKIE, "1", max_age=600, secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax"
-    )
-    return response
+    return _browser_cookie(redirect(microsoft.sign_out_url()), SIGNING_OUT_COOKIE, "1", 600)
 
 
 def note_sign_out(sender, request, **kwargs):
@@ -181,14 +177,7 @@ def remember_at_microsoft(request, response):
     """Microsoft sent this browser back from a round trip the portal began (a callback whose
     `state` was one of this browser's): it may keep a sign-in there from now on."""
     if not request.COOKIES.get(AT_MICROSOFT_COOKIE):
-        response.set_cookie(
-            AT_MICROSOFT_COOKIE,
-            "1",
-            max_age=30 * 24 * 3600,
-            secure=settings.SESSION_COOKIE_SECURE,
-            httponly=True,
-            samesite="Lax",
-        )
+        _browser_cookie(response, AT_MICROSOFT_COOKIE, "1", 30 * 24 * 3600)
 
 
 @csrf_exempt  # Microsoft's answer carries `state`, the CSRF protection of this request
@@ -289,12 +278,12 @@ def _connected(request, pending):
 
 def remember_method(request, response, method):
     """Which sign-in this browser used last, so the sign-in page shows that button first."""
+    return _browser_cookie(response, LAST_METHOD_COOKIE, method, 365 * 24 * 3600)
+
+
+def _browser_cookie(response, name, value, max_age):
+    """One of the cookies that say something of the browser, never of a person (README)."""
     response.set_cookie(
-        LAST_METHOD_COOKIE,
-        method,
-        max_age=365 * 24 * 3600,
-        secure=settings.SESSION_COOKIE_SECURE,
-        httponly=True,
-        samesite="Lax",
+        name, value, max_age=max_age, secure=settings.SESSION_COOKIE_SECURE, httponly=True, samesite="Lax"
     )
     return response
