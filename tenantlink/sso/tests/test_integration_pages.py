@@ -11,7 +11,7 @@ from django.utils import timezone
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import signed_in_browser
 from tenantlink.sso.models import Integration
-from tenantlink.sso.tests.conftest import CONTOSO
+from tenantlink.sso.tests.conftest import CONTOSO, FABRIKAM
 
 STAYS_APPROVED = "The app stays approved in your Microsoft tenant."
 DISABLE_INSTEAD = "disable the integration: the connections are kept"
@@ -121,3 +121,22 @@ def test_the_administrators_portal_page_leads_to_single_sign_on_and_a_members_do
     card = page.split("<h2>Single sign-on</h2>")[1].split("</section>")[0]
     assert 'href="/company/sso/"' in card and "Manage integrations" in card
     assert "Manage integrations" not in signed_in_browser(member).get("/portal/").content.decode()
+
+
+def test_each_integrations_buttons_say_which_integration_they_act_on(admin_client, contoso, fake_microsoft):
+    """Screen readers list a page's buttons by their words: with two integrations, "Verify again"
+    twice says nothing of which is which, so each button names its integration (out of sight)."""
+    integration_of(contoso, Integration.Status.ACTIVE, leaver_check=Integration.LeaverCheck.ON)
+    Integration.objects.create(
+        company=contoso, tenant_id=FABRIKAM, display_name="Fabrikam", status=Integration.Status.FAILED
+    )
+    page = admin_client.get("/company/sso/").content.decode()
+
+    seen = []
+    for card in re.findall(r'<li class="integration".*?</section>\s*</li>', page, re.S):
+        name = re.search(r"<h3>(.*?)</h3>", card).group(1)
+        buttons = re.findall(r'<button[^>]*>(.*?)</button>|<a class="button[^>]*>(.*?)</a>', card, re.S)
+        words = [" ".join(re.sub(r"<[^>]+>", "", "".join(button)).split()) for button in buttons]
+        assert all(word.endswith(f" · {name}") for word in words), words
+        seen += words
+    assert {"Verify again · Fabrikam", "Verify again · Contoso", "Turn off the leaver check · Contoso"} <= set(seen)
