@@ -1,7 +1,7 @@
 """One whole story in Swedish, in a real browser: a member whose browser asks for Swedish signs in
 with password and code, reads his profile, makes Swedish his language and Helsinki his time zone,
 and signs out; the sign-in page stays Swedish. And the sign-in page's language switch, which works
-with JavaScript turned off."""
+with JavaScript turned off, and with it keeps the username typed so far."""
 
 import re
 
@@ -89,3 +89,19 @@ def test_the_language_switch_works_without_javascript(browser, portal, people):
         page.get_by_role("button", name="Logga ut").click()
         page.get_by_role("button", name="Suomi").click()
         expect(page.get_by_role("heading", name="Kirjaudu sisään")).to_be_visible()
+
+
+def test_switching_language_keeps_the_username_typed_but_not_the_password(browser, portal):
+    with fresh_page(browser, locale="en-US") as page:
+        page.goto(f"{portal.url}/signin/")
+        page.get_by_label("Username").fill("ben")
+        page.get_by_label("Password").fill("ben-s-password")
+
+        page.get_by_role("button", name="Svenska").click()
+
+        expect(page.locator("html")).to_have_attribute("lang", "sv")
+        expect(page.get_by_label("Användarnamn")).to_have_value("ben")
+        expect(page.get_by_label("Lösenord")).to_have_value("")
+        expect(page.get_by_label("Lösenord")).to_be_focused()
+        page.reload()  # kept for the one load only
+        expect(page.get_by_label("Användarnamn")).to_have_value("")

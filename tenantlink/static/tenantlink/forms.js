@@ -27,3 +27,37 @@ window.addEventListener("pageshow", function () {
     form.removeAttribute("data-sent");
   });
 });
+
+// Choosing another language on the sign-in page loads the page again, empty: the username typed
+// so far is kept in this tab for that one load (never the password) and put back, and the
+// password field is then where typing goes on.
+var KEPT_USERNAME = "tenantlink.username";
+
+document.addEventListener("submit", function (event) {
+  var username = document.querySelector('input[name="username"]:not([type="hidden"])');
+  if (event.target.classList.contains("languages") && username && username.value) {
+    try {
+      window.sessionStorage.setItem(KEPT_USERNAME, username.value);
+    } catch (error) {
+      // storage refused (a private window, a policy): the page comes back empty, as without script
+    }
+  }
+});
+
+(function () {
+  var kept = null;
+  try {
+    kept = window.sessionStorage.getItem(KEPT_USERNAME);
+    window.sessionStorage.removeItem(KEPT_USERNAME);
+  } catch (error) {
+    return;
+  }
+  var username = document.querySelector('input[name="username"]:not([type="hidden"])');
+  var password = document.querySelector('input[name="password"]');
+  if (kept && username && !username.value) {
+    username.value = kept;
+    if (password) {
+      password.focus();
+    }
+  }
+})();
