@@ -223,7 +223,7 @@ def finish_consent(request, integration, params):
         record(request, Action.SSO_CONSENT_FAILED, integration, Outcome.FAILURE, code=error.code)
         return error
     # The reported tenant is written down for the record only; it is never used.
-    record(request, Action.SSO_CONSENT_SUCCEEDED, integration, reported_tenant=params.get("tenant", "")[:64])
+    record(request, Action.SSO_CONSENT_SUCCEEDED, integration, reported_tenant=microsoft.reported_tenant(params))
     return verify(request, integration, consent_completed=True)
 
 

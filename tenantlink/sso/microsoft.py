@@ -39,6 +39,7 @@ from tenantlink.sso.reasons import FAILURE_REASONS
 log = logging.getLogger(__name__)
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
 # Personal Microsoft accounts (Outlook.com, Xbox) all live in this one tenant.
 PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 # Exactly what the sign-in flows ask for, and so exactly what an administrator approves for the
@@ -85,6 +86,14 @@ def admin_consent_url(tenant_id, state, scope=SIGNIN_SCOPES):
         quote_via=quote,
     )
     return f"{settings.ENTRA_AUTHORITY}/{tenant_id}/v2.0/adminconsent?{query}"
+
+
+def reported_tenant(answer):
+    """The tenant ID an answer of admin consent names (`tenant`), for the audit log only: a GUID or
+    nothing. Anyone can write such an answer and lure an administrator to it; its own words must
+    not land in the company's log."""
+    tenant = answer.get("tenant", "").strip().lower()
+    return tenant if GUID.match(tenant) else ""
 
 
 _client = None

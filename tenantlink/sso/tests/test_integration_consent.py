@@ -324,6 +324,17 @@ def test_a_forged_callback_activates_nothing(admin_client, fake_microsoft, state
     assert (event.outcome, event.details["reason"]) == (Outcome.DENIED, "state")
 
 
+def test_a_forged_callback_puts_no_words_of_its_own_in_the_audit_log(admin_client, fake_microsoft):
+    """A link anyone can write, lured to: the log keeps a tenant ID it names, not its text."""
+    start(admin_client)
+    lure = "Call +1 555 0100 to restore your access"
+    for tenant in (lure, CONTOSO.upper()):
+        come_back(admin_client, admin_consent="True", tenant=tenant, state="made-up-state")
+    reported = AuditEvent.objects.filter(action=Action.SSO_CONSENT_FAILED).order_by("id")
+    assert [event.details["reported_tenant"] for event in reported] == ["", CONTOSO]
+    assert lure not in admin_client.get("/company/audit/").content.decode()
+
+
 def test_a_state_works_once(admin_client, fake_microsoft):
     state = start(admin_client)
     fake_microsoft.app_in.add(CONTOSO)

@@ -137,7 +137,7 @@ def consent_callback(request):
             request=request,
             outcome=Outcome.DENIED,
             reason="state",
-            reported_tenant=request.GET.get("tenant", "")[:64],
+            reported_tenant=microsoft.reported_tenant(request.GET),
         )
         messages.error(request, NOT_THIS_SETUP)
         return redirect("sso_integrations" if request.user.is_company_admin else "portal")
