@@ -9,7 +9,6 @@ import zoneinfo
 import pyotp
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
-from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.contrib.sessions.base_session import AbstractBaseSession, BaseSessionManager
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -19,7 +18,7 @@ from django.utils import timezone, translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext_lazy as _
 
-from tenantlink.accounts.validators import not_reserved
+from tenantlink.accounts.validators import UsernameValidator, not_reserved
 from tenantlink.lib import crypto
 from tenantlink.lib.queries import Prepared, update
 from tenantlink.lib.validators import known_time_zone, plain_text
@@ -78,7 +77,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         max_length=150,
         unique=True,  # Django requires it; the constraint in Meta adds "regardless of case"
         error_messages={"unique": USERNAME_TAKEN},
-        validators=[ASCIIUsernameValidator(), not_reserved],
+        validators=[UsernameValidator(), not_reserved],
         help_text=_("Letters a–z, digits and @/./+/-/_ only. Unique regardless of upper or lower case."),
     )
     display_name = models.CharField(_("display name"), max_length=200, blank=True, validators=[plain_text])

@@ -1,9 +1,10 @@
-"""Password rules beyond Django's own (settings.AUTH_PASSWORD_VALIDATORS)."""
+"""Rules for usernames and passwords beyond Django's own (settings.AUTH_PASSWORD_VALIDATORS)."""
 
 from django.contrib.auth import password_validation
+from django.contrib.auth.validators import ASCIIUsernameValidator
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 
 from tenantlink.audit import labels
 
@@ -14,6 +15,13 @@ MAX_PASSWORD_LENGTH = 4096
 # Names the audit log shows as a process, not a person: no user may have one, or an event of
 # theirs would read, once they are deleted, as the process's.
 RESERVED_USERNAMES = set(labels.ACTORS)
+
+
+class UsernameValidator(ASCIIUsernameValidator):
+    """Django's rule (ASCII letters, digits and @.+-_), said as the field's help says it: Django's
+    own words ("unaccented lowercase a-z and uppercase A-Z letters") read as a second rule."""
+
+    message = gettext_lazy("A username may have only letters a–z, digits and @/./+/-/_. Choose another.")
 
 
 def not_reserved(username):

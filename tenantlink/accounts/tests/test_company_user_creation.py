@@ -147,6 +147,15 @@ def test_an_initial_password_is_required_when_chosen(admin_client):
     assert not User.objects.filter(username="carol").exists()
 
 
+def test_a_username_with_other_characters_is_refused_in_the_words_of_the_fields_help(admin_client):
+    for username in ("jürgen", "carol smith", "ｃａｒｏｌ"):
+        page = text(admin_client.post("/company/users/new/", new_user_form(username=username)))
+        assert "A username may have only letters a–z, digits and @/./+/-/_. Choose another." in page, username
+        assert "Letters a–z, digits and @/./+/-/_ only." in page  # the help beside it says the same
+        assert "unaccented" not in page
+    assert not User.objects.filter(display_name="Carol Jones").exists()
+
+
 def test_a_taken_username_is_refused_whatever_its_case(admin_client, member, outsider):
     own_company = admin_client.post(
         "/company/users/new/", new_user_form(username="BOB", how="password", initial_password=INITIAL_PASSWORD)
