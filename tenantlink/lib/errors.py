@@ -2,6 +2,7 @@
 
 import sys
 
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import InterfaceError, OperationalError
@@ -35,6 +36,7 @@ def bad_request(request, exception=None):
             _("The form held too much to be sent, so nothing was saved. Go back and try again with less."),
         )
     if isinstance(exception, SessionInterrupted):  # signed out, in another tab say, while the view ran
+        request.user = AnonymousUser()  # the page's header must not name who is signed out
         return _error(
             request,
             400,

@@ -38,7 +38,7 @@ def test_cookies_are_secure_when_served_over_https(client, member, settings):
     assert response.cookies["sessionid"]["secure"]
 
 
-def test_a_session_ended_while_its_request_ran_says_so(member_client, monkeypatch):
+def test_a_session_ended_while_its_request_ran_says_so(member_client, member, monkeypatch):
     from django.contrib.sessions.backends.base import UpdateError
 
     from tenantlink.accounts.sessions import SessionStore
@@ -56,6 +56,7 @@ def test_a_session_ended_while_its_request_ran_says_so(member_client, monkeypatc
     assert response.status_code == 400
     page = response.content.decode()
     assert "Signed out meanwhile" in page and "sign in again and check" in page
+    assert member.get_full_name() not in page and "Sign out" not in page  # the header names nobody
 
 
 def test_unknown_pages_get_the_friendly_404(client):
