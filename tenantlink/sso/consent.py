@@ -63,13 +63,18 @@ def verify(request, integration, consent_completed=False, signed_in=None):
     can send a consent callback saying "approved" for their own `state`. So an integration that
     has never worked starts working only with a sign-in there of one of the tenant's own people."""
     details = signed_in or {}
+    if integration.needs_tenant_sign_in and signed_in is None:
+        # Nothing about the tenant is asked or told before then: whether the app is approved there
+        # and whether another company holds it would tell any licensed administrator about any
+        # organization (adding it, then Verify again or a consent answer of their own writing).
+        integration.waits("sign_in_pending", consent_completed=consent_completed)
+        return SIGN_IN_FIRST
     try:
         if _held_by_another_company(integration):
             raise MicrosoftError("tenant_taken")
-        microsoft.confirm_app_in_tenant(integration.tenant_id, just_approved=consent_completed)
-        if integration.needs_tenant_sign_in and signed_in is None:
-            integration.waits("sign_in_pending", consent_completed=consent_completed)
-            return SIGN_IN_FIRST
+        # Someone just signed in there for the app, so it is there: "not found" is Microsoft's
+        # servers not knowing it yet.
+        microsoft.confirm_app_in_tenant(integration.tenant_id, just_approved=consent_completed or bool(signed_in))
         try:
             with transaction.atomic():
                 integration.verified(consent_completed=consent_completed, tenant_signed_in=signed_in is not None)

@@ -43,8 +43,8 @@ FAILURE_REASONS = {
         "still fails then, approve it again."
     ),
     "sign_in_pending": _(
-        "Microsoft confirms the approval. One step is left: someone of the organization whose tenant it "
-        "is signs in there once, usually without being asked anything. Choose “Verify again” to do it now."
+        "One step is left: someone of the organization whose tenant it is signs in there once, usually "
+        "without being asked anything. Choose “Verify again” to do it now."
     ),
     "tenant_sign_in": _(
         "Microsoft did not sign you in at the tenant, so the integration does not work yet. Choose "

@@ -17,7 +17,14 @@ from tenantlink.conftest import PASSWORD, code_for, make_user, sign_in
 from tenantlink.sso import microsoft as microsoft_module
 from tenantlink.sso.models import Integration, PendingAuthorization
 from tenantlink.sso.tests.conftest import CLIENT_SECRET, CONTOSO, FABRIKAM
-from tenantlink.sso.tests.integration_helpers import actions, approved, come_back, contoso_integration, start
+from tenantlink.sso.tests.integration_helpers import (
+    actions,
+    active_integration,
+    approved,
+    come_back,
+    contoso_integration,
+    start,
+)
 
 
 def test_the_page_shows_the_licence_and_how_consent_works(admin_client, fake_microsoft, contoso):
@@ -70,10 +77,11 @@ def test_an_administrator_connects_a_tenant(admin_client, fake_microsoft, admin)
 
 def test_an_approval_microsoft_confirms_only_after_a_while_waits_for_verify_again(admin_client, fake_microsoft):
     """Microsoft goes on refusing the app's tokens for the tenant (AADSTS700016) for a while after
-    an administrator approved it: asked again a few times, then the integration waits."""
+    an administrator approved it and signed in there: asked again a few times, then the
+    integration waits."""
     state = start(admin_client, "contoso.onmicrosoft.com")
 
-    page = admin_client.get("/sso/consent/callback/", approved(state), follow=True).content.decode()
+    page = come_back(admin_client, fake_microsoft, **approved(state))
 
     assert fake_microsoft.waits == [1, 2, 3]
     assert "Microsoft says the app was approved but does not confirm it yet" in page
@@ -94,15 +102,31 @@ def test_an_approval_confirmed_while_asking_again_goes_on_at_once(admin_client, 
     monkeypatch.setattr(microsoft_module, "_sleep", lambda seconds: fake_microsoft.app_in.add(CONTOSO))
     state = start(admin_client, "contoso.onmicrosoft.com")
 
-    to_microsoft = admin_client.get("/sso/consent/callback/", approved(state))
+    page = come_back(admin_client, fake_microsoft, **approved(state))
 
-    assert urlsplit(to_microsoft.url).path == f"/{CONTOSO}/oauth2/v2.0/authorize"  # the sign-in at the tenant
+    assert fake_microsoft.waits == [] and "contoso.onmicrosoft.com is active" in page
 
 
-def test_the_app_missing_when_nobody_just_approved_it_is_said_at_once(admin_client, fake_microsoft):
-    start(admin_client, "contoso.onmicrosoft.com")
+def test_microsoft_is_asked_nothing_about_a_tenant_before_someone_of_it_signs_in_there(admin_client, fake_microsoft):
+    """Whether the app is approved in a tenant tells whether that organization uses the portal:
+    not for an administrator who only added its name, nor for an approval of their own writing."""
+    state = start(admin_client, "contoso.onmicrosoft.com")
+    integration = contoso_integration()
+    for to_microsoft in (
+        admin_client.post(f"/company/sso/{integration.pk}/verify/"),
+        admin_client.get("/sso/consent/callback/", approved(state)),
+    ):
+        assert urlsplit(to_microsoft.url).path == f"/{CONTOSO}/oauth2/v2.0/authorize"  # only the sign-in there
+    assert not [request for request in fake_microsoft.requests if request.url.path.endswith("/token")]
+    integration.refresh_from_db()
+    assert (integration.status, integration.failure_reason) == (Integration.Status.PENDING, "sign_in_pending")
 
-    page = admin_client.post(f"/company/sso/{contoso_integration().pk}/verify/", follow=True).content.decode()
+
+def test_the_app_gone_from_a_tenant_that_worked_is_said_at_once(admin_client, fake_microsoft):
+    integration = active_integration(admin_client, fake_microsoft)
+    fake_microsoft.app_in.discard(CONTOSO)  # removed from the tenant at Microsoft
+
+    page = admin_client.post(f"/company/sso/{integration.pk}/verify/", follow=True).content.decode()
 
     assert fake_microsoft.waits == [] and "Microsoft does not (or no longer) know the app in this tenant" in page
     assert contoso_integration().status == Integration.Status.FAILED
@@ -213,10 +237,13 @@ def test_a_tenant_another_company_connected_cannot_be_claimed(
     # Northwind's administrator adds Contoso's tenant but never approves anything at Microsoft.
     response = olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
     claimed = Integration.objects.get(company=northwind)
+    # Nothing is said of the tenant until someone of it signs in there (here: Microsoft lets Olga).
     if how == "verify":
-        page = olga.post(f"/company/sso/{claimed.pk}/verify/", follow=True).content.decode()
+        to_microsoft = olga.post(f"/company/sso/{claimed.pk}/verify/")
     else:
-        page = come_back(olga, fake_microsoft, **approved(parse_qs(urlsplit(response.url).query)["state"][0]))
+        to_microsoft = olga.get("/sso/consent/callback/", approved(parse_qs(urlsplit(response.url).query)["state"][0]))
+    assert "already connected to another company" not in olga.get("/company/sso/").content.decode()
+    page = olga.get(fake_microsoft.sign_in(olga, to_microsoft).url).content.decode()
     assert "This tenant is already connected to another company in the portal" in page
     claimed.refresh_from_db()
     assert (claimed.status, claimed.failure_reason) == (Integration.Status.FAILED, "tenant_taken")
@@ -296,7 +323,7 @@ def test_an_approval_microsoft_cannot_be_asked_to_confirm_waits_for_verify_again
     state = start(admin_client)
     fake_microsoft.fail_with(httpx.Response(503, json={"error": "temporarily_unavailable"}))
 
-    page = come_back(admin_client, **approved(state))
+    page = come_back(admin_client, fake_microsoft, **approved(state))
 
     assert "Microsoft could not be reached or did not answer in time. Try again in a few minutes." in page
     assert '<span class="badge warn">Waiting for verification</span>' in page and "Consent failed" not in page
@@ -473,7 +500,10 @@ def test_no_secret_reaches_a_page_a_log_line_or_the_audit_log(admin_client, fake
     caplog.set_level("DEBUG")
     pages = [admin_client.get("/company/sso/add/")]
     state = start(admin_client)
-    pages.append(admin_client.get(f"/sso/consent/callback/?state={state}&admin_consent=True", follow=True))
+    fake_microsoft.app_in.add(CONTOSO)
+    to_microsoft = admin_client.get(f"/sso/consent/callback/?state={state}&admin_consent=True")
+    signed_in = fake_microsoft.sign_in(admin_client, to_microsoft)  # the code redeemed with the secret
+    pages += [to_microsoft, signed_in, admin_client.get(signed_in.url)]
     fake_microsoft.fail_with(httpx.ReadTimeout("slow"))
     integration = contoso_integration()
     pages.append(admin_client.post(f"/company/sso/{integration.pk}/verify/", follow=True))
