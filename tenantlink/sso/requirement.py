@@ -157,6 +157,20 @@ def must_connect(request):
     return True
 
 
+def hold_after_disconnect(request):
+    """A member who removed their own connection while their company requires Microsoft sign-in
+    is half signed in again: the password session would otherwise go on for its whole lifetime
+    without a connection (and out of the leaver check's sight). Whether they are."""
+    user = request.user
+    if exempt(user) or not user.company.microsoft_required:
+        return False
+    state = evaluate(user.company, user)
+    if state.applies and not state.connected:
+        request.session[MUST_CONNECT] = True
+        return True
+    return False
+
+
 def members(company):
     """The dry run: who the requirement would concern, and how. Administrators are exempt."""
     people = (

@@ -181,6 +181,22 @@ def test_a_failed_trip_to_microsoft_leaves_the_member_at_the_offer(half_signed_i
     assert half_signed_in.get("/portal/").status_code == 200
 
 
+def test_removing_the_connection_just_made_leads_back_to_the_offer(half_signed_in, member, fake_microsoft):
+    """Not a way out of the requirement: the password session would go on without a connection."""
+    path, params = to_microsoft(half_signed_in.post("/sso/connect/", {"next": "/portal/"}))
+    microsoft_answers(half_signed_in, fake_microsoft, params)
+
+    asked = page_text(half_signed_in.get("/profile/microsoft/disconnect/"))
+    assert "Contoso Ltd requires Microsoft sign-in: you connect a Microsoft account again before you go on." in asked
+    response = half_signed_in.post("/profile/microsoft/disconnect/", follow=True)
+
+    assert not Connection.objects.filter(user=member).exists()
+    assert response.redirect_chain[-1][0].startswith("/sso/offer/")
+    assert "Contoso Ltd requires it: connect a Microsoft account to go on." in page_text(response)
+    assert half_signed_in.get("/portal/").url == REQUIRED_OFFER
+    assert half_signed_in.get("/profile/").url == "/sso/offer/?next=%2Fprofile%2F"
+
+
 def test_signing_out_is_always_possible(half_signed_in):
     assert half_signed_in.post("/signout/").url == "/signin/"
     assert "_auth_user_id" not in half_signed_in.session

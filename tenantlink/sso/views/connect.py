@@ -70,7 +70,9 @@ def decline(request):
 def disconnect_own(request):
     connection = Connection.objects.filter(user=request.user).first()
     if connection is not None and request.method == "GET":
-        return render(request, "sso/disconnect.html", {"connection": connection, "tab": "settings"})
+        required = not requirement.exempt(request.user) and request.user.company.microsoft_required
+        context = {"connection": connection, "tab": "settings", "required": required}
+        return render(request, "sso/disconnect.html", context)
     if connection is not None and not request.user.has_usable_password():
         messages.error(request, _("Set a password first: without it you could not sign in any more."))
         return redirect("profile_settings")
@@ -89,6 +91,13 @@ def disconnect_own(request):
         )
         return remember_method(request, redirect("signin"), "password")  # the password form first
     request.session[PREFERRED_METHOD] = "password"
+    if requirement.hold_after_disconnect(request):
+        messages.info(
+            request,
+            _("Microsoft sign-in is off. %(company)s requires it: connect a Microsoft account to go on.")
+            % {"company": request.user.company.name},
+        )
+        return redirect("sso_offer")
     messages.success(request, _("Microsoft sign-in is off. You sign in with your password and second factor."))
     return redirect("profile_settings")
 
