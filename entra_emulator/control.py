@@ -4,6 +4,7 @@ faults, move the clock, reset. JSON in, JSON out; for tests and local developmen
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -51,10 +52,23 @@ def _app(request):
     return app
 
 
+def _from_another_site(request) -> bool:
+    """Whether a browser sends this request for a page of another site. Such a page could post a
+    form or a text/plain body here (no preflight) while a developer runs the emulator, and add
+    redirect URIs, users or faults. Test clients and curl send neither header."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
+
+
 def endpoint(handler):
-    """Turns validation and lookup failures into 400 / 404 JSON answers."""
+    """Turns validation and lookup failures into 400 / 404 JSON answers; refuses (403) what a page
+    of another site sends."""
 
     async def wrapped(request):
+        if _from_another_site(request):
+            return JSONResponse({"error": "the control API does not answer other sites' pages"}, status_code=403)
         try:
             result = await handler(request)
         except (BadRequest, DirectoryError, ValueError) as exc:

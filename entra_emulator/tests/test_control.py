@@ -33,6 +33,25 @@ def test_a_redirect_uri_can_be_added_for_a_portal_on_a_random_port(emulator, bro
     assert redirect_params(browser.accept(consent), to=redirect_uri)["code"]
 
 
+def test_a_page_of_another_site_cannot_change_anything(emulator):
+    """A page a developer opens while the emulator runs can post a form or text/plain body here
+    without asking first; the browser says where it comes from."""
+    evil = {"uri": "https://evil.example/callback"}
+    for headers in (
+        {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+        {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        response = emulator.http.post(
+            f"/_emulator/apps/{CLIENT_ID}/redirect_uris", content=json.dumps(evil), headers=headers
+        )
+        assert response.status_code == 403, headers
+    assert "https://evil.example/callback" not in str(emulator.control("GET", "directory").json())
+    # The emulator's own pages, and tools that send neither header, still may.
+    own = {"Origin": emulator.url, "Sec-Fetch-Site": "same-origin"}
+    assert emulator.http.post(f"/_emulator/apps/{CLIENT_ID}/redirect_uris", json=evil, headers=own).status_code == 200
+
+
 def test_a_user_can_be_added_and_sign_in(emulator, browser):
     new_user = {
         "oid": "0b3f0d8e-9a44-4c1e-8d57-3c0b9f1e2a55",
