@@ -79,6 +79,7 @@ def audit_export(request):
     header = ["time_utc", "actor", "action", "target", "outcome", "client_address", "user_agent", "details"]
 
     def rows():
+        yield "\ufeff"  # the byte order mark by which Excel reads the file as UTF-8
         yield writer.writerow(header)
         for event in events.iterator():
             yield writer.writerow(
@@ -91,7 +92,7 @@ def audit_export(request):
                     event.outcome,
                     event.client_ip or "",
                     event.user_agent,
-                    json.dumps(event.details, sort_keys=True),
+                    json.dumps(event.details, sort_keys=True, ensure_ascii=False),
                 )
             )
 

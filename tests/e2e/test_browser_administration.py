@@ -1,8 +1,12 @@
 """A company administrator at work in a real browser: invites a new colleague, who accepts the
 emailed link, chooses a password and sets up an authenticator; later the administrator
-deactivates the account and the colleague is signed out at once."""
+deactivates the account and the colleague is signed out at once; the audit log's export holds
+that deactivation."""
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -68,3 +72,12 @@ def test_an_administrator_invites_a_colleague_and_later_deactivates_her(browser,
 
     dora.reload()
     expect(dora).to_have_url(re.compile(r"/signin/\?next=/portal/$"))
+
+    # The audit log's export holds what the filter form says, applied or not.
+    admin.get_by_role("link", name="Audit log", exact=True).click()
+    admin.get_by_label("Action").select_option(label="Deactivated user")
+    with admin.expect_download() as download:
+        admin.get_by_role("button", name="Export CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert rows and {row["action"] for row in rows} == {"user.deactivated"}
+    assert "dora" in {row["target"] for row in rows}

@@ -31,7 +31,7 @@ def export(client, **filters):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="audit-log-')
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
 
 def at(year, month, day, hour=12, minute=0, second=0):
@@ -170,7 +170,7 @@ def test_nonsense_in_the_address_gives_a_normal_page(admin_client, log, query):
         assert response.url.startswith("/company/audit/?")
     else:
         assert response.status_code == 200
-        assert list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[0] == HEADER
+        assert list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))[0] == HEADER
 
 
 def test_a_filter_that_cannot_be_read_shows_nothing_rather_than_everything(admin_client, log):
@@ -227,6 +227,30 @@ def test_the_export_honours_the_filters_and_gives_utc_times(admin_client, admin,
     ]
     everything = export(admin_client)
     assert len(everything) == 1 + AuditEvent.objects.filter(company=admin.company).count()
+
+
+def test_the_export_opens_in_a_spreadsheet_with_its_letters(admin_client, contoso):
+    event(contoso, Action.SSO_CONSENT_FAILED, at(2024, 3, 10), label="Åsa Öberg 🏭", details={"reason": "ääkköset"})
+
+    response = admin_client.get("/company/audit/export.csv")
+    body = b"".join(response.streaming_content)
+
+    assert body.startswith("\ufeff".encode())  # Excel reads the file as UTF-8 by this mark only
+    assert "Åsa Öberg 🏭" in body.decode("utf-8-sig") and '{""reason"": ""ääkköset""}' in body.decode("utf-8-sig")
+
+
+def test_the_page_names_the_time_zone_of_its_times(admin_client, admin):
+    admin.time_zone = "America/New_York"
+    admin.save(update_fields=["time_zone"])
+    page = text(admin_client.get("/company/audit/"))
+    assert "Times are shown in your time zone (America/New_York); the export has them in UTC." in page
+
+
+def test_export_sends_the_filters_as_the_form_shows_them(admin_client, log):
+    """Export is a button of the filter form: a filter chosen and not applied yet still counts."""
+    page = text(admin_client.get("/company/audit/"))
+    form = re.search(r'<form method="get".*?</form>', page, re.S).group(0)
+    assert re.search(r'<button[^>]*type="submit"[^>]*formaction="/company/audit/export.csv"[^>]*>Export CSV', form)
 
 
 def test_the_export_cannot_smuggle_formulas_into_a_spreadsheet(admin_client, admin, contoso):

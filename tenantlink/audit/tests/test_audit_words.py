@@ -115,7 +115,7 @@ def test_the_export_keeps_the_stored_values(admin, contoso, member):
     leaver_event(contoso, member)
 
     response = viewer(admin, "fi").get("/company/audit/export.csv", {"action": Action.SSO_LEAVER})
-    [header, row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    [header, row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
 
     record = dict(zip(header, row, strict=True))
     assert (record["actor"], record["action"]) == ("leaver-check", "sso.leaver")
