@@ -125,7 +125,11 @@ def audit_log(page, portal):
     export = page.request.get(f"{portal.url}/company/audit/export.csv")
     assert export.ok, export.status
     PAGES_SEEN.append(export.text())
-    rows = [row for row in csv.DictReader(io.StringIO(export.body().decode("utf-8-sig"))) if row["action"].startswith("sso.")]
+    rows = [
+        row
+        for row in csv.DictReader(io.StringIO(export.body().decode("utf-8-sig")))
+        if row["action"].startswith("sso.")
+    ]
     return [{**row, "details": json.loads(row["details"])} for row in reversed(rows)]
 
 
