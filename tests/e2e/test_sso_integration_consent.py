@@ -82,7 +82,7 @@ def test_an_administrator_adds_her_tenant_by_domain_approves_it_and_it_is_active
     expect(fact(contoso, "Connected users")).to_have_text(re.compile(r"^\s*0 of \d+ active users \(0%\)\s*$"))
     expect(fact(contoso, "Admin consent reported by Microsoft")).not_to_have_text("—")
     expect(fact(contoso, "Last verified")).not_to_have_text("—")
-    expect(contoso.get_by_role("button", name="Disable")).to_be_visible()
+    expect(contoso.get_by_role("link", name="Disable")).to_be_visible()
     expect(contoso.get_by_role("button", name="Retry consent")).to_have_count(0)
     assert service_principals(emulator_control, CONTOSO_DOMAIN) == [demo.DEMO_CLIENT_ID]
 

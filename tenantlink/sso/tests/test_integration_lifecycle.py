@@ -51,9 +51,20 @@ def test_disable_and_enable_keep_the_connections(admin_client, fake_microsoft, m
         user=member, integration=integration, tid=CONTOSO, oid="2a594cc8-efe5-4524-a2e7-24cf8f56e958"
     )
 
+    # The button asks first: it signs out whoever signed in with Microsoft through it.
+    asked = admin_client.get(f"/company/sso/{integration.pk}/disable/").content.decode()
+    assert "Disable contoso.onmicrosoft.com?" in asked and "signed out at once" in asked
+    assert "1 user's Microsoft connection is kept for when it is enabled again" in asked
+    integration.refresh_from_db()
+    assert integration.status == Integration.Status.ACTIVE and not actions().count(Action.SSO_INTEGRATION_DISABLED)
+
     admin_client.post(f"/company/sso/{integration.pk}/disable/")
     integration.refresh_from_db()
     assert integration.status == Integration.Status.DISABLED
+    assert (
+        "was not active, so nothing changed"
+        in admin_client.get(f"/company/sso/{integration.pk}/disable/", follow=True).content.decode()
+    )  # Back to the question, once disabled
     page = admin_client.get("/company/sso/").content.decode()
     assert "Disabled" in page and "Enable" in page
 

@@ -224,10 +224,14 @@ def verify(request, integration_id):
 
 
 @company_admin_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disable(request, integration_id):
+    """It signs out at once everyone signed in with Microsoft through it: the button asks first."""
     integration = _integration(request, integration_id)
-    if not integration.disable():
+    if request.method == "GET" and integration.status == Integration.Status.ACTIVE:
+        context = {"integration": integration, "connected": integration.connections.count()}
+        return render(request, "sso/disable.html", context)
+    if request.method == "GET" or not integration.disable():
         messages.info(request, _("%(name)s was not active, so nothing changed.") % {"name": integration.display_name})
     else:
         consent.record(request, Action.SSO_INTEGRATION_DISABLED, integration)
