@@ -102,11 +102,14 @@ def test_no_secret_is_logged_during_a_sign_in_and_a_consent(client, json_log, ad
     response = client.post("/company/sso/add/", {"tenant": "contoso.onmicrosoft.com", "display_name": ""})
     state = parse_qs(urlsplit(response.url).query)["state"][0]
     fake_microsoft.app_in.add(CONTOSO)
-    client.get("/sso/consent/callback/", {"admin_consent": "True", "tenant": CONTOSO, "state": state})
+    to_microsoft = client.get("/sso/consent/callback/", {"admin_consent": "True", "tenant": CONTOSO, "state": state})
+    signed_in = fake_microsoft.sign_in(client, to_microsoft)  # at the tenant: the code redeemed, the app confirmed
+    tenant_state = parse_qs(urlsplit(to_microsoft.url).query)["state"][0]
+    assert client.get(signed_in.url).status_code == 200
 
     logged = json_log.getvalue()
     assert "Microsoft POST" in logged and "Not Found" not in logged  # the flow happened, and was logged
-    for secret in [PASSWORD, "a wrong password, also secret", CLIENT_SECRET, state, admin.seed, *codes]:
+    for secret in [PASSWORD, "a wrong password, also secret", CLIENT_SECRET, state, tenant_state, admin.seed, *codes]:
         assert secret not in logged
 
 
