@@ -560,6 +560,7 @@ if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", email.utils.parseaddr(DEFAULT_FROM_E
 # of the sign-in page's switch, which wins over the browser's Accept-Language. Each language is
 # named in itself, so that anyone can find their own.
 LANGUAGE_CODE = "en"
+FORMAT_MODULE_PATH = ["tenantlink.formats"]
 LANGUAGES = [("en", "English"), ("sv", "Svenska"), ("fi", "Suomi")]
 LOCALE_PATHS = [BASE_DIR / "tenantlink" / "locale"]
 USE_I18N = True

@@ -441,7 +441,7 @@ def test_the_last_licence_date_allowed_shows_in_every_time_zone(client, contoso)
     """Single sign-on page of an administrator as far east (Kiritimati, UTC+14) and west (Pago Pago,
     UTC-11) as zones go, with the licence ending on the last day an operator may give it."""
     call_command("licence", "grant", "Contoso Ltd", "--until", "9998-12-31", stdout=io.StringIO())
-    for zone, shown in (("Pacific/Kiritimati", "Jan. 1, 9999"), ("Pacific/Pago_Pago", "Dec. 31, 9998")):
+    for zone, shown in (("Pacific/Kiritimati", "1 January 9999"), ("Pacific/Pago_Pago", "31 December 9998")):
         administrator = make_user(f"ada{zone[-4:].lower()}", contoso, User.Role.ADMINISTRATOR, time_zone=zone)
         browser = signed_in_browser(administrator)
 

@@ -72,7 +72,7 @@ def test_a_revoked_licence_reads_as_revoked_and_says_when(admin_client, contoso)
     page = admin_client.get("/company/sso/").content.decode()
 
     assert '<span class="badge bad">Revoked</span>' in page
-    assert "it was revoked on March 5, 2026" in page
+    assert "it was revoked on 5 March 2026" in page
     assert "it was valid until" not in page
 
 
@@ -82,7 +82,7 @@ def test_an_expired_licence_says_until_when_it_was_valid(admin_client, contoso):
     page = admin_client.get("/company/sso/").content.decode()
 
     assert '<span class="badge bad">Expired</span>' in page
-    assert "(it was valid until March 5, 2026)" in page
+    assert "(it was valid until 5 March 2026)" in page
 
 
 def test_a_licence_that_starts_later_says_when(admin_client, contoso):
