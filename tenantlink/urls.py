@@ -57,6 +57,7 @@ urlpatterns = [
     path("company/users/", company.user_list, name="company_users"),
     path("company/users/new/", company.user_create, name="company_user_create"),
     path("company/users/<int:user_id>/", company.user_detail, name="company_user"),
+    path("company/users/<int:user_id>/edit/", company.user_edit, name="company_user_edit"),
     path("company/users/<int:user_id>/deactivate/", company.user_deactivate, name="company_user_deactivate"),
     path("company/users/<int:user_id>/reactivate/", company.user_reactivate, name="company_user_reactivate"),
     path(

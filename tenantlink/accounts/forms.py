@@ -277,7 +277,20 @@ class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
         return self.user if changed else None
 
 
-class CompanyUserForm(forms.ModelForm):
+class PersonForm(forms.ModelForm):
+    """What an administrator enters about a user of their company, the same rules whether new or
+    changed: the model's (plain text, lengths, a valid address) and a display name required."""
+
+    class Meta:
+        model = User
+        fields = ["display_name", "email", "role"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["display_name"].required = True
+
+
+class CompanyUserForm(PersonForm):
     """An administrator creates a user of their own company."""
 
     HOW_PASSWORD = "password"
@@ -311,14 +324,12 @@ class CompanyUserForm(forms.ModelForm):
 
     field_order = ["username", "display_name", "email", "email_language", "role", "how", "initial_password"]
 
-    class Meta:
-        model = User
-        fields = ["username", "display_name", "email", "role"]
+    class Meta(PersonForm.Meta):
+        fields = ["username", *PersonForm.Meta.fields]
 
     def __init__(self, company, *args, **kwargs):
         self.company = company
         super().__init__(*args, **kwargs)
-        self.fields["display_name"].required = True
         # The administrator's own language: the people they add likely share it.
         self.fields["email_language"].initial = translation.get_language()
 
@@ -369,6 +380,39 @@ class CompanyUserForm(forms.ModelForm):
         if commit:
             user.save()
         return user
+
+
+class CompanyUserEditForm(PersonForm):
+    """An administrator changes a user of their own company: display name, email address, role.
+    Not the username (people sign in with it, and the audit log names them by it), nor a
+    password. Not their own role either: another administrator changes that, so that nobody
+    leaves the company without an administrator by a slip of their own."""
+
+    def __init__(self, administrator, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        role = self.fields["role"]
+        if self.instance.pk == administrator.pk:
+            role.disabled = True  # shown, and its stored value kept whatever a request sends
+            role.help_text = _("You cannot change your own role. Another administrator can.")
+        else:
+            role.help_text = _(
+                "Administrators manage the company's users and single sign-on and read its audit log. "
+                "A change takes effect at once, also where the user is signed in now."
+            )
+        if self.instance.awaits_invitation:
+            # The invitation's link is made from the address too (Django's token): a new address
+            # ends the links sent to the old one.
+            self.fields["email"].help_text = _(
+                "They have not accepted their invitation yet. A new address ends the links sent to the old one; "
+                "“Send invitation again” on their page then sends one to the new address."
+            )
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        # Not signed in yet and no password of their own: an invitation is their only way in.
+        if not email and not self.instance.has_usable_password() and self.instance.last_login is None:
+            raise ValidationError(_("An invitation needs an email address."), code="required")
+        return email
 
 
 REGIONS = ("Africa", "America", "Antarctica", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific")

@@ -24,6 +24,10 @@ from tenantlink.lib.queries import Prepared, update
 from tenantlink.lib.validators import known_time_zone, plain_text
 
 USERNAME_TAKEN = _("This username is taken. Choose another one.")
+LAST_ADMINISTRATOR = _(
+    "This is the company's last administrator: make someone else an administrator first, "
+    "else nobody could manage the company's users."
+)
 
 
 class UserQuerySet(models.QuerySet):
@@ -220,6 +224,29 @@ class User(AbstractBaseUser, PermissionsMixin):
         for name, value in columns.items():
             setattr(self, name, value)
         return bool(User.objects.filter(pk=self.pk, password=read).update(password=self.password, **columns))
+
+    def change_details(self, **values):
+        """Store `values` (display name, email address, role: what a company administrator edits)
+        where they differ from this object's, writing only those columns, never the rest of a row
+        read earlier (a deactivation or "sign out everywhere" made meanwhile stays). {name: (old,
+        new)} of what changed, empty when nothing did. The company's last active administrator is
+        not made a member (ValidationError on "role"). Read this object under a lock on its row:
+        the old values are then the ones stored."""
+        changes = {name: (getattr(self, name), new) for name, new in values.items() if getattr(self, name) != new}
+        if "role" in changes and self.is_company_admin and not self._other_administrators().exists():
+            raise ValidationError({"role": ValidationError(LAST_ADMINISTRATOR, code="last_administrator")})
+        if changes:
+            User.objects.filter(pk=self.pk).update(**{name: new for name, (_old, new) in changes.items()})
+            for name, (_old, new) in changes.items():
+                setattr(self, name, new)
+        return changes
+
+    def _other_administrators(self):
+        return (
+            User.objects.of_company(self.company_id)
+            .filter(role=self.Role.ADMINISTRATOR, is_active=True)
+            .exclude(pk=self.pk)
+        )
 
     def end_all_sessions(self):
         User.objects.filter(pk=self.pk).update(session_generation=models.F("session_generation") + 1)

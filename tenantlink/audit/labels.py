@@ -47,6 +47,9 @@ DETAIL_NAMES = {
     "recovered": _("Working again after failing"),
     "replaced": _("Replaced an earlier authenticator app"),
     "role": _("Role"),
+    # The fields of a user that an administrator changes (the model's own words for them).
+    "display_name": capfirst(_("display name")),
+    "email": capfirst(_("email address")),
     "via": _("Done in"),
     "password_sign_in": _("Password sign-in"),
     "product": capfirst(_("product")),

@@ -33,6 +33,7 @@ class Action(models.TextChoices):
     USER_INVITED_AGAIN = "user.invited_again", _("Sent the invitation again")
     USER_DEACTIVATED = "user.deactivated", _("Deactivated user")
     USER_REACTIVATED = "user.reactivated", _("Reactivated user")
+    USER_CHANGED = "user.changed", _("Changed user")
     COMPANY_CREATED = "company.created", _("Created company")
     LICENCE_GRANTED = "licence.granted", _("Granted licence")
     LICENCE_EXTENDED = "licence.extended", _("Extended licence")

@@ -4,7 +4,7 @@ undone in a click (deactivating, resetting the second factor) is a page of its o
 will happen (GET) with the button that does it (POST)."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from tenantlink.accounts.flows import send_invitation, send_invitation_again
-from tenantlink.accounts.forms import CompanyUserForm
+from tenantlink.accounts.forms import CompanyUserEditForm, CompanyUserForm
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
@@ -134,6 +134,62 @@ def user_deactivate(request, user_id):
     else:
         messages.success(request, _("%(name)s can no longer sign in.") % {"name": member.get_full_name()})
     return redirect("company_user", user_id=member.pk)
+
+
+@company_admin_required
+@require_http_methods(["GET", "POST"])
+def user_edit(request, user_id):
+    member = get_company_object(request, User.objects, pk=user_id)
+    name = member.get_full_name()  # as stored: the form writes what is typed into `member`
+    form = CompanyUserEditForm(request.user, instance=member, data=request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        with transaction.atomic():
+            # Locked as a deactivation is: of two administrators making each other members at the
+            # same moment, the second finds that she is no longer one (403), and the company keeps
+            # an administrator: the one acting is one, and cannot change her own role.
+            _lock_as_administrator(request, member)
+            # Read again under the lock: what is replaced is what is stored (another tab's change of a
+            # moment ago: the last one sent wins, and the log says from what), and a person deleted
+            # meanwhile, or no longer the company's, is not found.
+            stored = get_company_object(request, User.objects, pk=member.pk)
+            try:
+                changes = stored.change_details(**form.cleaned_data)
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                if changes:  # recorded under the lock: the log's order is the order of the changes
+                    AuditEvent.objects.record(Action.USER_CHANGED, request=request, target=stored, **_audited(changes))
+        if not form.errors:  # else refused under the lock (the last administrator)
+            _say_what_changed(request, stored, changes)
+            return redirect("company_user", user_id=member.pk)
+    return render(request, "accounts/company_user_edit.html", {"form": form, "member": member, "name": name})
+
+
+def _audited(changes):
+    """An edit's audit details: the fields changed, and the old and new values of each but the
+    email address, which the log names only (as it does for the operator admin's changes)."""
+    details = {"fields": list(changes)}
+    values = {name: {"from": old, "to": new} for name, (old, new) in changes.items() if name != "email"}
+    if values:
+        details["changes"] = values
+    return details
+
+
+def _say_what_changed(request, member, changes):
+    name = member.get_full_name()
+    if not changes:  # the same values, or another tab saved them a moment ago
+        messages.info(request, _("Nothing changed: %(name)s already had these details.") % {"name": name})
+        return
+    messages.success(request, _("The changes to %(name)s have been saved.") % {"name": name})
+    if "email" in changes and member.awaits_invitation:
+        messages.info(
+            request,
+            _(
+                "The invitation links sent to the old address no longer work. "
+                "“Send invitation again” sends a new one to %(email)s."
+            )
+            % {"email": member.email},
+        )
 
 
 @company_admin_required
