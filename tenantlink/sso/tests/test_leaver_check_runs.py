@@ -91,10 +91,26 @@ def test_reactivated_while_still_connected_the_page_says_the_next_check_undoes_i
     del fake_microsoft.accounts[BEN]
     run()
     page = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True).content.decode()
-    assert "Reactivated, this user is deactivated again by the next leaver check" in page
+    assert "The next leaver check deactivates this user again" in page
     run()
     member.refresh_from_db()
     assert not member.is_active  # as the page said
+
+
+def test_with_the_leaver_check_turned_off_a_reactivation_carries_no_warning(
+    checked, fake_microsoft, member, admin_client
+):
+    connect(member, checked, fake_microsoft, BEN)
+    del fake_microsoft.accounts[BEN]
+    run()
+    admin_client.post(f"/company/sso/{checked.pk}/leavers/off/")
+
+    page = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True).content.decode()
+
+    assert "The Microsoft account was deleted" in page and "leaver-reactivation" not in page
+    run()
+    member.refresh_from_db()
+    assert member.is_active  # nothing undid it
 
 
 def test_remove_the_connection_only(checked, fake_microsoft, member, django_capture_on_commit_callbacks):
