@@ -416,7 +416,7 @@ def test_an_invitation_can_be_sent_again_until_it_is_accepted(admin_client, admi
 
     # Bob has a password already: no invitation for him.
     response = admin_client.post(f"/company/users/{member.pk}/invite/", follow=True)
-    assert "Only an active user who has not yet accepted an invitation can be sent one." in text(response)
+    assert "Bob has chosen a password already, so nothing was sent." in text(response)
     assert len(mail.outbox) == 2
 
 
@@ -449,6 +449,18 @@ def test_sending_again_as_the_person_accepts_keeps_their_password(admin_client):
     assert len(mail.outbox) == 1  # nothing more sent
     carol.refresh_from_db()
     assert carol.check_password(CHOSEN_PASSWORD)
+
+
+def test_sending_again_from_a_page_older_than_the_acceptance_says_so(admin_client):
+    carol = invite_carol(admin_client)
+    mail.outbox.clear()
+    carol.set_password("carol's own passphrase")  # she accepted in the meantime
+    carol.save(update_fields=["password"])
+
+    response = admin_client.post(f"/company/users/{carol.pk}/invite/", follow=True)
+
+    assert "Carol Jones has chosen a password already, so nothing was sent." in text(response)
+    assert "Only an active user" not in text(response) and not mail.outbox
 
 
 def test_two_invitations_sent_again_at_once_say_which_link_works(admin_client):

@@ -125,6 +125,8 @@ def test_deactivating_someone_twice_records_it_once_and_says_so(admin_client, me
     admin_client.post(f"/company/users/{member.pk}/deactivate/")
     response = admin_client.post(f"/company/users/{member.pk}/deactivate/", follow=True)  # a second tab
     assert "Bob was already deactivated." in text(response)
+    response = admin_client.get(f"/company/users/{member.pk}/deactivate/", follow=True)  # Back to the question
+    assert "Bob was already deactivated." in text(response) and "Deactivate Bob?" not in text(response)
     admin_client.post(f"/company/users/{member.pk}/reactivate/")
     response = admin_client.post(f"/company/users/{member.pk}/reactivate/", follow=True)
     assert "Bob was already active." in text(response)

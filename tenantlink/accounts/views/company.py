@@ -122,8 +122,11 @@ def user_deactivate(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     if _refuse_self(request, member):
         return redirect("company_user", user_id=member.pk)
-    if request.method == "GET":  # it signs them out at once: the button asks first
+    if request.method == "GET" and member.is_active:  # it signs them out at once: the button asks first
         return render(request, "accounts/company_user_deactivate.html", {"member": member})
+    if request.method == "GET":  # Back, or a second tab, after it was done
+        messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
+        return redirect("company_user", user_id=member.pk)
     with transaction.atomic():
         _lock_as_administrator(request, member)
         deactivated = member.deactivate()
@@ -239,7 +242,13 @@ def user_reset_second_factor(request, user_id):
 def user_resend_invitation(request, user_id):
     member = get_company_object(request, User.objects, pk=user_id)
     outcome = send_invitation_again(request, member) if member.awaits_invitation else "not_awaiting"
-    if outcome == "not_awaiting":
+    if outcome == "not_awaiting" and member.is_active and member.has_usable_password():
+        # A page older than the acceptance (left open, another tab): nothing to send, nothing wrong.
+        messages.info(
+            request,
+            _("%(name)s has chosen a password already, so nothing was sent.") % {"name": member.get_full_name()},
+        )
+    elif outcome == "not_awaiting":
         messages.error(request, _("Only an active user who has not yet accepted an invitation can be sent one."))
     elif outcome == "sent":
         messages.success(
