@@ -156,6 +156,17 @@ class Integration(models.Model):
         return min(100, round(100 * self.connected / self.active_users))
 
     @property
+    def adoption_shown(self):
+        """adoption_percent as written beside the bar: never 0 once someone is connected, nor 100
+        while someone is not (1 of 310 is "<1", 309 of 310 ">99")."""
+        percent = self.adoption_percent
+        if percent == 0 and self.connected:
+            return "<1"
+        if percent == 100 and self.connected < self.active_users:
+            return ">99"
+        return str(percent)
+
+    @property
     def failure_message(self):
         return FAILURE_REASONS.get(self.failure_reason, "")
 

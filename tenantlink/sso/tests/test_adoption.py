@@ -12,6 +12,7 @@ import zoneinfo
 
 import pytest
 from django.core.management import call_command
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -231,3 +232,18 @@ def test_members_and_administrators_have_no_operator_page(client, admin):
     sign_in(client, admin)
     response = client.get("/staff/sso/integration/adoption/")
     assert response.status_code == 302 and response.url.startswith("/staff/login/")
+
+
+@pytest.mark.parametrize(
+    ("connected", "active", "shown"),
+    [
+        (1, 310, "1 of 310 active users (&lt;1%)"),
+        (309, 310, "309 of 310 active users (&gt;99%)"),
+        (0, 310, "0 of 310 active users (0%)"),
+        (2, 3, "2 of 3 active users (67%)"),
+    ],
+)
+def test_the_share_beside_the_bar_is_never_rounded_to_nobody_or_everybody(connected, active, shown):
+    integration = Integration(display_name="Contoso")
+    integration.connected, integration.active_users = connected, active
+    assert shown in render_to_string("sso/_adoption_bar.html", {"integration": integration})
