@@ -4,6 +4,7 @@ The half-finished sign-in (password accepted, second factor pending) lives in th
 a deadline; nothing about it is trusted from the browser."""
 
 import contextlib
+import datetime
 import logging
 import smtplib
 import time
@@ -18,7 +19,7 @@ from django.core.mail import send_mail
 from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
@@ -272,6 +273,7 @@ def send_invitation(request, user, action=Action.USER_INVITED):
         "company": user.company,
         "inviter": request.user,
         "SITE_NAME": settings.SITE_NAME,
+        "expires": timezone.now() + datetime.timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT),
     }
     try:
         with user.addressed():

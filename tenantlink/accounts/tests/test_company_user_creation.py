@@ -2,6 +2,7 @@
 invitation: the new user's own first steps, and every form that is refused."""
 
 import re
+import zoneinfo
 from unittest import mock
 
 from django.core import mail
@@ -244,6 +245,10 @@ def test_an_invited_user_gets_an_email_and_chooses_a_password_once(admin_client,
     message = mail.outbox[0]
     assert message.to == ["carol@example.com"]
     assert "Contoso Ltd" in message.body and "Your username: carol" in message.body
+    # Until when the link works, in her time zone (the portal's default: she has chosen none).
+    ends = timezone.localtime(timezone.now() + timezone.timedelta(days=3), zoneinfo.ZoneInfo("Europe/Stockholm"))
+    until = re.search(r"the link works once, until (.+), (\S+) time\):", message.body)
+    assert until.group(2) == "Europe/Stockholm" and until.group(1).startswith(f"{ends.day} {ends:%B %Y}, ")
     page = admin_client.get(f"/company/users/{carol.pk}/")
     assert "Carol Jones has been created." in text(page)
     assert "An invitation has been sent to carol@example.com." in text(page)
