@@ -20,17 +20,23 @@ DATE_RANGE = [
 DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
+class PersonChoiceField(forms.ModelChoiceField):
+    """A person by name and username: names repeat (two Aino Karlssons), usernames tell little."""
+
+    def label_from_instance(self, obj):
+        name = obj.get_full_name()
+        return f"{name} ({obj.username})" if name != obj.username else name
+
+
 class AuditFilterForm(forms.Form):
-    user = forms.ModelChoiceField(
-        label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone")
-    )
+    user = PersonChoiceField(label=_("User"), queryset=User.objects.none(), required=False, empty_label=_("Anyone"))
     action = forms.ChoiceField(label=_("Action"), required=False)
     since = forms.DateField(label=_("From"), required=False, validators=DATE_RANGE, widget=DATE_PICKER)
     until = forms.DateField(label=_("To"), required=False, validators=DATE_RANGE, widget=DATE_PICKER)
 
     def __init__(self, company, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = User.objects.of_company(company)
+        self.fields["user"].queryset = User.objects.of_company(company).order_by("display_name", "username")
         self.fields["action"].choices = [("", _("Any action")), *Action.choices]
 
     def clean(self):

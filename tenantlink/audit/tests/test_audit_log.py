@@ -10,8 +10,9 @@ import re
 import pytest
 from django.test import Client
 
+from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent, Outcome
-from tenantlink.conftest import sign_in
+from tenantlink.conftest import make_user, sign_in
 
 UTC = datetime.UTC
 HEADER = ["time_utc", "actor", "action", "target", "outcome", "client_address", "user_agent", "details"]
@@ -244,6 +245,15 @@ def test_the_page_names_the_time_zone_of_its_times(admin_client, admin):
     admin.save(update_fields=["time_zone"])
     page = text(admin_client.get("/company/audit/"))
     assert "Times are shown in your time zone (America/New_York); the export has them in UTC." in page
+
+
+def test_the_user_filter_names_people_by_name_and_username(admin_client, member, contoso):
+    User.objects.filter(pk=make_user("bob2", contoso).pk).update(display_name="Bob")  # two Bobs
+    page = text(admin_client.get("/company/audit/"))
+    choices = re.findall(
+        r'<option value="\d+">([^<]*)</option>', re.search(r'<select name="user".*?</select>', page, re.S).group(0)
+    )
+    assert choices == ["Alice (alice)", "Bob (bob)", "Bob (bob2)"]
 
 
 def test_export_sends_the_filters_as_the_form_shows_them(admin_client, log):
