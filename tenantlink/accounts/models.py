@@ -8,6 +8,7 @@ import zoneinfo
 
 import pyotp
 from django.conf import settings
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession, BaseSessionManager
 from django.core.exceptions import ValidationError
@@ -30,11 +31,28 @@ LAST_ADMINISTRATOR = _(
 )
 
 
+# A person's status as the user list and the user's page show it (User.standing): its words, its
+# badge, and who has it, as a filter (the same rules, in the database).
+_UNUSABLE = models.Q(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+_ACTIVE = models.Q(is_active=True)
+STANDINGS = {
+    "active": (_("Active"), "ok", _ACTIVE & ~_UNUSABLE & models.Q(totp__isnull=False)),
+    "no_second_factor": (_("No second factor yet"), "warn", _ACTIVE & ~_UNUSABLE & models.Q(totp__isnull=True)),
+    "invited": (_("Invited"), "warn", _ACTIVE & _UNUSABLE & models.Q(last_login__isnull=True)),
+    "password_off": (_("Password sign-in off"), "warn", _ACTIVE & _UNUSABLE & models.Q(last_login__isnull=False)),
+    "deactivated": (_("Deactivated"), "bad", models.Q(is_active=False)),
+}
+
+
 class UserQuerySet(models.QuerySet):
     def of_company(self, company):
         """The company's own people: not operator staff, whom the operator admin may give a
         company too (they are not the company's to see or manage)."""
         return self.filter(company=company, is_staff=False, is_superuser=False)
+
+    def of_standing(self, standing):
+        """The people whose User.standing is that of STANDINGS[`standing`]."""
+        return self.filter(STANDINGS[standing][2])
 
 
 class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
@@ -285,12 +303,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     def standing(self):
         """The account's status as the user list and the user's page show it: (words, badge)."""
         if not self.is_active:
-            return _("Deactivated"), "bad"
-        if not self.has_usable_password():
-            return (_("Invited"), "warn") if self.last_login is None else (_("Password sign-in off"), "warn")
-        if not self.has_second_factor:
-            return _("No second factor yet"), "warn"
-        return _("Active"), "ok"
+            key = "deactivated"
+        elif not self.has_usable_password():
+            key = "invited" if self.last_login is None else "password_off"
+        else:
+            key = "active" if self.has_second_factor else "no_second_factor"
+        return STANDINGS[key][:2]
 
     def reset_second_factor(self):
         """Remove the authenticator and recovery codes, and end every session: usually the phone

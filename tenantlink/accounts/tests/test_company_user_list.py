@@ -6,6 +6,7 @@ import re
 
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.accounts.tests.company_user_helpers import (
@@ -105,6 +106,36 @@ def test_the_list_and_each_users_page_give_the_same_status(admin_client, member,
         assert rows[str(user.pk)] == status
         page = text(admin_client.get(f"/company/users/{user.pk}/"))
         assert re.search(rf"<dt>Status</dt><dd><span class=\"badge \w+\">{status}</span>", page), status
+
+
+def test_the_list_filters_by_status_and_role_and_counts_what_it_finds(admin_client, admin, member, contoso):
+    invited = make_user("ivy", contoso, enrolled=False)
+    invited.set_unusable_password()
+    invited.save()
+    not_enrolled = make_user("nat", contoso, enrolled=False)
+    gone = make_user("gus", contoso, is_active=False)
+    switched_off = make_user("pia", contoso)  # signed in with Microsoft only: password sign-in off
+    switched_off.set_unusable_password()
+    switched_off.last_login = timezone.now()
+    switched_off.save()
+
+    for status, people in (
+        ("active", [admin, member]),
+        ("invited", [invited]),
+        ("no_second_factor", [not_enrolled]),
+        ("password_off", [switched_off]),
+        ("deactivated", [gone]),
+    ):
+        response = admin_client.get("/company/users/", {"status": status})
+        assert sorted(user_links(response)) == sorted(person.pk for person in people), status
+        assert f'<option value="{status}" selected>' in text(response)
+        assert f"{len(people)} user{'s' if len(people) > 1 else ''}</p>" in text(response)
+
+    administrators = admin_client.get("/company/users/", {"role": "administrator", "status": "active"})
+    assert user_links(administrators) == [admin.pk] and "1 user</p>" in text(administrators)
+    assert "6 users</p>" in text(admin_client.get("/company/users/"))
+    # Values that are none of the choices filter nothing.
+    assert "6 users</p>" in text(admin_client.get("/company/users/", {"status": "nonsense", "role": "owner"}))
 
 
 def test_a_users_recent_activity_is_named_as_its_heading_says(admin_client, member):

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from tenantlink.accounts.flows import send_invitation, send_invitation_again
 from tenantlink.accounts.forms import CompanyUserEditForm, CompanyUserForm
-from tenantlink.accounts.models import User
+from tenantlink.accounts.models import STANDINGS, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.scoping import company_admin_required, company_objects, get_company_object
 
@@ -27,6 +27,8 @@ SEARCH_LENGTH = 254  # an email address's longest: the search box takes as much 
 def user_list(request):
     query = request.GET.get("q", "").strip()[:SEARCH_LENGTH]
     microsoft = request.GET.get("microsoft", "")
+    standing = request.GET.get("status", "")
+    role = request.GET.get("role", "")
     users = company_objects(request, User.objects.select_related("totp", "microsoft_connection"))
     if query:
         users = users.filter(
@@ -34,14 +36,23 @@ def user_list(request):
         )
     if microsoft in ("connected", "not_connected"):
         users = users.filter(microsoft_connection__isnull=microsoft == "not_connected")
+    if standing in STANDINGS:
+        users = users.of_standing(standing)
+    if role in User.Role.values:
+        users = users.filter(role=role)
     page = Paginator(users.order_by("username"), PAGE_SIZE).get_page(request.GET.get("page"))
-    filters = {key: value for key, value in (("q", query), ("microsoft", microsoft)) if value}
+    filters = {"q": query, "microsoft": microsoft, "status": standing, "role": role}
     context = {
         "page": page,
         "search": query,
         "search_length": SEARCH_LENGTH,
         "microsoft": microsoft,
-        "query": urlencode(filters),
+        "standing": standing,
+        "standings": [(key, words) for key, (words, _badge, _who) in STANDINGS.items()],
+        "role": role,
+        "roles": User.Role.choices,
+        "filtered": any(filters.values()),
+        "query": urlencode({key: value for key, value in filters.items() if value}),
     }
     return render(request, "accounts/company_users.html", context)
 
