@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.dispatch import Signal
@@ -312,3 +312,11 @@ def send_invitation_again(request, user):
         user.password = read
         return "not_sent"
     return "sent" if User.objects.filter(pk=user.pk, password=user.password).exists() else "crossed"
+
+
+def end_other_sessions(request, user):
+    """Sign the user out everywhere but in this session, after a change to how they sign in:
+    whoever holds another of their sessions (a forgotten browser, a stolen phone's) must not
+    outlast it. Half-finished sign-ins elsewhere end too (start_pending keeps the hash)."""
+    user.end_all_sessions()
+    update_session_auth_hash(request, user)  # a new key, and the new hash, for this session

@@ -130,6 +130,9 @@ def reenrol_totp(request):
                 ),
             )
             return redirect("profile_settings")
+        # Whoever is signed in elsewhere with the old app's codes (its phone lost or stolen) is not
+        # any more; this session stays.
+        flows.end_other_sessions(request, request.user)
         AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, target=request.user, replaced=True)
         messages.success(request, _("Your new authenticator app is set up. Codes from the old one no longer work."))
         return redirect("profile_settings")
@@ -143,6 +146,9 @@ def reenrol_totp(request):
 def regenerate_recovery_codes(request):
     if request.method == "GET":
         return render(request, "accounts/regenerate_codes.html", {"tab": "settings"})
+    # New codes because the old ones were seen or lost: a session opened with one of them ends
+    # (first, so that the new codes go into this session under its new key).
+    flows.end_other_sessions(request, request.user)
     flows.give_recovery_codes(request, request.user)
     messages.warning(request, _("Your earlier recovery codes no longer work."))
     return redirect(reverse("new_recovery_codes") + "?" + urlencode({"next": reverse("profile_settings")}))
