@@ -78,6 +78,8 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
             # As the company administrator's "Deactivate": every session ends now, so that a
             # reactivation brings none back.
             obj.end_all_sessions()
+        if change and "is_active" in form.changed_data:  # told as by the company administrator's pages
+            flows.notify(request, obj, "reactivated" if obj.is_active else "deactivated")
         if change and {"company", "is_staff", "is_superuser"} & set(form.changed_data):
             flows.standing_changed.send(sender=User, request=request, user=obj)
 
@@ -116,6 +118,7 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
         for user in queryset:
             if user.reset_second_factor():  # else nothing to reset (or reset a moment ago, and recorded then)
                 AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=user, via="staff admin")
+                flows.notify(request, user, "second_factor_reset")
                 count += 1
         self.message_user(
             request,
@@ -144,6 +147,8 @@ class UserAdmin(LabelledInputs, StaffAuditMixin, DjangoUserAdmin):
                     if not user.has_usable_password():
                         details["password_sign_in"] = "disabled"
                     AuditEvent.objects.record(Action.PASSWORD_CHANGED, request=request, target=user, **details)
+                    notice = "password_changed" if user.has_usable_password() else "password_sign_in_off"
+                    flows.notify(request, user, notice)  # once committed
         return response
 
 

@@ -1,4 +1,5 @@
-"""The sign-in flow's state between its steps, authenticator set-up, and invitations.
+"""The sign-in flow's state between its steps, authenticator set-up, invitations, and the
+security notices that tell people by email what happened to their account.
 
 The half-finished sign-in (password accepted, second factor pending) lives in the session with
 a deadline; nothing about it is trusted from the browser."""
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
+from django.db import transaction
 from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -314,3 +316,86 @@ def send_invitation_again(request, user):
         user.password = read
         return "not_sent"
     return "sent" if User.objects.filter(pk=user.pk, password=user.password).exists() else "crossed"
+
+
+def end_other_sessions(request, user):
+    """Sign the user out everywhere but in this session, after a change to how they sign in:
+    whoever holds another of their sessions (a forgotten browser, a stolen phone's) must not
+    outlast it. Half-finished sign-ins elsewhere end too (start_pending keeps the hash)."""
+    user.end_all_sessions()
+    update_session_auth_hash(request, user)  # a new key, and the new hash, for this session
+
+
+def _done_by(request, user):
+    """Who changed the user's account, for the words of a notice: "self", "administrator" (of
+    their company) or "operator" (operator staff, in the operator admin or on the command line,
+    which has no request)."""
+    if request is None:
+        return "operator"
+    if not request.user.is_authenticated or request.user == user:
+        return "self"
+    if request.user.is_operator or request.user.company_id != user.company_id:
+        return "operator"
+    return "administrator"
+
+
+def _signed_out(what, by):
+    """Where the change signed the user out, for the words of a notice: "elsewhere" (their own
+    change in My Profile, whose session stays), "everywhere", or "" (nowhere)."""
+    if what in ("reactivated", "wrong_codes"):
+        return ""
+    if by == "self" and what in ("password_changed", "authenticator_replaced", "recovery_codes_replaced"):
+        return "elsewhere"
+    return "everywhere"
+
+
+def _notice_subject(what):
+    return {
+        "password_changed": _("The password of your %(site)s account was changed"),
+        "password_sign_in_off": _("Password sign-in was turned off for your %(site)s account"),
+        "second_factor_reset": _("The second factor of your %(site)s account was reset"),
+        "authenticator_replaced": _("A new authenticator app was set up for your %(site)s account"),
+        "recovery_codes_replaced": _("New recovery codes were made for your %(site)s account"),
+        "wrong_codes": _("Someone who knows your %(site)s password entered wrong codes"),
+        "deactivated": _("Your %(site)s account was deactivated"),
+        "reactivated": _("Your %(site)s account was reactivated"),
+    }[what] % {"site": settings.SITE_NAME}
+
+
+def notify(request, user, what):
+    """Tell the user by email of a change to how they sign in (`what`, see _notice_subject): if
+    it was not them, they should know at once; if someone else did it, who. Sent when the change
+    is committed (never for one rolled back, and no mail server is waited for while rows are
+    locked); a user without an email address gets none. No secret is ever in it: no code, no
+    password, no link that signs anyone in. A mail server that does not take it is logged: the
+    change stands either way."""
+    if not user.email:
+        return
+    by = _done_by(request, user)
+    context = {
+        "user": user,
+        "what": what,
+        "when": timezone.now(),
+        "by": by,
+        "signed_out": _signed_out(what, by),
+        "SITE_NAME": settings.SITE_NAME,
+        "SITE_URL": settings.SITE_URL,
+    }
+
+    def send():
+        try:
+            with user.addressed():
+                body = render_to_string("accounts/email/security.txt", context)
+                send_mail(_notice_subject(what), body, None, [user.email])
+        except (smtplib.SMTPException, OSError) as error:
+            log.warning("Security notice %s to user %s not sent: %s", what, user.pk, error.__class__.__name__)
+
+    transaction.on_commit(send)
+
+
+def wrong_codes_paused(request, user):
+    """Wrong codes after the right password have just paused the account (once per pause: the
+    pause starts once): whoever typed them probably knows the password, and its person is told,
+    at most once a day, so that a guesser cannot fill their mailbox one pause after another."""
+    if user.email and throttle.may_tell_of_wrong_codes(user):
+        notify(request, user, "wrong_codes")

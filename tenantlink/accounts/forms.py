@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from tenantlink.accounts import throttle
+from tenantlink.accounts import flows, throttle
 from tenantlink.accounts.models import USERNAME_TAKEN, RecoveryCode, TOTPDevice, User
 from tenantlink.accounts.validators import MAX_PASSWORD_LENGTH
 from tenantlink.audit import labels
@@ -148,7 +148,11 @@ class SecondFactorForm(forms.Form):
                 reused = RECOVERY_CODE_USED
             return throttle.NOT_A_GUESS if reused else False
 
-        outcome = throttle.checked(self.request, user, check)
+        # This is the second step: the password was right. Codes wrong until the account pauses
+        # tell that someone else probably knows it, and its person is told.
+        outcome = throttle.checked(
+            self.request, user, check, on_pause=lambda: flows.wrong_codes_paused(self.request, user)
+        )
         if outcome is not True:
             used = outcome is throttle.NOT_A_GUESS
             AuditEvent.objects.record(

@@ -6,7 +6,7 @@ import pyotp
 from django.conf import settings
 from django.test import Client
 
-from tenantlink.accounts.forms import ChangePasswordForm, PreferencesForm
+from tenantlink.accounts.forms import ChangePasswordForm, ConfirmCodeForm, PreferencesForm
 from tenantlink.accounts.models import RecoveryCode, TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import PASSWORD, code_for
@@ -59,6 +59,39 @@ def test_changing_the_password_ends_other_sessions(member_client, member):
     new = "a brand new passphrase"
     member_client.post("/profile/password/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
     assert other_browser.get("/portal/").status_code == 302
+    assert member_client.get("/portal/").status_code == 200
+
+
+def manual_key(page):
+    return re.search(r'id="manual-key">([A-Z2-7 ]+)<', page.content.decode()).group(1).replace(" ", "")
+
+
+def other_browser(user):
+    """A second browser signed in as `user` (with a code of its own: a code counts once)."""
+    browser = Client()
+    browser.post("/signin/", {"username": user.username, "password": PASSWORD})
+    assert browser.post("/signin/verify/", {"code": code_for(user, offset=1)}).url == "/portal/"
+    return browser
+
+
+def test_moving_to_a_new_authenticator_ends_other_sessions_and_keeps_this_one(member_client, member):
+    elsewhere = other_browser(member)
+    seed = manual_key(member_client.get("/profile/authenticator/"))
+
+    member_client.post("/profile/authenticator/", {"code": pyotp.TOTP(seed).now()})
+
+    assert elsewhere.get("/portal/").status_code == 302
+    assert member_client.get("/portal/").status_code == 200
+
+
+def test_new_recovery_codes_end_other_sessions_and_keep_this_one(member_client, member):
+    elsewhere = other_browser(member)
+
+    member_client.post("/profile/recovery-codes/")
+
+    assert elsewhere.get("/portal/").status_code == 302
+    page = member_client.get("/profile/recovery-codes/new/").content.decode()  # shown here, under the new key
+    assert len(re.findall(r"<li>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</li>", page)) == 10
     assert member_client.get("/portal/").status_code == 200
 
 
@@ -130,25 +163,43 @@ def test_moving_to_a_new_authenticator_after_a_recent_signin(member_client, memb
     assert TOTPDevice.objects.get(user=member).seed == seed
 
 
-def test_of_two_browsers_moving_to_a_new_authenticator_the_second_to_finish_is_told_not_to_use_its_app(member):
-    """Both set-ups began before either finished: the first to finish counts, the other does not
-    silently replace it (its person would lose the app they just set up)."""
+def test_of_two_browsers_moving_to_a_new_authenticator_the_first_to_finish_signs_the_other_out(member):
+    """Both set-ups began before either finished: the first to finish counts and ends the other
+    browser's session, so the other does not silently replace it (its person would lose the app
+    they just set up)."""
     browsers = [Client(), Client()]
     for offset, browser in enumerate(browsers):  # each sign-in with a code of its own (a code counts once)
         browser.post("/signin/", {"username": member.username, "password": PASSWORD})
         assert browser.post("/signin/verify/", {"code": code_for(member, offset)}).url == "/portal/"
-    seeds = []
-    for browser in browsers:
-        page = browser.get("/profile/authenticator/").content.decode()
-        seeds.append(re.search(r'id="manual-key">([A-Z2-7 ]+)<', page).group(1).replace(" ", ""))
+    seeds = [manual_key(browser.get("/profile/authenticator/")) for browser in browsers]
 
     first = browsers[0].post("/profile/authenticator/", {"code": pyotp.TOTP(seeds[0]).now()}, follow=True)
-    second = browsers[1].post("/profile/authenticator/", {"code": pyotp.TOTP(seeds[1]).now()}, follow=True)
+    second = browsers[1].post("/profile/authenticator/", {"code": pyotp.TOTP(seeds[1]).now()})
 
     assert "Your new authenticator app is set up." in first.content.decode()
-    assert "Your authenticator app was changed in another browser after you began here" in second.content.decode()
+    assert second.url.startswith("/signin/")
     assert TOTPDevice.objects.get(user=member).seed == seeds[0]
     assert AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED).count() == 1
+
+
+def test_an_authenticator_set_up_elsewhere_while_this_one_is_being_confirmed_is_not_undone(
+    member_client, member, monkeypatch
+):
+    """The other browser finished while this request was on its way, past the sign-out that its
+    set-up brought: this one, begun earlier, does not replace it, and says so."""
+    seed = manual_key(member_client.get("/profile/authenticator/"))
+    theirs = pyotp.random_base32()
+    meanwhile(
+        monkeypatch,
+        ConfirmCodeForm,
+        lambda: TOTPDevice.replace(User.objects.get(pk=member.pk), theirs, TOTPDevice.current_step()),
+    )
+
+    response = member_client.post("/profile/authenticator/", {"code": pyotp.TOTP(seed).now()}, follow=True)
+
+    assert "Your authenticator app was changed in another browser after you began here" in response.content.decode()
+    assert TOTPDevice.objects.get(user=member).seed == theirs
+    assert not AuditEvent.objects.filter(action=Action.SECOND_FACTOR_ENROLLED).exists()
 
 
 def test_moving_to_a_new_authenticator_later_needs_the_password(member_client, member):

@@ -13,7 +13,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenantlink.accounts.flows import send_invitation, send_invitation_again
+from tenantlink.accounts.flows import notify, send_invitation, send_invitation_again
 from tenantlink.accounts.forms import CompanyUserEditForm, CompanyUserForm
 from tenantlink.accounts.models import STANDINGS, User
 from tenantlink.audit.models import Action, AuditEvent
@@ -143,6 +143,7 @@ def user_deactivate(request, user_id):
         deactivated = member.deactivate()
         if deactivated:  # recorded under the lock: the log's order is the order of the changes
             AuditEvent.objects.record(Action.USER_DEACTIVATED, request=request, target=member)
+            notify(request, member, "deactivated")  # once committed
     if not deactivated:  # already, maybe by someone else at the same moment
         messages.info(request, _("%(name)s was already deactivated.") % {"name": member.get_full_name()})
     else:
@@ -217,6 +218,7 @@ def user_reactivate(request, user_id):
         reactivated = member.reactivate()
         if reactivated:
             AuditEvent.objects.record(Action.USER_REACTIVATED, request=request, target=member)
+            notify(request, member, "reactivated")
     if not reactivated:
         messages.info(request, _("%(name)s was already active.") % {"name": member.get_full_name()})
     else:
@@ -237,6 +239,7 @@ def user_reset_second_factor(request, user_id):
         messages.info(request, _("The second factor of %(name)s was already reset.") % {"name": member.get_full_name()})
         return redirect("company_user", user_id=member.pk)
     AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, request=request, target=member)
+    notify(request, member, "second_factor_reset")
     messages.success(
         request,
         _(

@@ -79,6 +79,9 @@ def settings_tab(request):
 @require_http_methods(["GET", "POST"])
 def change_password(request):
     form = ChangePasswordForm(request, data=request.POST if request.method == "POST" else None)
+    # The initial password an administrator set, changed as asked at the first sign-in: no news
+    # to its person, who is doing it; any later change is told.
+    initial = request.user.must_change_password
     if form.is_valid():
         user = form.save()
         if user is None:
@@ -91,6 +94,8 @@ def change_password(request):
             return redirect("profile_settings")
         update_session_auth_hash(request, user)  # other sessions of this user end; this one stays
         AuditEvent.objects.record(Action.PASSWORD_CHANGED, request=request, target=user)
+        if not initial:
+            flows.notify(request, user, "password_changed")
         messages.success(request, _("Your password has been changed."))
         return redirect("profile_settings")
     return render(request, "accounts/change_password.html", {"form": form, "tab": "settings"})
@@ -130,7 +135,11 @@ def reenrol_totp(request):
                 ),
             )
             return redirect("profile_settings")
+        # Whoever is signed in elsewhere with the old app's codes (its phone lost or stolen) is not
+        # any more; this session stays.
+        flows.end_other_sessions(request, request.user)
         AuditEvent.objects.record(Action.SECOND_FACTOR_ENROLLED, request=request, target=request.user, replaced=True)
+        flows.notify(request, request.user, "authenticator_replaced")
         messages.success(request, _("Your new authenticator app is set up. Codes from the old one no longer work."))
         return redirect("profile_settings")
     context = {"form": form, "tab": "settings", **flows.enrolment_context(request.user, seed)}
@@ -143,7 +152,11 @@ def reenrol_totp(request):
 def regenerate_recovery_codes(request):
     if request.method == "GET":
         return render(request, "accounts/regenerate_codes.html", {"tab": "settings"})
+    # New codes because the old ones were seen or lost: a session opened with one of them ends
+    # (first, so that the new codes go into this session under its new key).
+    flows.end_other_sessions(request, request.user)
     flows.give_recovery_codes(request, request.user)
+    flows.notify(request, request.user, "recovery_codes_replaced")
     messages.warning(request, _("Your earlier recovery codes no longer work."))
     return redirect(reverse("new_recovery_codes") + "?" + urlencode({"next": reverse("profile_settings")}))
 

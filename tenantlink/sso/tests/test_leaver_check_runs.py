@@ -54,6 +54,21 @@ def test_a_disabled_user_is_deactivated_signed_out_recorded_and_reported(
     assert Leaver.objects.count() == 1 and len(mail.outbox) == 1
 
 
+def test_a_leaver_deactivated_by_the_check_is_not_emailed_only_the_administrators_are(
+    checked, fake_microsoft, member, admin, django_capture_on_commit_callbacks
+):
+    """The person has left: their mailbox usually went with them, and a deactivation notice
+    (accounts.flows.notify, sent when an administrator deactivates someone) is not for them."""
+    connect(member, checked, fake_microsoft, BEN, enabled=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run()
+
+    member.refresh_from_db()
+    assert not member.is_active
+    assert [message.to for message in mail.outbox] == [[admin.email]]
+
+
 def test_each_administrator_is_told_in_their_own_language(checked, fake_microsoft, member, admin, contoso):
     admin.language = "fi"
     admin.save(update_fields=["language"])

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from tenantlink.accounts.flows import notify
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         if not user.reset_second_factor():
             raise CommandError(f"{user.username} has no second factor and no recovery codes: nothing to reset.")
         AuditEvent.objects.record(Action.SECOND_FACTOR_RESET, actor_label="command line", target=user)
+        notify(None, user, "second_factor_reset")  # by operator staff, as the email says
         if had:
             self.stdout.write(
                 f"Reset the second factor of {user.username}. They set up a new authenticator at next sign-in."

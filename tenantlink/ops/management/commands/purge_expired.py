@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db.models import Q
 from django.utils import timezone
 
+from tenantlink.accounts import throttle
 from tenantlink.accounts.models import Session, Throttle
 from tenantlink.audit.models import SLOT_HISTORY, AuditEvent, SigninSlot
 from tenantlink.sso import requirement
@@ -30,8 +31,14 @@ class Command(BaseCommand):
         window_start = now - datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
         # A count whose window has passed is reset at the next attempt anyway; a pause that has
         # ended is too. Every name ever typed at the sign-in page would otherwise stay forever.
+        # The count of notices of wrong codes lasts its own day: gone earlier, a second one
+        # could go out within the day.
+        notices = Q(key__startswith=throttle.WRONG_CODES_NOTICE)
+        notices_start = now - throttle.WRONG_CODES_NOTICE_WINDOW
         throttles, _ = Throttle.objects.filter(
-            Q(locked_until__isnull=True, window_started_at__lt=window_start) | Q(locked_until__lte=now)
+            Q(locked_until__isnull=True, window_started_at__lt=window_start) & ~notices
+            | Q(locked_until__lte=now)
+            | notices & Q(window_started_at__lt=notices_start)
         ).delete()
         sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
         pending = PendingAuthorization.purge_expired()
