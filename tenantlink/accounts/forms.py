@@ -243,11 +243,16 @@ class NewPasswordForm(RulesOnTheNewPassword, SetPasswordForm):
 
 
 class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
-    """Django's form (current password required), with wrong guesses counted by the throttle."""
+    """Django's form (current password required), with wrong guesses counted by the throttle.
+    `just_typed`: the current password is the initial one an administrator set, typed moments ago
+    at a full sign-in (password and second factor): not asked for again."""
 
-    def __init__(self, request, *args, **kwargs):
+    def __init__(self, request, *args, just_typed=False, **kwargs):
         self.request = request
         super().__init__(request.user, *args, **kwargs)
+        if just_typed:
+            del self.fields["old_password"]
+            self.fields["new_password1"].widget.attrs["autofocus"] = True
 
     def clean_old_password(self):
         old_password = self.cleaned_data["old_password"]
@@ -261,7 +266,9 @@ class ChangePasswordForm(RulesOnTheNewPassword, PasswordChangeForm):
     def clean(self):
         data = super().clean()
         # The current password is right (clean_old_password), so a new one equal to it changes nothing.
-        if data.get("new_password1") and data["new_password1"] == data.get("old_password"):
+        new = data.get("new_password1")
+        same = new == data.get("old_password") if "old_password" in self.fields else self.user.check_password(new)
+        if new and same:
             self.add_error(
                 "new_password1",
                 ValidationError(

@@ -212,16 +212,36 @@ def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(a
     assert portal.status_code == 302 and portal.url == "/app/profile/password/"
     assert static.status_code == 404
 
-    response = client.post(
-        "/profile/password/",
-        {"old_password": INITIAL_PASSWORD, "new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD},
-    )
-    assert response.status_code == 302
+    # She typed the initial password a moment ago: it is not asked for again, and the profile's
+    # tabs, which would only lead back here, are not shown.
+    page = text(client.get("/profile/password/"))
+    assert "Choose your own password" in page and 'name="old_password"' not in page
+    assert 'href="/profile/settings/"' not in page
+    same = {"new_password1": INITIAL_PASSWORD, "new_password2": INITIAL_PASSWORD}
+    assert "The new password is the same as your current one." in text(client.post("/profile/password/", same))
+    response = client.post("/profile/password/", {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD})
+    assert response.status_code == 302 and response.url == "/portal/"  # on to where she was going
 
     assert client.get("/portal/").status_code == 200
     carol = User.objects.get(username="carol")
     assert not carol.must_change_password and carol.check_password(CHOSEN_PASSWORD)
     assert AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED, target_user=carol).exists()
+
+
+def test_an_initial_password_left_unchanged_for_a_while_is_asked_for_again(admin_client):
+    admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    client = Client()
+    client.post("/signin/", {"username": "carol", "password": INITIAL_PASSWORD})
+    enrol_through_the_page(client)
+    session = client.session
+    session["signed_in_at"] -= 3600  # the browser was left at the page
+    session.save()
+
+    chosen = {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD}
+    assert 'name="old_password"' in text(client.get("/profile/password/"))
+    assert "This field is required." in text(client.post("/profile/password/", chosen))
+    response = client.post("/profile/password/", {"old_password": INITIAL_PASSWORD, **chosen})
+    assert response.status_code == 302 and response.url == "/portal/"
 
 
 def test_an_administrator_can_make_another_administrator(admin_client, contoso):

@@ -78,10 +78,12 @@ def settings_tab(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def change_password(request):
-    form = ChangePasswordForm(request, data=request.POST if request.method == "POST" else None)
     # The initial password an administrator set, changed as asked at the first sign-in: no news
-    # to its person, who is doing it; any later change is told.
+    # to its person, who is doing it (any later change is told), and not asked for again while
+    # that sign-in is recent; then on to the portal, not to the settings.
     initial = request.user.must_change_password
+    just_typed = initial and flows.is_recent_full_signin(request)
+    form = ChangePasswordForm(request, just_typed=just_typed, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         user = form.save()
         if user is None:
@@ -97,8 +99,8 @@ def change_password(request):
         if not initial:
             flows.notify(request, user, "password_changed")
         messages.success(request, _("Your password has been changed."))
-        return redirect("profile_settings")
-    return render(request, "accounts/change_password.html", {"form": form, "tab": "settings"})
+        return redirect("portal" if initial else "profile_settings")
+    return render(request, "accounts/change_password.html", {"form": form, "tab": "settings", "initial": initial})
 
 
 @login_required
