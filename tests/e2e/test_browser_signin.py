@@ -10,6 +10,8 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import fresh_page
+
 pytestmark = pytest.mark.e2e
 
 PHONE = {"width": 375, "height": 812}
@@ -154,3 +156,25 @@ def test_a_wrong_password_shows_the_generic_message_and_stays_on_the_sign_in_pag
     expect(page.get_by_role("alert")).to_contain_text("We could not sign you in with these details.")
     expect(page.get_by_label("Password")).to_be_empty()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_on_a_phone_the_header_leaves_the_screen_to_the_page(browser, portal, people):
+    """An administrator's navigation in Finnish, the longest words, on a 375 px phone: two rows,
+    every link still there (the row scrolls sideways), and the page no wider than the screen."""
+    ada = people["ada"]
+    with fresh_page(browser, locale="fi-FI") as page:
+        page.set_viewport_size(PHONE)
+        page.goto(f"{portal.url}/signin/")
+        page.get_by_label("Käyttäjätunnus").fill(ada.username)
+        page.get_by_label("Salasana").fill(ada.password)
+        page.get_by_role("button", name="Jatka").click()
+        page.get_by_label("Koodi").fill(pyotp.TOTP(ada.totp_seed).now())
+        page.get_by_role("button", name="Kirjaudu sisään", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/portal/$"))
+
+        header = page.locator("header.topbar").bounding_box()
+        assert header["height"] <= 110, f"the header takes {header['height']} px of {PHONE['height']}"
+        navigation = page.get_by_role("navigation", name="Päävalikko")
+        navigation.get_by_role("link", name="Valvontaloki").click()  # the last link, scrolled to
+        expect(page).to_have_url(re.compile(r"/company/audit/$"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
