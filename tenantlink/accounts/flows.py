@@ -326,12 +326,12 @@ def end_other_sessions(request, user):
     update_session_auth_hash(request, user)  # a new key, and the new hash, for this session
 
 
-def _done_by(request, user):
-    """Who changed the user's account, for the words of a notice: "self", "administrator" (of
-    their company) or "operator" (operator staff, in the operator admin or on the command line,
-    which has no request)."""
+def done_by(request, user, without_request="operator"):
+    """Who changed the user's account, for the words of an email: "self", "administrator" (of
+    their company), "operator" (operator staff, in the operator admin or, by default, on the
+    command line) or `without_request` when there is no request (a command, the leaver check)."""
     if request is None:
-        return "operator"
+        return without_request
     if not request.user.is_authenticated or request.user == user:
         return "self"
     if request.user.is_operator or request.user.company_id != user.company_id:
@@ -371,7 +371,7 @@ def notify(request, user, what):
     change stands either way."""
     if not user.email:
         return
-    by = _done_by(request, user)
+    by = done_by(request, user)
     context = {
         "user": user,
         "what": what,

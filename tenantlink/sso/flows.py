@@ -23,7 +23,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts import throttle
-from tenantlink.accounts.flows import complete_signin, is_recent_full_signin
+from tenantlink.accounts.flows import complete_signin, done_by, is_recent_full_signin
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.lib import net, queries
@@ -352,19 +352,6 @@ def still_usable(connection_id, user, signed_in_at):
     return _still_usable.exists(connection_id=int(connection_id), user_id=user.pk, now=timezone.now(), since=since)
 
 
-def _done_by(request, user):
-    """Who changed the user's connection, for the words of the email: "self", "administrator"
-    (of their company), "operator" (operator staff, who moved them to another company) or
-    "leaver_check" (a run of the check, which has no request)."""
-    if request is None:
-        return "leaver_check"
-    if not request.user.is_authenticated or request.user == user:
-        return "self"
-    if request.user.is_staff or request.user.company_id != user.company_id:
-        return "operator"
-    return "administrator"
-
-
 def notify(request, user, what, connection):
     """Tell the user by email that a Microsoft account was connected or disconnected: if it was
     not them, they should know at once; if someone else did it, who. `request` is None for the
@@ -376,7 +363,7 @@ def notify(request, user, what, connection):
         "what": what,
         "connection": connection,
         "when": timezone.now(),
-        "by": _done_by(request, user),
+        "by": done_by(request, user, without_request="leaver_check"),
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
     }
