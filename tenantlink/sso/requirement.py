@@ -12,7 +12,9 @@ A company administrator may require the company's members to sign in with Micros
   (a new initial password, recovery codes shown once). Every other address — typed, from the back
   button, from a second tab, the offer's "Don't ask again" — leads back to the offer. Only a
   completed connection lifts it; a cancelled or expired trip to Microsoft leaves the member at
-  the offer, free to try again or sign out.
+  the offer, free to try again or sign out. A member's password session that has no connection
+  (none when the requirement was turned on, made a member since, a connection removed since) is
+  held in the same way from its next request.
 - Administrators and operator staff are exempt, so that someone can always get in and fix the
   set-up (operator staff never use Microsoft sign-in at all).
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 
-from tenantlink.accounts.flows import SigninRefusal
+from tenantlink.accounts.flows import SIGNIN_METHOD, SigninRefusal
 from tenantlink.accounts.models import User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
@@ -145,30 +147,27 @@ def refusal_at_signin(sender, request, user, method, next_url, **kwargs):
 
 
 def must_connect(request):
-    """Whether this half-signed-in session still has to connect. Checked at every request (one
-    query, for such sessions only): lifted once the member is connected, or when the requirement
-    is paused or turned off, or the member became an administrator."""
-    if not request.session.get(MUST_CONNECT):
-        return False
+    """Whether this session has to connect before anything else. Checked at every request, with
+    one query for the sessions concerned only: a half-signed-in one (MUST_CONNECT, from the
+    sign-in), lifted once the member is connected, or when the requirement is paused or turned
+    off, or the member became an administrator; and a password session of a member whose company
+    requires Microsoft sign-in, which is half signed in from the moment they have no connection
+    (removed by themselves, an administrator, the leaver check or an integration's deletion;
+    made a member; or not connected when the requirement was turned on)."""
     user = request.user
+    if not request.session.get(MUST_CONNECT):
+        # A session opened with Microsoft ends with its connection (tenantlink.sso.middleware).
+        if exempt(user) or not user.company.microsoft_required or request.session.get(SIGNIN_METHOD) == "microsoft":
+            return False
+        state = evaluate(user.company, user)
+        if not state.applies or state.connected:
+            return False
+        request.session[MUST_CONNECT] = True
+        return True
     if exempt(user) or not (state := evaluate(user.company, user)).applies or state.connected:
         del request.session[MUST_CONNECT]
         return False
     return True
-
-
-def hold_after_disconnect(request):
-    """A member who removed their own connection while their company requires Microsoft sign-in
-    is half signed in again: the password session would otherwise go on for its whole lifetime
-    without a connection (and out of the leaver check's sight). Whether they are."""
-    user = request.user
-    if exempt(user) or not user.company.microsoft_required:
-        return False
-    state = evaluate(user.company, user)
-    if state.applies and not state.connected:
-        request.session[MUST_CONNECT] = True
-        return True
-    return False
 
 
 def members(company):

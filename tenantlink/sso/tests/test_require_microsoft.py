@@ -4,6 +4,7 @@ is not; Alice stays exempt; the requirement pauses by itself without a licence o
 integration; operator staff turn it off. Microsoft is answered by FakeMicrosoft."""
 
 import io
+import uuid
 
 import pyotp
 import pytest
@@ -13,7 +14,7 @@ from django.test import Client
 from tenantlink.accounts.models import TOTPDevice, User
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Company, Licence
-from tenantlink.conftest import PASSWORD, get_under_prefix, make_user, sign_in
+from tenantlink.conftest import PASSWORD, get_under_prefix, make_user, sign_in, signed_in_browser
 from tenantlink.lib import crypto
 from tenantlink.sso import requirement
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration
@@ -195,6 +196,58 @@ def test_removing_the_connection_just_made_leads_back_to_the_offer(half_signed_i
     assert "Contoso Ltd requires it: connect a Microsoft account to go on." in page_text(response)
     assert half_signed_in.get("/portal/").url == REQUIRED_OFFER
     assert half_signed_in.get("/profile/").url == "/sso/offer/?next=%2Fprofile%2F"
+
+
+@pytest.fixture
+def connected_in_a_password_session(half_signed_in, member, fake_microsoft):
+    """Bob, held at the offer after his password and code, connected: his session goes on, a
+    password session."""
+    path, params = to_microsoft(half_signed_in.post("/sso/connect/", {"next": "/portal/"}))
+    assert microsoft_answers(half_signed_in, fake_microsoft, params).url == "/portal/"
+    assert half_signed_in.get("/portal/").status_code == 200
+    return half_signed_in
+
+
+def test_a_connection_an_administrator_removes_holds_the_members_session_at_the_offer(
+    connected_in_a_password_session, member, admin
+):
+    signed_in_browser(admin).post(f"/company/users/{member.pk}/microsoft/disconnect/")
+
+    assert connected_in_a_password_session.get("/portal/").url == REQUIRED_OFFER
+    assert "Not now" not in page_text(connected_in_a_password_session.get(REQUIRED_OFFER))
+
+
+def test_a_connection_gone_with_its_integration_holds_the_members_session_at_the_offer(
+    connected_in_a_password_session, member, contoso, contoso_integration, admin
+):
+    Integration.objects.create(  # another one stays active: the requirement goes on
+        company=contoso, tenant_id=uuid.uuid4(), display_name="Other", status=Integration.Status.ACTIVE
+    )
+    signed_in_browser(admin).post(f"/company/sso/{contoso_integration.pk}/delete/")
+
+    assert not Connection.objects.filter(user=member).exists()
+    assert connected_in_a_password_session.get("/profile/").url == "/sso/offer/?next=%2Fprofile%2F"
+
+
+def test_turning_it_on_holds_the_open_session_of_a_member_without_a_connection(
+    member_client, contoso, contoso_integration
+):
+    assert member_client.get("/portal/").status_code == 200
+    contoso.require_microsoft()
+    assert member_client.get("/portal/").url == REQUIRED_OFFER
+
+
+def test_an_administrator_made_a_member_is_held_at_the_offer_at_once(client, required, contoso, admin):
+    carol = make_user("carol", contoso, User.Role.ADMINISTRATOR)
+    sign_in(client, carol)  # exempt: signed in with password and code
+    assert client.get("/company/users/").status_code == 200
+
+    signed_in_browser(admin).post(
+        f"/company/users/{carol.pk}/edit/",
+        {"display_name": "Carol", "email": "carol@example.com", "role": User.Role.MEMBER},
+    )
+
+    assert client.get("/portal/").url == REQUIRED_OFFER
 
 
 def test_signing_out_is_always_possible(half_signed_in):

@@ -91,7 +91,7 @@ def disconnect_own(request):
         )
         return remember_method(request, redirect("signin"), "password")  # the password form first
     request.session[PREFERRED_METHOD] = "password"
-    if requirement.hold_after_disconnect(request):
+    if requirement.must_connect(request):
         messages.info(
             request,
             _("Microsoft sign-in is off. %(company)s requires it: connect a Microsoft account to go on.")
