@@ -3,6 +3,7 @@
 import csv
 import datetime
 import json
+import re
 
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -56,12 +57,14 @@ def audit_event(request, event_id):
 
 
 # A cell starting with = + - @ (or their full-width forms) would run as a formula in a spreadsheet
-# (CSV injection).
+# (CSV injection). So would a part of one after a semicolon: Swedish and Finnish Excel split a CSV
+# file's lines there (their list separator), whatever the quotes, and after a tab or a line break.
 _FORMULA_STARTS = frozenset("=+-@\t\r＝＋－＠")
+_FORMULA_AFTER_A_SEPARATOR = re.compile(r"([;,\t\r\n])(?=[=+\-@＝＋－＠])")
 
 
 def _cell(value):
-    text = str(value)
+    text = _FORMULA_AFTER_A_SEPARATOR.sub(r"\1'", str(value))
     return "'" + text if text[:1] in _FORMULA_STARTS else text
 
 

@@ -288,6 +288,18 @@ def test_the_export_cannot_smuggle_formulas_into_a_spreadsheet(admin_client, adm
     assert rows[2][5] == "203.0.113.5"
 
 
+def test_the_export_cannot_smuggle_a_formula_past_a_semicolon(admin_client, contoso):
+    """Swedish and Finnish Excel split a CSV file's lines at semicolons, inside quotes or not."""
+    agent = 'Mozilla/5.0;=HYPERLINK("https://evil.example","Click");x,+1\t@SUM(1)'
+    event(contoso, Action.SIGNIN_FAILED, at(2024, 3, 10), label="bob", user_agent=agent)
+
+    [row] = [row for row in export(admin_client, action=Action.SIGNIN_FAILED)[1:] if row[6].startswith("Mozilla")]
+
+    assert row[6] == 'Mozilla/5.0;\'=HYPERLINK("https://evil.example","Click");x,\'+1\t\'@SUM(1)'
+    for separator in (";", ",", "\t"):
+        assert not any(part[:1] in "=+-@" for part in row[6].split(separator)[1:])
+
+
 def test_a_member_may_not_read_the_log(member_client, log):
     for page in ("/company/audit/", "/company/audit/export.csv", f"/company/audit/{log['bob_signed_in'].pk}/"):
         response = member_client.get(page)
