@@ -55,7 +55,14 @@ def _app(request):
 def _from_another_site(request) -> bool:
     """Whether a browser sends this request for a page of another site. Such a page could post a
     form or a text/plain body here (no preflight) while a developer runs the emulator, and add
-    redirect URIs, users or faults. Test clients and curl send neither header."""
+    redirect URIs, users or faults; or read the directory, secrets and passwords included, under a
+    name of its own that it makes resolve to this machine (DNS rebinding: then the browser calls
+    it same-origin, but the Host header carries that name). Test clients and curl send neither
+    of the browser's headers, and this machine's or the emulator's public name as the host."""
+    host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
+    known = {"localhost", "::1", urlsplit(emulator_of(request).public_url).hostname}
+    if host not in known and not host.startswith("127."):
+        return True
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return True
     origin = request.headers.get("origin")

@@ -47,6 +47,9 @@ def test_a_page_of_another_site_cannot_change_anything(emulator):
         )
         assert response.status_code == 403, headers
     assert "https://evil.example/callback" not in str(emulator.control("GET", "directory").json())
+    # A name of the attacker's that resolves to this machine: the browser says same-origin.
+    rebound = {"Host": "evil.example:8400", "Origin": "http://evil.example:8400", "Sec-Fetch-Site": "same-origin"}
+    assert emulator.http.get("/_emulator/directory", headers=rebound).status_code == 403
     # The emulator's own pages, and tools that send neither header, still may.
     own = {"Origin": emulator.url, "Sec-Fetch-Site": "same-origin"}
     assert emulator.http.post(f"/_emulator/apps/{CLIENT_ID}/redirect_uris", json=evil, headers=own).status_code == 200
