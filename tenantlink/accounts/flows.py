@@ -393,9 +393,9 @@ def notify(request, user, what):
     transaction.on_commit(send)
 
 
-def wrong_codes_paused(request, user):
-    """Wrong codes after the right password have just paused the account (once per pause: the
-    pause starts once): whoever typed them probably knows the password, and its person is told,
-    at most once a day, so that a guesser cannot fill their mailbox one pause after another."""
-    if user.email and throttle.may_tell_of_wrong_codes(user):
+def wrong_code(request, user):
+    """A wrong code after the right password. From the few in a row that tell that someone else
+    probably knows the password (throttle.wrong_code_noticed), its person is told, at most once a
+    day, so that a guesser cannot fill their mailbox."""
+    if throttle.wrong_code_noticed(user) and user.email and throttle.may_tell_of_wrong_codes(user):
         notify(request, user, "wrong_codes")

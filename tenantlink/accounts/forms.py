@@ -150,9 +150,7 @@ class SecondFactorForm(forms.Form):
 
         # This is the second step: the password was right. Codes wrong until the account pauses
         # tell that someone else probably knows it, and its person is told.
-        outcome = throttle.checked(
-            self.request, user, check, on_pause=lambda: flows.wrong_codes_paused(self.request, user)
-        )
+        outcome = throttle.checked(self.request, user, check, when_wrong=lambda: flows.wrong_code(self.request, user))
         if outcome is not True:
             used = outcome is throttle.NOT_A_GUESS
             AuditEvent.objects.record(

@@ -173,18 +173,14 @@ def _count_slowly(keys, now, window):
 
 def attempt_failed(request, username, user=None):
     """The secret was wrong: the attempt stays counted, and a key whose attempts are used up
-    starts its pause now (audited). True when the account's pause started with this attempt:
-    of any number of attempts failing at once, for one only (_PAUSE changes the row once)."""
-    return account_key(username, user) in _failed(request, _keys(request, username, user), user)
+    starts its pause now (audited)."""
+    _failed(request, _keys(request, username, user), user)
 
 
 def _failed(request, keys, user):
-    """The keys whose pause started now."""
     until = timezone.now() + datetime.timedelta(seconds=settings.THROTTLE_LOCKOUT)
-    started = []
     for key, limit in keys:
         if _run(_PAUSE, [connection.ops.adapt_datetimefield_value(until), key, limit]):
-            started.append(key)
             AuditEvent.objects.record(
                 Action.SIGNIN_LOCKED,
                 request=request,
@@ -194,7 +190,6 @@ def _failed(request, keys, user):
                 attempts=Throttle.objects.filter(key=key).values_list("failures", flat=True).first(),
                 until=until.isoformat(),
             )
-    return started
 
 
 def attempt_succeeded(request, user):
@@ -225,26 +220,40 @@ def address_paused(request):
 NOT_A_GUESS = "not a guess"
 
 
-def checked(request, user, check, on_pause=None):
+def checked(request, user, check, when_wrong=None):
     """Run `check()`, a password or code check for a known user, under the throttle: False
     without running it while the account or address is paused; else what it answered (True,
-    False or NOT_A_GUESS). `on_pause()`, if given, is called when this wrong answer started the
-    account's pause: once per pause."""
+    False or NOT_A_GUESS). `when_wrong()`, if given, is called when the check ran and was wrong."""
     if not begin_attempt(request, user.username, user):
         return False
     outcome = check()
     if outcome:  # True, or NOT_A_GUESS
         attempt_succeeded(request, user)
         return outcome
-    if attempt_failed(request, user.username, user) and on_pause is not None:
-        on_pause()
+    attempt_failed(request, user.username, user)
+    if when_wrong is not None:
+        when_wrong()
     return False
 
 
-# Wrong codes after the right password pause the account, and its person is told by email
-# (accounts.flows.wrong_codes_paused). Whoever knows the password can start a pause every
-# THROTTLE_LOCKOUT (at the defaults 96 a day, each after 5 guesses): told of the first in a day,
-# not of each. The count is a row here like any other (one statement, every process sees it).
+# Wrong codes after the right password tell that someone else probably knows it, and its person
+# is told by email (accounts.flows.wrong_code). They are counted apart from wrong passwords, per
+# account in THROTTLE_WINDOW, and as many as pause the account tell: a stranger's wrong passwords
+# and the person's own slip of a code do not read as someone who knows the password. (Someone who
+# does, and lets a wrong password start each pause, goes unnoticed with one code fewer a pause.)
+WRONG_CODES = "codes:"
+
+
+def wrong_code_noticed(user):
+    """Count a wrong code after the right password for `user`; True from the
+    THROTTLE_ACCOUNT_FAILURES-th within THROTTLE_WINDOW on."""
+    window = datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
+    key = f"{WRONG_CODES}user:{user.pk}"
+    return not _count(key, settings.THROTTLE_ACCOUNT_FAILURES - 1, timezone.now(), window)
+
+
+# Whoever knows the password can go on guessing, a pause after another: told of the first time in
+# a day, not of each. The count is a row here like any other (one statement, every process sees it).
 WRONG_CODES_NOTICE = "notice:wrong-codes:"
 WRONG_CODES_NOTICE_WINDOW = datetime.timedelta(days=1)
 

@@ -273,6 +273,19 @@ def test_a_few_wrong_codes_then_the_right_one_tell_nobody(client, member, settin
     assert sent(mistyped) == []
 
 
+def test_a_strangers_wrong_passwords_and_bobs_one_wrong_code_tell_nobody(client, member, settings, sent):
+    """The account's pause counts both, but only wrong codes tell that the password is known."""
+
+    def both():
+        stranger = Client()
+        for _ in range(settings.THROTTLE_ACCOUNT_FAILURES - 1):
+            stranger.post("/signin/", {"username": "bob", "password": "a guess"})
+        client.post("/signin/", {"username": "bob", "password": PASSWORD})
+        client.post("/signin/verify/", {"code": wrong_code(member)})  # and now the account pauses
+
+    assert sent(both) == []
+
+
 # Language, time zone, delivery ---------------------------------------------------------------------
 
 
