@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PENDING = "pending_signin"
 NEW_RECOVERY_CODES = "new_recovery_codes"
 SIGNIN_METHOD = "signin_method"
+INITIAL_PASSWORD_TYPED = "initial_password_typed"
 MAX_NEXT_LENGTH = 500  # longer "next" values are not ours: they fall back to the default page
 
 # Sent when the password and second factor of a sign-in were right, before it completes, with
@@ -228,6 +229,10 @@ def complete_signin(request, user, method):
     request.session["signed_in_at"] = now
     request.session["last_seen"] = int(now)
     request.session[SIGNIN_METHOD] = method  # "totp", "recovery_code", "totp_enrolment", "microsoft"
+    if proved_password and user.must_change_password:
+        # The password just typed is the initial one: changing it need not ask for it again
+        # (profile.change_password). Not when operator staff ask for a change later.
+        request.session[INITIAL_PASSWORD_TYPED] = True
     if proved_password:
         throttle.clear_account(user)
     AuditEvent.objects.record(Action.SIGNIN_SUCCEEDED, request=request, target=user, method=method)

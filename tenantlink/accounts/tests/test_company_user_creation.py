@@ -228,6 +228,13 @@ def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(a
     assert AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED, target_user=carol).exists()
 
 
+def test_a_change_operator_staff_ask_for_later_asks_for_the_current_password(member_client, member):
+    """Not the initial password typed at this sign-in: whoever sits at the browser must know it."""
+    User.objects.filter(pk=member.pk).update(must_change_password=True)
+    page = text(member_client.get("/profile/password/"))
+    assert "Choose your own password" in page and 'name="old_password"' in page
+
+
 def test_an_initial_password_left_unchanged_for_a_while_is_asked_for_again(admin_client):
     admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
     client = Client()

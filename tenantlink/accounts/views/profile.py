@@ -82,7 +82,7 @@ def change_password(request):
     # to its person, who is doing it (any later change is told), and not asked for again while
     # that sign-in is recent; then on to the portal, not to the settings.
     initial = request.user.must_change_password
-    just_typed = initial and flows.is_recent_full_signin(request)
+    just_typed = initial and request.session.get(flows.INITIAL_PASSWORD_TYPED) and flows.is_recent_full_signin(request)
     form = ChangePasswordForm(request, just_typed=just_typed, data=request.POST if request.method == "POST" else None)
     if form.is_valid():
         user = form.save()
@@ -100,7 +100,11 @@ def change_password(request):
             flows.notify(request, user, "password_changed")
         messages.success(request, _("Your password has been changed."))
         return redirect("portal" if initial else "profile_settings")
-    return render(request, "accounts/change_password.html", {"form": form, "tab": "settings", "initial": initial})
+    return render(
+        request,
+        "accounts/change_password.html",
+        {"form": form, "tab": "settings", "initial": initial, "just_typed": just_typed},
+    )
 
 
 @login_required
