@@ -301,8 +301,11 @@ TAKEN_NAMES = 50
 TAKEN_NAMES_WINDOW = datetime.timedelta(days=1)
 
 
+TAKEN_NAMES_KEY = "taken-names:"
+
+
 def _taken_names_key(company):
-    return f"taken-names:company:{company.pk}"
+    return f"{TAKEN_NAMES_KEY}company:{company.pk}"
 
 
 def may_look_up_name(company):
@@ -312,3 +315,8 @@ def may_look_up_name(company):
 
 def name_was_free(company):
     _run(_GIVE_BACK, [_taken_names_key(company)])
+
+
+# The counts kept for longer than THROTTLE_WINDOW, by how their keys start: the daily purge keeps
+# each for its own window (gone earlier, the count would start again within it).
+LONGER_WINDOWS = {WRONG_CODES_NOTICE: WRONG_CODES_NOTICE_WINDOW, TAKEN_NAMES_KEY: TAKEN_NAMES_WINDOW}

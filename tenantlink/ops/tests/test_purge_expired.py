@@ -35,6 +35,22 @@ def test_it_forgets_old_throttle_counts_but_keeps_current_pauses():
     assert set(Throttle.objects.values_list("key", flat=True)) == {"name:paused", "name:fresh"}
 
 
+def test_counts_of_a_day_last_their_day():
+    """The usernames a company found taken today, and the notice of wrong codes sent today: gone
+    after the usual quarter of an hour, a company could check 50 more names, and a second notice
+    go out the same day."""
+    for key in ("taken-names:company:1", "notice:wrong-codes:user:1"):
+        Throttle.objects.create(key=key, failures=50, window_started_at=ago(hours=2))
+        Throttle.objects.create(key=key.replace(":1", ":2"), failures=50, window_started_at=ago(hours=25))
+
+    purge()
+
+    assert set(Throttle.objects.values_list("key", flat=True)) == {
+        "taken-names:company:1",
+        "notice:wrong-codes:user:1",
+    }
+
+
 def test_it_deletes_expired_sessions_only():
     for expiry in (ago(minutes=1), ago(minutes=-30)):
         session = SessionStore()

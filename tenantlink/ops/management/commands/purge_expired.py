@@ -31,14 +31,15 @@ class Command(BaseCommand):
         window_start = now - datetime.timedelta(seconds=settings.THROTTLE_WINDOW)
         # A count whose window has passed is reset at the next attempt anyway; a pause that has
         # ended is too. Every name ever typed at the sign-in page would otherwise stay forever.
-        # The count of notices of wrong codes lasts its own day: gone earlier, a second one
-        # could go out within the day.
-        notices = Q(key__startswith=throttle.WRONG_CODES_NOTICE)
-        notices_start = now - throttle.WRONG_CODES_NOTICE_WINDOW
+        # A count with a longer window of its own (a day) lasts it.
+        longer, passed = Q(), Q()
+        for start, window in throttle.LONGER_WINDOWS.items():
+            longer |= Q(key__startswith=start)
+            passed |= Q(key__startswith=start, window_started_at__lt=now - window)
         throttles, _ = Throttle.objects.filter(
-            Q(locked_until__isnull=True, window_started_at__lt=window_start) & ~notices
+            Q(locked_until__isnull=True, window_started_at__lt=window_start) & ~longer
             | Q(locked_until__lte=now)
-            | notices & Q(window_started_at__lt=notices_start)
+            | passed
         ).delete()
         sessions, _ = Session.objects.filter(expire_date__lt=now).delete()
         pending = PendingAuthorization.purge_expired()
