@@ -67,7 +67,8 @@ def verify(request, integration, consent_completed=False, signed_in=None):
         # Nothing about the tenant is asked or told before then: whether the app is approved there
         # and whether another company holds it would tell any licensed administrator about any
         # organization (adding it, then Verify again or a consent answer of their own writing).
-        integration.waits("sign_in_pending", consent_completed=consent_completed)
+        if consent_completed:  # else (Verify again) nothing new is known: it stays as it is
+            integration.waits("sign_in_pending", consent_completed=True)
         return SIGN_IN_FIRST
     try:
         if _held_by_another_company(integration):

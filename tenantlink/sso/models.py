@@ -190,16 +190,11 @@ class Integration(models.Model):
 
     @property
     def approved_at_microsoft(self):
-        """Whether Microsoft confirmed the app in the tenant at some point (it worked, consent came
-        back approved, or a verification found the app there, also one still waiting for the sign-in
-        at the tenant): then the app stays approved there after the integration is deleted. One
-        whose approval never got that far leaves nothing of its own at Microsoft."""
-        return (
-            self.status in self.WORKING
-            or self.consent_completed_at is not None
-            or self.last_verified_at is not None
-            or self.is_waiting
-        )
+        """Whether Microsoft approved the app in the tenant at some point (it worked, consent came
+        back approved, or a verification found the app there): then the app stays approved there
+        after the integration is deleted. One whose approval never got that far leaves nothing of
+        its own at Microsoft."""
+        return self.status in self.WORKING or self.consent_completed_at is not None or self.last_verified_at is not None
 
     @property
     def is_waiting(self):
@@ -207,8 +202,8 @@ class Integration(models.Model):
         return self.status == self.Status.PENDING and bool(self.failure_reason)
 
     def waits(self, reason, code="", consent_completed=False):
-        """Not usable yet, for `reason`: "sign_in_pending" (Microsoft confirmed the app in the
-        tenant; someone of the tenant has yet to sign in there), a reason why such a sign-in did
+        """Not usable yet, for `reason`: "sign_in_pending" (the consent came back approved;
+        someone of the tenant has yet to sign in there), a reason why such a sign-in did
         not count ("guest", "wrong_tenant", …; it still waits for one that does),
         "approval_propagating" (the consent came back approved; Microsoft does not confirm it yet),
         or why Microsoft could not be asked right after an approval ("unavailable", …)."""
