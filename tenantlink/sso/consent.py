@@ -149,9 +149,13 @@ def finish_tenant_sign_in(request, pending, params):
             raise Refusal("guest", "idp", details=_signed_in_as(claims))
     except Refusal as refusal:
         reason = refusal.reason if refusal.reason in _TENANT_SIGN_IN_REASONS else "tenant_sign_in"
+        # Before anyone of the tenant signed in for it, Microsoft's code for refusing a code tells
+        # whether the app is approved there (AADSTS700016, or a code it does not know): for a code
+        # the administrator may have made up, that is the answer verify() keeps to itself.
+        code = "" if refusal.redeeming and integration.needs_tenant_sign_in else refusal.code
         if integration.status == Integration.Status.PENDING:  # it goes on waiting for a sign-in that counts
-            integration.waits(reason, refusal.code)
-        error = MicrosoftError(reason, refusal.code)
+            integration.waits(reason, code)
+        error = MicrosoftError(reason, code)
         return _not_verified(request, integration, error, False, step="tenant_sign_in", **refusal.details)
     return verify(request, integration, signed_in=_signed_in_as(claims))
 

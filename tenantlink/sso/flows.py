@@ -59,10 +59,13 @@ def answered_before(request, state):
 
 class Refusal(Exception):
     """A Microsoft sign-in or connection that must not happen; `reason` picks the message.
-    `details`: what the audit event may say of the account, when its token was valid."""
+    `details`: what the audit event may say of the account, when its token was valid.
+    `redeeming`: Microsoft's token endpoint refused the code the browser brought (its words are
+    Microsoft's answer to the portal, about a code anyone may have made up)."""
 
-    def __init__(self, reason, code="", user=None, details=None):
+    def __init__(self, reason, code="", user=None, details=None, redeeming=False):
         self.reason, self.code, self.user, self.details = reason, code, user, details or {}
+        self.redeeming = redeeming
         super().__init__(reason)
 
 
@@ -153,7 +156,7 @@ def microsoft_identity(request, pending, params):
         else:  # Microsoft's trouble, or the portal's (its registration, a key just rolled): nobody's guess
             throttle.microsoft_answer_passed(request)
         # The token endpoint's refusals of a person read as on the way back.
-        raise Refusal(_PERSON_REFUSED.get(error.code, error.reason), error.code) from None
+        raise Refusal(_PERSON_REFUSED.get(error.code, error.reason), error.code, redeeming=True) from None
     throttle.microsoft_answer_passed(request)
     if pending.integration and claims["tid"] != str(pending.integration.tenant_id):
         raise Refusal("wrong_tenant", "tid")

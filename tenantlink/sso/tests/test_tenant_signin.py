@@ -3,6 +3,7 @@ tenant's own people signed in there for it. The app being approved in a tenant d
 which company (it stays approved after a company deletes its integration), and anyone can write
 a consent callback saying "approved" for their own state."""
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,7 +15,7 @@ from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.companies.models import Licence
 from tenantlink.conftest import make_user, sign_in
 from tenantlink.sso.models import Integration
-from tenantlink.sso.tests.conftest import AUTHORITY, CONTOSO, FABRIKAM
+from tenantlink.sso.tests.conftest import AUTHORITY, CONTOSO, FABRIKAM, aad_error
 from tenantlink.sso.tests.integration_helpers import active_integration, approved, come_back, start
 
 TO_CONTOSOS_SIGN_IN = f"/{CONTOSO}/oauth2/v2.0/authorize"
@@ -91,6 +92,27 @@ def test_a_tenant_whose_integration_was_deleted_cannot_be_claimed_without_signin
     # Contoso can connect its tenant again.
     come_back(admin_client, fake_microsoft, **approved(start(admin_client)))
     assert integration_of(contoso).status == Integration.Status.ACTIVE
+
+
+def test_a_made_up_answer_to_the_sign_in_at_a_tenant_tells_nothing_of_the_tenant(fake_microsoft, northwind, olga):
+    """Microsoft, asked to redeem a code for a tenant, answers "application not found" where the
+    app is not approved and "no such code" where it is: for an administrator who only added the
+    tenant's name, the two must read alike, in the page and in the audit log."""
+    olga.post("/company/sso/add/", {"tenant": CONTOSO, "display_name": "Not ours"})
+    claimed = integration_of(northwind)
+    seen = []
+    for approved_there in (False, True):
+        if not approved_there:  # what Microsoft answers for a tenant without the app
+            fake_microsoft.fail_with(aad_error(400, "unauthorized_client", 700016, "Application not found."))
+        state = state_of(olga.post(f"/company/sso/{claimed.pk}/verify/"))
+        page = page_after(olga, olga.get("/sso/callback/", {"code": "a-made-up-code", "state": state}))
+        fake_microsoft.fail_with(None)
+        claimed.refresh_from_db()
+        event = latest(Action.SSO_VERIFICATION_FAILED)
+        seen.append(
+            (re.search(r'<div role="status">.*?</div>', page, re.S).group(0), claimed.failure_code, event.details)
+        )
+    assert seen[0] == seen[1] and "AADSTS" not in str(seen)
 
 
 def test_a_guest_of_the_tenant_cannot_claim_it(admin_client, fake_microsoft, northwind, olga):
