@@ -347,7 +347,7 @@ def done_by(request, user, without_request="operator"):
 def _signed_out(what, by):
     """Where the change signed the user out, for the words of a notice: "elsewhere" (their own
     change in My Profile, whose session stays), "everywhere", or "" (nowhere)."""
-    if what in ("reactivated", "wrong_codes"):
+    if what in ("reactivated", "wrong_codes", "email_changed", "role_changed"):
         return ""
     if by == "self" and what in ("password_changed", "authenticator_replaced", "recovery_codes_replaced"):
         return "elsewhere"
@@ -364,17 +364,21 @@ def _notice_subject(what):
         "wrong_codes": _("Someone who knows your %(site)s password entered wrong codes"),
         "deactivated": _("Your %(site)s account was deactivated"),
         "reactivated": _("Your %(site)s account was reactivated"),
+        "email_changed": _("The email address of your %(site)s account was changed"),
+        "role_changed": _("Your role in %(site)s was changed"),
     }[what] % {"site": settings.SITE_NAME}
 
 
-def notify(request, user, what):
-    """Tell the user by email of a change to how they sign in (`what`, see _notice_subject): if
-    it was not them, they should know at once; if someone else did it, who. Sent when the change
-    is committed (never for one rolled back, and no mail server is waited for while rows are
+def notify(request, user, what, to=None):
+    """Tell the user by email of a change to how they sign in or who they are (`what`, see
+    _notice_subject): if it was not them, they should know at once; if someone else did it, who.
+    Sent to their address, or `to` (the one an address change replaced), when the change is
+    committed (never for one rolled back, and no mail server is waited for while rows are
     locked); a user without an email address gets none. No secret is ever in it: no code, no
     password, no link that signs anyone in. A mail server that does not take it is logged: the
     change stands either way."""
-    if not user.email:
+    recipient = to or user.email
+    if not recipient:
         return
     by = done_by(request, user)
     context = {
@@ -391,7 +395,7 @@ def notify(request, user, what):
         try:
             with user.addressed():
                 body = render_to_string("accounts/email/security.txt", context)
-                send_mail(_notice_subject(what), body, None, [user.email])
+                send_mail(_notice_subject(what), body, None, [recipient])
         except (smtplib.SMTPException, OSError) as error:
             log.warning("Security notice %s to user %s not sent: %s", what, user.pk, error.__class__.__name__)
 

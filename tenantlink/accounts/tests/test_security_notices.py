@@ -169,6 +169,37 @@ def test_an_administrator_deactivating_and_reactivating_bob_tells_him_each_once(
     assert BY_THE_ADMINISTRATOR in reactivated.body and "signed out" not in reactivated.body
 
 
+def test_a_new_address_is_told_at_the_old_one_and_a_new_role_to_bob(admin_client, member, sent):
+    """After an address change every notice goes to the new address: the old one hears of it."""
+    User.objects.filter(pk=member.pk).update(last_login=timezone.now())  # Bob has signed in
+    edit = f"/company/users/{member.pk}/edit/"
+    details = {"display_name": "Bob", "email": "bob@example.com", "role": User.Role.MEMBER}
+
+    [moved] = sent(lambda: admin_client.post(edit, {**details, "email": "robert@example.org"}))
+    [promoted] = sent(
+        lambda: admin_client.post(edit, {**details, "email": "robert@example.org", "role": "administrator"})
+    )
+
+    assert (
+        moved.to == ["bob@example.com"] and moved.subject == "The email address of your Tenantlink account was changed"
+    )
+    assert "was changed from this one to another" in moved.body and "robert@example.org" not in moved.body
+    assert BY_THE_ADMINISTRATOR in moved.body and "signed out" not in moved.body
+    assert promoted.to == ["robert@example.org"] and promoted.subject == "Your role in Tenantlink was changed"
+    assert "you were made an administrator of your company in Tenantlink" in promoted.body
+    [demoted] = sent(lambda: admin_client.post(edit, {**details, "email": "robert@example.org"}))
+    assert "you were made a member of your company" in demoted.body
+
+
+def test_correcting_the_address_of_someone_invited_tells_nobody(admin_client, contoso, sent):
+    carol = make_user("carol", contoso, enrolled=False)
+    carol.email = "carol@exmaple.com"  # a slip of the administrator's, the invitation gone there
+    carol.set_unusable_password()
+    carol.save()
+    correct = {"display_name": "Carol", "email": "carol@example.com", "role": User.Role.MEMBER}
+    assert sent(lambda: admin_client.post(f"/company/users/{carol.pk}/edit/", correct)) == []
+
+
 @pytest.fixture
 def oscar():
     return make_user("oscar", None, is_staff=True, is_superuser=True)

@@ -174,10 +174,23 @@ def user_edit(request, user_id):
             else:
                 if changes:  # recorded under the lock: the log's order is the order of the changes
                     AuditEvent.objects.record(Action.USER_CHANGED, request=request, target=stored, **_audited(changes))
+                    _tell(request, stored, changes)
         if not form.errors:  # else refused under the lock (the last administrator)
             _say_what_changed(request, stored, changes)
             return redirect("company_user", user_id=member.pk)
     return render(request, "accounts/company_user_edit.html", {"form": form, "member": member, "name": name})
+
+
+def _tell(request, member, changes):
+    """Tell someone who has signed in of a new address (at the one it replaced: after it, every
+    notice goes to the new one) and a new role. Not an invited person, whose address an
+    administrator may be correcting."""
+    if member.last_login is None:
+        return
+    if "email" in changes:
+        notify(request, member, "email_changed", to=changes["email"][0])
+    if "role" in changes:
+        notify(request, member, "role_changed")
 
 
 def _audited(changes):
