@@ -197,6 +197,13 @@ class Integration(models.Model):
         return self.status in self.WORKING or self.consent_completed_at is not None or self.last_verified_at is not None
 
     @property
+    def may_verify(self):
+        """Whether "Verify again" can do anything: it worked once (Microsoft is asked again), or
+        an approval came back or a sign-in at the tenant is awaited (that sign-in is what is
+        left). Not for one whose approval never came back: "Retry consent" is what it needs."""
+        return not self.needs_tenant_sign_in or self.consent_completed_at is not None or self.is_waiting
+
+    @property
     def is_waiting(self):
         """Approved, and waiting to be verified (waits())."""
         return self.status == self.Status.PENDING and bool(self.failure_reason)

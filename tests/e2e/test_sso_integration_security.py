@@ -130,7 +130,7 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     add_integration(nora, portal, CONTOSO, "Not ours")
     state = expect_admin_consent_page(nora, emulator)
     nora.goto(callback_url(portal, admin_consent="True", tenant=CONTOSO, state=state))
-    # Microsoft confirms the app in that tenant, so the portal has someone of the tenant sign in.
+    # Before asking Microsoft anything about the tenant, the portal has someone of it sign in.
     expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
     sign_in_at_microsoft(nora, "frank@fabrikam.onmicrosoft.com")  # her Microsoft account is elsewhere
 
@@ -142,7 +142,7 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
     # It waits for a sign-in nobody of Northwind can give.
     assert [(i["status"], i["failure_reason"]) for i in stored(portal)["integrations"]] == [
-        ("pending", "sign_in_pending")
+        ("pending", "wrong_tenant")
     ]
     # Contoso once invited her as a guest: a guest's sign-in there does not count either.
     guest = {

@@ -141,9 +141,13 @@ def test_each_integration_shows_its_connected_users_out_of_the_active_users(clie
     contoso_item = page.split(f'id="integration-{contoso_tenant.pk}"')[1].split("</li>")[0]
     assert "2 of 4 active users (50%)" in contoso_item
     assert '<rect class="fill" width="50" height="10"/>' in contoso_item
+    # One that has never worked has nobody connected through it to count.
     fabrikam_item = page.split(f'id="integration-{fabrikam_tenant.pk}"')[1].split("</li>")[0]
-    assert "0 of 4 active users (0%)" in fabrikam_item
-    assert '<rect class="fill" width="0" height="10"/>' in fabrikam_item
+    assert "active users" not in fabrikam_item and "Connected users" not in fabrikam_item
+    Integration.objects.filter(pk=fabrikam_tenant.pk).update(status=Integration.Status.DISABLED)
+    fabrikam_item = client.get("/company/sso/").content.decode().split(f'id="integration-{fabrikam_tenant.pk}"')[1]
+    assert "0 of 4 active users (0%)" in fabrikam_item.split("</li>")[0]
+    assert '<rect class="fill" width="0" height="10"/>' in fabrikam_item.split("</li>")[0]
 
 
 def test_another_company_sees_only_its_own_picture(client, outsider, member, contoso):

@@ -133,10 +133,25 @@ def test_each_integrations_buttons_say_which_integration_they_act_on(admin_clien
     page = admin_client.get("/company/sso/").content.decode()
 
     seen = []
-    for card in re.findall(r'<li class="integration".*?</section>\s*</li>', page, re.S):
+    for card in page.split('<li class="integration"')[1:]:
+        card = card.split("\n    </li>")[0]
         name = re.search(r"<h3>(.*?)</h3>", card).group(1)
         buttons = re.findall(r'<button[^>]*>(.*?)</button>|<a class="button[^>]*>(.*?)</a>', card, re.S)
         words = [" ".join(re.sub(r"<[^>]+>", "", "".join(button)).split()) for button in buttons]
         assert all(word.endswith(f" · {name}") for word in words), words
         seen += words
-    assert {"Verify again · Fabrikam", "Verify again · Contoso", "Turn off the leaver check · Contoso"} <= set(seen)
+    assert {"Retry consent · Fabrikam", "Verify again · Contoso", "Turn off the leaver check · Contoso"} <= set(seen)
+
+
+def test_one_whose_approval_never_came_back_offers_retry_consent_only(admin_client, contoso, fake_microsoft):
+    """No Verify again (nothing to verify), no adoption bar and no leaver check (nobody connected)."""
+    Integration.objects.create(
+        company=contoso,
+        tenant_id=FABRIKAM,
+        display_name="Fabrikam",
+        status=Integration.Status.FAILED,
+        failure_reason="declined",
+    )
+    card = admin_client.get("/company/sso/").content.decode().split('<li class="integration"')[1].split("</li>")[0]
+    assert "Retry consent" in card and "Verify again" not in card
+    assert "Connected users" not in card and "Leaver check" not in card
