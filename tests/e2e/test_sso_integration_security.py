@@ -141,9 +141,7 @@ def test_a_tenant_another_company_deleted_cannot_be_claimed_without_an_account_t
     claimed.get_by_role("button", name="Verify again").click()  # only back to Microsoft's sign-in
     expect(nora).to_have_url(re.compile(re.escape(f"{emulator}/{CONTOSO}/oauth2/v2.0/authorize?")))
     # It waits for a sign-in nobody of Northwind can give.
-    assert [(i["status"], i["failure_reason"]) for i in stored(portal)["integrations"]] == [
-        ("pending", "wrong_tenant")
-    ]
+    assert [(i["status"], i["failure_reason"]) for i in stored(portal)["integrations"]] == [("pending", "wrong_tenant")]
     # Contoso once invited her as a guest: a guest's sign-in there does not count either.
     guest = {
         "oid": str(uuid.uuid4()),
