@@ -399,6 +399,10 @@ class CompanyUserEditForm(PersonForm):
 
     def __init__(self, administrator, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            # What the page showed goes back with the form, so that only what was changed on it is
+            # saved: an older tab must not undo another's change of a field it left alone.
+            field.show_hidden_initial = True
         role = self.fields["role"]
         if self.instance.pk == administrator.pk:
             role.disabled = True  # shown, and its stored value kept whatever a request sends
@@ -415,6 +419,15 @@ class CompanyUserEditForm(PersonForm):
                 "They have not accepted their invitation yet. A new address ends the links sent to the old one; "
                 "“Send invitation again” on their page then sends one to the new address."
             )
+
+    def changes(self):
+        """{field: value} to save: the fields changed on the page, against what it showed; every
+        field of a client that did not send what it showed."""
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name in self.changed_data or self.add_initial_prefix(name) not in self.data
+        }
 
     def clean_email(self):
         email = self.cleaned_data["email"]

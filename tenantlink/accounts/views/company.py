@@ -168,7 +168,7 @@ def user_edit(request, user_id):
             # meanwhile, or no longer the company's, is not found.
             stored = get_company_object(request, User.objects, pk=member.pk)
             try:
-                changes = stored.change_details(**form.cleaned_data)
+                changes = stored.change_details(**form.changes())
             except ValidationError as error:
                 form.add_error(None, error)
             else:
