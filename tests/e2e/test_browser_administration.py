@@ -81,3 +81,27 @@ def test_an_administrator_invites_a_colleague_and_later_deactivates_her(browser,
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8-sig"))))
     assert rows and {row["action"] for row in rows} == {"user.deactivated"}
     assert "dora" in {row["target"] for row in rows}
+
+
+def test_after_back_the_filters_show_what_the_list_shows(page, portal, people):
+    """The browser puts a form's later choices back after Back; the list is the earlier one's."""
+    ada = people["ada"]
+    enter_password(page, portal, ada)
+    enter_code(page, pyotp.TOTP(ada.totp_seed).now())
+    expect(page).to_have_url(re.compile(r"/portal/$"))
+    page.goto(f"{portal.url}/company/users/?role=administrator")
+    page.get_by_label("Role").select_option("member")
+    page.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"role=member"))
+
+    page.go_back()
+
+    expect(page).to_have_url(re.compile(r"role=administrator$"))
+    expect(page.get_by_label("Role")).to_have_value("administrator")
+    page.goto(f"{portal.url}/company/audit/?action=user.deactivated")
+    page.get_by_label("Action").select_option("user.reactivated")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"action=user.reactivated"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"action=user.deactivated$"))
+    expect(page.get_by_label("Action")).to_have_value("user.deactivated")
