@@ -28,7 +28,7 @@ from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.lib import net, queries
 from tenantlink.lib.queries import Prepared
-from tenantlink.sso import id_tokens, microsoft
+from tenantlink.sso import id_tokens, microsoft, requirement
 from tenantlink.sso.microsoft import MicrosoftError
 from tenantlink.sso.models import Connection, DeclinedOffer, Integration, PendingAuthorization
 
@@ -367,6 +367,8 @@ def notify(request, user, what, connection):
         "connection": connection,
         "when": timezone.now(),
         "by": done_by(request, user, without_request="leaver_check"),
+        # Disconnected while the company requires Microsoft sign-in: not back to the password.
+        "required": what == "disconnected" and not requirement.exempt(user) and user.company.microsoft_required,
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
     }

@@ -8,6 +8,7 @@ import uuid
 
 import pyotp
 import pytest
+from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 
@@ -211,10 +212,17 @@ def connected_in_a_password_session(half_signed_in, member, fake_microsoft):
 def test_a_connection_an_administrator_removes_holds_the_members_session_at_the_offer(
     connected_in_a_password_session, member, admin
 ):
-    signed_in_browser(admin).post(f"/company/users/{member.pk}/microsoft/disconnect/")
+    response = signed_in_browser(admin).post(f"/company/users/{member.pk}/microsoft/disconnect/", follow=True)
 
     assert connected_in_a_password_session.get("/portal/").url == REQUIRED_OFFER
     assert "Not now" not in page_text(connected_in_a_password_session.get(REQUIRED_OFFER))
+    # Not back to the password, as it would be without the requirement: the page and Bob's email say so.
+    told = "the company requires Microsoft sign-in, so they connect a Microsoft account again before they go on"
+    assert told in page_text(response) and "they sign in with password and second factor" not in page_text(response)
+    notice = mail.outbox[-1]
+    assert notice.to == [member.email] and "was disconnected" in notice.body
+    assert "Your company requires Microsoft sign-in: you connect a Microsoft account again" in notice.body
+    assert "You sign in with your username, password and authenticator app again." not in notice.body
 
 
 def test_a_connection_gone_with_its_integration_holds_the_members_session_at_the_offer(

@@ -117,6 +117,15 @@ def disconnect_member(request, user_id):
         messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
     elif not member.is_active:  # a leaver, say: no sign-in at all until reactivated
         messages.success(request, _("%(name)s's Microsoft connection is removed.") % {"name": member.get_full_name()})
+    elif request.user.company.microsoft_required and not requirement.exempt(member):
+        messages.success(
+            request,
+            _(
+                "%(name)s's Microsoft connection is removed; the company requires Microsoft sign-in, so they "
+                "connect a Microsoft account again before they go on."
+            )
+            % {"name": member.get_full_name()},
+        )
     else:
         messages.success(
             request,
