@@ -21,7 +21,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import formats, timezone, translation
 from django.utils.crypto import constant_time_compare
 from django.utils.encoding import force_bytes
 from django.utils.http import url_has_allowed_host_and_scheme, urlsafe_base64_encode
@@ -369,6 +369,13 @@ def _notice_subject(what):
     }[what] % {"site": settings.SITE_NAME}
 
 
+def moment_in_words(moment):
+    """`moment` as an email says it to the person it is addressed to (inside User.addressed()):
+    in their language's format and their time zone, named, since the reader may be elsewhere."""
+    local = timezone.localtime(moment)
+    return f"{formats.date_format(local, 'DATETIME_FORMAT')} ({timezone.get_current_timezone_name()})"
+
+
 def notify(request, user, what, to=None):
     """Tell the user by email of a change to how they sign in or who they are (`what`, see
     _notice_subject): if it was not them, they should know at once; if someone else did it, who.
@@ -384,7 +391,7 @@ def notify(request, user, what, to=None):
     context = {
         "user": user,
         "what": what,
-        "when": timezone.now(),
+        "at": timezone.now(),
         "by": by,
         "signed_out": _signed_out(what, by),
         "SITE_NAME": settings.SITE_NAME,
@@ -394,7 +401,9 @@ def notify(request, user, what, to=None):
     def send():
         try:
             with user.addressed():
-                body = render_to_string("accounts/email/security.txt", context)
+                body = render_to_string(
+                    "accounts/email/security.txt", {**context, "when": moment_in_words(context["at"])}
+                )
                 send_mail(_notice_subject(what), body, None, [recipient])
         except (smtplib.SMTPException, OSError) as error:
             log.warning("Security notice %s to user %s not sent: %s", what, user.pk, error.__class__.__name__)

@@ -23,7 +23,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from tenantlink.accounts import throttle
-from tenantlink.accounts.flows import complete_signin, done_by, is_recent_full_signin
+from tenantlink.accounts.flows import complete_signin, done_by, is_recent_full_signin, moment_in_words
 from tenantlink.audit.models import Action, AuditEvent, Outcome
 from tenantlink.companies.models import Licence
 from tenantlink.lib import net, queries
@@ -365,7 +365,6 @@ def notify(request, user, what, connection):
         "user": user,
         "what": what,
         "connection": connection,
-        "when": timezone.now(),
         "by": done_by(request, user, without_request="leaver_check"),
         # Disconnected while the company requires Microsoft sign-in: not back to the password.
         "required": what == "disconnected" and not requirement.exempt(user) and user.company.microsoft_required,
@@ -378,6 +377,7 @@ def notify(request, user, what, connection):
                 "connected": _("A Microsoft account was connected to your %(site)s account"),
                 "disconnected": _("Microsoft sign-in was removed from your %(site)s account"),
             }[what] % {"site": settings.SITE_NAME}
-            send_mail(subject, render_to_string("sso/email/connection.txt", context), None, [user.email])
+            body = render_to_string("sso/email/connection.txt", {**context, "when": moment_in_words(timezone.now())})
+            send_mail(subject, body, None, [user.email])
     except (smtplib.SMTPException, OSError) as error:
         log.warning("Connection notice to user %s not sent: %s", user.pk, error.__class__.__name__)

@@ -331,7 +331,7 @@ def test_bob_is_told_in_his_language_and_time_zone_not_the_administrators(contos
 
     assert notice.body.startswith("Hei Bob,")  # Finnish, the language Bob last signed in with
     assert "Tämän teki yrityksesi järjestelmänvalvoja." in notice.body
-    assert "1. tammikuuta 2026 kello 21.00" in notice.body  # 12:00 UTC is 21:00 in Tokyo
+    assert "1. tammikuuta 2026 kello 21.00 (Asia/Tokyo)" in notice.body  # 12:00 UTC is 21:00 in Tokyo, named
 
 
 def test_bob_without_an_email_address_gets_nothing_and_the_change_stands(admin_client, member, sent):
