@@ -191,6 +191,15 @@ def test_a_new_address_is_told_at_the_old_one_and_a_new_role_to_bob(admin_client
     assert "you were made a member of your company" in demoted.body
 
 
+def test_deactivating_someone_invited_who_never_signed_in_tells_nobody(admin_client, contoso, sent):
+    """"You have been signed out" and "you can sign in again" mean nothing to them."""
+    ivy = make_user("ivy", contoso, enrolled=False)
+    ivy.set_unusable_password()
+    ivy.save()
+    assert sent(lambda: admin_client.post(f"/company/users/{ivy.pk}/deactivate/")) == []
+    assert sent(lambda: admin_client.post(f"/company/users/{ivy.pk}/reactivate/")) == []
+
+
 def test_correcting_the_address_of_someone_invited_tells_nobody(admin_client, contoso, sent):
     carol = make_user("carol", contoso, enrolled=False)
     carol.email = "carol@exmaple.com"  # a slip of the administrator's, the invitation gone there
