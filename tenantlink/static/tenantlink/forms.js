@@ -61,3 +61,13 @@ document.addEventListener("submit", function (event) {
     }
   }
 })();
+
+// On a phone the navigation is one row that scrolls sideways: it starts at the current page's
+// link, not at the first, so that the reader sees where they are.
+(function () {
+  var current = document.querySelector('.topbar nav [aria-current="page"]');
+  var navigation = current && current.parentElement;
+  if (navigation && navigation.scrollWidth > navigation.clientWidth) {
+    navigation.scrollLeft = current.offsetLeft - navigation.offsetLeft - 16;
+  }
+})();
