@@ -105,3 +105,9 @@ def test_switching_language_keeps_the_username_typed_but_not_the_password(browse
         expect(page.get_by_label("Lösenord")).to_be_focused()
         page.reload()  # kept for the one load only
         expect(page.get_by_label("Användarnamn")).to_have_value("")
+
+        # Over a username the address fills in (where accepting an invitation leads), too.
+        page.goto(f"{portal.url}/signin/?username=ivy")
+        page.get_by_label("Användarnamn").fill("ben")
+        page.get_by_role("button", name="English").click()
+        expect(page.get_by_label("Username")).to_have_value("ben")

@@ -54,7 +54,7 @@ document.addEventListener("submit", function (event) {
   }
   var username = document.querySelector('input[name="username"]:not([type="hidden"])');
   var password = document.querySelector('input[name="password"]');
-  if (kept && username && !username.value) {
+  if (kept && username) {  // also over one the address filled in (?username= after an invitation)
     username.value = kept;
     if (password) {
       password.focus();
