@@ -2,6 +2,7 @@ import datetime
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from tenantlink.accounts.models import User
@@ -36,7 +37,7 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, company, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["user"].queryset = User.objects.of_company(company).order_by("display_name", "username")
+        self.fields["user"].queryset = User.objects.of_company(company).order_by(Lower("display_name"), "username")
         self.fields["action"].choices = [("", _("Any action")), *Action.choices]
 
     def clean(self):
