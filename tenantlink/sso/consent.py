@@ -53,8 +53,9 @@ SIGN_IN_FIRST = "sign_in_first"
 
 def verify(request, integration, consent_completed=False, signed_in=None):
     """Ask Microsoft whether the app is in the integration's tenant; store and audit the answer.
-    Returns None when it is and the integration works, SIGN_IN_FIRST when it is but the
-    integration waits for someone of the tenant to sign in there, otherwise the MicrosoftError.
+    Returns None when it is and the integration works, SIGN_IN_FIRST when the integration has
+    never worked and waits for someone of the tenant to sign in there (Microsoft is asked nothing
+    before that), otherwise the MicrosoftError.
     `signed_in`: who of the tenant just signed in there for it (finish_tenant_sign_in), recorded
     with the outcome.
 
