@@ -180,4 +180,4 @@ def test_on_a_phone_the_header_leaves_the_screen_to_the_page(browser, portal, pe
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         # The row starts at the current page's link, which is in sight.
         current = navigation.get_by_role("link", name="Valvontaloki").bounding_box()
-        assert 0 <= current["x"] and current["x"] + current["width"] <= PHONE["width"], current
+        assert current["x"] >= 0 and current["x"] + current["width"] <= PHONE["width"], current
