@@ -192,7 +192,7 @@ def test_a_new_address_is_told_at_the_old_one_and_a_new_role_to_bob(admin_client
 
 
 def test_deactivating_someone_invited_who_never_signed_in_tells_nobody(admin_client, contoso, sent):
-    """"You have been signed out" and "you can sign in again" mean nothing to them."""
+    """ "You have been signed out" and "you can sign in again" mean nothing to them."""
     ivy = make_user("ivy", contoso, enrolled=False)
     ivy.set_unusable_password()
     ivy.save()
