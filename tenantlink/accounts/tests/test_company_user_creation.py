@@ -228,6 +228,21 @@ def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(a
     assert AuditEvent.objects.filter(action=Action.PASSWORD_CHANGED, target_user=carol).exists()
 
 
+def test_the_first_own_password_sent_from_a_second_window_says_another_window_chose_one(admin_client):
+    admin_client.post("/company/users/new/", new_user_form(how="password", initial_password=INITIAL_PASSWORD))
+    client = Client()
+    client.post("/signin/", {"username": "carol", "password": INITIAL_PASSWORD})
+    enrol_through_the_page(client)
+    chosen = {"new_password1": CHOSEN_PASSWORD, "new_password2": CHOSEN_PASSWORD}
+    assert client.post("/profile/password/", chosen).url == "/portal/"
+
+    other = {"new_password1": "another long passphrase", "new_password2": "another long passphrase"}
+    page = text(client.post("/profile/password/", other, follow=True))
+
+    assert "Your password was changed a moment ago in another window." in page and "required" not in page
+    assert User.objects.get(username="carol").check_password(CHOSEN_PASSWORD)
+
+
 def test_a_change_operator_staff_ask_for_later_asks_for_the_current_password(member_client, member):
     """Not the initial password typed at this sign-in: whoever sits at the browser must know it."""
     User.objects.filter(pk=member.pk).update(must_change_password=True)

@@ -84,8 +84,16 @@ def change_password(request):
     initial = request.user.must_change_password
     just_typed = initial and request.session.get(flows.INITIAL_PASSWORD_TYPED) and flows.is_recent_full_signin(request)
     form = ChangePasswordForm(request, just_typed=just_typed, data=request.POST if request.method == "POST" else None)
-    if form.is_valid():
-        user = form.save()
+    # The first own password's form (no current password asked), sent after another window of
+    # this sign-in chose one: not "the current password is required".
+    other_window = (
+        request.method == "POST"
+        and not initial
+        and request.session.get(flows.INITIAL_PASSWORD_TYPED)
+        and "old_password" not in request.POST
+    )
+    if other_window or form.is_valid():
+        user = None if other_window else form.save()
         if user is None:
             messages.error(
                 request,
