@@ -212,6 +212,9 @@ def test_a_user_with_an_initial_password_changes_it_before_reaching_the_portal(a
     assert portal.status_code == 302 and portal.url == "/app/profile/password/"
     assert static.status_code == 404
 
+    # Back to her recovery codes, shown once: on to the password, without words about the settings.
+    again = client.get("/profile/recovery-codes/new/", follow=True)
+    assert again.redirect_chain[-1][0] == "/profile/password/" and "make new ones here" not in text(again)
     # She typed the initial password a moment ago: it is not asked for again, and the profile's
     # tabs, which would only lead back here, are not shown.
     page = text(client.get("/profile/password/"))

@@ -182,6 +182,8 @@ def new_recovery_codes(request):
     """Shows freshly made recovery codes once; they are not kept anywhere in readable form. GET
     only: a HEAD (a link checker, a prefetch) would use up the one showing without showing it."""
     codes = flows.take_recovery_codes(request)
+    if not codes and request.user.must_change_password:  # Back, at a first sign-in: the settings are not open yet
+        return redirect("change_password")
     if not codes:
         messages.info(request, _("Recovery codes are shown only once. You can make new ones here."))
         return redirect("profile_settings")
