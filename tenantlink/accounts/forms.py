@@ -434,6 +434,8 @@ class CompanyUserEditForm(PersonForm):
         # Not signed in yet and no password of their own: an invitation is their only way in.
         if not email and not self.instance.has_usable_password() and self.instance.last_login is None:
             raise ValidationError(_("An invitation needs an email address."), code="required")
+        if email.lower() == self.instance.email.lower():
+            return self.instance.email  # the same mailbox: not a new address (it would end invitation links)
         return email
 
 

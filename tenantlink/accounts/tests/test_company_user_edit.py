@@ -407,3 +407,12 @@ def test_a_refused_form_starts_at_the_first_field_to_correct(admin_client, membe
     assert 'aria-describedby="id_email_error" autofocus id="id_email">' in page
     assert '<input type="text" name="display_name" value="Bob" maxlength="200" required id="id_display_name">' in page
     assert '<a href="#id_email">Email address: Enter a valid email address.</a>' in page
+
+
+def test_an_address_changed_only_in_case_is_the_same_address(admin_client, member):
+    form = edit_form(member, email="BOB@example.com")
+    page = text(admin_client.post(f"/company/users/{member.pk}/edit/", form, follow=True))
+
+    assert "Nothing changed: Bob already had these details." in page
+    member.refresh_from_db()
+    assert member.email == "bob@example.com" and not changes_recorded().exists()
