@@ -12,13 +12,14 @@ from django.test import Client
 from tenantlink.audit.models import Action, AuditEvent
 from tenantlink.conftest import sign_in
 from tenantlink.sso.models import Connection
-from tenantlink.sso.tests.microsoft_signin_helpers import connected, page_text, password_signin_of
+from tenantlink.sso.tests.microsoft_signin_helpers import connected, microsoft_signin, page_text, password_signin_of
 
 
 def test_a_user_disconnects_in_my_profile(client, member, contoso_integration):
     connected(member, contoso_integration)
     sign_in(client, member)
     assert "Deactivate single sign-on" in page_text(client.get("/profile/settings/"))
+    assert "signed out here at once" not in page_text(client.get("/profile/microsoft/disconnect/"))
     response = client.post("/profile/microsoft/disconnect/", follow=True)
     assert "Microsoft sign-in is off" in page_text(response)
     assert not Connection.objects.exists()
@@ -33,6 +34,17 @@ def test_a_user_disconnects_in_my_profile(client, member, contoso_integration):
     assert AuditEvent.objects.filter(action=Action.SSO_DISCONNECTED).count() == 1
     # Turned off by choice: the next password sign-in goes to the portal, not to the offer.
     assert password_signin_of(Client(), member, step=1).redirect_chain[-1][0] == "/portal/"
+
+
+def test_a_session_opened_with_the_account_is_told_first_that_it_ends(
+    client, member, contoso_integration, fake_microsoft
+):
+    connected(member, contoso_integration)
+    microsoft_signin(client, fake_microsoft)
+
+    asked = page_text(client.get("/profile/microsoft/disconnect/"))
+    assert "You signed in with this Microsoft account, so you are signed out here at once." in asked
+    assert client.post("/profile/microsoft/disconnect/").url == "/signin/"
 
 
 def test_an_administrator_disconnects_a_member(admin_client, member, contoso_integration):

@@ -71,7 +71,8 @@ def disconnect_own(request):
     connection = Connection.objects.filter(user=request.user).first()
     if connection is not None and request.method == "GET":
         required = not requirement.exempt(request.user) and request.user.company.microsoft_required
-        context = {"connection": connection, "tab": "settings", "required": required}
+        ends_session = bool(request.session.get(flows.CONNECTION_KEY))  # opened with this account
+        context = {"connection": connection, "tab": "settings", "required": required, "ends_session": ends_session}
         return render(request, "sso/disconnect.html", context)
     if connection is not None and not request.user.has_usable_password():
         messages.error(request, _("Set a password first: without it you could not sign in any more."))
