@@ -385,8 +385,7 @@ def notify(request, user, what, to=None):
     password, no link that signs anyone in. A mail server that does not take it is logged: the
     change stands either way."""
     recipient = to or user.email
-    invited = not user.has_usable_password() and user.last_login is None
-    if not recipient or (what in ("deactivated", "reactivated") and invited):
+    if not recipient or (what in ("deactivated", "reactivated") and user.is_invited):
         return  # no address; or someone invited who never accepted, to whom neither means anything
     by = done_by(request, user)
     context = {

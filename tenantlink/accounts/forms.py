@@ -432,7 +432,7 @@ class CompanyUserEditForm(PersonForm):
     def clean_email(self):
         email = self.cleaned_data["email"]
         # Not signed in yet and no password of their own: an invitation is their only way in.
-        if not email and not self.instance.has_usable_password() and self.instance.last_login is None:
+        if not email and self.instance.is_invited:
             raise ValidationError(_("An invitation needs an email address."), code="required")
         if email.lower() == self.instance.email.lower():
             return self.instance.email  # the same mailbox: not a new address (it would end invitation links)

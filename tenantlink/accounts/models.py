@@ -293,19 +293,26 @@ class User(AbstractBaseUser, PermissionsMixin):
         return hasattr(self, "totp")
 
     @property
+    def is_invited(self):
+        """Invited, the invitation not accepted yet: no password of their own, never signed in. Not
+        someone whose password sign-in operator staff turned off (they have signed in)."""
+        return not self.has_usable_password() and self.last_login is None
+
+    @property
     def awaits_invitation(self):
         """Invited, and not signed in yet: an invitation may be sent again (which ends the earlier
-        links by changing the password hash, so also every session: there is none yet). Not
-        someone whose password sign-in operator staff turned off."""
-        return self.is_active and bool(self.email) and not self.has_usable_password() and self.last_login is None
+        links by changing the password hash, so also every session: there is none yet)."""
+        return self.is_active and bool(self.email) and self.is_invited
 
     @property
     def standing(self):
         """The account's status as the user list and the user's page show it: (words, badge)."""
         if not self.is_active:
             key = "deactivated"
+        elif self.is_invited:
+            key = "invited"
         elif not self.has_usable_password():
-            key = "invited" if self.last_login is None else "password_off"
+            key = "password_off"
         else:
             key = "active" if self.has_second_factor else "no_second_factor"
         return STANDINGS[key][:2]

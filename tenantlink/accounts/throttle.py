@@ -299,8 +299,6 @@ def microsoft_answer_passed(request):
 # more names for it (free ones neither, or their creation would tell). A free name is given back.
 TAKEN_NAMES = 50
 TAKEN_NAMES_WINDOW = datetime.timedelta(days=1)
-
-
 TAKEN_NAMES_KEY = "taken-names:"
 
 

@@ -367,7 +367,7 @@ def notify(request, user, what, connection):
         "connection": connection,
         "by": done_by(request, user, without_request="leaver_check"),
         # Disconnected while the company requires Microsoft sign-in: not back to the password.
-        "required": what == "disconnected" and not requirement.exempt(user) and user.company.microsoft_required,
+        "required": what == "disconnected" and requirement.asked_of(user),
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
     }

@@ -39,7 +39,6 @@ from tenantlink.sso.reasons import FAILURE_REASONS
 log = logging.getLogger(__name__)
 
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-
 # Personal Microsoft accounts (Outlook.com, Xbox) all live in this one tenant.
 PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 # Exactly what the sign-in flows ask for, and so exactly what an administrator approves for the

@@ -59,6 +59,12 @@ def exempt(user):
     return user.company_id is None or user.is_company_admin or user.is_operator
 
 
+def asked_of(user):
+    """Whether the user's company requires Microsoft sign-in of them (turned on, and not exempt);
+    whether it applies now (licence, integrations) is evaluate()'s to say. No query."""
+    return not exempt(user) and user.company.microsoft_required
+
+
 def evaluate(company, user=None):
     """Whether the requirement applies to `company` now (and `user`'s connection), in one query;
     none when the company does not require Microsoft sign-in. A change between applying and
@@ -131,7 +137,7 @@ def refusal_at_signin(sender, request, user, method, next_url, **kwargs):
     authenticator set up in this sign-in are not made; new ones can be made in My Profile after
     signing in with Microsoft.) A member without a connection is half signed in from the start:
     MUST_CONNECT is in the session before login(), which keeps the session's data."""
-    if method == "microsoft" or exempt(user) or not user.company.microsoft_required:
+    if method == "microsoft" or not asked_of(user):
         return None  # no query: the company came with the user
     state = evaluate(user.company, user)
     if not state.applies:
@@ -155,18 +161,17 @@ def must_connect(request):
     (removed by themselves, an administrator, the leaver check or an integration's deletion;
     made a member; or not connected when the requirement was turned on)."""
     user = request.user
-    if not request.session.get(MUST_CONNECT):
-        # A session opened with Microsoft ends with its connection (tenantlink.sso.middleware).
-        if exempt(user) or not user.company.microsoft_required or request.session.get(SIGNIN_METHOD) == "microsoft":
-            return False
-        state = evaluate(user.company, user)
-        if not state.applies or state.connected:
-            return False
-        request.session[MUST_CONNECT] = True
-        return True
-    if exempt(user) or not (state := evaluate(user.company, user)).applies or state.connected:
-        del request.session[MUST_CONNECT]
+    held = request.session.get(MUST_CONNECT)
+    # A session opened with Microsoft ends with its connection (tenantlink.sso.middleware).
+    if not asked_of(user) or (not held and request.session.get(SIGNIN_METHOD) == "microsoft"):
+        request.session.pop(MUST_CONNECT, None)
         return False
+    state = evaluate(user.company, user)
+    if not state.applies or state.connected:
+        request.session.pop(MUST_CONNECT, None)
+        return False
+    if not held:
+        request.session[MUST_CONNECT] = True
     return True
 
 

@@ -70,7 +70,7 @@ def decline(request):
 def disconnect_own(request):
     connection = Connection.objects.filter(user=request.user).first()
     if connection is not None and request.method == "GET":
-        required = not requirement.exempt(request.user) and request.user.company.microsoft_required
+        required = requirement.asked_of(request.user)
         ends_session = bool(request.session.get(flows.CONNECTION_KEY))  # opened with this account
         context = {"connection": connection, "tab": "settings", "required": required, "ends_session": ends_session}
         return render(request, "sso/disconnect.html", context)
@@ -111,14 +111,14 @@ def disconnect_member(request, user_id):
     if connection is not None and request.method == "GET":
         # It ends their Microsoft sessions at once: a page of its own says so first, and whether
         # the company's requirement will ask them to connect again (scoped: the same company).
-        required = request.user.company.microsoft_required and not requirement.exempt(member)
+        required = requirement.asked_of(member)
         context = {"member": member, "connection": connection, "required": required}
         return render(request, "accounts/company_user_disconnect.html", context)
     if connection is None or not flows.disconnect(request, connection):
         messages.info(request, _("%(name)s has no Microsoft connection.") % {"name": member.get_full_name()})
     elif not member.is_active:  # a leaver, say: no sign-in at all until reactivated
         messages.success(request, _("%(name)s's Microsoft connection is removed.") % {"name": member.get_full_name()})
-    elif request.user.company.microsoft_required and not requirement.exempt(member):
+    elif requirement.asked_of(member):
         messages.success(
             request,
             _(
